@@ -1,0 +1,3 @@
+from trainact.cli import main
+
+raise SystemExit(main())
