@@ -1,0 +1,172 @@
+"""The paper's CNN family: three sizes x three activations.
+
+The paper's Figure 1 (the network structure) is missing from its text, so this module is
+our reading of it, stated once here and in ``config.yaml`` / the report's "Deviations":
+
+    input 3 x 32 x 32, pixels scaled to [0, 1]
+    3 stages, each: Conv2d(3x3, padding 1) -> activation -> MaxPool2d(2)
+        filters  small 16/32/32, middle 32/64/64, large 48/96/96   (the paper's numbers)
+        spatial  32 -> 16 -> 8 -> 4
+    head: Flatten -> Linear(C3 * 4 * 4, hidden) -> activation -> Linear(hidden, 10)
+        hidden = 128 for every size (the paper says only the filter numbers differ)
+
+Every activation is its own module instance (a trainable activation learns one set of
+parameters per layer, or per channel as an option). Initialisation is PyTorch's default
+(Kaiming-uniform with a = sqrt(5) for conv and linear weights).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from trainact.activations import make_activation
+
+#: Filter numbers of the three convolution stages, from the paper's Section 2.2.
+PAPER_FILTERS: dict[str, tuple[int, int, int]] = {
+    "small": (16, 32, 32),
+    "middle": (32, 64, 64),
+    "large": (48, 96, 96),
+}
+ACTIVATIONS = ("relu", "fourier", "lc")
+DEFAULT_HIDDEN = 128
+IMAGE_SHAPE = (3, 32, 32)
+NUM_CLASSES = 10
+
+
+class PaperCNN(nn.Module):
+    """Three conv stages and a two-layer dense head, with a pluggable activation.
+
+    Args:
+        filters: output channels of the three 3x3 convolutions.
+        activation: ``"relu"``, ``"fourier"`` or ``"lc"``.
+        hidden: width of the hidden dense layer.
+        model_cfg: activation settings passed to :func:`make_activation`
+            (keys ``fourier``, ``lc``, ``impl``).
+
+    Shape:
+        - Input: ``(N, 3, 32, 32)`` float.
+        - Output: ``(N, 10)`` logits.
+    """
+
+    def __init__(
+        self,
+        filters: Sequence[int],
+        activation: str,
+        *,
+        hidden: int = DEFAULT_HIDDEN,
+        num_classes: int = NUM_CLASSES,
+        model_cfg: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if len(filters) != 3 or any(int(f) < 1 for f in filters):
+            raise ValueError(f"filters must be three positive integers, got {list(filters)!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {ACTIVATIONS}")
+        model_cfg = dict(model_cfg or {})
+        self.activation_name = activation
+        self.filters = tuple(int(f) for f in filters)
+        self.hidden = int(hidden)
+
+        stages = []
+        in_channels = IMAGE_SHAPE[0]
+        for out_channels in self.filters:
+            stages.append(
+                nn.Sequential(
+                    nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+                    make_activation(activation, out_channels, model_cfg),
+                    nn.MaxPool2d(2),
+                )
+            )
+            in_channels = out_channels
+        self.stages = nn.ModuleList(stages)
+        spatial = IMAGE_SHAPE[1] // 2 ** len(stages)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(in_channels * spatial * spatial, self.hidden),
+            make_activation(activation, self.hidden, model_cfg),
+            nn.Linear(self.hidden, num_classes),
+        )
+
+    def features(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+        """Output of the first ``upto`` conv stages (all of them when ``None``)."""
+        for stage in self.stages[:upto]:
+            x = stage(x)
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def activation_modules(self) -> list[tuple[str, nn.Module]]:
+        """``(qualified name, module)`` of every activation layer, input to output."""
+        return [(name, module) for name, module in self.named_modules() if _is_activation(module)]
+
+    def extra_repr(self) -> str:
+        return f"filters={self.filters}, hidden={self.hidden}, activation={self.activation_name!r}"
+
+
+def _is_activation(module: nn.Module) -> bool:
+    return module.__class__.__module__ == "trainact.activations" or isinstance(module, nn.ReLU)
+
+
+def filters_for(size: str, model_cfg: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
+    """Filter numbers of ``size``, from ``model_cfg["filters"]`` or the paper's table."""
+    table = dict(PAPER_FILTERS)
+    table.update({k: tuple(v) for k, v in dict((model_cfg or {}).get("filters", {})).items()})
+    if size not in table:
+        raise ValueError(f"unknown model size {size!r}; choose one of {sorted(table)}")
+    return table[size]
+
+
+def build_model(size: str, activation: str, model_cfg: Mapping[str, Any] | None = None) -> PaperCNN:
+    """The CNN of the given size and activation, as configured by ``model_cfg``.
+
+    ``model_cfg`` is the config's ``model`` slice: ``filters`` (size -> 3 ints),
+    ``hidden`` (int), ``fourier`` and ``lc`` (activation settings), ``impl``.
+    """
+    model_cfg = dict(model_cfg or {})
+    model = PaperCNN(
+        filters_for(size, model_cfg),
+        activation,
+        hidden=int(model_cfg.get("hidden", DEFAULT_HIDDEN)),
+        model_cfg=model_cfg,
+    )
+    model.size_name = size
+    return model
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable scalars."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def describe(size: str, model_cfg: Mapping[str, Any] | None = None, activation: str = "relu") -> list[dict]:
+    """Layer table of one network, generated from the code (the paper's missing Figure 1).
+
+    Returns one dict per leaf layer: ``layer`` (qualified name), ``type`` (its repr without
+    children), ``output_shape`` (per image, e.g. ``(16, 32, 32)``) and ``params`` (trainable).
+    """
+    model = build_model(size, activation, {**dict(model_cfg or {}), "impl": "reference"})
+    rows: list[dict] = []
+    hooks = []
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+
+            def record(mod, _inputs, output, name=name):
+                rows.append(
+                    {
+                        "layer": name,
+                        "type": f"{mod.__class__.__name__}({mod.extra_repr()})",
+                        "output_shape": tuple(output.shape[1:]),
+                        "params": sum(p.numel() for p in mod.parameters(recurse=False)),
+                    }
+                )
+
+            hooks.append(module.register_forward_hook(record))
+    with torch.no_grad():
+        model(torch.zeros(1, *IMAGE_SHAPE))
+    for hook in hooks:
+        hook.remove()
+    return rows

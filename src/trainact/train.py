@@ -1,0 +1,414 @@
+"""The trainer: RMSProp with the paper's step schedule, one history row per epoch, resumable.
+
+Read top to bottom: :class:`TrainSettings` holds every hyperparameter in one visible place,
+:func:`fit` is the loop. Choices the paper leaves open are marked "paper silent" and repeated
+in ``config.yaml`` and the report's "Deviations" section.
+
+Crash safety: after every epoch the model, optimizer, history and RNG states go to
+``checkpoint.pt`` (written to a temporary file, then renamed), and ``history.csv`` is rewritten
+from the checkpoint's history. A run started again with the same settings resumes after the
+last finished epoch; since each epoch's shuffle order is a pure function of (seed, epoch),
+the resumed run ends with the same history and weights as an uninterrupted one (bit for bit
+on the CPU; cuDNN may pick other kernels on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = (
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "seconds",
+    "images_per_s",
+    "status",
+)
+CHECKPOINT_NAME = "checkpoint.pt"
+HISTORY_NAME = "history.csv"
+MODEL_NAME = "model.pt"
+ACTIVATIONS_NAME = "activations.json"
+SUMMARY_NAME = "summary.json"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Every training hyperparameter. Defaults are the paper's setting (Section 2.2)."""
+
+    epochs: int = 80  # paper: schedule defined past 60 but no total given; we stop at 80
+    batch_size: int = 128  # paper silent
+    # lr = learning_rates[i] for boundaries[i-1] < epoch <= boundaries[i] (eq. 1)
+    lr_boundaries: tuple[int, ...] = (20, 40, 60)
+    learning_rates: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
+    rho: float = 0.95  # RMSProp decay, paper
+    eps: float = 1e-7  # paper silent; Keras' RMSprop default (the paper's rho naming is Keras')
+    eval_batch_size: int = 1000  # evaluation only; does not change results
+    seed: int = 0
+    device: str = "auto"  # cuda, then mps, then cpu
+
+    def __post_init__(self) -> None:
+        def bad(key: str, value: Any, why: str) -> None:
+            raise ValueError(f"train.{key} = {value!r}: {why}")
+
+        if self.epochs < 1:
+            bad("epochs", self.epochs, "must be >= 1")
+        if self.batch_size < 1:
+            bad("batch_size", self.batch_size, "must be >= 1")
+        if self.eval_batch_size < 1:
+            bad("eval_batch_size", self.eval_batch_size, "must be >= 1")
+        if len(self.learning_rates) != len(self.lr_boundaries) + 1:
+            bad(
+                "learning_rates",
+                list(self.learning_rates),
+                f"needs one more entry than lr_boundaries {list(self.lr_boundaries)}",
+            )
+        if list(self.lr_boundaries) != sorted(self.lr_boundaries):
+            bad("lr_boundaries", list(self.lr_boundaries), "must be increasing")
+        if any(not (lr > 0) for lr in self.learning_rates):
+            bad("learning_rates", list(self.learning_rates), "must all be > 0")
+        if not 0 <= self.rho < 1:
+            bad("rho", self.rho, "must be in [0, 1)")
+        if not self.eps > 0:
+            bad("eps", self.eps, "must be > 0")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> "TrainSettings":
+        """Build from a config slice, naming any key this trainer does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        merged = {**dict(params), **{k: v for k, v in overrides.items() if v is not None}}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise ValueError(f"unknown train setting(s) {unknown}; known: {sorted(known)}")
+        for key in ("lr_boundaries", "learning_rates"):
+            if key in merged:
+                merged[key] = tuple(merged[key])
+        return cls(**merged)
+
+    def learning_rate(self, epoch: int) -> float:
+        """Learning rate of 1-based ``epoch`` (the paper's eq. (1))."""
+        index = sum(epoch > boundary for boundary in self.lr_boundaries)
+        return float(self.learning_rates[index])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the history's last row is marked ``diverged``."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; anything else is passed to torch."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"device {name!r} is not a torch device ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (model initialisation happens after this)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write the history CSV atomically (all rows, fixed column order)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: row.get(k, "") for k in HISTORY_COLUMNS})
+
+    _atomic_write_bytes(path, write)
+
+
+def evaluate(model: nn.Module, dataset, batch_size: int) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on a whole :class:`DeviceDataset`."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dataset.device)
+    correct = torch.zeros((), dtype=torch.int64, device=dataset.device)
+    with torch.no_grad():
+        for images, labels in dataset.batches(batch_size, shuffle=False):
+            logits = model(images)
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+            correct += (logits.argmax(1) == labels).sum()
+    model.train(was_training)
+    n = len(dataset)
+    return loss_sum.item() / n, correct.item() / n
+
+
+def _settings_fingerprint(settings: TrainSettings, model: nn.Module) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed (device and eval batch size may differ)."""
+    fingerprint = settings.as_dict()
+    for key in ("device", "eval_batch_size", "epochs"):
+        fingerprint.pop(key)
+    fingerprint["model"] = repr(model)
+    return fingerprint
+
+
+def fit(
+    model: nn.Module,
+    data,
+    settings: TrainSettings,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``model`` on ``data`` (a :class:`trainact.data.PreparedData`), validate on its test split.
+
+    Writes into ``out_dir``: ``history.csv`` (one row per epoch), ``checkpoint.pt`` (after every
+    epoch), and when the run completes ``model.pt``, ``activations.json`` and ``summary.json``.
+    ``stop_after_epoch`` ends the call early (as a crash would) for tests of resumption.
+    Returns the history rows. Raises :class:`TrainingDiverged` on a non-finite loss.
+    """
+    from tqdm.auto import tqdm
+
+    from trainact.data import DeviceDataset
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(settings.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model.to(device)
+    train_set = DeviceDataset(data.train_images, data.train_labels, device)
+    val_set = DeviceDataset(data.test_images, data.test_labels, device)
+    optimizer = torch.optim.RMSprop(
+        model.parameters(), lr=settings.learning_rate(1), alpha=settings.rho, eps=settings.eps
+    )
+    fingerprint = _settings_fingerprint(settings, model)
+    history: list[dict[str, Any]] = []
+
+    checkpoint_path = out_dir / CHECKPOINT_NAME
+    if resume and checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if checkpoint.get("fingerprint") == fingerprint and len(checkpoint["history"]) <= settings.epochs:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            history = list(checkpoint["history"])
+            _set_rng_state(checkpoint["rng"])
+            log.info("resuming %s after epoch %d", out_dir, len(history))
+        else:
+            log.warning("%s was written with other settings; training from scratch", checkpoint_path)
+    write_history(out_dir / HISTORY_NAME, history)
+
+    loss_fn = nn.CrossEntropyLoss()
+    first_epoch = len(history) + 1
+    epochs = tqdm(
+        range(first_epoch, settings.epochs + 1),
+        desc=f"train {out_dir.name}",
+        unit="epoch",
+        initial=first_epoch - 1,
+        total=settings.epochs,
+        disable=not progress,
+    )
+    for epoch in epochs:
+        lr = settings.learning_rate(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        started = time.perf_counter()
+        # Sums stay on the device: no host synchronisation inside the loop.
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        batches = tqdm(
+            train_set.batches(settings.batch_size, shuffle=True, seed=settings.seed, epoch=epoch),
+            total=train_set.num_batches(settings.batch_size),
+            desc=f"epoch {epoch}",
+            unit="batch",
+            leave=False,
+            disable=not progress,
+        )
+        for images, labels in batches:
+            logits = model(images)
+            loss = loss_fn(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach().double() * labels.shape[0]
+            correct += (logits.detach().argmax(1) == labels).sum()
+        train_seconds = time.perf_counter() - started
+        train_loss = loss_sum.item() / len(train_set)
+        if not math.isfinite(train_loss):
+            history.append({"epoch": epoch, "lr": lr, "status": "diverged"})
+            write_history(out_dir / HISTORY_NAME, history)
+            raise TrainingDiverged(
+                f"{out_dir}: the training loss became non-finite in epoch {epoch} (lr {lr:g}); "
+                f"stopped, the last good state is the checkpoint after epoch {epoch - 1}"
+            )
+        val_loss, val_acc = evaluate(model, val_set, settings.eval_batch_size)
+        row = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": round(train_loss, 6),
+            "train_acc": round(correct.item() / len(train_set), 6),
+            "val_loss": round(val_loss, 6),
+            "val_acc": round(val_acc, 6),
+            "seconds": round(time.perf_counter() - started, 3),
+            "images_per_s": round(len(train_set) / train_seconds, 1),
+            "status": "ok",
+        }
+        history.append(row)
+        _atomic_write_bytes(
+            checkpoint_path,
+            lambda tmp: torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "history": history,
+                    "rng": _rng_state(),
+                    "fingerprint": fingerprint,
+                },
+                tmp,
+            ),
+        )
+        write_history(out_dir / HISTORY_NAME, history)
+        epochs.set_postfix(val_acc=f"{val_acc:.4f}", train_loss=f"{train_loss:.3f}")
+        log.info(
+            "epoch %d/%d lr %g train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f img/s",
+            epoch, settings.epochs, lr, row["train_loss"], row["train_acc"], val_loss, val_acc,
+            row["images_per_s"],
+        )  # fmt: skip
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            return history
+
+    save_results(model, out_dir, history)
+    return history
+
+
+def activation_parameters(model: nn.Module) -> list[dict[str, Any]]:
+    """Learned parameters of every trainable activation layer, as plain Python values."""
+    layers = []
+    for name, module in model.named_modules():
+        learned = getattr(module, "learned_parameters", None)
+        if callable(learned):
+            kind = getattr(module, "kind", module.__class__.__name__.lower())
+            layers.append({"name": name, "kind": kind, "params": learned()})
+    return layers
+
+
+def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Final weights, learned activations and a one-line summary of a finished run."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    _atomic_write_bytes(out_dir / MODEL_NAME, lambda tmp: torch.save(state, tmp))
+    meta = {
+        "size": getattr(model, "size_name", None),
+        "activation": getattr(model, "activation_name", None),
+        "layers": activation_parameters(model),
+    }
+    (out_dir / ACTIVATIONS_NAME).write_text(json.dumps(meta, indent=1))
+    ok = [r for r in history if r.get("status") == "ok"]
+    summary = {
+        "epochs": len(ok),
+        "best_val_acc": max((r["val_acc"] for r in ok), default=None),
+        "final_val_acc": ok[-1]["val_acc"] if ok else None,
+        "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+    (out_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=1))
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from trainact.cli import CLIError, parse_params
+    from trainact.data import load_prepared
+    from trainact.models import build_model
+
+    params = parse_params(args.params)
+    unknown = sorted(set(params) - {"model", "train"})
+    if unknown:
+        raise CLIError(f"--params has unknown key(s) {unknown}; expected 'model' and 'train'")
+    try:
+        settings = TrainSettings.from_params(params.get("train", {}), seed=args.seed, device=args.device)
+        seed_everything(settings.seed)
+        model = build_model(args.size, args.activation, params.get("model", {}))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    data = load_prepared(args.data)
+    try:
+        fit(model, data, settings, args.out_dir, resume=not args.no_resume, progress=not args.no_progress)
+    except TrainingDiverged as exc:
+        log.error("%s", exc)
+        return 0 if args.allow_divergence else 3
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train one CNN (size x activation x seed) and write its history",
+        description="Train one CNN with RMSProp and the paper's schedule; resumable.",
+    )
+    parser.add_argument("--data", required=True, help="prepared .npz from 'trainact prepare'")
+    parser.add_argument("--size", required=True, help="small | middle | large")
+    parser.add_argument("--activation", required=True, help="relu | fourier | lc")
+    parser.add_argument("--seed", type=int, default=None, help="overrides train.seed")
+    parser.add_argument("--params", default="{}", help='JSON: {"model": {...}, "train": {...}}')
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--allow-divergence",
+        action="store_true",
+        help="exit 0 when the loss goes non-finite (the history is marked 'diverged')",
+    )
+    parser.set_defaults(func=_cmd_train)

@@ -1,0 +1,153 @@
+"""The trainer: schedule, history, bit-for-bit resumption, divergence handling, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from trainact.data import PreparedData
+from trainact.models import build_model
+from trainact.train import (
+    HISTORY_COLUMNS,
+    TrainingDiverged,
+    TrainSettings,
+    fit,
+    seed_everything,
+)
+
+TINY_MODEL = {"filters": {"small": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
+
+
+def tiny_data(n_train: int = 96, n_test: int = 40, seed: int = 0) -> PreparedData:
+    """Learnable random data: each class has its own mean colour."""
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        labels = rng.integers(0, 10, n)
+        base = (labels[:, None] * 25).astype(np.int64)
+        images = base[:, :, None, None] + rng.integers(0, 30, (n, 3, 32, 32))
+        return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int64)
+
+    train_images, train_labels = split(n_train)
+    test_images, test_labels = split(n_test)
+    return PreparedData(
+        train_images=train_images,
+        train_labels=train_labels,
+        test_images=test_images,
+        test_labels=test_labels,
+        class_names=[f"class{i}" for i in range(10)],
+        source_md5="0" * 32,
+    )
+
+
+def read_history(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_paper_schedule():
+    settings = TrainSettings()
+    assert [settings.learning_rate(e) for e in (1, 20, 21, 40, 41, 60, 61, 80)] == [
+        1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "params, needle",
+    [
+        ({"epochs": 0}, "train.epochs = 0"),
+        ({"learning_rates": [1e-3]}, "train.learning_rates"),
+        ({"lr_boundaries": [40, 20], "learning_rates": [1, 2, 3]}, "train.lr_boundaries"),
+        ({"rho": 1.5}, "train.rho = 1.5"),
+        ({"momentum": 0.9}, "momentum"),
+    ],
+)
+def test_bad_settings_name_the_key_and_value(params, needle):
+    with pytest.raises(ValueError, match=needle.replace(".", r"\.").replace("[", r"\[")):
+        TrainSettings.from_params(params)
+
+
+def train_tiny(out_dir, activation="fourier", **kwargs):
+    settings = TrainSettings(epochs=4, batch_size=32, lr_boundaries=(2,), learning_rates=(1e-3, 1e-4), device="cpu")
+    seed_everything(settings.seed)
+    model = build_model("small", activation, TINY_MODEL)
+    return model, fit(model, tiny_data(), settings, out_dir, progress=False, **kwargs)
+
+
+def test_history_has_a_row_per_epoch_and_the_schedule(tmp_path):
+    model, history = train_tiny(tmp_path)
+    rows = read_history(tmp_path / "history.csv")
+    assert list(rows[0]) == list(HISTORY_COLUMNS)
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+    assert [float(r["lr"]) for r in rows] == [1e-3, 1e-3, 1e-4, 1e-4]
+    assert all(r["status"] == "ok" for r in rows)
+    assert all(0 <= float(r["val_acc"]) <= 1 for r in rows)
+    assert (tmp_path / "model.pt").exists()
+    layers = json.loads((tmp_path / "activations.json").read_text())["layers"]
+    assert len(layers) == 4 and {layer["kind"] for layer in layers} == {"fourier"}
+
+
+def test_interrupted_run_resumes_to_the_same_history_and_weights(tmp_path):
+    _, full = train_tiny(tmp_path / "full")
+    train_tiny(tmp_path / "split", stop_after_epoch=2)
+    assert len(read_history(tmp_path / "split" / "history.csv")) == 2
+    assert not (tmp_path / "split" / "model.pt").exists()
+    _, resumed = train_tiny(tmp_path / "split")  # a fresh process would do the same
+
+    def losses(rows):
+        return [(r["train_loss"], r["train_acc"], r["val_loss"], r["val_acc"]) for r in rows]
+
+    assert losses(resumed) == losses(full)
+    a = torch.load(tmp_path / "full" / "model.pt")
+    b = torch.load(tmp_path / "split" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_with_other_settings_is_not_resumed(tmp_path):
+    train_tiny(tmp_path, stop_after_epoch=2)
+    settings = TrainSettings(epochs=1, batch_size=16, device="cpu")
+    model = build_model("small", "relu", TINY_MODEL)
+    history = fit(model, tiny_data(), settings, tmp_path, progress=False)
+    assert [r["epoch"] for r in history] == [1]
+
+
+def test_non_finite_loss_stops_with_a_marked_history(tmp_path):
+    settings = TrainSettings(epochs=3, batch_size=32, learning_rates=(1e30,) * 4, device="cpu")
+    seed_everything(0)
+    model = build_model("small", "relu", TINY_MODEL)
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        fit(model, tiny_data(), settings, tmp_path, progress=False)
+    rows = read_history(tmp_path / "history.csv")
+    assert rows[-1]["status"] == "diverged"
+    assert rows[-1]["train_loss"] == "" and rows[-1]["val_acc"] == ""
+    assert all("nan" not in value.lower() for row in rows for value in row.values())
+
+
+def test_cli_trains_and_rejects_bad_params(tmp_path):
+    data = tiny_data()
+    np.savez(
+        tmp_path / "data.npz",
+        train_images=data.train_images,
+        train_labels=data.train_labels,
+        test_images=data.test_images,
+        test_labels=data.test_labels,
+        class_names=np.array(data.class_names),
+        source_md5=np.array(data.source_md5),
+    )
+    params = {"model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 32}}
+    base = [sys.executable, "-m", "trainact", "train", "--data", str(tmp_path / "data.npz")]
+    base += ["--size", "small", "--activation", "lc", "--out-dir", str(tmp_path / "run"), "--no-progress"]
+    ok = subprocess.run(base + ["--params", json.dumps(params)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert len(read_history(tmp_path / "run" / "history.csv")) == 1
+
+    bad = {"model": TINY_MODEL, "train": {"batch_size": -4}}
+    err = subprocess.run(base + ["--params", json.dumps(bad)], capture_output=True, text=True)
+    assert err.returncode == 2
+    assert "train.batch_size = -4" in err.stderr
