@@ -127,6 +127,8 @@ def test_non_finite_loss_stops_with_a_marked_history(tmp_path):
     assert rows[-1]["status"] == "diverged"
     assert rows[-1]["train_loss"] == "" and rows[-1]["val_acc"] == ""
     assert all("nan" not in value.lower() for row in rows for value in row.values())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "diverged" and (tmp_path / "model.pt").exists()
 
 
 def test_cli_trains_and_rejects_bad_params(tmp_path):

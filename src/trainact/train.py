@@ -289,6 +289,10 @@ def fit(
         if not math.isfinite(train_loss):
             history.append({"epoch": epoch, "lr": lr, "status": "diverged"})
             write_history(out_dir / HISTORY_NAME, history)
+            # Keep the outputs complete (the workflow expects them): the last good weights.
+            if checkpoint_path.exists():
+                model.load_state_dict(torch.load(checkpoint_path, map_location=device)["model"])
+            save_results(model, out_dir, history, device)
             raise TrainingDiverged(
                 f"{out_dir}: the training loss became non-finite in epoch {epoch} (lr {lr:g}); "
                 f"stopped, the last good state is the checkpoint after epoch {epoch - 1}"
@@ -329,7 +333,7 @@ def fit(
         if stop_after_epoch is not None and epoch >= stop_after_epoch:
             return history
 
-    save_results(model, out_dir, history)
+    save_results(model, out_dir, history, device)
     return history
 
 
@@ -344,8 +348,15 @@ def activation_parameters(model: nn.Module) -> list[dict[str, Any]]:
     return layers
 
 
-def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]]) -> None:
-    """Final weights, learned activations and a one-line summary of a finished run."""
+def device_description(device: torch.device) -> str:
+    """Human-readable name of the device a run used (GPU model where there is one)."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]], device: torch.device) -> None:
+    """Final (or last good) weights, learned activations and a summary of a run."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     _atomic_write_bytes(out_dir / MODEL_NAME, lambda tmp: torch.save(state, tmp))
     meta = {
@@ -360,6 +371,9 @@ def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]])
         "best_val_acc": max((r["val_acc"] for r in ok), default=None),
         "final_val_acc": ok[-1]["val_acc"] if ok else None,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "status": history[-1]["status"] if history else "empty",
+        "device": device_description(device),
+        "torch": torch.__version__,
     }
     (out_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=1))
 

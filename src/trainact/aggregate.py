@@ -1,0 +1,542 @@
+"""Aggregation of training histories into the paper's Table 1 and Table 2, plus a summary.
+
+Input is the results folder of one workflow run (``<out>``)::
+
+    <out>/train/<size>-<activation>/seed<seed>/history.csv
+    <out>/autoencoder/seed<seed>/pretrain.csv, .../finetune/history.csv
+    <out>/pso/seed<seed>/history.csv
+
+Definitions (the paper's Table 1: "best accuracy and loss of each network"):
+
+* per run, the best value of each of ``train_acc``, ``train_loss``, ``val_acc``, ``val_loss`` is
+  taken independently over the epochs: the maximum accuracy and the minimum loss (so the four
+  numbers may come from different epochs). Rows whose ``status`` is not ``"ok"`` (a diverged
+  epoch) are ignored and counted;
+* per model, the mean, sample standard deviation (ddof = 1; undefined with one seed) and number
+  of seeds of those per-run bests;
+* Table 2: ``100 * (best acc of Fourier/LC - best acc of ReLU)`` of the same size and seed, in
+  absolute percentage points, for validation and training; mean and standard deviation of these
+  paired per-seed differences over the seeds both runs share.
+
+Outputs (``<out>/tables``): ``table1.csv|json``, ``table2.csv|json``, ``runs.csv`` (per-run
+bests) and ``summary.json`` (everything the report and its claims check need).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SIZES = ("small", "middle", "large")
+ACTIVATIONS = ("relu", "fourier", "lc")
+TRAINABLE = ("fourier", "lc")
+SPLITS = ("val", "train")  # Table 2's column order: validation first
+METRICS = ("train_acc", "train_loss", "val_acc", "val_loss")
+MODEL_NAMES = {"relu": "CNN", "fourier": "Fourier-CNN", "lc": "LC-CNN"}
+HISTORY_REQUIRED = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "status")
+PSO_REQUIRED = ("generation", "train_acc", "test_acc")
+PRETRAIN_REQUIRED = ("stage", "epoch", "loss")
+#: Per-model baselines of the two Section 5 experiments (paths under ``<out>/train``).
+AUTOENCODER_BASELINE = ("middle", "fourier")
+PSO_REFERENCE = ("middle", "relu")
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+def model_name(size: str, activation: str) -> str:
+    """The paper's row label, e.g. ``"Small Fourier-CNN"``."""
+    return f"{size.capitalize()} {MODEL_NAMES[activation]}"
+
+
+def load_published() -> dict[str, Any]:
+    """The paper's Table 1 and Table 2 as data (``trainact/published_tables.json``)."""
+    text = resources.files("trainact").joinpath("published_tables.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (no half-written file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with NaN/inf as ``None`` and numpy scalars as Python ones (strict JSON)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return json_ready(frame.to_dict(orient="records"))
+
+
+def stats(values: Iterable[float]) -> dict[str, Any]:
+    """Mean, sample std (ddof = 1, ``nan`` for fewer than two values) and count of the finite values."""
+    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    n = int(finite.size)
+    return {
+        "mean": float(finite.mean()) if n else math.nan,
+        "std": float(finite.std(ddof=1)) if n > 1 else math.nan,
+        "n": n,
+    }
+
+
+def check_names(kind: str, names: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    """``names`` in the paper's order, or ``ValueError`` naming the unknown ones."""
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {kind} {unknown}; choose from {list(allowed)}")
+    return [n for n in allowed if n in set(names)]
+
+
+# ------------------------------------------------------------------------------------ paths
+
+
+def train_history_path(results: Path, size: str, activation: str, seed: int) -> Path:
+    return Path(results) / "train" / f"{size}-{activation}" / f"seed{seed}" / "history.csv"
+
+
+def train_activations_path(results: Path, size: str, activation: str, seed: int) -> Path:
+    return train_history_path(results, size, activation, seed).with_name("activations.json")
+
+
+def autoencoder_pretrain_path(results: Path, seed: int) -> Path:
+    return Path(results) / "autoencoder" / f"seed{seed}" / "pretrain.csv"
+
+
+def autoencoder_history_path(results: Path, seed: int) -> Path:
+    return Path(results) / "autoencoder" / f"seed{seed}" / "finetune" / "history.csv"
+
+
+def pso_history_path(results: Path, seed: int) -> Path:
+    return Path(results) / "pso" / f"seed{seed}" / "history.csv"
+
+
+# ---------------------------------------------------------------------------------- readers
+
+
+def read_csv_checked(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    """Read a CSV, raising ``FileNotFoundError``/``ValueError`` that name the path and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"expected file is missing: {path}")
+    frame = pd.read_csv(path)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {missing}; has {list(frame.columns)}")
+    if frame.empty:
+        raise ValueError(f"{path}: no rows")
+    return frame
+
+
+def read_history(path: Path) -> pd.DataFrame:
+    """A training history (``trainact.train`` format), sorted by epoch."""
+    frame = read_csv_checked(path, HISTORY_REQUIRED)
+    frame["status"] = frame["status"].astype(str)
+    return frame.sort_values("epoch", kind="stable").reset_index(drop=True)
+
+
+def ok_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """The epochs that finished normally (``status == "ok"``)."""
+    return history.loc[history["status"] == "ok"]
+
+
+def best_of_history(history: pd.DataFrame) -> dict[str, Any]:
+    """Best value of each metric over the ``ok`` epochs (max accuracy, min loss, independently).
+
+    Also returns ``epochs_ok``, ``epochs_ignored`` (rows whose status is not ``ok``),
+    ``diverged_epoch`` (first epoch marked ``diverged``, else ``None``), the epoch of the best
+    validation accuracy and the final ``ok`` epoch's validation accuracy.
+    """
+    ok = ok_rows(history)
+    diverged = history.loc[history["status"] == "diverged", "epoch"]
+    row: dict[str, Any] = {
+        "epochs_ok": int(len(ok)),
+        "epochs_ignored": int(len(history) - len(ok)),
+        "diverged_epoch": int(diverged.iloc[0]) if len(diverged) else None,
+    }
+    for metric in METRICS:
+        values = pd.to_numeric(ok[metric], errors="coerce")
+        row[f"best_{metric}"] = float(values.max() if metric.endswith("_acc") else values.min())
+    val_acc = pd.to_numeric(ok["val_acc"], errors="coerce")
+    row["best_val_acc_epoch"] = int(ok.loc[val_acc.idxmax(), "epoch"]) if val_acc.notna().any() else None
+    row["final_val_acc"] = float(val_acc.dropna().iloc[-1]) if val_acc.notna().any() else math.nan
+    row["first_val_acc"] = float(val_acc.dropna().iloc[0]) if val_acc.notna().any() else math.nan
+    return row
+
+
+def collect_runs(results: Path, sizes: Sequence[str], activations: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+    """One row per (size, activation, seed): the per-run bests of :func:`best_of_history`.
+
+    Every expected history must exist; a missing one raises ``FileNotFoundError`` naming it.
+    """
+    rows = []
+    for size in sizes:
+        for activation in activations:
+            for seed in seeds:
+                path = train_history_path(results, size, activation, seed)
+                best = best_of_history(read_history(path))
+                rows.append(
+                    {
+                        "size": size,
+                        "activation": activation,
+                        "seed": int(seed),
+                        "run": f"train/{size}-{activation}/seed{seed}",
+                        **best,
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    for column in ("diverged_epoch", "best_val_acc_epoch"):  # epochs: integers or missing
+        frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+# ----------------------------------------------------------------------------------- tables
+
+
+def table1(runs: pd.DataFrame, published: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Table 1: per model, mean/std/n over seeds of each per-run best, beside the paper's value.
+
+    Columns: ``size, activation, model, n_seeds, n_diverged`` and for each metric ``m`` in
+    ``train_acc, train_loss, val_acc, val_loss``: ``m_mean, m_std, m_published, m_diff``
+    (``diff = mean - published``, in the metric's own unit; accuracy as a fraction).
+    """
+    published = published if published is not None else load_published()
+    paper = {(r["size"], r["activation"]): r for r in published["table1"]}
+    rows = []
+    for (size, activation), group in runs.groupby(["size", "activation"], sort=False):
+        row: dict[str, Any] = {
+            "size": size,
+            "activation": activation,
+            "model": model_name(size, activation),
+            "n_seeds": int(group["seed"].nunique()),
+            "n_diverged": int(group["diverged_epoch"].notna().sum()),
+        }
+        for metric in METRICS:
+            summary = stats(group[f"best_{metric}"])
+            reference = paper.get((size, activation), {}).get(metric, math.nan)
+            row[f"{metric}_mean"] = summary["mean"]
+            row[f"{metric}_std"] = summary["std"]
+            row[f"{metric}_published"] = reference
+            row[f"{metric}_diff"] = summary["mean"] - reference
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_differences_pp(
+    runs: pd.DataFrame, size: str, split: str, activation: str, baseline: str = "relu"
+) -> pd.Series:
+    """Per-seed ``100 * (best {split} acc of activation - that of baseline)``, same size and seed.
+
+    Only seeds where both runs have a finite best are paired; the result is indexed by seed.
+    """
+    column = f"best_{split}_acc"
+    subset = runs.loc[runs["size"] == size]
+    ours = subset.loc[subset["activation"] == activation].set_index("seed")[column]
+    base = subset.loc[subset["activation"] == baseline].set_index("seed")[column]
+    difference = (100.0 * (ours - base)).dropna()
+    return difference.sort_index()
+
+
+def table2(runs: pd.DataFrame, published: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Table 2: improvement of Fourier-CNN and LC-CNN over the same-size ReLU CNN, in points.
+
+    Long format, one row per (size, split, activation): ``n_pairs, mean_pp, std_pp`` over the
+    paired per-seed differences, ``published_pp`` and ``diff_pp = mean_pp - published_pp``.
+    Empty when the runs contain no ReLU model.
+    """
+    published = published if published is not None else load_published()
+    paper = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in published["table2"]}
+    present = set(zip(runs["size"], runs["activation"]))
+    rows = []
+    for size in [s for s in SIZES if (s, "relu") in present]:
+        for split in SPLITS:
+            for activation in [a for a in TRAINABLE if (size, a) in present]:
+                summary = stats(paired_differences_pp(runs, size, split, activation))
+                reference = paper.get((size, split, activation), math.nan)
+                rows.append(
+                    {
+                        "size": size,
+                        "split": split,
+                        "activation": activation,
+                        "n_pairs": summary["n"],
+                        "mean_pp": summary["mean"],
+                        "std_pp": summary["std"],
+                        "published_pp": reference,
+                        "diff_pp": summary["mean"] - reference,
+                    }
+                )
+    columns = ["size", "split", "activation", "n_pairs", "mean_pp", "std_pp", "published_pp", "diff_pp"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ----------------------------------------------------------------------------- curves (figures)
+
+
+def mean_curves(frames: Mapping[int, pd.DataFrame], index: str | Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
+    """Per-``index`` mean, std, min, max and count over seeds of each column.
+
+    ``frames`` maps seed -> table (already restricted to valid rows). The result has one row
+    per index value (e.g. epoch), columns ``<col>_mean, <col>_std, <col>_min, <col>_max`` and
+    ``n`` (number of seeds with a value of the first column there).
+    """
+    if not frames:
+        raise ValueError("no runs to average")
+    keys = [index] if isinstance(index, str) else list(index)
+    stacked = pd.concat(
+        [frame[keys + list(columns)].assign(_seed=seed) for seed, frame in frames.items()],
+        ignore_index=True,
+    )
+    for column in columns:
+        stacked[column] = pd.to_numeric(stacked[column], errors="coerce")
+    grouped = stacked.groupby(keys, sort=True)[list(columns)]
+    result = pd.DataFrame(index=grouped.mean().index)
+    for statistic in ("mean", "std", "min", "max"):
+        values = getattr(grouped, statistic)()
+        for column in columns:
+            result[f"{column}_{statistic}"] = values[column]
+    result["n"] = grouped.count()[columns[0]]
+    return result
+
+
+# ------------------------------------------------------------------------ Section 5 experiments
+
+
+def summarize_autoencoder(results: Path, seeds: Sequence[int]) -> dict[str, Any]:
+    """Middle Fourier-CNN with vs without autoencoder pretraining, per seed and over seeds.
+
+    Per seed: first/best/final validation accuracy of both runs and the differences (points);
+    per pretraining stage: epochs, first and final reconstruction loss. ``status`` is
+    ``"not run"`` when ``seeds`` is empty.
+    """
+    if not seeds:
+        return {"status": "not run", "seeds": []}
+    per_seed, stages, runs = [], [], []
+    size, activation = AUTOENCODER_BASELINE
+    for seed in seeds:
+        pretrained = best_of_history(read_history(autoencoder_history_path(results, seed)))
+        baseline = best_of_history(read_history(train_history_path(results, size, activation, seed)))
+        runs.append({"run": f"autoencoder/seed{seed}/finetune", "seed": int(seed), **pretrained})
+        row = {"seed": int(seed)}
+        for key in ("first_val_acc", "best_val_acc", "final_val_acc"):
+            row[f"pretrained_{key}"] = pretrained[key]
+            row[f"baseline_{key}"] = baseline[key]
+            row[f"diff_{key}_pp"] = 100.0 * (pretrained[key] - baseline[key])
+        per_seed.append(row)
+        pretrain = read_csv_checked(autoencoder_pretrain_path(results, seed), PRETRAIN_REQUIRED)
+        for stage, group in pretrain.groupby("stage", sort=True):
+            group = group.sort_values("epoch")
+            stages.append(
+                {
+                    "seed": int(seed),
+                    "stage": json_ready(stage),
+                    "epochs": int(len(group)),
+                    "first_loss": float(group["loss"].iloc[0]),
+                    "final_loss": float(group["loss"].iloc[-1]),
+                }
+            )
+    frame = pd.DataFrame(per_seed)
+    return {
+        "status": "ok",
+        "seeds": [int(s) for s in seeds],
+        "baseline_run": f"train/{size}-{activation}",
+        "per_seed": _records(frame),
+        "diff_best_val_acc_pp": stats(frame["diff_best_val_acc_pp"]),
+        "diff_final_val_acc_pp": stats(frame["diff_final_val_acc_pp"]),
+        "diff_first_val_acc_pp": stats(frame["diff_first_val_acc_pp"]),
+        "pretrain_stages": json_ready(stages),
+        "runs": json_ready(runs),
+    }
+
+
+def summarize_pso(results: Path, seeds: Sequence[int]) -> dict[str, Any]:
+    """PSO-trained middle CNN against the RMSProp-trained one, per seed and over seeds.
+
+    Per seed: best (over generations) and final test/train accuracy of the global best particle,
+    RMSProp's best validation accuracy (same size, ReLU, same seed) and the ratio
+    ``pso_best_test_acc / rmsprop_best_val_acc``. ``status`` is ``"not run"`` without seeds.
+    """
+    if not seeds:
+        return {"status": "not run", "seeds": []}
+    per_seed = []
+    size, activation = PSO_REFERENCE
+    for seed in seeds:
+        pso = read_csv_checked(pso_history_path(results, seed), PSO_REQUIRED).sort_values("generation")
+        reference = best_of_history(read_history(train_history_path(results, size, activation, seed)))
+        best_test = float(pd.to_numeric(pso["test_acc"], errors="coerce").max())
+        per_seed.append(
+            {
+                "seed": int(seed),
+                "generations": int(pso["generation"].max()),
+                "pso_best_test_acc": best_test,
+                "pso_final_test_acc": float(pso["test_acc"].iloc[-1]),
+                "pso_best_train_acc": float(pd.to_numeric(pso["train_acc"], errors="coerce").max()),
+                "rmsprop_best_val_acc": reference["best_val_acc"],
+                "ratio": best_test / reference["best_val_acc"],
+            }
+        )
+    frame = pd.DataFrame(per_seed)
+    return {
+        "status": "ok",
+        "seeds": [int(s) for s in seeds],
+        "reference_run": f"train/{size}-{activation}",
+        "per_seed": _records(frame),
+        "pso_best_test_acc": stats(frame["pso_best_test_acc"]),
+        "rmsprop_best_val_acc": stats(frame["rmsprop_best_val_acc"]),
+        "ratio": stats(frame["ratio"]),
+    }
+
+
+# -------------------------------------------------------------------------------------- main
+
+
+def diverged_runs(runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The runs that stopped on a non-finite loss, or that have epochs other than ``ok``."""
+    return [
+        {
+            "run": r["run"],
+            "diverged_epoch": r["diverged_epoch"],
+            "epochs_ok": r["epochs_ok"],
+            "epochs_ignored": r["epochs_ignored"],
+        }
+        for r in runs
+        if r["diverged_epoch"] is not None or r["epochs_ignored"]
+    ]
+
+
+def aggregate(
+    results: Path,
+    out_dir: Path,
+    sizes: Sequence[str],
+    activations: Sequence[str],
+    seeds: Sequence[int],
+    autoencoder_seeds: Sequence[int] = (),
+    pso_seeds: Sequence[int] = (),
+) -> dict[str, Any]:
+    """Read every expected history, write the tables and ``summary.json``; return the summary."""
+    sizes = check_names("sizes", sizes, SIZES)
+    activations = check_names("activations", activations, ACTIVATIONS)
+    if not seeds:
+        raise ValueError("no seeds given")
+    published = load_published()
+    runs = collect_runs(results, sizes, activations, seeds)
+    t1 = table1(runs, published)
+    t2 = table2(runs, published)
+    autoencoder = summarize_autoencoder(results, autoencoder_seeds)
+    pso = summarize_pso(results, pso_seeds)
+    run_records = _records(runs)
+    summary = json_ready(
+        {
+            "sizes": sizes,
+            "activations": activations,
+            "seeds": [int(s) for s in seeds],
+            "definitions": {
+                "best": "per run, max accuracy and min loss over the ok epochs, each independently",
+                "table1": "mean and sample std (ddof=1) over seeds of the per-run bests; diff = mean - published",
+                "table2": "100 * (best acc - best acc of the ReLU CNN of the same size and seed), "
+                "mean and sample std over paired seeds, percentage points",
+                "accuracy_unit": "fraction in [0, 1]",
+            },
+            "runs": run_records,
+            "table1": _records(t1),
+            "table2": _records(t2),
+            "diverged": diverged_runs(run_records + autoencoder.get("runs", [])),
+            "autoencoder": autoencoder,
+            "pso": pso,
+            "source": published["source"],
+        }
+    )
+    out_dir = Path(out_dir)
+    write_text_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
+    write_text_atomic(out_dir / "table1.csv", t1.to_csv(index=False))
+    write_text_atomic(out_dir / "table2.csv", t2.to_csv(index=False))
+    write_text_atomic(
+        out_dir / "table1.json",
+        json.dumps({"description": summary["definitions"]["table1"], "rows": summary["table1"]}, indent=1),
+    )
+    write_text_atomic(
+        out_dir / "table2.json",
+        json.dumps({"description": summary["definitions"]["table2"], "rows": summary["table2"]}, indent=1),
+    )
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=1))
+    for entry in summary["diverged"]:
+        log.warning(
+            "run %s: %d epoch(s) ignored (diverged at epoch %s)",
+            entry["run"],
+            entry["epochs_ignored"],
+            entry["diverged_epoch"],
+        )
+    return summary
+
+
+# --------------------------------------------------------------------------------------- CLI
+
+
+def _cmd_aggregate(args: argparse.Namespace) -> int:
+    from trainact.cli import CLIError
+
+    try:
+        aggregate(
+            args.results, args.out_dir, args.sizes, args.activations, args.seeds, args.autoencoder_seeds, args.pso_seeds
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "aggregate",
+        help="Table 1, Table 2 and summary.json from the training histories",
+        description="Best-over-epochs per run, mean/std over seeds per model, improvements over "
+        "ReLU in percentage points, beside the paper's published values.",
+    )
+    parser.add_argument("--results", required=True, type=Path, help="results folder (<out>)")
+    parser.add_argument("--out-dir", required=True, type=Path, help="where the tables go (<out>/tables)")
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), help="expected sizes (default: all)")
+    parser.add_argument(
+        "--activations", nargs="+", default=list(ACTIVATIONS), help="expected activations (default: all)"
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, required=True, help="expected seeds")
+    parser.add_argument(
+        "--autoencoder-seeds",
+        nargs="*",
+        type=int,
+        default=[],
+        help="seeds of the autoencoder experiment (none: 'not run')",
+    )
+    parser.add_argument(
+        "--pso-seeds", nargs="*", type=int, default=[], help="seeds of the PSO experiment (none: 'not run')"
+    )
+    parser.set_defaults(func=_cmd_aggregate)

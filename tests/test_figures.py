@@ -1,0 +1,284 @@
+"""Figures: plotted data equals the aggregated means, consistent colours, valid PNG/PDF files."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from fixtures_results import EPOCHS, build_results, fourier_layer, history_frame, lc_layer
+
+from trainact import figures as fg
+from trainact.aggregate import ACTIVATIONS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def bests_by_seed(size, activation, seed):
+    """Different values per seed so that mean, min and max differ."""
+    base = {"relu": 0.55, "fourier": 0.60, "lc": 0.58}[activation] + {"small": 0.0, "middle": 0.03, "large": 0.05}[size]
+    spread = {0: 0.0, 1: 0.03, 2: 0.012}[seed]
+    return {
+        "train_acc": base + 0.1 + spread,
+        "val_acc": base + spread,
+        "train_loss": 0.9 - spread,
+        "val_loss": 1.2 - spread,
+    }
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def line(ax, label):
+    (found,) = [ln for ln in ax.get_lines() if ln.get_label() == label]
+    return found
+
+
+def expected_curve(size, activation, seeds, column):
+    values = np.array([history_frame(bests_by_seed(size, activation, s))[column].to_numpy() for s in seeds])
+    return values.mean(axis=0), values.min(axis=0), values.max(axis=0)
+
+
+def test_curve_figures_plot_the_mean_over_seeds(tmp_path):
+    seeds = (0, 1, 2)
+    results = build_results(tmp_path / "out", sizes=["small"], seeds=seeds, bests=bests_by_seed)
+    params = fg.FigureParams.from_dict({"sizes": ["small"], "seeds": list(seeds), "figures": ["curves"]})
+    figures = fg.draw_group("curves", results, params)
+    assert sorted(figures) == ["fig4", "fig7"]  # small: validation -> 4, training -> 7
+    for stem, split in (("fig4", "val"), ("fig7", "train")):
+        ax_acc, ax_loss = figures[stem].axes
+        for activation in ACTIVATIONS:
+            for ax, metric in ((ax_acc, "acc"), (ax_loss, "loss")):
+                plotted = line(ax, fg.LABELS[activation])
+                mean, low, high = expected_curve("small", activation, seeds, f"{split}_{metric}")
+                np.testing.assert_allclose(plotted.get_xdata(), np.arange(1, EPOCHS + 1))
+                np.testing.assert_allclose(plotted.get_ydata(), mean)
+                assert plotted.get_color() == fg.COLORS[activation]
+        # the min-max band of the first activation drawn (ReLU) spans the seeds
+        band = ax_acc.collections[0].get_paths()[0].vertices
+        _, low, high = expected_curve("small", "relu", seeds, f"{split}_acc")
+        assert band[:, 1].min() == pytest.approx(low.min()) and band[:, 1].max() == pytest.approx(high.max())
+        assert ax_acc.get_xlabel() == "epoch" and ax_acc.get_ylabel() == "accuracy"
+        assert "small" in figures[stem]._suptitle.get_text()
+
+
+def test_diverged_epochs_are_not_plotted(tmp_path):
+    results = build_results(
+        tmp_path / "out",
+        sizes=["small"],
+        activations=["relu"],
+        seeds=[0, 1],
+        bests=bests_by_seed,
+        diverge={("small", "relu", 1): 4},
+    )
+    curves = fg.train_curves(results, "small", "relu", [0, 1])
+    seed0 = history_frame(bests_by_seed("small", "relu", 0))["val_acc"].to_numpy()
+    seed1 = history_frame(bests_by_seed("small", "relu", 1))["val_acc"].to_numpy()
+    expected = np.concatenate([(seed0[:3] + seed1[:3]) / 2, seed0[3:]])  # seed 1 stops after epoch 3
+    np.testing.assert_allclose(curves["val_acc_mean"].to_numpy(), expected)
+    assert list(curves["n"]) == [2, 2, 2, 1, 1, 1]
+
+
+def test_autoencoder_and_pso_figures(tmp_path):
+    seeds = (0, 1)
+    results = build_results(
+        tmp_path / "out",
+        sizes=["middle"],
+        activations=["relu", "fourier"],
+        seeds=seeds,
+        bests=bests_by_seed,
+        autoencoder_seeds=seeds,
+        pso_seeds=seeds,
+    )
+    params = fg.FigureParams.from_dict(
+        {
+            "sizes": ["middle"],
+            "activations": ["relu", "fourier"],
+            "seeds": list(seeds),
+            "autoencoder_seeds": list(seeds),
+            "pso_seeds": list(seeds),
+        }
+    )
+    fig8 = fg.draw_group("autoencoder", results, params)["fig8"]
+    ax_acc, ax_rec = fig8.axes
+    baseline_mean, _, _ = expected_curve("middle", "fourier", seeds, "val_acc")
+    np.testing.assert_allclose(line(ax_acc, "Fourier-CNN, no pretraining").get_ydata(), baseline_mean)
+    np.testing.assert_allclose(line(ax_acc, "Fourier-CNN, autoencoder pretraining").get_ydata(), baseline_mean + 0.02)
+    # the fixture's reconstruction loss is 0.1/(stage+1) + 0.05/epoch for every seed
+    for stage in range(3):
+        np.testing.assert_allclose(
+            line(ax_rec, f"stage {stage}").get_ydata(), [0.1 / (stage + 1) + 0.05 / e for e in (1, 2, 3)]
+        )
+
+    fig9 = fg.draw_group("pso", results, params)["fig9"]
+    ax, top = fig9.axes
+    reference_best = np.mean([bests_by_seed("middle", "relu", s)["val_acc"] for s in seeds])
+    horizontal = [ln for ln in ax.get_lines() if ln.get_label().startswith("RMSProp: best")]
+    assert len(horizontal) == 1 and np.allclose(horizontal[0].get_ydata(), reference_best)
+    test_line = line(ax, "PSO: $P_g$ test accuracy")
+    targets = [0.5 * bests_by_seed("middle", "relu", s)["val_acc"] for s in seeds]
+    np.testing.assert_allclose(test_line.get_ydata(), [np.mean(targets) - 0.01 * (5 - g) for g in range(1, 6)])
+    reference_mean, _, _ = expected_curve("middle", "relu", seeds, "val_acc")
+    np.testing.assert_allclose(top.get_lines()[0].get_ydata(), reference_mean)
+    assert top.get_xlabel() == "RMSProp epoch" and ax.get_xlabel() == "PSO generation"
+
+
+def test_layer_curves_follow_the_formulas():
+    x = np.linspace(-3, 3, 7)
+    layer = fourier_layer("stages.0.1")
+    p = layer["params"]
+    expected = p["A"] + sum(
+        p["a"][n - 1] * np.cos(n * p["omega"] * x) + p["b"][n - 1] * np.sin(n * p["omega"] * x) for n in range(1, 6)
+    )
+    np.testing.assert_allclose(fg.layer_curves(layer, x), expected[None], atol=1e-12)
+    # as trainact.train writes it: kind from the class name, A/omega as 1-element lists
+    saved = {"name": "x", "kind": "fourier", "params": {**p, "A": [p["A"]], "omega": [p["omega"]]}}
+    np.testing.assert_allclose(fg.layer_curves(saved, x), expected[None], atol=1e-12)
+
+    per_channel = fourier_layer("head.2", channels=3)
+    curves = fg.layer_curves(per_channel, x)
+    assert curves.shape == (3, 7)
+    c = per_channel["params"]
+    channel2 = c["A"][2] + sum(
+        c["a"][2][n - 1] * np.cos(n * 0.8 * x) + c["b"][2][n - 1] * np.sin(n * 0.8 * x) for n in range(1, 6)
+    )
+    np.testing.assert_allclose(curves[2], channel2, atol=1e-12)
+
+    lc = lc_layer("stages.0.1")
+    w = lc["params"]["weights"]
+    mix = (w[0] * np.maximum(x, 0) + w[1] / (1 + np.exp(-x)) + w[2] * np.tanh(x) + w[3] * x) / sum(w)
+    np.testing.assert_allclose(fg.layer_curves(lc, x), mix[None], atol=1e-12)
+    # trainact.train's "linearcombination" kind without candidates/eps: the paper's candidates
+    bare = {"name": "y", "kind": "linearcombination", "params": {"weights": w}}
+    np.testing.assert_allclose(fg.layer_curves(bare, x), mix[None], atol=1e-12)
+    with pytest.raises(ValueError, match="unknown kind"):
+        fg.layer_curves({"name": "z", "kind": "swish", "params": {}}, x)
+
+
+def test_activation_figure_draws_mean_over_channels_and_seeds(tmp_path):
+    results = build_results(tmp_path / "out", sizes=["small", "large"], seeds=[0, 1])
+    params = fg.FigureParams.from_dict({"sizes": ["small", "large"], "seeds": [0, 1], "figures": ["activations"]})
+    fig = fg.draw_group("activations", results, params)["activations"]
+    axes = np.array(fig.axes).reshape(2, 4)  # rows = size, columns = layer
+    assert axes[1, 3].get_title() == "large: head.2"
+    x = np.linspace(-4, 4, 401)
+    head = fg.layer_curves(fourier_layer("head.2", channels=3), x)
+    np.testing.assert_allclose(line(axes[0, 3], "Fourier-CNN").get_ydata(), head.mean(axis=0))
+    np.testing.assert_allclose(line(axes[0, 3], "CNN (ReLU)").get_ydata(), np.maximum(x, 0))
+    np.testing.assert_allclose(line(axes[1, 0], "LC-CNN").get_ydata(), fg.layer_curves(lc_layer("s"), x)[0])
+
+
+def test_missing_activations_of_every_seed_is_an_error(tmp_path):
+    results = build_results(tmp_path / "out", sizes=["small"], activations=["lc"], seeds=[0])
+    (results / "train" / "small-lc" / "seed0" / "activations.json").unlink()
+    with pytest.raises(FileNotFoundError, match="small-lc"):
+        fg.load_activation_documents(results, ["small"], ["lc"], [0])
+
+
+def fake_describe(size, model_cfg=None, activation="relu"):
+    """Stand-in for trainact.models.describe: a two-layer network."""
+    width = {"small": 16, "large": 48}[size]
+    act_params = {"relu": 0, "fourier": 12, "lc": 4}[activation]
+    act_type = {"relu": "ReLU()", "fourier": "Fourier(rank=5)", "lc": "LinearCombination()"}[activation]
+    return [
+        {"layer": "stages.0.0", "type": "Conv2d(3, 16)", "output_shape": (width, 32, 32), "params": 28 * width},
+        {"layer": "stages.0.1", "type": act_type, "output_shape": (width, 32, 32), "params": act_params},
+        {"layer": "head.0", "type": "Linear(x, 10)", "output_shape": (10,), "params": 10 * width + 10},
+    ]
+
+
+def test_structure_figure_from_describe(monkeypatch):
+    import trainact.models
+
+    monkeypatch.setattr(trainact.models, "describe", fake_describe)
+    params = fg.FigureParams.from_dict(
+        {"sizes": ["small", "large"], "activations": ["relu", "lc"], "figures": ["structure"]}
+    )
+    fig = fg.draw_group("structure", None, params)["structure"]
+    header, rows = fg.structure_table(
+        {s: {a: fake_describe(s, activation=a) for a in ("relu", "lc")} for s in ("small", "large")}
+    )
+    assert header == ["layer", "type", "small output", "large output", "small params", "large params"]
+    assert rows[0] == ["stages.0.0", "Conv2d", "16x32x32", "48x32x32", "448", "1344"]
+    assert rows[1] == ["stages.0.1", "ReLU / LinearCombination", "16x32x32", "48x32x32", "0 / 4", "0 / 4"]
+    assert rows[-1] == ["total", "relu / lc", "", "", "618 / 622", "1834 / 1838"]
+    table = fig.axes[1].tables[0]
+    cells = {(r, c): cell.get_text().get_text() for (r, c), cell in table.get_celld().items()}
+    assert cells[(0, 0)] == "layer" and cells[(2, 1)] == "ReLU / LinearCombination" and cells[(4, 5)] == "1834 / 1838"
+
+
+def test_structure_table_of_the_real_models():
+    from trainact.models import build_model, describe, parameter_count
+
+    descriptions = {"small": {a: describe("small", {}, activation=a) for a in ("relu", "fourier")}}
+    _, rows = fg.structure_table(descriptions)
+    total = rows[-1][-1]
+    expected = [parameter_count(build_model("small", a, {"impl": "reference"})) for a in ("relu", "fourier")]
+    assert total == " / ".join(str(n) for n in expected)
+
+
+def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
+    import trainact.models
+
+    monkeypatch.setattr(trainact.models, "describe", fake_describe)
+    monkeypatch.setattr(fg, "DPI", 40)  # small PNGs: this test checks files, not looks
+    results = build_results(tmp_path / "out", sizes=["small"], activations=["relu", "lc"], seeds=[0])
+    params = fg.FigureParams.from_dict({"sizes": ["small"], "activations": ["relu", "lc"], "seeds": [0]})
+    out = tmp_path / "figures"
+    written = fg.make_figures(results, out, params, progress=False)
+    names = sorted(p.name for p in written)
+    assert names == sorted(fg.output_files(params))
+    assert names == sorted(
+        f"{stem}.{ext}" for stem in ("fig4", "fig7", "activations", "structure") for ext in ("png", "pdf")
+    )
+    for path in written:
+        head = path.read_bytes()[:8]
+        assert head == PNG_MAGIC if path.suffix == ".png" else head.startswith(b"%PDF-"), path
+    assert not list(out.glob(".*"))  # no temporary files left
+
+
+def test_saved_pdf_is_reproducible(tmp_path):
+    """PDFs carry no creation date: saving the same figure again writes identical bytes."""
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([1, 2], [3, 4])
+    first = fg.save_figure(fig, tmp_path / "a", "x")
+    second = fg.save_figure(fig, tmp_path / "b", "x")
+    assert [p.name for p in first] == ["x.png", "x.pdf"]
+    assert all(p.read_bytes() == q.read_bytes() for p, q in zip(first, second))
+
+
+def test_output_files_follow_the_params():
+    params = {"sizes": ["middle", "large"], "activations": ["relu"], "seeds": [0], "pso_seeds": [0]}
+    assert fg.output_files(params) == [
+        f"{stem}.{ext}" for stem in ("fig2", "fig3", "fig5", "fig6", "fig9", "structure") for ext in ("png", "pdf")
+    ]
+    only = fg.output_files({**params, "figures": ["pso"]})
+    assert only == ["fig9.png", "fig9.pdf"]
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"sizes": ["tiny"]}, "tiny"),
+        ({"figures": ["fig10"]}, "fig10"),
+        ({"colour": "red"}, "colour"),
+        ({"activation_range": [2, 1]}, "activation_range"),
+        ({"seeds": []}, "no seeds"),
+    ],
+)
+def test_bad_params_are_named(params, message):
+    with pytest.raises(ValueError, match=message):
+        fg.FigureParams.from_dict(params)
+
+
+def test_cli_writes_the_requested_group(tmp_path):
+    from trainact.cli import main
+
+    results = build_results(tmp_path / "out", sizes=["small"], activations=["relu"], seeds=[0])
+    out = tmp_path / "figures"
+    params = '{"sizes": ["small"], "activations": ["relu"], "seeds": [0], "figures": ["curves"]}'
+    assert main(["figures", "--results", str(results), "--out-dir", str(out), "--params", params, "--no-progress"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["fig4.pdf", "fig4.png", "fig7.pdf", "fig7.png"]
+    assert main(["figures", "--results", str(tmp_path / "nowhere"), "--out-dir", str(out), "--params", params]) == 2

@@ -1,0 +1,450 @@
+"""Report: numbers land in the right Markdown cells, LaTeX escaping, claim verdicts, PDF modes, provenance."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from fixtures_results import build_results  # noqa: E402
+
+from trainact import provenance as prov  # noqa: E402
+from trainact import report as rp  # noqa: E402
+from trainact.aggregate import aggregate, load_published  # noqa: E402
+from trainact.cli import main  # noqa: E402
+from trainact.figures import output_files  # noqa: E402
+
+SEEDS = (0, 1, 2)
+SPECIAL = r"a_b 50% & #1 $x {y} ~z ^w \q"
+PUBLISHED = {(r["size"], r["activation"]): r for r in load_published()["table1"]}
+# Seed offsets of the fixture below: the mean offset is +0.00006, which rounds the 4th decimal up.
+OFFSETS = {0: -0.00194, 1: 0.00006, 2: 0.00206}
+
+
+def offset_bests(size, activation, seed):
+    paper = PUBLISHED[(size, activation)]
+    shift = OFFSETS[seed]
+    return {
+        "train_acc": paper["train_acc"] + shift,
+        "val_acc": paper["val_acc"] + shift,
+        "train_loss": 0.9 + shift,
+        "val_loss": 1.1 + shift,
+    }
+
+
+def tiny_figures(directory, names):
+    """One small real PNG and PDF copied under every expected figure name (fast, and LaTeX-includable)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([0, 1], [0, 1])
+    fig.savefig(directory / "_tiny.png", format="png", dpi=30)
+    fig.savefig(directory / "_tiny.pdf", format="pdf")
+    plt.close(fig)
+    for name in names:
+        shutil.copy(directory / f"_tiny{name[name.rindex('.'):]}", directory / name)
+
+
+FAKE_PROVENANCE = {
+    "dataset": {
+        "path": "data/cifar_10.npz",
+        "bytes": 1,
+        "md5": "0" * 32,
+        "source_md5": prov.CIFAR10_PYTHON_MD5,
+        "official_md5": prov.CIFAR10_PYTHON_MD5,
+        "source_matches_official": True,
+    },
+    "hardware": {
+        "cpu": "Fake CPU_v2 @ 3GHz",
+        "cores": 8,
+        "memory_gib": 16.0,
+        "gpus": ["Fake GPU #1"],
+        "cuda": "12.8",
+        "platform": "Linux-test",
+    },
+    "packages": {"python": "3.11.0", "torch": "2.14.1"},
+    "git": {"commit": "abc123", "dirty": False},
+    "benchmarks": [],
+    "wall_times": [{"group": "train", "jobs": 27, "seconds": 3725.4}, {"group": "figures", "jobs": 1, "seconds": 12.0}],
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """A full paper-shaped results folder, aggregated and rendered (PDF: never)."""
+    root = tmp_path_factory.mktemp("report")
+    results = build_results(root / "out", seeds=SEEDS, bests=offset_bests, autoencoder_seeds=[0, 1], pso_seeds=[0, 1])
+    aggregate(
+        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1], [0, 1]
+    )
+    params = {
+        "sizes": ["small", "middle", "large"],
+        "seeds": list(SEEDS),
+        "autoencoder_seeds": [0, 1],
+        "pso_seeds": [0, 1],
+        "preset": "test",
+        "settings": {"train": {"epochs": 6}, "note": SPECIAL},
+    }
+    tiny_figures(results / "figures", output_files(rp.ReportParams.from_dict(params).figures))
+    deviations = rp.load_deviations() + [{"topic": "Odd_name 100%", "kind": "choice", "text": SPECIAL}]
+    written = rp.make_report(
+        results,
+        results / "tables",
+        results / "figures",
+        results / "paper",
+        rp.ReportParams.from_dict(params),
+        pdf="never",
+        provenance=FAKE_PROVENANCE,
+        deviations=deviations,
+        command="trainact report --x",
+    )
+    return results, written
+
+
+def markdown_table(text, heading):
+    """Rows (lists of cell strings) of the first table after the line starting with ``heading``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif rows:
+            break
+    header, _separator, *body = rows
+    return header, body
+
+
+def test_table1_numbers_are_where_they_belong(rendered):
+    _, written = rendered
+    header, body = markdown_table(written["md"].read_text(), "## 2 Table 1")
+    assert len(body) == 9
+    assert header[:5] == ["Model", "Seeds", "Train acc", "Train acc (paper)", "Δ"]
+    rows = {row[0]: row for row in body}
+    # Small Fourier-CNN, by hand: val acc per seed 0.64036, 0.64236, 0.64436 -> mean 0.64236, std 0.002
+    small_fourier = rows["Small Fourier-CNN"]
+    assert small_fourier[1] == "3"
+    assert small_fourier[8:11] == ["0.6424 ± 0.0020", "0.6423", "+0.0001"]  # val acc | paper | diff
+    assert small_fourier[11:14] == ["1.100 ± 0.002", "1.820", "-0.720"]  # val loss | paper | diff
+    for (size, activation), paper in PUBLISHED.items():
+        row = rows[f"{size.capitalize()} {({'relu': 'CNN', 'fourier': 'Fourier-CNN', 'lc': 'LC-CNN'})[activation]}"]
+        for offset, metric in ((2, "train_acc"), (8, "val_acc")):
+            values = [paper[metric] + OFFSETS[s] for s in SEEDS]
+            mean = statistics.mean(values)
+            assert row[offset] == f"{mean:.4f} ± {statistics.stdev(values):.4f}"
+            assert row[offset + 1] == f"{paper[metric]:.4f}"
+            assert row[offset + 2] == f"{mean - paper[metric]:+.4f}"
+
+
+def test_table2_has_three_rows_in_points(rendered):
+    _, written = rendered
+    header, body = markdown_table(written["md"].read_text(), "## 3 Table 2")
+    assert [row[0] for row in body] == ["Small", "Middle", "Large"]
+    assert header[1] == "Val Fourier-CNN" and header[10] == "Train LC-CNN"
+    table2 = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in load_published()["table2"]}
+    for row in body:
+        size = row[0].lower()
+        for k, (split, activation) in enumerate(
+            [("val", "fourier"), ("val", "lc"), ("train", "fourier"), ("train", "lc")]
+        ):
+            # same offsets for every model: the paired differences are the published ones, std 0
+            diffs = [
+                100 * (PUBLISHED[(size, activation)][f"{split}_acc"] - PUBLISHED[(size, "relu")][f"{split}_acc"])
+            ] * 3
+            assert row[1 + 3 * k] == f"{statistics.mean(diffs):+.2f} ± 0.00"
+            assert row[2 + 3 * k] == f"{table2[(size, split, activation)]:+.2f}"
+            assert row[3 + 3 * k] == "+0.00"
+
+
+def test_markdown_lists_figures_sections_and_rerun(rendered):
+    results, written = rendered
+    text = written["md"].read_text()
+    for stem in ("fig2", "fig4", "fig7", "fig8", "fig9", "activations", "structure"):
+        assert f"![{stem}](../figures/{stem}.png)" in text
+    assert "PDF not requested" in text
+    assert "Git commit: `abc123 (clean)`" in text
+    assert "| train | 27 | 1:02:05 |" in text
+    assert "total 1:02:17" in text
+    assert "matches yes" in text
+    assert "`trainact report --x`" in text
+    _, seeds = markdown_table(text, "PSO-trained middle CNN")
+    assert [row[-1] for row in seeds] == ["0.500", "0.500"]
+
+
+def test_claims_table_in_markdown(rendered):
+    _, written = rendered
+    _, body = markdown_table(written["md"].read_text(), "## 6 Claims check")
+    assert [row[0] for row in body] == ["1", "2", "3", "4"]
+    verdicts = [row[-1] for row in body]
+    # equal offsets per seed: every paired difference is exact, the intervals have zero width
+    assert verdicts == ["**supported**"] * 4
+
+
+def test_tex_escape():
+    assert rp.tex_escape(SPECIAL) == (
+        r"a\_b 50\% \& \#1 \$x \{y\} \textasciitilde{}z \textasciicircum{}w \textbackslash{}q"
+    )
+    assert rp.tex_escape("-0.67 and 1e-7, --pdf, [−4, 4] ± Δ") == r"$-$0.67 and 1e-7, -{}-pdf, [$-$4, 4] $\pm$ $\Delta$"
+    assert rp.tex_escape("<a|b>") == r"\textless{}a\textbar{}b\textgreater{}"
+    assert rp.tex_escape("café ✓") == "café ?"
+    # inside \texttt: ASCII printed from the typewriter font's own slots, breaks after , / : =
+    assert rp.tex_code('a_b {"k": 1}') == r'a\char95{}b \char123{}"k":\allowbreak{} 1\char125{}'
+    assert rp.tex_code("x & 5% --pdf ~/d") == r"x \& 5\% --pdf \char126{}/\allowbreak{}d"
+
+
+def test_tex_keeps_special_characters_escaped(rendered):
+    _, written = rendered
+    tex = written["tex"].read_text()
+    escaped = rp.tex_escape(SPECIAL)
+    assert f"\\item \\textbf{{Odd\\_name 100\\%.}} {escaped}" in tex
+    assert "Fake CPU\\_v2 @ 3GHz (8 logical cores)" in tex and "Fake GPU \\#1" in tex
+    assert SPECIAL not in tex
+    assert "0.6424 $\\pm$ 0.0020 & 0.6423 & +0.0001" in tex  # Small Fourier-CNN val acc
+
+
+def test_markdown_and_tex_share_the_numbers(rendered):
+    _, written = rendered
+    _, body = markdown_table(written["md"].read_text(), "## 2 Table 1")
+    tex = written["tex"].read_text()
+    for row in body:
+        assert f"{row[0]} & {row[1]} & {rp.tex_escape(row[2])} & {row[3]} & {rp.tex_escape(row[4])}" in tex
+
+
+# ------------------------------------------------------------------------------------- claims
+
+
+def summary_with(val_acc, autoencoder=None, pso=None):
+    """A summary dict as aggregate writes it, from {(size, activation): [best val acc per seed]}."""
+    runs = [
+        {"size": size, "activation": activation, "seed": seed, "best_val_acc": value, "best_train_acc": value}
+        for (size, activation), values in val_acc.items()
+        for seed, value in enumerate(values)
+    ]
+    return {"runs": runs, "autoencoder": autoencoder or {"status": "not run"}, "pso": pso or {"status": "not run"}}
+
+
+def paper_shaped(spread=(0.0, 0.002, 0.004)):
+    """Best val acc per seed: the paper's values plus a per-seed shift shared by all models."""
+    return {key: [row["val_acc"] + s for s in spread] for key, row in PUBLISHED.items()}
+
+
+def verdicts(summary):
+    return [claim["verdict"] for claim in rp.evaluate_claims(summary)]
+
+
+def test_claims_supported_on_the_paper_numbers():
+    assert verdicts(summary_with(paper_shaped()))[:2] == [rp.SUPPORTED, rp.SUPPORTED]
+
+
+def test_claim1_not_supported_when_fourier_loses_at_one_size():
+    values = paper_shaped()
+    values[("middle", "fourier")] = [v - 0.08 for v in values[("middle", "fourier")]]  # 4.3 pp below ReLU
+    claims = rp.evaluate_claims(summary_with(values))
+    assert claims[0]["verdict"] == rp.NOT_SUPPORTED
+    assert any("middle: Fourier-CNN − CNN" in line and line.endswith("not supported") for line in claims[0]["evidence"])
+
+
+def test_claim1_inconclusive_under_a_large_seed_spread():
+    values = paper_shaped()
+    values[("large", "fourier")] = [0.6474 + d for d in (0.04, -0.02, 0.01)]  # +4, -2, +1 pp over ReLU's 0.6474...
+    values[("large", "relu")] = [0.6474] * 3
+    assert verdicts(summary_with(values))[0] == rp.INCONCLUSIVE
+
+
+def test_claim2_flips_with_the_ranking():
+    values = paper_shaped()
+    values[("small", "lc")] = [v + 0.03 for v in values[("small", "fourier")]]  # LC clearly best on small
+    assert verdicts(summary_with(values))[1] == rp.NOT_SUPPORTED
+
+
+def test_one_seed_decides_only_by_a_clear_margin():
+    values = {key: [row["val_acc"]] for key, row in PUBLISHED.items()}
+    # small: +5.09 and +4.23 pp, middle +3.70/+1.64, large +1.27/+3.17: 1.64 and 1.27 < 2 pp margin
+    assert verdicts(summary_with(values))[0] == rp.INCONCLUSIVE
+    for size in ("middle", "large"):
+        for activation in ("fourier", "lc"):
+            values[(size, activation)] = [values[(size, "relu")][0] + 0.03]
+    assert verdicts(summary_with(values))[0] == rp.SUPPORTED
+
+
+def test_claims_3_and_4_follow_their_numbers():
+    base = paper_shaped()
+    assert verdicts(summary_with(base))[2:] == [rp.NOT_RUN, rp.NOT_RUN]
+    ae_rows = [
+        {"diff_best_val_acc_pp": d, "diff_first_val_acc_pp": 5.0, "diff_final_val_acc_pp": d} for d in (2.0, 2.5, 1.8)
+    ]
+    pso_rows = [{"ratio": r} for r in (0.48, 0.52, 0.50)]
+    summary = summary_with(base, {"status": "ok", "per_seed": ae_rows}, {"status": "ok", "per_seed": pso_rows})
+    assert verdicts(summary)[2:] == [rp.SUPPORTED, rp.SUPPORTED]
+    ae_rows = [{**r, "diff_best_val_acc_pp": -d} for r, d in zip(ae_rows, (2.0, 2.5, 1.8))]
+    pso_rows = [{"ratio": r} for r in (0.90, 0.92, 0.91)]
+    summary = summary_with(base, {"status": "ok", "per_seed": ae_rows}, {"status": "ok", "per_seed": pso_rows})
+    assert verdicts(summary)[2:] == [rp.NOT_SUPPORTED, rp.NOT_SUPPORTED]
+    pso_rows = [{"ratio": r} for r in (0.45, 0.62)]  # interval straddles 0.6
+    assert verdicts(summary_with(base, pso={"status": "ok", "per_seed": pso_rows}))[3] == rp.INCONCLUSIVE
+
+
+def test_interval_uses_student_t():
+    mean, low, high = rp.interval([1.0, 2.0, 3.0], 2.0)
+    assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / np.sqrt(3))
+    assert rp.interval([1.5], 2.0) == (1.5, -0.5, 3.5)
+    assert rp.region_verdict(0.0, 1.0, (0.0, np.inf), open_low=True) == rp.INCONCLUSIVE
+    assert rp.region_verdict(-1.0, 0.0, (0.0, np.inf), open_low=True) == rp.NOT_SUPPORTED
+
+
+def test_missing_size_makes_a_claim_not_run():
+    values = {key: v for key, v in paper_shaped().items() if key[0] != "large"}
+    claims = rp.evaluate_claims(summary_with(values))
+    assert [c["verdict"] for c in claims[:2]] == [rp.NOT_RUN, rp.NOT_RUN]
+    assert "large: Fourier-CNN − CNN: not run" in claims[0]["evidence"]
+
+
+# ------------------------------------------------------------------------------- pdf / cli
+
+
+def test_pdf_modes(monkeypatch):
+    monkeypatch.setattr(rp.shutil, "which", lambda name: None)
+    assert rp.pdf_plan("never") == (False, "PDF not requested (--pdf never).")
+    build, note = rp.pdf_plan("auto")
+    assert not build and "No TeX installation found" in note
+    with pytest.raises(ValueError, match="no TeX installation"):
+        rp.pdf_plan("always")
+    monkeypatch.setattr(rp.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert rp.pdf_plan("auto")[0] and rp.pdf_plan("always")[0]
+
+
+def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(rp.shutil, "which", lambda name: None)
+    results = build_results(tmp_path / "out", sizes=["small"], activations=["relu"], seeds=[0])
+    aggregate(results, results / "tables", ["small"], ["relu"], [0])
+    params = {"sizes": ["small"], "activations": ["relu"], "seeds": [0]}
+    tiny_figures(results / "figures", output_files(params))
+    provenance = tmp_path / "provenance.json"
+    provenance.write_text(json.dumps(FAKE_PROVENANCE))
+    argv = [
+        "report",
+        "--results",
+        str(results),
+        "--tables",
+        str(results / "tables"),
+        "--figures",
+        str(results / "figures"),
+        "--out-dir",
+        str(results / "paper"),
+        "--params",
+        json.dumps(params),
+        "--provenance",
+        str(provenance),
+    ]
+    assert main(argv) == 0
+    assert sorted(p.name for p in (results / "paper").iterdir()) == ["report.md", "report.tex"]
+    assert "No TeX installation found" in capsys.readouterr().err
+    text = (results / "paper" / "report.md").read_text()
+    assert "No TeX installation found" in text
+    assert "Autoencoder experiment: not run." in text and "PSO experiment: not run." in text
+    _, body = markdown_table(text, "## 2 Table 1")
+    assert [row[0] for row in body] == ["Small CNN"] and body[0][2] == "0.6769"  # seed 0: paper - 0.002; one seed: no ±
+    (results / "figures" / "fig4.pdf").unlink()
+    assert main(argv) == 2
+    assert "fig4.pdf" in capsys.readouterr().err
+
+
+def test_unknown_template_variable_is_an_error(tmp_path):
+    (tmp_path / "report.md.j2").write_text("{{ nothing_here }}")
+    (tmp_path / "report.tex.j2").write_text("x")
+    with pytest.raises(Exception, match="nothing_here"):
+        rp.render({}, tmp_path / "out", tmp_path)
+
+
+def test_deviation_entries_are_checked(tmp_path):
+    path = tmp_path / "dev.yaml"
+    path.write_text("- topic: x\n  kind: opinion\n  text: y\n")
+    with pytest.raises(ValueError, match="opinion"):
+        rp.load_deviations([path])
+    default = rp.load_deviations()
+    assert {d["kind"] for d in default} == {"choice", "erratum"}
+    topics = " ".join(d["topic"] for d in default)
+    for topic in (
+        "Figure 1",
+        "Batch size",
+        "Initialisation",
+        "epochs",
+        "RMSProp",
+        "Preprocessing",
+        "Validation",
+        "Fourier initialisation",
+        "Linear combination",
+        "Training metrics",
+        "PSO fitness",
+        "(4)",
+    ):
+        assert topic in topics, topic
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not rp.tex_available() or shutil.which("pdftotext") is None, reason="needs latexmk, pdflatex, pdftotext"
+)
+def test_latex_compiles_and_contains_table1(rendered, tmp_path):
+    results, written = rendered
+    pdf = rp.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Small Fourier-CNN" in text and "0.6424 ± 0.0020" in text
+    _, body = markdown_table(written["md"].read_text(), "## 2 Table 1")
+    for row in body:
+        assert row[8].replace(" ", "") in text.replace(" ", "")  # every reproduced val acc
+    assert "Odd name 100%" in text  # underscore is drawn as a rule, the rest survives
+    assert "$x {y}" in text
+
+
+# --------------------------------------------------------------------------------- provenance
+
+
+def test_provenance_reads_benchmarks_dataset_and_git(tmp_path):
+    bench = tmp_path / "benchmarks"
+    (bench / "train").mkdir(parents=True)
+    header = "s\th:m:s\tmax_rss\n"
+    (bench / "train" / "small-relu-0.tsv").write_text(header + "10.5\t0:00:10\t100\n12.5\t0:00:12\t100\n")
+    (bench / "train" / "small-lc-0.tsv").write_text(header + "20.0\t0:00:20\t100\n")
+    (bench / "aggregate.tsv").write_text(header + "1.0\t0:00:01\t10\n")
+    entries = prov.read_benchmarks(bench)
+    assert [(e["benchmark"], e["group"], e["seconds"], e["repeats"]) for e in entries] == [
+        ("aggregate", "aggregate", 1.0, 1),
+        ("train/small-lc-0", "train", 20.0, 1),
+        ("train/small-relu-0", "train", 11.5, 2),
+    ]
+    assert prov.wall_times(entries) == [
+        {"group": "aggregate", "jobs": 1, "seconds": 1.0},
+        {"group": "train", "jobs": 2, "seconds": 31.5},
+    ]
+    (bench / "bad.tsv").write_text("x\ty\n1\t2\n")
+    with pytest.raises(ValueError, match="bad.tsv"):
+        prov.read_benchmarks(bench)
+
+    npz = tmp_path / "cifar.npz"
+    np.savez(npz, train_labels=np.zeros(2, dtype=np.int64), source_md5=np.array(prov.CIFAR10_PYTHON_MD5))
+    info = prov.dataset_info(npz)
+    assert info["md5"] == prov.file_md5(npz) and len(info["md5"]) == 32
+    assert info["source_md5"] == prov.CIFAR10_PYTHON_MD5 and info["source_matches_official"] is True
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"not the archive")
+    assert prov.dataset_info(archive)["source_matches_official"] is False
+
+    assert prov.git_info(tmp_path) == {"commit": "unknown", "dirty": None}
+    versions = prov.package_versions()
+    assert versions["numpy"] == np.__version__ and "python" in versions
+
+
+def test_provenance_cli(tmp_path):
+    out = tmp_path / "provenance.json"
+    assert main(["provenance", "--out", str(out), "--repo", str(tmp_path)]) == 0
+    info = json.loads(out.read_text())
+    assert info["dataset"] is None and info["wall_times"] is None
+    assert info["git"]["commit"] == "unknown" and info["hardware"]["cores"] >= 1
+    assert main(["provenance", "--out", str(out), "--dataset", str(tmp_path / "missing.npz")]) == 2
