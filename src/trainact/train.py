@@ -157,7 +157,11 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place.
+
+    A crash leaves either the old file or the new one, never half of one.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
     os.replace(tmp, path)
@@ -173,7 +177,7 @@ def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
             for row in rows:
                 writer.writerow({k: row.get(k, "") for k in HISTORY_COLUMNS})
 
-    _atomic_write_bytes(path, write)
+    atomic_write(path, write)
 
 
 def evaluate(model: nn.Module, dataset, batch_size: int) -> tuple[float, float]:
@@ -310,7 +314,7 @@ def fit(
             "status": "ok",
         }
         history.append(row)
-        _atomic_write_bytes(
+        atomic_write(
             checkpoint_path,
             lambda tmp: torch.save(
                 {
@@ -358,7 +362,7 @@ def device_description(device: torch.device) -> str:
 def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]], device: torch.device) -> None:
     """Final (or last good) weights, learned activations and a summary of a run."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_write_bytes(out_dir / MODEL_NAME, lambda tmp: torch.save(state, tmp))
+    atomic_write(out_dir / MODEL_NAME, lambda tmp: torch.save(state, tmp))
     meta = {
         "size": getattr(model, "size_name", None),
         "activation": getattr(model, "activation_name", None),

@@ -1,0 +1,437 @@
+"""Greedy layer-wise autoencoder pretraining of the CNN's conv stages (the paper's Section 5.1).
+
+The paper says only that an autoencoder "is used to pre-train each layer of the middle sized
+Fourier-CNN" before ordinary training. Our reading, every open choice marked "paper silent":
+
+1. Seed, then build the classifier exactly as the baseline training job does (``seed_everything``
+   then ``build_model``), so the head's initial weights and every stage's initial weights are the
+   baseline's. Then build one decoder per stage.
+2. For stage ``k = 0, 1, 2`` in turn: the stages ``0..k-1`` are frozen (their output, the input
+   ``h_k`` of stage ``k``, is computed under ``no_grad``); stage ``k`` (conv -> activation ->
+   maxpool) and its decoder learn to reconstruct ``h_k`` from ``stage_k(h_k)`` with the mean squared
+   error, for ``epochs_per_stage`` epochs over the training images (labels unused).
+3. The pretrained stages and the untouched head are saved as the classifier's ``state_dict``
+   (``pretrained.pt``); fine-tuning loads it and runs the ordinary trainer (:func:`trainact.train.fit`)
+   with the ordinary schedule. Its baseline is the ordinary training job of the same model and seed.
+
+Decoders (paper silent; ``decoder`` setting), mapping ``(N, C_k, H/2, W/2)`` back to ``(N, C_in, H, W)``:
+``conv_transpose`` (default) is one ``ConvTranspose2d(C_k, C_in, kernel_size=2, stride=2)``, the exact
+shape inverse of the 2x2 max-pool, as shallow as possible so the encoder has to do the work;
+``upsample_conv`` is nearest-neighbour upsampling then ``Conv2d(C_k, C_in, 3, padding=1)``.
+Stage 0 reconstructs pixels in [0, 1], so its decoder ends in a sigmoid; later stages reconstruct
+unbounded activation outputs, so their decoders are linear.
+
+Optimizer (paper silent): RMSprop with the paper's ``rho`` and the trainer's ``eps``, a fresh one per
+stage, constant learning rate. Shuffling is the trainer's: the order of stage ``k``'s epoch ``e`` is a
+pure function of ``(seed, k * epochs_per_stage + e)``, so the same seed gives the same losses.
+
+Crash safety: after every stage-epoch the model, the decoders, the optimizer and the rows go to
+``pretrain_checkpoint.pt`` (temporary file, then rename) and ``pretrain.csv`` is rewritten; a rerun
+with the same settings continues after the last finished stage-epoch and ends bit for bit where an
+uninterrupted run ends (on the CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from trainact.models import ACTIVATIONS, PAPER_FILTERS, PaperCNN, build_model
+from trainact.train import (
+    TrainingDiverged,
+    TrainSettings,
+    atomic_write,
+    fit,
+    resolve_device,
+    seed_everything,
+)
+
+log = logging.getLogger(__name__)
+
+PRETRAIN_COLUMNS = ("stage", "epoch", "loss", "seconds")
+PRETRAIN_CSV = "pretrain.csv"
+PRETRAINED_NAME = "pretrained.pt"
+PRETRAIN_CHECKPOINT = "pretrain_checkpoint.pt"
+DECODERS = ("conv_transpose", "upsample_conv")
+
+
+@dataclass(frozen=True)
+class AutoencoderSettings:
+    """Every pretraining hyperparameter: the config's ``autoencoder`` slice (plus seed and device)."""
+
+    size: str = "middle"  # paper: the middle-sized network
+    activation: str = "fourier"  # paper: the Fourier-CNN
+    epochs_per_stage: int = 5  # paper silent
+    learning_rate: float = 1e-3  # paper silent; the trainer's first learning rate
+    batch_size: int = 128  # paper silent; the trainer's batch size
+    decoder: str = "conv_transpose"  # paper silent; see the module docstring
+    rho: float = 0.95  # RMSprop decay, the paper's value for training
+    eps: float = 1e-7  # the trainer's RMSprop epsilon
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        def bad(key: str, value: Any, why: str) -> None:
+            raise ValueError(f"autoencoder.{key} = {value!r}: {why}")
+
+        if self.size not in PAPER_FILTERS:
+            bad("size", self.size, f"choose one of {sorted(PAPER_FILTERS)}")
+        if self.activation not in ACTIVATIONS:
+            bad("activation", self.activation, f"choose one of {list(ACTIVATIONS)}")
+        if self.epochs_per_stage < 1:
+            bad("epochs_per_stage", self.epochs_per_stage, "must be >= 1")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            bad("learning_rate", self.learning_rate, "must be a finite number > 0")
+        if self.batch_size < 1:
+            bad("batch_size", self.batch_size, "must be >= 1")
+        if self.decoder not in DECODERS:
+            bad("decoder", self.decoder, f"choose one of {list(DECODERS)}")
+        if not 0 <= self.rho < 1:
+            bad("rho", self.rho, "must be in [0, 1)")
+        if not self.eps > 0:
+            bad("eps", self.eps, "must be > 0")
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> "AutoencoderSettings":
+        """Build from a config slice, naming any key pretraining does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        merged = {**dict(params), **{k: v for k, v in overrides.items() if v is not None}}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise ValueError(f"unknown autoencoder setting(s) {unknown}; known: {sorted(known)}")
+        return cls(**merged)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class StageDecoder(nn.Module):
+    """Maps a conv stage's output back to the stage's input (one stage of the autoencoder).
+
+    ``conv_transpose``: :math:`\\hat h = g(\\mathrm{ConvTranspose2d}_{2\\times2,\\,stride 2}(z))`;
+    ``upsample_conv``: :math:`\\hat h = g(\\mathrm{Conv2d}_{3\\times3}(\\mathrm{Upsample}_{\\times2}(z)))`,
+    with :math:`g` the sigmoid (``sigmoid_output=True``, for pixel targets in [0, 1]) or the identity.
+
+    Args:
+        kind: ``"conv_transpose"`` or ``"upsample_conv"``.
+        in_channels: channels of the stage's output ``z``.
+        out_channels: channels of the stage's input ``h`` (the reconstruction target).
+        sigmoid_output: squash the reconstruction into (0, 1).
+
+    Shape:
+        - Input: ``(N, in_channels, H, W)``.
+        - Output: ``(N, out_channels, 2H, 2W)``.
+    """
+
+    def __init__(self, kind: str, in_channels: int, out_channels: int, *, sigmoid_output: bool) -> None:
+        super().__init__()
+        if kind == "conv_transpose":
+            self.layers = nn.Sequential(nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2))
+        elif kind == "upsample_conv":
+            self.layers = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+            )
+        else:
+            raise ValueError(f"unknown decoder {kind!r}; choose one of {list(DECODERS)}")
+        self.sigmoid_output = sigmoid_output
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        reconstruction = self.layers(z)
+        return torch.sigmoid(reconstruction) if self.sigmoid_output else reconstruction
+
+    def extra_repr(self) -> str:
+        return f"sigmoid_output={self.sigmoid_output}"
+
+
+def build_decoders(model: PaperCNN, kind: str) -> nn.ModuleList:
+    """One :class:`StageDecoder` per conv stage of ``model`` (stage 0's with a sigmoid output)."""
+    channels = [model.stages[0][0].in_channels] + list(model.filters)
+    return nn.ModuleList(
+        StageDecoder(kind, channels[k + 1], channels[k], sigmoid_output=(k == 0)) for k in range(len(model.stages))
+    )
+
+
+def write_pretrain_csv(path: Path, rows: list[Mapping[str, Any]]) -> None:
+    """Write ``pretrain.csv`` atomically (columns stage, epoch, loss, seconds)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=PRETRAIN_COLUMNS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: row[k] for k in PRETRAIN_COLUMNS})
+
+    atomic_write(path, write)
+
+
+def _fingerprint(settings: AutoencoderSettings, model: nn.Module, decoders: nn.Module) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed (the device may differ)."""
+    fingerprint = settings.as_dict()
+    fingerprint.pop("device")
+    fingerprint["model"] = repr(model)
+    fingerprint["decoders"] = repr(decoders)
+    return fingerprint
+
+
+def pretrain(
+    data,
+    settings: AutoencoderSettings,
+    model_cfg: Mapping[str, Any] | None,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: tuple[int, int] | None = None,
+) -> tuple[PaperCNN, list[dict[str, Any]]]:
+    """Pretrain the conv stages of a fresh classifier greedily, stage by stage, as autoencoders.
+
+    ``data`` is a :class:`trainact.data.PreparedData`; only its training images are used.
+    Writes ``pretrain.csv`` (one row per stage-epoch: ``stage`` 0-based index into
+    ``model.stages``, ``epoch`` 1-based within the stage, ``loss`` the epoch's mean reconstruction
+    MSE over the training images, ``seconds``), ``pretrain_checkpoint.pt`` after every stage-epoch
+    and, when all stages are done, ``pretrained.pt`` (the classifier's ``state_dict``: stages
+    pretrained, head at its seeded initialisation). ``stop_after=(stage, epoch)`` ends the call
+    after that stage-epoch, as a crash would (for tests of resumption).
+    Returns the classifier and the rows. Raises :class:`TrainingDiverged` on a non-finite loss.
+    """
+    from tqdm.auto import tqdm
+
+    from trainact.data import DeviceDataset
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(settings.device)
+    seed_everything(settings.seed)
+    model = build_model(settings.size, settings.activation, model_cfg)  # the baseline's initialisation
+    decoders = build_decoders(model, settings.decoder)
+    model.to(device)
+    decoders.to(device)
+    fingerprint = _fingerprint(settings, model, decoders)
+    num_stages = len(model.stages)
+    total = num_stages * settings.epochs_per_stage
+    rows: list[dict[str, Any]] = []
+    optimizer_state = None
+
+    checkpoint_path = out_dir / PRETRAIN_CHECKPOINT
+    if resume and checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
+        if checkpoint.get("fingerprint") == fingerprint:
+            model.load_state_dict(checkpoint["model"])
+            decoders.load_state_dict(checkpoint["decoders"])
+            rows = list(checkpoint["rows"])
+            optimizer_state = checkpoint["optimizer"]
+            log.info("resuming %s after stage-epoch %d of %d", out_dir, len(rows), total)
+        else:
+            log.warning("%s was written with other settings; pretraining from scratch", checkpoint_path)
+    write_pretrain_csv(out_dir / PRETRAIN_CSV, rows)
+
+    train_set = DeviceDataset(data.train_images, data.train_labels, device)
+    bar = tqdm(total=total, initial=len(rows), desc=f"pretrain {out_dir.name}", unit="epoch", disable=not progress)
+    for stage_index in range(len(rows) // settings.epochs_per_stage, num_stages):
+        stage, decoder = model.stages[stage_index], decoders[stage_index]
+        frozen = model.stages[:stage_index]
+        optimizer = torch.optim.RMSprop(
+            [*stage.parameters(), *decoder.parameters()],
+            lr=settings.learning_rate,
+            alpha=settings.rho,
+            eps=settings.eps,
+        )
+        first_epoch = len(rows) - stage_index * settings.epochs_per_stage + 1
+        if first_epoch > 1:  # resuming inside this stage: its optimizer state is the checkpoint's
+            optimizer.load_state_dict(optimizer_state)
+        for epoch in range(first_epoch, settings.epochs_per_stage + 1):
+            started = time.perf_counter()
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            shuffle_epoch = stage_index * settings.epochs_per_stage + epoch
+            for images, _labels in train_set.batches(
+                settings.batch_size, shuffle=True, seed=settings.seed, epoch=shuffle_epoch
+            ):
+                with torch.no_grad():
+                    target = images
+                    for frozen_stage in frozen:
+                        target = frozen_stage(target)
+                loss = F.mse_loss(decoder(stage(target)), target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach().double() * images.shape[0]
+            mean_loss = loss_sum.item() / len(train_set)
+            if not math.isfinite(mean_loss):
+                raise TrainingDiverged(
+                    f"{out_dir}: the reconstruction loss of stage {stage_index} became non-finite in its "
+                    f"epoch {epoch}; the last good state is {checkpoint_path}"
+                )
+            rows.append(
+                {
+                    "stage": stage_index,
+                    "epoch": epoch,
+                    "loss": round(mean_loss, 8),
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+            )
+            state = {
+                "model": model.state_dict(),
+                "decoders": decoders.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rows": rows,
+                "fingerprint": fingerprint,
+            }
+            atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
+            write_pretrain_csv(out_dir / PRETRAIN_CSV, rows)
+            bar.update(1)
+            bar.set_postfix(stage=stage_index, loss=f"{mean_loss:.5f}")
+            log.info(
+                "stage %d epoch %d/%d reconstruction MSE %.6f", stage_index, epoch, settings.epochs_per_stage, mean_loss
+            )
+            if stop_after is not None and (stage_index, epoch) >= tuple(stop_after):
+                bar.close()
+                return model, rows
+    bar.close()
+
+    classifier_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_write(out_dir / PRETRAINED_NAME, lambda tmp: torch.save(classifier_state, tmp))
+    return model, rows
+
+
+def load_pretrained(
+    pretrained_path: str | os.PathLike, settings: AutoencoderSettings, model_cfg: Mapping[str, Any] | None
+) -> PaperCNN:
+    """The classifier for fine-tuning: built as configured, weights exactly those of ``pretrained.pt``."""
+    model = build_model(settings.size, settings.activation, model_cfg)
+    state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{pretrained_path} does not fit the {settings.size}-{settings.activation} model of this config: {exc}"
+        ) from None
+    return model
+
+
+def finetune(
+    pretrained_path: str | os.PathLike,
+    data,
+    settings: AutoencoderSettings,
+    train_settings: TrainSettings,
+    model_cfg: Mapping[str, Any] | None,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Train the pretrained classifier with the ordinary trainer; returns :func:`fit`'s history."""
+    seed_everything(train_settings.seed)
+    model = load_pretrained(pretrained_path, settings, model_cfg)
+    return fit(model, data, train_settings, out_dir, resume=resume, progress=progress)
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def _split_params(text: str, allowed: set[str]) -> dict[str, Any]:
+    from trainact.cli import CLIError, parse_params
+
+    params = parse_params(text)
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise CLIError(f"--params has unknown key(s) {unknown}; expected {sorted(allowed)}")
+    return params
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from trainact.cli import CLIError
+    from trainact.data import load_prepared
+
+    params = _split_params(args.params, {"model", "autoencoder"})
+    try:
+        settings = AutoencoderSettings.from_params(params.get("autoencoder", {}), seed=args.seed, device=args.device)
+        resolve_device(settings.device)
+        build_model(settings.size, settings.activation, params.get("model", {}))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    data = load_prepared(args.data)
+    try:
+        pretrain(
+            data,
+            settings,
+            params.get("model", {}),
+            args.out_dir,
+            resume=not args.no_resume,
+            progress=not args.no_progress,
+        )
+    except TrainingDiverged as exc:
+        log.error("%s", exc)
+        return 3
+    return 0
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from trainact.cli import CLIError
+    from trainact.data import load_prepared
+
+    params = _split_params(args.params, {"model", "autoencoder", "train"})
+    try:
+        settings = AutoencoderSettings.from_params(params.get("autoencoder", {}), seed=args.seed)
+        train_settings = TrainSettings.from_params(params.get("train", {}), seed=args.seed, device=args.device)
+        if not Path(args.pretrained).is_file():
+            raise ValueError(f"--pretrained {args.pretrained}: no such file (run 'trainact ae-pretrain' first)")
+        load_pretrained(args.pretrained, settings, params.get("model", {}))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    data = load_prepared(args.data)
+    try:
+        finetune(
+            args.pretrained, data, settings, train_settings, params.get("model", {}), args.out_dir,
+            resume=not args.no_resume, progress=not args.no_progress,
+        )  # fmt: skip
+    except TrainingDiverged as exc:
+        log.error("%s", exc)
+        return 0 if args.allow_divergence else 3
+    return 0
+
+
+def _common_arguments(parser: argparse.ArgumentParser, params_help: str) -> None:
+    parser.add_argument("--data", required=True, help="prepared .npz from 'trainact prepare'")
+    parser.add_argument("--seed", type=int, default=None, help="overrides the slice's seed")
+    parser.add_argument("--params", default="{}", help=params_help)
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def register_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ae-pretrain",
+        help="pretrain a CNN's conv stages greedily as autoencoders (Section 5.1)",
+        description="Greedy layer-wise autoencoder pretraining; writes pretrain.csv and pretrained.pt. Resumable.",
+    )
+    _common_arguments(parser, 'JSON: {"model": {...}, "autoencoder": {...}}')
+    parser.set_defaults(func=_cmd_pretrain)
+
+    parser = subparsers.add_parser(
+        "ae-finetune",
+        help="train an autoencoder-pretrained CNN with the ordinary trainer",
+        description="Load pretrained.pt and train it like 'trainact train'; writes history.csv. Resumable.",
+    )
+    _common_arguments(parser, 'JSON: {"model": {...}, "autoencoder": {...}, "train": {...}}')
+    parser.add_argument("--pretrained", required=True, type=Path, help="pretrained.pt from 'trainact ae-pretrain'")
+    parser.add_argument(
+        "--allow-divergence",
+        action="store_true",
+        help="exit 0 when the loss goes non-finite (the history is marked 'diverged')",
+    )
+    parser.set_defaults(func=_cmd_finetune)
