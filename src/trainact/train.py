@@ -343,12 +343,15 @@ def fit(
 
 def activation_parameters(model: nn.Module) -> list[dict[str, Any]]:
     """Learned parameters of every trainable activation layer, as plain Python values."""
+    from trainact.activations import Fourier, LinearCombination
+
     layers = []
     for name, module in model.named_modules():
-        learned = getattr(module, "learned_parameters", None)
-        if callable(learned):
-            kind = getattr(module, "kind", module.__class__.__name__.lower())
-            layers.append({"name": name, "kind": kind, "params": learned()})
+        if isinstance(module, Fourier):
+            layers.append({"name": name, "kind": "fourier", "params": module.learned_parameters()})
+        elif isinstance(module, LinearCombination):
+            params = {**module.learned_parameters(), "candidates": list(module.candidates), "eps": module.eps}
+            layers.append({"name": name, "kind": "lc", "params": params})
     return layers
 
 
