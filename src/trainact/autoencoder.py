@@ -48,6 +48,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainact.settings import ConfigSection
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, PaperCNN, build_model
 from trainact.train import (
     TrainingDiverged,
@@ -68,8 +69,10 @@ DECODERS = ("conv_transpose", "upsample_conv")
 
 
 @dataclass(frozen=True)
-class AutoencoderSettings:
+class AutoencoderSettings(ConfigSection):
     """Every pretraining hyperparameter: the config's ``autoencoder`` slice (plus seed and device)."""
+
+    SECTION = "autoencoder"
 
     size: str = "middle"  # paper: the middle-sized network
     activation: str = "fourier"  # paper: the Fourier-CNN
@@ -83,38 +86,23 @@ class AutoencoderSettings:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        def bad(key: str, value: Any, why: str) -> None:
-            raise ValueError(f"autoencoder.{key} = {value!r}: {why}")
-
         if self.size not in PAPER_FILTERS:
-            bad("size", self.size, f"choose one of {sorted(PAPER_FILTERS)}")
+            self.fail("size", self.size, f"choose one of {sorted(PAPER_FILTERS)}")
         if self.activation not in ACTIVATIONS:
-            bad("activation", self.activation, f"choose one of {list(ACTIVATIONS)}")
+            self.fail("activation", self.activation, f"choose one of {list(ACTIVATIONS)}")
         if self.epochs_per_stage < 1:
-            bad("epochs_per_stage", self.epochs_per_stage, "must be >= 1")
+            self.fail("epochs_per_stage", self.epochs_per_stage, "must be >= 1")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            bad("learning_rate", self.learning_rate, "must be a finite number > 0")
+            self.fail("learning_rate", self.learning_rate, "must be a finite number > 0")
         if self.batch_size < 1:
-            bad("batch_size", self.batch_size, "must be >= 1")
+            self.fail("batch_size", self.batch_size, "must be >= 1")
         if self.decoder not in DECODERS:
-            bad("decoder", self.decoder, f"choose one of {list(DECODERS)}")
+            self.fail("decoder", self.decoder, f"choose one of {list(DECODERS)}")
         if not 0 <= self.rho < 1:
-            bad("rho", self.rho, "must be in [0, 1)")
+            self.fail("rho", self.rho, "must be in [0, 1)")
         if not self.eps > 0:
-            bad("eps", self.eps, "must be > 0")
+            self.fail("eps", self.eps, "must be > 0")
 
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> "AutoencoderSettings":
-        """Build from a config slice, naming any key pretraining does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        merged = {**dict(params), **{k: v for k, v in overrides.items() if v is not None}}
-        unknown = sorted(set(merged) - known)
-        if unknown:
-            raise ValueError(f"unknown autoencoder setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**merged)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class StageDecoder(nn.Module):

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from trainact.activations import IMPLS
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, build_model, parameter_count
+from trainact.train import resolve_device
 
 BASELINE = "relu"
 # Optimiser settings of the trainer (paper: RMSProp, rho = 0.95, lr = 0.001 for the first epochs).
@@ -48,18 +49,6 @@ class BenchResult:
     first_step_s: float
     median_step_s: float
 
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"``: CUDA when available, else CPU; anything else is passed to ``torch.device``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {name!r} ({exc})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return device
 
 
 def _synchronize(device: torch.device) -> None:

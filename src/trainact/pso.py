@@ -63,6 +63,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from trainact.settings import ConfigSection
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, build_model
 from trainact.train import atomic_write, evaluate, resolve_device, seed_everything
 
@@ -75,8 +76,10 @@ BEST_NAME = "best.pt"
 
 
 @dataclass(frozen=True)
-class PSOSettings:
+class PSOSettings(ConfigSection):
     """Every PSO hyperparameter: the config's ``pso`` slice (plus seed and device)."""
+
+    SECTION = "pso"
 
     size: str = "middle"  # paper: the standard middle-sized CNN
     activation: str = "relu"
@@ -94,42 +97,27 @@ class PSOSettings:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        def bad(key: str, value: Any, why: str) -> None:
-            raise ValueError(f"pso.{key} = {value!r}: {why}")
-
         if self.size not in PAPER_FILTERS:
-            bad("size", self.size, f"choose one of {sorted(PAPER_FILTERS)}")
+            self.fail("size", self.size, f"choose one of {sorted(PAPER_FILTERS)}")
         if self.activation not in ACTIVATIONS:
-            bad("activation", self.activation, f"choose one of {list(ACTIVATIONS)}")
+            self.fail("activation", self.activation, f"choose one of {list(ACTIVATIONS)}")
         if self.particles < 1:
-            bad("particles", self.particles, "must be >= 1")
+            self.fail("particles", self.particles, "must be >= 1")
         if self.generations < 0:
-            bad("generations", self.generations, "must be >= 0")
+            self.fail("generations", self.generations, "must be >= 0")
         for key in ("inertia", "c1", "c2"):
             value = getattr(self, key)
             if not (math.isfinite(value) and value >= 0):
-                bad(key, value, "must be a finite number >= 0")
+                self.fail(key, value, "must be a finite number >= 0")
         if self.velocity_clamp is not None and not (math.isfinite(self.velocity_clamp) and self.velocity_clamp > 0):
-            bad("velocity_clamp", self.velocity_clamp, "must be a finite number > 0, or null for no clamp")
+            self.fail("velocity_clamp", self.velocity_clamp, "must be a finite number > 0, or null for no clamp")
         for key in ("fitness_batch_size", "eval_train_size"):
             value = getattr(self, key)
             if value is not None and value < 1:
-                bad(key, value, "must be >= 1, or null for the whole training set")
+                self.fail(key, value, "must be >= 1, or null for the whole training set")
         if self.eval_batch_size < 1:
-            bad("eval_batch_size", self.eval_batch_size, "must be >= 1")
+            self.fail("eval_batch_size", self.eval_batch_size, "must be >= 1")
 
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> "PSOSettings":
-        """Build from a config slice, naming any key PSO does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        merged = {**dict(params), **{k: v for k, v in overrides.items() if v is not None}}
-        unknown = sorted(set(merged) - known)
-        if unknown:
-            raise ValueError(f"unknown pso setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**merged)
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 # ------------------------------------------------------------------------------ the swarm

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainact.settings import ConfigSection
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = (
@@ -53,8 +54,10 @@ SUMMARY_NAME = "summary.json"
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class TrainSettings(ConfigSection):
     """Every training hyperparameter. Defaults are the paper's setting (Section 2.2)."""
+
+    SECTION = "train"
 
     epochs: int = 80  # paper: schedule defined past 60 but no total given; we stop at 80
     batch_size: int = 128  # paper silent
@@ -68,50 +71,31 @@ class TrainSettings:
     device: str = "auto"  # cuda, then mps, then cpu
 
     def __post_init__(self) -> None:
-        def bad(key: str, value: Any, why: str) -> None:
-            raise ValueError(f"train.{key} = {value!r}: {why}")
-
         if self.epochs < 1:
-            bad("epochs", self.epochs, "must be >= 1")
+            self.fail("epochs", self.epochs, "must be >= 1")
         if self.batch_size < 1:
-            bad("batch_size", self.batch_size, "must be >= 1")
+            self.fail("batch_size", self.batch_size, "must be >= 1")
         if self.eval_batch_size < 1:
-            bad("eval_batch_size", self.eval_batch_size, "must be >= 1")
+            self.fail("eval_batch_size", self.eval_batch_size, "must be >= 1")
         if len(self.learning_rates) != len(self.lr_boundaries) + 1:
-            bad(
+            self.fail(
                 "learning_rates",
                 list(self.learning_rates),
                 f"needs one more entry than lr_boundaries {list(self.lr_boundaries)}",
             )
         if list(self.lr_boundaries) != sorted(self.lr_boundaries):
-            bad("lr_boundaries", list(self.lr_boundaries), "must be increasing")
+            self.fail("lr_boundaries", list(self.lr_boundaries), "must be increasing")
         if any(not (lr > 0) for lr in self.learning_rates):
-            bad("learning_rates", list(self.learning_rates), "must all be > 0")
+            self.fail("learning_rates", list(self.learning_rates), "must all be > 0")
         if not 0 <= self.rho < 1:
-            bad("rho", self.rho, "must be in [0, 1)")
+            self.fail("rho", self.rho, "must be in [0, 1)")
         if not self.eps > 0:
-            bad("eps", self.eps, "must be > 0")
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> "TrainSettings":
-        """Build from a config slice, naming any key this trainer does not know."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        merged = {**dict(params), **{k: v for k, v in overrides.items() if v is not None}}
-        unknown = sorted(set(merged) - known)
-        if unknown:
-            raise ValueError(f"unknown train setting(s) {unknown}; known: {sorted(known)}")
-        for key in ("lr_boundaries", "learning_rates"):
-            if key in merged:
-                merged[key] = tuple(merged[key])
-        return cls(**merged)
+            self.fail("eps", self.eps, "must be > 0")
 
     def learning_rate(self, epoch: int) -> float:
         """Learning rate of 1-based ``epoch`` (the paper's eq. (1))."""
         index = sum(epoch > boundary for boundary in self.lr_boundaries)
         return float(self.learning_rates[index])
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 class TrainingDiverged(RuntimeError):
@@ -129,7 +113,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as exc:
-        raise ValueError(f"device {name!r} is not a torch device ({exc})") from None
+        raise ValueError(f"unknown device {name!r} ({exc})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
     return device

@@ -1,0 +1,42 @@
+"""The shared shape of every settings dataclass: built from a config slice, strict about keys.
+
+Each experiment (training, autoencoder pretraining, PSO) keeps its hyperparameters in one frozen
+dataclass whose fields are exactly the keys of its ``config.yaml`` section. ``from_params``
+builds it from that section (the JSON a workflow rule passes) and names any key it does not
+know, so a typo in the config is an error instead of a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar, Mapping, TypeVar
+
+SettingsT = TypeVar("SettingsT", bound="ConfigSection")
+
+
+class ConfigSection:
+    """Mixin for frozen dataclasses that mirror one config section (named by ``SECTION``)."""
+
+    SECTION: ClassVar[str] = "settings"
+
+    @classmethod
+    def from_params(cls: type[SettingsT], params: Mapping[str, Any], **overrides: Any) -> SettingsT:
+        """Build from a config slice; ``overrides`` that are not ``None`` win (CLI flags)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        merged = {**dict(params), **{k: v for k, v in overrides.items() if v is not None}}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.SECTION} setting(s) {unknown}; known: {sorted(known)}")
+        tuple_fields = {f.name for f in dataclasses.fields(cls) if str(f.type).startswith("tuple")}
+        for key in tuple_fields & set(merged):
+            merged[key] = tuple(merged[key])
+        return cls(**merged)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values (tuples as lists), ready for JSON."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def fail(cls, key: str, value: Any, why: str) -> None:
+        """Raise the one error shape every settings check uses: ``section.key = value: why``."""
+        raise ValueError(f"{cls.SECTION}.{key} = {value!r}: {why}")
