@@ -1,0 +1,414 @@
+"""The Snakemake workflow, run for real: the smoke preset in a temporary copy of the repository.
+
+One complete smoke run (module fixture) is shared by the tests, which then ask Snakemake what it
+would rerun after each kind of change (``--summary``: one row per output file with its ``plan``),
+build the HTML report, inject a failing training job, and check lint and formatting. Tests that
+change the copy (a module, config.yaml) restore it before they end; the failure test runs last.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+PRESET = "workflow/presets/smoke.yaml"
+SMOKE = ("--configfile", PRESET)
+OUT = "results/smoke"
+SIZES = ("small", "middle", "large")
+ACTIVATIONS = ("relu", "fourier", "lc")
+FIGURE_STEMS = (*(f"fig{n}" for n in range(2, 10)), "activations", "structure")
+TABLES = ("table1.csv", "table1.json", "table2.csv", "table2.json", "runs.csv", "summary.json")
+HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
+# The jobs downstream of every Section 5 result: aggregate reads PSO's and the autoencoder's
+# histories into summary.json, figures draws fig8/fig9, provenance and report follow.
+DOWNSTREAM = {"aggregate", "figures", "provenance", "report"}
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run Snakemake in ``workdir`` with this interpreter; output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def smoke_with(*configfiles: str) -> tuple[str, ...]:
+    """The smoke preset, then ``configfiles`` over it (one --configfile flag takes them all)."""
+    return ("--configfile", PRESET, *configfiles)
+
+
+def plan(workdir: Path, *args: str, configfiles: tuple[str, ...] = ()) -> dict[str, set[str]]:
+    """Rule -> output files that Snakemake would (re)make, from ``snakemake --summary``."""
+    result = snakemake(workdir, "--summary", *args, *smoke_with(*configfiles))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    header = lines.index("output_file\tdate\trule\tlog-file(s)\tstatus\tplan")
+    pending: dict[str, set[str]] = {}
+    for line in lines[header + 1 :]:
+        output, _date, rule, _log, _status, action = line.split("\t")
+        if action != "no update":
+            pending.setdefault(rule, set()).add(output)
+    return pending
+
+
+def write_yaml(path: Path, content: dict) -> str:
+    path.write_text(yaml.safe_dump(content))
+    return str(path)
+
+
+def train_dir(size: str, activation: str, seed: int = 0) -> str:
+    return f"{OUT}/train/{size}-{activation}/seed{seed}"
+
+
+def expected_outputs() -> list[str]:
+    files = [f"{OUT}/data/synthetic/cifar-10-python.tar.gz", f"{OUT}/data/cifar10.npz"]
+    for size in SIZES:
+        for activation in ACTIVATIONS:
+            files += [f"{train_dir(size, activation)}/{name}"
+                      for name in ("history.csv", "model.pt", "activations.json", "summary.json")]
+    files += [f"{OUT}/autoencoder/seed0/{name}" for name in ("pretrain.csv", "pretrained.pt")]
+    files += [f"{OUT}/autoencoder/seed0/finetune/{name}"
+              for name in ("history.csv", "model.pt", "activations.json", "summary.json")]
+    files += [f"{OUT}/pso/seed0/{name}" for name in ("history.csv", "best.pt")]
+    files += [f"{OUT}/tables/{name}" for name in TABLES]
+    files += [f"{OUT}/figures/{stem}.{ext}" for stem in FIGURE_STEMS for ext in ("png", "pdf")]
+    files += [f"{OUT}/provenance.json", f"{OUT}/paper/report.md", f"{OUT}/paper/report.tex"]
+    if HAVE_TEX:
+        files.append(f"{OUT}/paper/report.pdf")
+    return files
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@dataclass
+class SmokeRun:
+    workdir: Path
+    seconds: float
+    result: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> SmokeRun:
+    """The workflow's files copied to a fresh folder, and one complete smoke run there."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy2(REPO / name, workdir / name)
+    for name in ("workflow", "paper", "envs", "src"):
+        shutil.copytree(REPO / name, workdir / name, ignore=ignore)
+    os.symlink(os.readlink(REPO / "profiles"), workdir / "profiles")
+    started = time.perf_counter()
+    result = snakemake(workdir, "--cores", "2", *SMOKE, timeout=1800)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr[-5000:]
+    print(f"\nsmoke workflow: {seconds:.0f} s wall on {os.cpu_count()} cores", file=sys.stderr)
+    return SmokeRun(workdir, seconds, result)
+
+
+# ------------------------------------------------------------------------------ the full run
+
+
+def test_smoke_run_makes_every_output(smoke):
+    work = smoke.workdir
+    # The default profile is read (through the top-level `profiles` link): one GPU job at a time.
+    assert "Using workflow specific profile profiles/default" in smoke.result.stderr
+    assert 'Provided resources: gpu=Resource("gpu", 1)' in smoke.result.stderr + smoke.result.stdout
+    missing = [f for f in expected_outputs() if not (work / f).is_file() or (work / f).stat().st_size == 0]
+    assert not missing
+    for size in SIZES:
+        for activation in ACTIVATIONS:
+            rows = read_rows(work / train_dir(size, activation) / "history.csv")
+            assert [r["epoch"] for r in rows] == ["1", "2"]
+            assert [float(r["lr"]) for r in rows] == [1e-3, 1e-4]  # the smoke schedule
+            assert {r["status"] for r in rows} == {"ok"}
+    assert [r["generation"] for r in read_rows(work / OUT / "pso/seed0/history.csv")] == ["0", "1", "2"]
+    assert [r["stage"] for r in read_rows(work / OUT / "autoencoder/seed0/pretrain.csv")] == ["0", "1", "2"]
+    table1 = read_rows(work / OUT / "tables/table1.csv")
+    assert {(r["size"], r["activation"]) for r in table1} == {(s, a) for s in SIZES for a in ACTIVATIONS}
+    summary = json.loads((work / OUT / "tables/summary.json").read_text())
+    assert summary["seeds"] == [0] and summary["pso"]["status"] == summary["autoencoder"]["status"] == "ok"
+    for stem in FIGURE_STEMS:
+        assert (work / OUT / f"figures/{stem}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "`smoke`" in (work / OUT / "paper/report.md").read_text()
+    if HAVE_TEX:
+        assert (work / OUT / "paper/report.pdf").read_bytes()[:5] == b"%PDF-"
+    # Every job wrote its log and its benchmark (one row of wall seconds).
+    for folder in ("logs", "benchmarks"):
+        jobs = {p.relative_to(work / OUT / folder).parts[0] for p in (work / OUT / folder).rglob("*") if p.is_file()}
+        assert {p.split(".")[0] for p in jobs} == {
+            "synthetic_archive", "prepare", "train", "ae_pretrain", "ae_finetune", "pso",
+            "aggregate", "figures", "provenance", "report",
+        }
+    assert len(list((work / OUT / "benchmarks/train").glob("*.tsv"))) == 9
+
+
+def test_second_run_has_nothing_to_do(smoke):
+    result = snakemake(smoke.workdir, "--cores", "2", *SMOKE)
+    assert result.returncode == 0, result.stderr
+    assert "Nothing to be done" in result.stderr + result.stdout
+    assert plan(smoke.workdir) == {}
+
+
+# -------------------------------------------------------------------------------------- reruns
+
+
+def test_touching_files_reruns_nothing(smoke):
+    """Inputs made newer than every output (same content) rerun nothing: Snakemake compares
+    their content with the checksum recorded when the outputs were made. The archive and the
+    prepared data are over 1 MB, Snakemake's default limit for that check, which the default
+    profile raises: without the profile they would rerun everything."""
+    work = smoke.workdir
+    later = time.time() + 5
+    for path in [*(work / OUT).rglob("*"), *(work / "src").rglob("*"), *(work / "workflow").rglob("*")]:
+        if path.is_file():
+            os.utime(path, (later, later))
+    # Inputs newer still: the data, and every result that aggregate, figures and report read.
+    for pattern in ("data/**/*.gz", "data/*.npz", "**/history.csv", "**/pretrain.csv", "**/*.json"):
+        for path in (work / OUT).glob(pattern):
+            os.utime(path, (later + 10, later + 10))
+    assert plan(work) == {}
+    without_profile = plan(work, "--workflow-profile", "none")
+    assert {"prepare", "train", "report"} <= set(without_profile)
+
+
+def reversed_keys(value):
+    if isinstance(value, dict):
+        return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+    return value
+
+
+def test_reordering_config_keys_reruns_nothing(smoke, tmp_path):
+    work = smoke.workdir
+    original = (work / "config.yaml").read_text()
+    preset = yaml.safe_load((work / "workflow/presets/smoke.yaml").read_text())
+    reordered_preset = tmp_path / "smoke-reordered.yaml"
+    reordered_preset.write_text(yaml.safe_dump(reversed_keys(preset), sort_keys=False))
+    try:
+        (work / "config.yaml").write_text(yaml.safe_dump(reversed_keys(yaml.safe_load(original)), sort_keys=False))
+        assert list(yaml.safe_load((work / "config.yaml").read_text()))[0] == "report"
+        result = snakemake(work, "--configfile", str(reordered_preset), "--summary")
+        assert result.returncode == 0, result.stderr
+        plans = [line.split("\t")[-1] for line in result.stdout.splitlines()[1:] if "\t" in line]
+        assert plans and set(plans) == {"no update"}
+    finally:
+        (work / "config.yaml").write_text(original)
+
+
+def test_pso_settings_rerun_pso_and_its_dependants_only(smoke, tmp_path):
+    extra = write_yaml(tmp_path / "pso.yaml", {"pso": {"generations": 3}})
+    pending = plan(smoke.workdir, configfiles=(extra,))
+    assert set(pending) == {"pso"} | DOWNSTREAM
+    assert pending["pso"] == {f"{OUT}/pso/seed0/history.csv", f"{OUT}/pso/seed0/best.pt"}
+
+
+def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
+    """Each training job carries only its own activation's settings."""
+    extra = write_yaml(tmp_path / "fourier.yaml", {"model": {"fourier": {"rank": 4}}})
+    pending = plan(smoke.workdir, configfiles=(extra,))
+    assert set(pending) == {"train", "ae_pretrain", "ae_finetune"} | DOWNSTREAM
+    assert {Path(f).parent.parent.name for f in pending["train"]} == {f"{s}-fourier" for s in SIZES}
+
+
+@pytest.mark.parametrize(
+    ("module", "rerun"),
+    [
+        ("pso.py", {"pso"} | DOWNSTREAM),
+        ("figures.py", {"figures", "provenance", "report"}),
+        ("models.py", {"train", "ae_pretrain", "ae_finetune", "pso"} | DOWNSTREAM),
+        ("cli.py", set()),
+    ],
+)
+def test_editing_a_module_reruns_the_jobs_that_run_it(smoke, module, rerun):
+    """The params carry the sha256 of the files each command imports (cli.py, the argument
+    dispatcher, runs no experiment code). A rerun job's outputs change, so its dependants rerun."""
+    source = smoke.workdir / "src/trainact" / module
+    original = source.read_bytes()
+    try:
+        source.write_bytes(original + b"\n# an edit\n")
+        assert set(plan(smoke.workdir)) == rerun
+    finally:
+        source.write_bytes(original)
+
+
+def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path):
+    extra = write_yaml(tmp_path / "seeds.yaml", {"experiment": {"seeds": [0, 1]}})
+    pending = plan(smoke.workdir, configfiles=(extra,))
+    assert set(pending) == {"train", "ae_pretrain", "ae_finetune", "pso"} | DOWNSTREAM
+    per_seed = pending["train"] | pending["ae_pretrain"] | pending["ae_finetune"] | pending["pso"]
+    assert all("/seed1/" in path for path in per_seed)
+    assert len([p for p in pending["train"] if p.endswith("history.csv")]) == 9
+
+
+# ---------------------------------------------------------------------------------- the rest
+
+
+def test_html_report_has_every_figure_and_table_with_its_caption(smoke, tmp_path):
+    html = tmp_path / "report.html"
+    result = snakemake(smoke.workdir, *SMOKE, "--report", str(html))
+    assert result.returncode == 0, result.stderr
+    text = html.read_text()
+    captions = [f"Figure {n}." for n in range(2, 10)] + [
+        "Table 1.", "Table 2.", "Learned activations.", "Network structure", "Reproduction report",
+    ]
+    assert [c for c in captions if c not in text] == []
+    assert all(f"{stem}.png" in text for stem in FIGURE_STEMS)
+    assert "table1.csv" in text and "report.md" in text
+    assert ("report.pdf" in text) == HAVE_TEX
+
+
+def test_bad_config_values_stop_before_any_job(smoke, tmp_path):
+    """Every bad value is named with its key, before Snakemake builds the DAG."""
+    schema_breaking = {
+        "train": {"epochs": 0},
+        "trian": {"epochs": 3},
+        "model": {"filters": {"small": [4, 8]}},
+        "dataset": {"md5": "not-an-md5"},
+    }
+    cross_key = {"train": {"learning_rates": [0.1]}}  # the smoke schedule has one boundary
+    messages = {
+        "schema": ["train.epochs = 0", "'trian' was unexpected", "model.filters.small = [4, 8]",
+                   "dataset.md5 = 'not-an-md5'"],
+        "cross": ["train.learning_rates = [0.1]: needs one more entry than train.lr_boundaries = [1]"],
+    }
+    for name, content in (("schema", schema_breaking), ("cross", cross_key)):
+        extra = write_yaml(tmp_path / f"{name}.yaml", content)
+        result = snakemake(smoke.workdir, "--cores", "2", *smoke_with(extra))
+        assert result.returncode != 0
+        assert [m for m in messages[name] if m not in result.stderr] == [], result.stderr[-2000:]
+        assert "Building DAG" not in result.stderr
+
+
+def test_download_rule_fetches_a_local_archive_and_checks_its_md5(smoke, tmp_path):
+    work = smoke.workdir
+    archive = work / OUT / "data/synthetic/cifar-10-python.tar.gz"
+    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    url = archive.as_uri()
+    good = write_yaml(tmp_path / "mirror.yaml", {"dataset": {"synthetic": None, "url": url, "md5": md5}})
+    target = f"resources/archives/{md5}/cifar-10-python.tar.gz"
+    result = snakemake(work, target, "--cores", "1", *smoke_with(good))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (work / target).read_bytes() == archive.read_bytes()
+
+    wrong_md5 = "0" * 32
+    bad = write_yaml(tmp_path / "bad-mirror.yaml", {"dataset": {"synthetic": None, "url": url, "md5": wrong_md5}})
+    target = f"resources/archives/{wrong_md5}/cifar-10-python.tar.gz"
+    result = snakemake(work, target, "--cores", "1", *smoke_with(bad))
+    assert result.returncode != 0
+    assert not (work / target).exists()
+    assert md5 in (work / OUT / "logs/download.log").read_text()  # names the md5 it found
+
+
+def test_lint_is_clean(smoke):
+    for config in ((), SMOKE):
+        result = snakemake(smoke.workdir, *config, "--lint")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_snakefmt_check_passes():
+    result = subprocess.run(
+        [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def schema_leaves(schema: dict, path: str = ""):
+    """(dotted key, subschema) of every property in the schema."""
+    for key, sub in schema.get("properties", {}).items():
+        yield f"{path}{key}", sub
+        yield from schema_leaves(sub, f"{path}{key}.")
+
+
+def test_schema_describes_every_key_and_config_sets_them_all():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    entries = dict(schema_leaves(schema))
+    assert [key for key, sub in entries.items() if not sub.get("description")] == []
+    optional = {"model.fourier.impl", "model.lc.impl"}  # inherit model.impl
+    synthetic = {k for k in entries if k.startswith("dataset.synthetic.")}  # required inside
+    assert [k for k, sub in entries.items() if "default" not in sub and k not in optional | synthetic] == []
+
+    def keys(value, path=""):
+        for key, sub in value.items():
+            yield f"{path}{key}"
+            if isinstance(sub, dict):
+                yield from keys(sub, f"{path}{key}.")
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert set(entries) - optional - synthetic == set(keys(config))
+
+
+# ------------------------------------------------------------- runs that change the results
+
+
+def test_rerun_after_a_code_edit_trains_afresh(smoke):
+    """A job rerun for new code or settings must not resume the checkpoint its last run left:
+    fresh_start (workflow/rules/common.smk) deletes a checkpoint written under another key."""
+    work = smoke.workdir
+    target = f"{train_dir('small', 'relu')}/history.csv"
+    log = work / OUT / "logs/train/small-relu-seed0.log"
+    source = work / "src/trainact/train.py"
+    original = source.read_bytes()
+    try:
+        source.write_bytes(original + b"\n# an edit\n")
+        result = snakemake(work, target, "--cores", "2", *SMOKE)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "epoch 1/2" in log.read_text() and "resuming" not in log.read_text()
+    finally:
+        source.write_bytes(original)
+    result = snakemake(work, target, "--cores", "2", *SMOKE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "epoch 1/2" in log.read_text() and "resuming" not in log.read_text()
+
+
+# ----------------------------------------------------------------- failure (runs last: mutates)
+
+
+def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_path):
+    """A Fourier setting that is valid but makes the loss overflow fails the three Fourier
+    training jobs (and the autoencoder's pretraining, a Fourier network too); with --keep-going
+    the independent small ReLU job, whose output was deleted, still runs, and nothing else is
+    touched. Without the bad setting, a rerun makes exactly what is missing."""
+    work = smoke.workdir
+    histories = {(s, a): work / train_dir(s, a) / "history.csv" for s in SIZES for a in ACTIVATIONS}
+    kept = {key: path.stat().st_mtime_ns for key, path in histories.items() if key[1] != "fourier"}
+    del kept[("small", "relu")]
+    histories[("small", "relu")].unlink()
+    table_time = (work / OUT / "tables/table1.csv").stat().st_mtime_ns
+
+    overflow = write_yaml(tmp_path / "overflow.yaml", {"model": {"fourier": {"init_interval": [-1e30, 1e30]}}})
+    failed = snakemake(work, "--cores", "2", "--keep-going", *smoke_with(overflow), timeout=1200)
+    assert failed.returncode != 0
+    assert "Error in rule train" in failed.stderr
+    for size in SIZES:
+        assert not histories[(size, "fourier")].exists()  # a failed job's outputs are removed
+        log = (work / OUT / f"logs/train/{size}-fourier-seed0.log").read_text()
+        assert "non-finite" in log
+    assert histories[("small", "relu")].is_file()  # ran despite the failures
+    assert {key: histories[key].stat().st_mtime_ns for key in kept} == kept
+    assert (work / OUT / "tables/table1.csv").stat().st_mtime_ns == table_time
+
+    finished = snakemake(work, "--cores", "2", *SMOKE, timeout=1200)
+    assert finished.returncode == 0, finished.stderr[-5000:]
+    assert {key: histories[key].stat().st_mtime_ns for key in kept} == kept
+    for size in SIZES:  # trained afresh: the failed run's key discarded the old checkpoint
+        rows = read_rows(histories[(size, "fourier")])
+        assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert plan(work) == {}

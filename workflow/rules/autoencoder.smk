@@ -1,0 +1,65 @@
+# Section 5.1: greedy layer-wise autoencoder pretraining of the middle Fourier-CNN, then
+# ordinary training of the pretrained network (its baseline is the train job of the same model
+# and seed).
+
+
+rule ae_pretrain:
+    input:
+        data=PREPARED,
+    output:
+        pretrain=f"{AE_DIR}/pretrain.csv",
+        pretrained=f"{AE_DIR}/pretrained.pt",
+    log:
+        f"{LOGS}/ae_pretrain/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/ae_pretrain/seed{{seed}}.tsv"
+    conda:
+        "../../envs/training.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        slice=canonical(AE_PRETRAIN_SLICE),
+        code=CODE["autoencoder"],
+        key=run_key(canonical(AE_PRETRAIN_SLICE), CODE["autoencoder"]),
+        out_dir=lambda wc, output: os.path.dirname(output.pretrain),
+    shell:
+        "fresh_start {params.out_dir:q} {params.key} {input.data:q}; "
+        "python -m trainact ae-pretrain --data {input.data:q} --seed {wildcards.seed}"
+        " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
+        " > {log:q} 2>&1"
+
+
+rule ae_finetune:
+    input:
+        data=PREPARED,
+        pretrained=rules.ae_pretrain.output.pretrained,
+    output:
+        history=f"{AE_DIR}/finetune/history.csv",
+        model=f"{AE_DIR}/finetune/model.pt",
+        activations=f"{AE_DIR}/finetune/activations.json",
+        summary=f"{AE_DIR}/finetune/summary.json",
+    log:
+        f"{LOGS}/ae_finetune/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/ae_finetune/seed{{seed}}.tsv"
+    conda:
+        "../../envs/training.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        slice=canonical(AE_FINETUNE_SLICE),
+        code=CODE["autoencoder"],
+        key=run_key(canonical(AE_FINETUNE_SLICE), CODE["autoencoder"]),
+        out_dir=lambda wc, output: os.path.dirname(output.history),
+    shell:
+        "fresh_start {params.out_dir:q} {params.key} {input.data:q} {input.pretrained:q}; "
+        "python -m trainact ae-finetune --data {input.data:q}"
+        " --pretrained {input.pretrained:q} --seed {wildcards.seed}"
+        " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
+        " > {log:q} 2>&1"

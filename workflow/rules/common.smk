@@ -1,0 +1,397 @@
+# Shared definitions of the workflow: config validation, output paths, the config slices and
+# code digests that the jobs carry in their params, and the shell prefix of every job.
+#
+# Reruns follow Snakemake's rerun triggers (mtime, params, input, software-env, code). Every
+# job's params hold exactly the config slice it uses, as canonical JSON (sorted keys, so that
+# reordering keys in a config file changes nothing), plus the sha256 of the trainact source
+# files its command runs. So a changed setting or an edited module reruns exactly the jobs that
+# use it, and everything downstream of them. Touching files reruns nothing: the default
+# workflow profile (workflow/profiles/default, found through the top-level `profiles` link)
+# raises --max-checksum-file-size above the size of every input, so an input that is newer
+# than an output but has the content recorded when the output was made does not count as
+# changed.
+#
+# Nothing reads `snakemake.config` at job time: every command gets its slice through --params
+# or flags.
+
+import ast
+import hashlib
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import jsonschema
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+REPO = Path(workflow.basedir)
+SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+# ----------------------------------------------------------------------------- config checks
+
+
+def dotted(path):
+    """`train.learning_rates.0` for the path of a value inside the config."""
+    return ".".join(str(part) for part in path) or "<config>"
+
+
+def schema_errors(cfg, schema):
+    """One line per value that breaks the schema, naming the key and the value."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.path])
+    return [f"{dotted(e.path)} = {e.instance!r}: {e.message}" for e in errors]
+
+
+def semantic_errors(cfg):
+    """Checks that span several keys, which JSON Schema does not express."""
+    lines = []
+    train = cfg["train"]
+    boundaries, rates = train["lr_boundaries"], train["learning_rates"]
+    if len(rates) != len(boundaries) + 1:
+        lines.append(
+            f"train.learning_rates = {rates!r}: needs one more entry than "
+            f"train.lr_boundaries = {boundaries!r}"
+        )
+    if list(boundaries) != sorted(set(boundaries)):
+        lines.append(
+            f"train.lr_boundaries = {boundaries!r}: must be strictly increasing"
+        )
+    # trainact.aggregate and trainact.figures compare the Section 5 runs with these models.
+    for section, model in (("autoencoder", "middle-fourier"), ("pso", "middle-relu")):
+        size, activation = cfg[section]["size"], cfg[section]["activation"]
+        if f"{size}-{activation}" != model:
+            lines.append(
+                f"{section}.size/activation = {size}/{activation}: the aggregation and "
+                f"figures support only the paper's {model} here"
+            )
+    return lines
+
+
+def check_config(cfg):
+    """Validate `cfg` against the schema and fill in its defaults, or stop before any job runs."""
+    schema = yaml.safe_load(SCHEMA_FILE.read_text())
+    lines = schema_errors(cfg, schema)
+    if not lines:
+        # Snakemake's validate() fills in the schema's defaults, nested ones too.
+        validate(cfg, str(SCHEMA_FILE))
+        lines = semantic_errors(cfg)
+    if lines:
+        raise WorkflowError(
+            "invalid config (workflow/schemas/config.schema.yaml describes every key):\n  "
+            + "\n  ".join(lines)
+        )
+
+
+check_config(config)
+
+# ------------------------------------------------------------------------------- code digests
+
+SRC = REPO / "src"
+PACKAGE = SRC / "trainact"
+# Imported by every command but running no experiment code: the package marker (version
+# string only), `python -m trainact`, and the argument dispatcher. Editing them reruns nothing.
+DISPATCH_MODULES = {"trainact", "trainact.__main__", "trainact.cli"}
+# Data files that a module reads at run time (through importlib.resources).
+MODULE_DATA = {
+    "trainact.aggregate": ["published_tables.json"],
+    "trainact.report": ["deviations.yaml"],
+}
+# Command family -> the module whose command its jobs run.
+FAMILY_ENTRY = {
+    "data": "trainact.data",
+    "train": "trainact.train",
+    "autoencoder": "trainact.autoencoder",
+    "pso": "trainact.pso",
+    "aggregate": "trainact.aggregate",
+    "figures": "trainact.figures",
+    "provenance": "trainact.provenance",
+    "report": "trainact.report",
+}
+
+
+def module_file(name):
+    return PACKAGE.joinpath(*name.split(".")[1:]).with_suffix(".py")
+
+
+def imported_modules(name):
+    """trainact modules that module `name` imports anywhere in its code (also inside functions)."""
+    path = module_file(name)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+            # `from trainact import models` imports the module trainact.models
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {m for m in found if m.startswith("trainact.") and module_file(m).is_file()}
+
+
+def source_files(family):
+    """The files that the command of `family` runs: its module and, transitively, every
+    trainact module it imports, plus the data files they read (paths relative to src/).
+    """
+    todo, seen = [FAMILY_ENTRY[family]], set()
+    while todo:
+        name = todo.pop()
+        if name not in seen and name not in DISPATCH_MODULES:
+            seen.add(name)
+            todo.extend(imported_modules(name))
+    files = {module_file(m) for m in seen}
+    files.update(PACKAGE / name for m in seen for name in MODULE_DATA.get(m, []))
+    return sorted(str(f.relative_to(SRC)) for f in files)
+
+
+def code_digest(family):
+    """sha256 over the names and contents of source_files(family)."""
+    digest = hashlib.sha256()
+    for relative in source_files(family):
+        digest.update(relative.encode() + b"\0")
+        digest.update((SRC / relative).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+CODE = {family: code_digest(family) for family in FAMILY_ENTRY}
+
+# ---------------------------------------------------------------------------------- job shell
+#
+# Jobs run `python -m trainact` with the repository's src/ first on PYTHONPATH, so the code that
+# runs is the code whose digest is in the params, with or without an installed copy, in the
+# project's virtual environment or in the conda env of envs/ (--sdm conda). When Snakemake
+# itself runs in an environment that has torch (the project's .venv), `python` is that
+# interpreter even if the environment is not activated; otherwise it is the one on PATH (the
+# conda env under --sdm conda, or an activated environment).
+#
+# fresh_start DIR KEY FILE...: the long jobs resume from their checkpoint in DIR after a crash.
+# A checkpoint is only valid for the same settings, code and inputs, so the job's KEY (from its
+# config slice and code digest) and the sha256 of its input FILEs are kept in DIR/run-key.txt,
+# and a checkpoint written under another key is deleted before the command starts.
+
+# Snakemake formats the prefix like a shell command: literal braces are doubled.
+RUN_KEY_FILE = "run-key.txt"
+FRESH_START = (
+    "fresh_start() {{ "
+    'local dir="$1" key="$2"; shift 2; '
+    'key="$key $(sha256sum "$@" | cut -c1-64 | tr "\\n" " ")"; '
+    'mkdir -p "$dir"; '
+    f'if [ "$(cat "$dir/{RUN_KEY_FILE}" 2>/dev/null)" != "$key" ]; then '
+    'rm -f "$dir"/*checkpoint.pt; fi; '
+    f'printf "%s\\n" "$key" > "$dir/{RUN_KEY_FILE}"; '
+    "}}; "
+)
+# With --sdm conda (or apptainer) the job's environment brings python.
+SOFTWARE_DEPLOYMENT = bool(workflow.deployment_settings.deployment_method)
+PYTHON_BIN = ""
+if not SOFTWARE_DEPLOYMENT and importlib.util.find_spec("torch") is not None:
+    PYTHON_BIN = f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
+shell.prefix(
+    "set -euo pipefail; "
+    + PYTHON_BIN
+    + f"export PYTHONPATH={shlex.quote(str(SRC))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    + FRESH_START
+)
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def canonical(value):
+    """The canonical JSON text of a config slice: sorted keys, no whitespace."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def run_key(*parts):
+    """sha256 of the params that decide a job's results (config slice, code digest)."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def words(values):
+    """Values as shell words."""
+    return " ".join(shlex.quote(str(v)) for v in values)
+
+
+def flags(settings):
+    """`--key-with-dashes value` for every setting that is not null, in sorted order (so that
+    reordering keys in a config file does not change the command)."""
+    return " ".join(
+        f"--{key.replace('_', '-')} {shlex.quote(str(value))}"
+        for key, value in sorted(settings.items())
+        if value is not None
+    )
+
+
+def url_basename(url):
+    """File name of the archive at `url` (`archive.tar.gz` when the URL names none)."""
+    return os.path.basename(unquote(urlparse(url).path)) or "archive.tar.gz"
+
+
+# -------------------------------------------------------------------------------- the config
+
+OUT = config["results"]
+EXP = config["experiment"]
+SIZES, ACTIVATIONS, SEEDS = EXP["sizes"], EXP["activations"], EXP["seeds"]
+AE_MODEL = (config["autoencoder"]["size"], config["autoencoder"]["activation"])
+PSO_MODEL = (config["pso"]["size"], config["pso"]["activation"])
+DATASET = config["dataset"]
+SYNTHETIC = DATASET["synthetic"]
+
+
+def model_slice(size, activation):
+    """The part of `model` that one network uses: its own filters, and only its activation's
+    settings (a ReLU network does not rerun when the Fourier settings change)."""
+    model = config["model"]
+    used = {"hidden": model["hidden"], "filters": {size: model["filters"][size]}}
+    if activation != "relu":
+        used["impl"] = model["impl"]
+        used[activation] = model[activation]
+    return used
+
+
+def train_slice(size, activation):
+    return {"model": model_slice(size, activation), "train": config["train"]}
+
+
+SYNTHETIC_ARGS = flags(SYNTHETIC or {})
+PREPARE_SLICE = {
+    key: DATASET[key] for key in ("train_per_class", "test_per_class", "subset_seed")
+}
+PREPARE_ARGS = flags(
+    {
+        "train_per_class": DATASET["train_per_class"],
+        "test_per_class": DATASET["test_per_class"],
+        "seed": DATASET["subset_seed"],
+    }
+)
+AE_PRETRAIN_SLICE = {
+    "model": model_slice(*AE_MODEL),
+    "autoencoder": config["autoencoder"],
+}
+AE_FINETUNE_SLICE = {**AE_PRETRAIN_SLICE, "train": config["train"]}
+PSO_SLICE = {"model": model_slice(*PSO_MODEL), "pso": config["pso"]}
+# What aggregate, figures and report are told to expect. The Section 5 experiments run for
+# every seed of the grid.
+GRID = {
+    "sizes": SIZES,
+    "activations": ACTIVATIONS,
+    "seeds": SEEDS,
+    "autoencoder_seeds": SEEDS,
+    "pso_seeds": SEEDS,
+}
+AGGREGATE_ARGS = " ".join(
+    f"--{key.replace('_', '-')} {words(values)}" for key, values in GRID.items()
+)
+FIGURE_PARAMS = {
+    **GRID,
+    "model": config["model"],
+    "activation_range": config["figures"]["activation_range"],
+}
+# The report lists the whole config, under the preset's name.
+REPORT_PARAMS = {
+    **FIGURE_PARAMS,
+    "preset": config["report"]["preset"],
+    "settings": config,
+}
+
+# -------------------------------------------------------------------------------------- paths
+
+LOGS = f"{OUT}/logs"
+BENCHMARKS = f"{OUT}/benchmarks"
+SYNTHETIC_ARCHIVE = f"{OUT}/data/synthetic/cifar-10-python.tar.gz"
+# Downloaded archives are shared by every results folder and keyed by md5 and file name, so
+# two URLs or two checksums never collide.
+DOWNLOADED_ARCHIVE = (
+    f"resources/archives/{DATASET['md5']}/{url_basename(DATASET['url'])}"
+)
+ARCHIVE = SYNTHETIC_ARCHIVE if SYNTHETIC is not None else DOWNLOADED_ARCHIVE
+PREPARED = f"{OUT}/data/cifar10.npz"
+TRAIN_DIR = f"{OUT}/train/{{size}}-{{activation}}/seed{{seed}}"
+AE_DIR = f"{OUT}/autoencoder/seed{{seed}}"
+PSO_DIR = f"{OUT}/pso/seed{{seed}}"
+TABLES = f"{OUT}/tables"
+FIGURES = f"{OUT}/figures"
+PAPER = f"{OUT}/paper"
+PROVENANCE = f"{OUT}/provenance.json"
+
+
+def train_file(name, size, activation, seed):
+    return f"{OUT}/train/{size}-{activation}/seed{seed}/{name}"
+
+
+EXPERIMENT_MODELS = [(s, a) for s in SIZES for a in ACTIVATIONS]
+# The autoencoder's baseline and PSO's reference are ordinary training runs, in the grid or not.
+ALL_MODELS = list(dict.fromkeys(EXPERIMENT_MODELS + [AE_MODEL, PSO_MODEL]))
+RESULT_INPUTS = {
+    "train": [
+        train_file("history.csv", s, a, seed) for s, a in ALL_MODELS for seed in SEEDS
+    ],
+    "pretrain": [f"{OUT}/autoencoder/seed{seed}/pretrain.csv" for seed in SEEDS],
+    "finetune": [
+        f"{OUT}/autoencoder/seed{seed}/finetune/history.csv" for seed in SEEDS
+    ],
+    "pso": [f"{OUT}/pso/seed{seed}/history.csv" for seed in SEEDS],
+}
+TABLE_FILES = {
+    name: f"{TABLES}/{name}"
+    for name in (
+        "table1.csv",
+        "table1.json",
+        "table2.csv",
+        "table2.json",
+        "runs.csv",
+        "summary.json",
+    )
+}
+
+# Figure files as trainact.figures names them: fig2..fig7 for the sizes present, fig8 the
+# autoencoder, fig9 PSO, the learned activation curves when a trainable activation is in the
+# grid, and the network structure.
+CURVE_FIGURES = {
+    ("val", "large"): 2,
+    ("val", "middle"): 3,
+    ("val", "small"): 4,
+    ("train", "large"): 5,
+    ("train", "middle"): 6,
+    ("train", "small"): 7,
+}
+FIGURE_STEMS = [
+    *(f"fig{number}" for (_, size), number in CURVE_FIGURES.items() if size in SIZES),
+    "fig8",
+    "fig9",
+    *(["activations"] if any(a != "relu" for a in ACTIVATIONS) else []),
+    "structure",
+]
+FIGURE_FILES = [
+    f"{FIGURES}/{stem}.{ext}" for stem in FIGURE_STEMS for ext in ("png", "pdf")
+]
+FIGURE_ACTIVATION_INPUTS = [
+    train_file("activations.json", s, a, seed)
+    for s, a in EXPERIMENT_MODELS
+    if a != "relu"
+    for seed in SEEDS
+]
+
+# The report's Jinja templates live in paper/ beside the Snakefile; as inputs, editing them
+# reruns the report.
+REPORT_TEMPLATES = [
+    os.path.relpath(REPO / "paper" / name) for name in ("report.md.j2", "report.tex.j2")
+]
+# The paper report's pdf exists only where a TeX engine does (trainact.report builds it with
+# latexmk and pdflatex).
+HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
+PAPER_PDF = (
+    {
+        "pdf": report(
+            f"{PAPER}/report.pdf",
+            caption="../report/paper.rst",
+            category="Paper report",
+        )
+    }
+    if HAVE_TEX
+    else {}
+)
+PAPER_FILES = [f"{PAPER}/report.md", f"{PAPER}/report.tex", *PAPER_PDF.values()]

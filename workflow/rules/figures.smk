@@ -1,0 +1,32 @@
+# The paper's Figures 2-9, the learned activation curves and the network structure, each as
+# PNG (in Snakemake's HTML report, with a caption) and PDF (for the paper report).
+
+
+rule figures:
+    input:
+        **RESULT_INPUTS,
+        activations=FIGURE_ACTIVATION_INPUTS,
+    output:
+        [
+            report(
+                f"{FIGURES}/{stem}.png",
+                caption=f"../report/{stem}.rst",
+                category="Figures",
+            )
+            for stem in FIGURE_STEMS
+        ],
+        pdfs=[f"{FIGURES}/{stem}.pdf" for stem in FIGURE_STEMS],
+    log:
+        f"{LOGS}/figures.log",
+    benchmark:
+        f"{BENCHMARKS}/figures/figures.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        slice=canonical(FIGURE_PARAMS),
+        code=CODE["figures"],
+        results=lambda wc: OUT,
+        out_dir=lambda wc, output: os.path.dirname(output.pdfs[0]),
+    shell:
+        "python -m trainact figures --results {params.results:q} --out-dir {params.out_dir:q}"
+        " --params {params.slice:q} --no-progress > {log:q} 2>&1"

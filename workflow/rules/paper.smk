@@ -1,0 +1,62 @@
+# The reproduction report: provenance (dataset checksum, hardware, versions, wall times from
+# the benchmark files), then report.md and report.tex from the tables and figures, and
+# report.pdf where a TeX engine is installed. `snakemake report` builds it.
+
+
+rule provenance:
+    input:
+        data=PREPARED,
+        results=RESULT_INPUTS.values(),
+        tables=TABLE_FILES.values(),
+        figures=FIGURE_FILES,
+    output:
+        PROVENANCE,
+    log:
+        f"{LOGS}/provenance.log",
+    benchmark:
+        f"{BENCHMARKS}/provenance/provenance.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        benchmarks=lambda wc: BENCHMARKS,
+        repo=lambda wc: str(REPO),
+        code=CODE["provenance"],
+    shell:
+        "python -m trainact provenance --out {output:q} --dataset {input.data:q}"
+        " --benchmarks {params.benchmarks:q} --repo {params.repo:q} > {log:q} 2>&1"
+
+
+rule report:
+    input:
+        summary=TABLE_FILES["summary.json"],
+        figures=FIGURE_FILES,
+        provenance=PROVENANCE,
+        templates=REPORT_TEMPLATES,
+    output:
+        **PAPER_PDF,
+        markdown=report(
+            f"{PAPER}/report.md",
+            caption="../report/paper.rst",
+            category="Paper report",
+        ),
+        tex=f"{PAPER}/report.tex",
+    log:
+        f"{LOGS}/report.log",
+    benchmark:
+        f"{BENCHMARKS}/report/report.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        slice=canonical(REPORT_PARAMS),
+        pdf="always" if HAVE_TEX else "never",
+        code=CODE["report"],
+        results=lambda wc: OUT,
+        tables=lambda wc, input: os.path.dirname(input.summary),
+        figures=lambda wc: FIGURES,
+        templates=lambda wc, input: os.path.dirname(input.templates[0]),
+        out_dir=lambda wc, output: os.path.dirname(output.markdown),
+    shell:
+        "python -m trainact report --results {params.results:q} --tables {params.tables:q}"
+        " --figures {params.figures:q} --out-dir {params.out_dir:q}"
+        " --params {params.slice:q} --pdf {params.pdf} --provenance {input.provenance:q}"
+        " --templates {params.templates:q} > {log:q} 2>&1"

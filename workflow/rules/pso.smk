@@ -1,0 +1,31 @@
+# Section 5.2: the middle ReLU CNN trained by particle swarm optimisation instead of
+# backpropagation (its reference is the train job of the same model and seed).
+
+
+rule pso:
+    input:
+        data=PREPARED,
+    output:
+        history=f"{PSO_DIR}/history.csv",
+        best=f"{PSO_DIR}/best.pt",
+    log:
+        f"{LOGS}/pso/seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/pso/seed{{seed}}.tsv"
+    conda:
+        "../../envs/training.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=480,
+    params:
+        slice=canonical(PSO_SLICE),
+        code=CODE["pso"],
+        key=run_key(canonical(PSO_SLICE), CODE["pso"]),
+        out_dir=lambda wc, output: os.path.dirname(output.history),
+    shell:
+        "fresh_start {params.out_dir:q} {params.key} {input.data:q}; "
+        "python -m trainact pso --data {input.data:q} --seed {wildcards.seed}"
+        " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
+        " > {log:q} 2>&1"

@@ -1,0 +1,36 @@
+# Training: one job per (size, activation, seed) of the paper's grid (Section 2.2), plus the
+# autoencoder's baseline and PSO's reference runs when those lie outside the grid.
+
+
+rule train:
+    input:
+        data=PREPARED,
+    output:
+        history=f"{TRAIN_DIR}/history.csv",
+        model=f"{TRAIN_DIR}/model.pt",
+        activations=f"{TRAIN_DIR}/activations.json",
+        summary=f"{TRAIN_DIR}/summary.json",
+    log:
+        f"{LOGS}/train/{{size}}-{{activation}}-seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/train/{{size}}-{{activation}}-seed{{seed}}.tsv"
+    conda:
+        "../../envs/training.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=8000,
+        runtime=240,
+    params:
+        slice=lambda wc: canonical(train_slice(wc.size, wc.activation)),
+        code=CODE["train"],
+        key=lambda wc: run_key(
+            canonical(train_slice(wc.size, wc.activation)), CODE["train"]
+        ),
+        out_dir=lambda wc, output: os.path.dirname(output.history),
+    shell:
+        "fresh_start {params.out_dir:q} {params.key} {input.data:q}; "
+        "python -m trainact train --data {input.data:q} --size {wildcards.size}"
+        " --activation {wildcards.activation} --seed {wildcards.seed}"
+        " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
+        " > {log:q} 2>&1"
