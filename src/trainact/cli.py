@@ -2,9 +2,12 @@
 
 Every workflow rule calls one of these commands. Each topic module registers its own
 sub-commands through a ``register_cli(subparsers)`` function, so the CLI stays a thin
-dispatcher and the options live next to the code they drive. Commands that take a
-config slice accept it as canonical JSON (``--params '{...}'``), which is exactly what
-the Snakemake rules put in their ``params`` so that reruns follow config changes.
+dispatcher and the options live next to the code they drive. A command imports only its own
+module (``COMMANDS``), so a training job does not load matplotlib or Jinja2, and each rule
+family's conda environment (``envs/``) holds only what its modules import. ``--help`` imports
+them all to list every command. Commands that take a config slice accept it as canonical JSON
+(``--params '{...}'``), which is exactly what the Snakemake rules put in their ``params`` so
+that reruns follow config changes.
 """
 
 from __future__ import annotations
@@ -16,18 +19,24 @@ import logging
 import sys
 from typing import Any
 
-# Topic modules that contribute sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES = (
-    "trainact.data",
-    "trainact.train",
-    "trainact.bench",
-    "trainact.autoencoder",
-    "trainact.pso",
-    "trainact.aggregate",
-    "trainact.figures",
-    "trainact.report",
-    "trainact.provenance",
-)
+# Command -> the topic module that registers it, in the order ``--help`` lists them.
+# tests/test_cli.py checks this against what the modules register.
+COMMANDS = {
+    "download": "trainact.data",
+    "prepare": "trainact.data",
+    "synthetic-archive": "trainact.data",
+    "train": "trainact.train",
+    "bench": "trainact.bench",
+    "ae-pretrain": "trainact.autoencoder",
+    "ae-finetune": "trainact.autoencoder",
+    "pso": "trainact.pso",
+    "pso-bench": "trainact.pso",
+    "aggregate": "trainact.aggregate",
+    "figures": "trainact.figures",
+    "report": "trainact.report",
+    "provenance": "trainact.provenance",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 class CLIError(Exception):
@@ -47,7 +56,16 @@ def parse_params(text: str | None) -> dict[str, Any]:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def requested_command(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (its first word that is not an option), if it is one."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The parser with the sub-commands of ``modules`` (by default all of them)."""
     parser = argparse.ArgumentParser(
         prog="trainact",
         description="Reproduce Liao, 'Trainable Activation Function in Image Classification'.",
@@ -55,21 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>")
     subparsers.required = True
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # the topic module itself is not there (yet)
-                continue
-            raise
-        register = getattr(module, "register_cli", None)
-        if register is not None:
-            register(subparsers)
+    for name in modules:
+        importlib.import_module(name).register_cli(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = requested_command(argv)
+    parser = build_parser((COMMANDS[command],) if command else COMMAND_MODULES)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -1,0 +1,167 @@
+"""The command dispatcher and the rule families' conda environments.
+
+A command imports only its own topic module, so each rule family's environment in envs/ needs
+only what that module (and the trainact modules it imports) import. These tests check the
+command table against what the modules register, that a command really loads nothing else,
+and that every rule's environment holds every third-party package its command imports, pinned
+inside pyproject.toml's ranges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import re
+import subprocess
+import sys
+
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+
+from trainact import cli
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "src" / "trainact"
+# Import name -> distribution name, where they differ.
+DISTRIBUTIONS = {"yaml": "pyyaml"}
+
+
+def registered_commands(module_name: str) -> list[str]:
+    parser = argparse.ArgumentParser()
+    subparsers = parser.add_subparsers()
+    importlib.import_module(module_name).register_cli(subparsers)
+    return list(subparsers.choices)
+
+
+def test_command_table_matches_what_the_modules_register():
+    registered = {
+        command: module
+        for module in cli.COMMAND_MODULES
+        for command in registered_commands(module)
+    }
+    assert registered == cli.COMMANDS
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["train", "--seed", "0"], "train"),
+        (["-v", "pso-bench"], "pso-bench"),
+        (["--help"], None),
+        (["no-such-command"], None),
+        ([], None),
+    ],
+)
+def test_requested_command(argv, command):
+    assert cli.requested_command(argv) == command
+
+
+def test_a_command_imports_only_its_own_module():
+    """`prepare` (a data job) loads neither the plotting, table nor template libraries, nor the
+    other topic modules; `--help` still lists every command."""
+    probe = (
+        "import sys\n"
+        "from trainact import cli\n"
+        "try:\n"
+        "    cli.main(['prepare', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('matplotlib', 'pandas', 'jinja2') or m.startswith('trainact.'))), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "--train-per-class" in result.stdout  # prepare's own help was printed
+    loaded = result.stderr.split()
+    assert [m for m in loaded if not m.startswith("trainact.")] == []
+    assert {m for m in loaded if m.startswith("trainact.")} <= {"trainact.cli", "trainact.data"}
+
+    listing = subprocess.run(
+        [sys.executable, "-m", "trainact", "--help"],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    assert [c for c in cli.COMMANDS if c not in listing.stdout] == []
+
+
+def third_party_imports(module_name: str) -> set[str]:
+    """Top-level names of the non-trainact, non-standard-library modules that ``module_name``
+    imports anywhere in its code, following the trainact modules it imports."""
+    todo, seen, found = [module_name], set(), set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = PACKAGE.joinpath(*name.split(".")[1:])
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported = [node.module]
+                if node.module == "trainact":
+                    imported += [f"trainact.{alias.name}" for alias in node.names]
+            else:
+                continue
+            for full in imported:
+                top = full.split(".")[0]
+                if top == "trainact":
+                    candidate = PACKAGE.joinpath(*full.split(".")[1:])
+                    if candidate.with_suffix(".py").is_file() or candidate.is_dir():
+                        todo.append(full)
+                elif top not in sys.stdlib_module_names and top != "__future__":
+                    found.add(top)
+    return found
+
+
+def rule_environments() -> dict[str, tuple[str, str]]:
+    """Rule -> (its conda env file, the trainact command its shell runs)."""
+    found = {}
+    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        parts = re.split(r"^\s*rule (\w+):", path.read_text(), flags=re.M)
+        for name, body in zip(parts[1::2], parts[2::2]):
+            command = re.search(r"python -m trainact ([\w-]+)", body)
+            if command is None:
+                continue  # a rule that runs no command (rule all)
+            env = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
+            assert env, f"rule {name} has no conda env"
+            env_file = (path.parent / env.group(1)).resolve()
+            found[name] = (str(env_file.relative_to(REPO)), command.group(1))
+    return found
+
+
+def pinned(env_file: str) -> dict[str, str]:
+    """Distribution -> pinned version, from the env's pip section."""
+    dependencies = yaml.safe_load((REPO / env_file).read_text())["dependencies"]
+    (pip,) = [d["pip"] for d in dependencies if isinstance(d, dict)]
+    return dict(line.lower().split("==") for line in pip)
+
+
+def test_every_rule_environment_holds_what_its_command_imports():
+    environments = rule_environments()
+    assert {"download", "prepare", "train", "ae_pretrain", "ae_finetune", "pso",
+            "aggregate", "figures", "provenance", "report"} <= set(environments)  # fmt: skip
+    assert len({env for env, _ in environments.values()}) >= 2  # one per rule family
+    missing = {}
+    for rule, (env_file, command) in environments.items():
+        needed = {DISTRIBUTIONS.get(name, name) for name in third_party_imports(cli.COMMANDS[command])}
+        lacking = needed - set(pinned(env_file))
+        if lacking:
+            missing[rule] = (env_file, sorted(lacking))
+    assert missing == {}
+
+
+def test_environment_pins_lie_inside_pyproject_ranges():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    ranges = {Requirement(r).name.lower(): Requirement(r).specifier for r in project["dependencies"]}
+    for env_file in sorted(str(p.relative_to(REPO)) for p in (REPO / "envs").glob("*.yaml")):
+        for name, version in pinned(env_file).items():
+            assert name in ranges, f"{env_file}: {name} is not a dependency in pyproject.toml"
+            assert version in ranges[name], f"{env_file}: {name}=={version} outside {ranges[name]}"
