@@ -383,15 +383,5 @@ REPORT_TEMPLATES = [
 # The paper report's pdf exists only where a TeX engine does (trainact.report builds it with
 # latexmk and pdflatex).
 HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
-PAPER_PDF = (
-    {
-        "pdf": report(
-            f"{PAPER}/report.pdf",
-            caption="../report/paper.rst",
-            category="Paper report",
-        )
-    }
-    if HAVE_TEX
-    else {}
-)
-PAPER_FILES = [f"{PAPER}/report.md", f"{PAPER}/report.tex", *PAPER_PDF.values()]
+PAPER_PDF = [f"{PAPER}/report.pdf"] if HAVE_TEX else []
+PAPER_FILES = [f"{PAPER}/report.md", f"{PAPER}/report.tex", *PAPER_PDF]
