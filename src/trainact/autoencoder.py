@@ -165,15 +165,6 @@ def write_pretrain_csv(path: Path, rows: list[Mapping[str, Any]]) -> None:
     atomic_write(path, write)
 
 
-def _fingerprint(settings: AutoencoderSettings, model: nn.Module, decoders: nn.Module) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed (the device may differ)."""
-    fingerprint = settings.as_dict()
-    fingerprint.pop("device")
-    fingerprint["model"] = repr(model)
-    fingerprint["decoders"] = repr(decoders)
-    return fingerprint
-
-
 def pretrain(
     data,
     settings: AutoencoderSettings,
@@ -207,7 +198,7 @@ def pretrain(
     decoders = build_decoders(model, settings.decoder)
     model.to(device)
     decoders.to(device)
-    fingerprint = _fingerprint(settings, model, decoders)
+    fingerprint = settings.checkpoint_fingerprint(model=model, decoders=decoders)
     num_stages = len(model.stages)
     total = num_stages * settings.epochs_per_stage
     rows: list[dict[str, Any]] = []

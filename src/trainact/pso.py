@@ -80,6 +80,7 @@ class PSOSettings(ConfigSection):
     """Every PSO hyperparameter: the config's ``pso`` slice (plus seed and device)."""
 
     SECTION = "pso"
+    RESUMABLE_ACROSS = ("device", "eval_batch_size", "generations")
 
     size: str = "middle"  # paper: the standard middle-sized CNN
     activation: str = "relu"
@@ -353,15 +354,6 @@ def _subset(num_images: int, size: int | None, seed: int, stream: int) -> np.nda
     return np.random.default_rng([seed, stream]).permutation(num_images)[:size]
 
 
-def _fingerprint(settings: PSOSettings, model: nn.Module) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed (device, chunking and run length may differ)."""
-    fingerprint = settings.as_dict()
-    for key in ("device", "eval_batch_size", "generations"):
-        fingerprint.pop(key)
-    fingerprint["model"] = repr(model)
-    return fingerprint
-
-
 def train_pso(
     data,
     settings: PSOSettings,
@@ -436,7 +428,7 @@ def train_pso(
         atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
         write_history(out_dir / HISTORY_NAME, history)
 
-    fingerprint = _fingerprint(settings, model)
+    fingerprint = settings.checkpoint_fingerprint(model=model)
     checkpoint_path = out_dir / CHECKPOINT_NAME
     history: list[dict[str, Any]] = []
     if resume and checkpoint_path.exists():

@@ -18,6 +18,9 @@ class ConfigSection:
     """Mixin for frozen dataclasses that mirror one config section (named by ``SECTION``)."""
 
     SECTION: ClassVar[str] = "settings"
+    # Settings a checkpoint may have been written under and still be resumed: they change
+    # neither the results nor the run's state (the device, evaluation chunking, run length).
+    RESUMABLE_ACROSS: ClassVar[tuple[str, ...]] = ("device",)
 
     @classmethod
     def from_params(cls: type[SettingsT], params: Mapping[str, Any], **overrides: Any) -> SettingsT:
@@ -35,6 +38,13 @@ class ConfigSection:
     def as_dict(self) -> dict[str, Any]:
         """Plain values (tuples as lists), ready for JSON."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def checkpoint_fingerprint(self, **modules: Any) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed: every setting but ``RESUMABLE_ACROSS``,
+        and the ``repr`` of each module (its structure), under the module's keyword."""
+        fingerprint = {k: v for k, v in self.as_dict().items() if k not in self.RESUMABLE_ACROSS}
+        fingerprint.update({name: repr(module) for name, module in modules.items()})
+        return fingerprint
 
     @classmethod
     def fail(cls, key: str, value: Any, why: str) -> None:

@@ -58,6 +58,7 @@ class TrainSettings(ConfigSection):
     """Every training hyperparameter. Defaults are the paper's setting (Section 2.2)."""
 
     SECTION = "train"
+    RESUMABLE_ACROSS = ("device", "eval_batch_size", "epochs")
 
     epochs: int = 80  # paper: schedule defined past 60 but no total given; we stop at 80
     batch_size: int = 128  # paper silent
@@ -180,15 +181,6 @@ def evaluate(model: nn.Module, dataset, batch_size: int) -> tuple[float, float]:
     return loss_sum.item() / n, correct.item() / n
 
 
-def _settings_fingerprint(settings: TrainSettings, model: nn.Module) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed (device and eval batch size may differ)."""
-    fingerprint = settings.as_dict()
-    for key in ("device", "eval_batch_size", "epochs"):
-        fingerprint.pop(key)
-    fingerprint["model"] = repr(model)
-    return fingerprint
-
-
 def fit(
     model: nn.Module,
     data,
@@ -221,7 +213,7 @@ def fit(
     optimizer = torch.optim.RMSprop(
         model.parameters(), lr=settings.learning_rate(1), alpha=settings.rho, eps=settings.eps
     )
-    fingerprint = _settings_fingerprint(settings, model)
+    fingerprint = settings.checkpoint_fingerprint(model=model)
     history: list[dict[str, Any]] = []
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
