@@ -81,7 +81,7 @@ def test_a_command_imports_only_its_own_module():
     assert "--train-per-class" in result.stdout  # prepare's own help was printed
     loaded = result.stderr.split()
     assert [m for m in loaded if not m.startswith("trainact.")] == []
-    assert {m for m in loaded if m.startswith("trainact.")} <= {"trainact.cli", "trainact.data"}
+    assert {m for m in loaded if m.startswith("trainact.")} <= {"trainact.cli", "trainact.data", "trainact.files"}
 
     listing = subprocess.run(
         [sys.executable, "-m", "trainact", "--help"],

@@ -28,8 +28,6 @@ import argparse
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -37,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from trainact.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +66,6 @@ def load_published() -> dict[str, Any]:
     """The paper's Table 1 and Table 2 as data (``trainact/published_tables.json``)."""
     text = resources.files("trainact").joinpath("published_tables.json").read_text(encoding="utf-8")
     return json.loads(text)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (no half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def json_ready(value: Any) -> Any:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import logging
 import math
 import os
@@ -48,12 +47,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainact.files import atomic_write
 from trainact.settings import ConfigSection
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, PaperCNN, build_model
 from trainact.train import (
     TrainingDiverged,
     TrainSettings,
-    atomic_write,
     fit,
     resolve_device,
     seed_everything,

@@ -35,12 +35,11 @@ import re
 import struct
 import sys
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path, PurePosixPath
@@ -51,6 +50,7 @@ import torch
 from tqdm import tqdm
 
 from trainact import __version__
+from trainact.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -129,27 +129,6 @@ def _normalise_md5(md5: str) -> str:
     if not _MD5_PATTERN.fullmatch(value):
         raise ValueError(f"not an md5 hex digest (32 hex digits): {md5!r}")
     return value
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` through a temporary file in the same folder, then ``os.replace`` it.
-
-    A crash leaves either the old file or the complete new one, never a torn file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    tmp = Path(handle.name)
-    try:
-        with handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -623,7 +602,12 @@ def prepare(
         "class_names": np.array(class_names, dtype=str),
         "source_md5": np.array(source_md5, dtype=str),
     }
-    _atomic_write(out, lambda stream: np.savez(stream, **arrays))
+
+    def write_npz(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle: given a path, np.savez appends ".npz"
+            np.savez(handle, **arrays)
+
+    atomic_write(out, write_npz)
     log.info("prepared %s: train %d, test %d images", out, len(train_labels), len(test_labels))
     return out
 
@@ -846,7 +830,7 @@ def build_synthetic_archive(
     members.append((META, _stable_pickle(meta)))
 
     payload = _gzip_stored(_tar_bytes(members))
-    _atomic_write(Path(dest), lambda stream: stream.write(payload))
+    atomic_write(dest, lambda tmp: tmp.write_bytes(payload))
     return hashlib.md5(payload).hexdigest()
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,6 +45,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from trainact.files import atomic_write  # noqa: E402
 from trainact.aggregate import (  # noqa: E402
     ACTIVATIONS,
     AUTOENCODER_BASELINE,
@@ -551,15 +551,13 @@ def plot_structure(
 
 def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     """Write ``<stem>.png`` and ``<stem>.pdf`` atomically; returns their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for ext in FORMATS:
-        path = out_dir / f"{stem}.{ext}"
-        tmp = out_dir / f".{stem}.{ext}.tmp"
         metadata = {"CreationDate": None} if ext == "pdf" else {"Software": None}
-        fig.savefig(tmp, format=ext, dpi=DPI, metadata=metadata)
-        os.replace(tmp, path)
+        path = atomic_write(
+            Path(out_dir) / f"{stem}.{ext}",
+            lambda tmp: fig.savefig(tmp, format=ext, dpi=DPI, metadata=metadata),  # noqa: B023
+        )
         written.append(path)
     return written
 

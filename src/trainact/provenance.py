@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainact.aggregate import json_ready, write_text_atomic
+from trainact.aggregate import json_ready
+from trainact.files import write_text_atomic
 
 #: md5 of the official ``cifar-10-python.tar.gz`` (https://www.cs.toronto.edu/~kriz/cifar.html).
 CIFAR10_PYTHON_MD5 = "c58f30108f718f92721af3b95e74349a"

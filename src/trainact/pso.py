@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import logging
 import math
@@ -65,7 +64,8 @@ from torch.nn import functional as F
 
 from trainact.settings import ConfigSection
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, build_model
-from trainact.train import atomic_write, evaluate, resolve_device, seed_everything
+from trainact.files import atomic_write
+from trainact.train import evaluate, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 

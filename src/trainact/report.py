@@ -52,9 +52,9 @@ from trainact.aggregate import (
     SPLITS,
     TRAINABLE,
     load_published,
-    write_text_atomic,
 )
 from trainact.figures import AUTOENCODER_FIGURE, FIGURE_NUMBERS, PSO_FIGURE, FigureParams, figure_stems
+from trainact.files import atomic_write, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -803,11 +803,7 @@ def build_pdf(tex_path: Path, figures_dir: Path, out_pdf: Path, timeout_s: float
             log_path = work / "report.log"
             tail = log_path.read_text(errors="replace")[-3000:] if log_path.is_file() else done.stdout[-3000:]
             raise RuntimeError(f"latexmk failed on {tex_path} (exit {done.returncode}); end of the log:\n{tail}")
-        out_pdf = Path(out_pdf)
-        out_pdf.parent.mkdir(parents=True, exist_ok=True)
-        tmp_pdf = out_pdf.with_name(f".{out_pdf.name}.tmp")
-        shutil.copy2(work / "report.pdf", tmp_pdf)
-        os.replace(tmp_pdf, out_pdf)
+        out_pdf = atomic_write(out_pdf, lambda tmp: shutil.copy2(work / "report.pdf", tmp))
     return out_pdf
 
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import logging
 import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainact.files import atomic_write
 from trainact.settings import ConfigSection
 log = logging.getLogger(__name__)
 
@@ -140,16 +140,6 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp)`` on a temporary sibling of ``path``, then rename it into place.
-
-    A crash leaves either the old file or the new one, never half of one.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
