@@ -93,3 +93,21 @@ def test_bench_cli_json(capsys):
 def test_bench_cli_errors_name_the_bad_value(argv, message, capsys):
     assert main(["bench", "--sizes", "small", "--no-progress", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_cli_table_then_pso_evaluators_side_by_side(capsys):
+    """The text report: the throughput table, then PSO's vectorised and looped evaluation of
+    the same swarm (tiny filters through --params, so it takes a second)."""
+    tiny = json.dumps({"filters": {"small": [2, 4, 4]}, "hidden": 8})
+    argv = ["bench", "--sizes", "small", "--activations", "relu", "--batch-size", "4",
+            "--steps", "2", "--warmup", "1", "--device", "cpu", "--impl", "eager",
+            "--params", tiny, "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    table, pso = out.split("\n\n")
+    assert "small   relu" in table
+    assert pso.startswith("PSO fitness evaluation, small-relu CNN, 10 particles x 1000 images on cpu")
+    assert "vectorised (vmap)" in pso and "looped" in pso and "speed-up" in pso
+
+    assert main([*argv, "--no-pso"]) == 0
+    assert "PSO" not in capsys.readouterr().out

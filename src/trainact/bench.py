@@ -9,6 +9,10 @@ reported as a ratio to the ReLU network of the same size (ReLU is always measure
 baseline). Warm-up steps are not timed; the first one includes ``torch.compile`` of the
 activation kernels (compiled once per process, so only the first network using a kernel pays),
 reported as ``first_step_s``.
+
+Below the table (not with ``--json``, whose list other tools read) it compares PSO's two
+particle evaluators the same way: all particles in one ``vmap``-ed pass against a loop over
+them (:func:`trainact.pso.bench_evaluators`; ``trainact pso-bench`` varies the setting).
 """
 
 from __future__ import annotations
@@ -188,6 +192,7 @@ def format_table(results: list[BenchResult]) -> str:
 def _command(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
+    model_cfg = parse_params(args.params)
     try:
         results = run_bench(
             args.sizes,
@@ -197,21 +202,33 @@ def _command(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             device=args.device,
             impl=args.impl,
-            model_cfg=parse_params(args.params),
+            model_cfg=model_cfg,
             progress=not args.no_progress,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     if args.json:
         print(json.dumps([asdict(r) for r in results], indent=1))
-    else:
-        device = resolve_device(args.device)
-        print(
-            f"training throughput, batch {args.batch_size}, median of {args.steps} interleaved steps, "
-            f"device {device}, impl {args.impl or 'from config'}, "
-            f"{torch.get_num_threads()} threads"
+        return 0
+    device = resolve_device(args.device)
+    print(
+        f"training throughput, batch {args.batch_size}, median of {args.steps} interleaved steps, "
+        f"device {device}, impl {args.impl or 'from config'}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(format_table(results))
+    if args.pso:
+        # PSO's two particle evaluators (Section 5.2), also side by side in this process, on the
+        # paper's PSO setting: the middle ReLU CNN (or the first size benched), 10 particles,
+        # a 1,000-image fitness batch. `trainact pso-bench` varies these.
+        from trainact.pso import bench_evaluators, format_evaluator_bench
+
+        size = "middle" if "middle" in args.sizes else args.sizes[0]
+        result = bench_evaluators(
+            size=size, device=args.device, model_cfg=model_cfg, progress=not args.no_progress
         )
-        print(format_table(results))
+        print()
+        print(format_evaluator_bench(result))
     return 0
 
 
@@ -255,5 +272,12 @@ def register_cli(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar on stderr"
+    )
+    parser.add_argument(
+        "--no-pso",
+        dest="pso",
+        action="store_false",
+        help="skip the comparison of PSO's vectorised and looped particle evaluation that "
+        "follows the table (not in --json; `trainact pso-bench --json` gives it)",
     )
     parser.set_defaults(func=_command)

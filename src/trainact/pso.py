@@ -573,6 +573,18 @@ def _cmd_pso(args: argparse.Namespace) -> int:
     return 0
 
 
+def format_evaluator_bench(result: Mapping[str, Any]) -> str:
+    """The text report of :func:`bench_evaluators` (``pso-bench``, and ``bench`` below its table)."""
+    return (
+        f"PSO fitness evaluation, {result['size']}-{result['activation']} CNN, {result['particles']} "
+        f"particles x {result['batch_size']} images on {result['device']} (median of {result['repeats']}):\n"
+        f"  vectorised (vmap) {result['vectorised_images_per_s']:>12,.0f} images/s\n"
+        f"  looped            {result['looped_images_per_s']:>12,.0f} images/s\n"
+        f"  speed-up          {result['speedup_median']:>12.2f} x   "
+        f"(largest loss difference {result['max_abs_loss_difference']:.2e})"
+    )
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
@@ -593,17 +605,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from None
-    if args.json:
-        print(json.dumps(result, indent=1))
-    else:
-        print(
-            f"{result['size']}-{result['activation']} CNN, {result['particles']} particles x "
-            f"{result['batch_size']} images on {result['device']} (median of {result['repeats']}):\n"
-            f"  vectorised (vmap) {result['vectorised_images_per_s']:>12,.0f} images/s\n"
-            f"  looped            {result['looped_images_per_s']:>12,.0f} images/s\n"
-            f"  speed-up          {result['speedup_median']:>12.2f} x   "
-            f"(largest loss difference {result['max_abs_loss_difference']:.2e})"
-        )
+    print(json.dumps(result, indent=1) if args.json else format_evaluator_bench(result))
     return 0
 
 
