@@ -282,3 +282,26 @@ def test_cli_writes_the_requested_group(tmp_path):
     assert main(["figures", "--results", str(results), "--out-dir", str(out), "--params", params, "--no-progress"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["fig4.pdf", "fig4.png", "fig7.pdf", "fig7.png"]
     assert main(["figures", "--results", str(tmp_path / "nowhere"), "--out-dir", str(out), "--params", params]) == 2
+
+
+def test_one_epoch_curves_are_visible_with_whole_epoch_ticks(tmp_path):
+    """One pretraining epoch per stage (the quick preset) gives one point per line: it is
+    drawn with a marker, and the x axis shows whole epochs, not 0.95 ... 1.05."""
+    import pandas as pd
+
+    one_epoch = pd.DataFrame(
+        {"loss_mean": [0.05, 0.03, 0.08], "loss_min": [0.05, 0.03, 0.08], "loss_max": [0.05, 0.03, 0.08], "n": 1},
+        index=pd.MultiIndex.from_tuples([(0, 1), (1, 1), (2, 1)], names=["stage", "epoch"]),
+    )
+    curve = pd.DataFrame(
+        {f"val_acc_{k}": [0.1, 0.2, 0.3] for k in ("mean", "min", "max")} | {"n": 1},
+        index=pd.Index([1, 2, 3], name="epoch"),
+    )
+    fig = fg.plot_autoencoder(curve, curve, one_epoch)
+    fig.canvas.draw()
+    ax_acc, ax_rec = fig.axes
+    for stage in range(3):
+        assert line(ax_rec, f"stage {stage}").get_marker() == "o"
+    assert line(ax_acc, "Fourier-CNN, no pretraining").get_marker() == "None"  # lines stay lines
+    ticks = [t for t in ax_rec.get_xticks() if ax_rec.get_xlim()[0] <= t <= ax_rec.get_xlim()[1]]
+    assert 1 in ticks and all(float(t).is_integer() for t in ticks)

@@ -273,14 +273,23 @@ def load_activation_documents(
 
 
 def _band(ax, x, frame: pd.DataFrame, column: str, color: str, label: str, **line_kw) -> None:
-    """Mean line of ``column`` with its min-max band."""
+    """Mean line of ``column`` with its min-max band (a marker where the line is one point,
+    e.g. one pretraining epoch per stage, which a bare line would not show)."""
+    if len(x) < 2:
+        line_kw.setdefault("marker", "o")
     ax.fill_between(x, frame[f"{column}_min"], frame[f"{column}_max"], color=color, alpha=BAND_ALPHA, linewidth=0)
     ax.plot(x, frame[f"{column}_mean"], color=color, label=label, **line_kw)
 
 
 def _integer_ticks(*axes) -> None:
-    """Epochs and generations are whole numbers: no fractional x ticks."""
+    """Epochs and generations are whole numbers: no fractional x ticks. An axis whose data
+    span less than one unit (a single epoch) is widened to one unit each side of its centre,
+    else the locator has no integers to choose and falls back to fractions."""
     for ax in axes:
+        low, high = ax.get_xlim()
+        if high - low < 2:
+            centre = round((low + high) / 2)
+            ax.set_xlim(centre - 1, centre + 1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
