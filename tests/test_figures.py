@@ -117,6 +117,10 @@ def test_autoencoder_and_pso_figures(tmp_path):
     reference_best = np.mean([bests_by_seed("middle", "relu", s)["val_acc"] for s in seeds])
     horizontal = [ln for ln in ax.get_lines() if ln.get_label().startswith("RMSProp: best")]
     assert len(horizontal) == 1 and np.allclose(horizontal[0].get_ydata(), reference_best)
+    # the paper's claim as a band (0.4-0.6 of RMSProp's best), and chance
+    (claim,) = [p for p in ax.patches if p.get_label().startswith("'about half'")]
+    np.testing.assert_allclose([claim.get_y(), claim.get_y() + claim.get_height()], [0.4 * reference_best, 0.6 * reference_best])
+    np.testing.assert_allclose(line(ax, "chance (10 classes)").get_ydata(), 0.1)
     test_line = line(ax, "PSO: $P_g$ test accuracy")
     targets = [0.5 * bests_by_seed("middle", "relu", s)["val_acc"] for s in seeds]
     np.testing.assert_allclose(test_line.get_ydata(), [np.mean(targets) - 0.01 * (5 - g) for g in range(1, 6)])

@@ -49,6 +49,11 @@ MODEL_NAMES = {"relu": "CNN", "fourier": "Fourier-CNN", "lc": "LC-CNN"}
 HISTORY_REQUIRED = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "status")
 PSO_REQUIRED = ("generation", "train_acc", "test_acc")
 PRETRAIN_REQUIRED = ("stage", "epoch", "loss")
+#: The paper's "PSO reaches about half of BP's accuracy", as a region of the PSO/RMSProp
+#: accuracy ratio (the report's claims check and Figure 9 use it).
+ABOUT_HALF = (0.4, 0.6)
+#: Accuracy of guessing among CIFAR-10's ten classes.
+CHANCE_ACCURACY = 0.1
 #: Per-model baselines of the two Section 5 experiments (paths under ``<out>/train``).
 AUTOENCODER_BASELINE = ("middle", "fourier")
 PSO_REFERENCE = ("middle", "relu")

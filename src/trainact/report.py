@@ -46,6 +46,7 @@ import jinja2
 import yaml
 
 from trainact.aggregate import (
+    ABOUT_HALF,
     METRICS,
     MODEL_NAMES,
     SIZES,
@@ -81,8 +82,6 @@ T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 
 # fmt: on
 SINGLE_SEED_HALF_WIDTH_PP = 2.0
 SINGLE_SEED_HALF_WIDTH_RATIO = 0.05
-#: "about half": the PSO/RMSProp accuracy ratio within this interval.
-ABOUT_HALF = (0.4, 0.6)
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = (
     "supported",
     "not supported",
