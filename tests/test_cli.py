@@ -10,7 +10,6 @@ inside pyproject.toml's ranges.
 from __future__ import annotations
 
 import argparse
-import ast
 import importlib
 import re
 import subprocess
@@ -23,11 +22,11 @@ import yaml
 from packaging.requirements import Requirement
 
 from trainact import cli
+from trainact.sourcegraph import imported_names, trainact_closure
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE = REPO / "src" / "trainact"
 # Import name -> distribution name, where they differ.
 DISTRIBUTIONS = {"yaml": "pyyaml"}
 
@@ -93,32 +92,9 @@ def test_a_command_imports_only_its_own_module():
 def third_party_imports(module_name: str) -> set[str]:
     """Top-level names of the non-trainact, non-standard-library modules that ``module_name``
     imports anywhere in its code, following the trainact modules it imports."""
-    todo, seen, found = [module_name], set(), set()
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        path = PACKAGE.joinpath(*name.split(".")[1:])
-        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                imported = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                imported = [node.module]
-                if node.module == "trainact":
-                    imported += [f"trainact.{alias.name}" for alias in node.names]
-            else:
-                continue
-            for full in imported:
-                top = full.split(".")[0]
-                if top == "trainact":
-                    candidate = PACKAGE.joinpath(*full.split(".")[1:])
-                    if candidate.with_suffix(".py").is_file() or candidate.is_dir():
-                        todo.append(full)
-                elif top not in sys.stdlib_module_names and top != "__future__":
-                    found.add(top)
-    return found
+    names = {n for m in trainact_closure(module_name) for n in imported_names(m)}
+    tops = {n.split(".")[0] for n in names}
+    return {t for t in tops if t != "trainact" and t != "__future__" and t not in sys.stdlib_module_names}
 
 
 def rule_environments() -> dict[str, tuple[str, str]]:

@@ -14,7 +14,6 @@
 # Nothing reads `snakemake.config` at job time: every command gets its slice through --params
 # or flags.
 
-import ast
 import hashlib
 import importlib.util
 import json
@@ -94,6 +93,11 @@ check_config(config)
 
 SRC = REPO / "src"
 PACKAGE = SRC / "trainact"
+# The import graph is read from the repository's source (trainact.sourcegraph imports nothing
+# of the package but its empty __init__), whether or not trainact is installed here.
+sys.path.insert(0, str(SRC))
+from trainact.sourcegraph import module_file, trainact_closure
+
 # Imported by every command but running no experiment code: the package marker (version
 # string only), `python -m trainact`, and the argument dispatcher. Editing them reruns nothing.
 DISPATCH_MODULES = {"trainact", "trainact.__main__", "trainact.cli"}
@@ -115,34 +119,11 @@ FAMILY_ENTRY = {
 }
 
 
-def module_file(name):
-    return PACKAGE.joinpath(*name.split(".")[1:]).with_suffix(".py")
-
-
-def imported_modules(name):
-    """trainact modules that module `name` imports anywhere in its code (also inside functions)."""
-    path = module_file(name)
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module)
-            # `from trainact import models` imports the module trainact.models
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {m for m in found if m.startswith("trainact.") and module_file(m).is_file()}
-
-
 def source_files(family):
     """The files that the command of `family` runs: its module and, transitively, every
     trainact module it imports, plus the data files they read (paths relative to src/).
     """
-    todo, seen = [FAMILY_ENTRY[family]], set()
-    while todo:
-        name = todo.pop()
-        if name not in seen and name not in DISPATCH_MODULES:
-            seen.add(name)
-            todo.extend(imported_modules(name))
+    seen = trainact_closure(FAMILY_ENTRY[family], skip=DISPATCH_MODULES)
     files = {module_file(m) for m in seen}
     files.update(PACKAGE / name for m in seen for name in MODULE_DATA.get(m, []))
     return sorted(str(f.relative_to(SRC)) for f in files)
