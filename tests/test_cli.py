@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from rule_sources import rule_bodies
 
 from trainact import cli
 from trainact.sourcegraph import imported_names, trainact_closure
@@ -100,16 +101,14 @@ def third_party_imports(module_name: str) -> set[str]:
 def rule_environments() -> dict[str, tuple[str, str]]:
     """Rule -> (its conda env file, the trainact command its shell runs)."""
     found = {}
-    for path in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        parts = re.split(r"^\s*rule (\w+):", path.read_text(), flags=re.M)
-        for name, body in zip(parts[1::2], parts[2::2]):
-            command = re.search(r"python -m trainact ([\w-]+)", body)
-            if command is None:
-                continue  # a rule that runs no command (rule all)
-            env = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
-            assert env, f"rule {name} has no conda env"
-            env_file = (path.parent / env.group(1)).resolve()
-            found[name] = (str(env_file.relative_to(REPO)), command.group(1))
+    for name, (path, body) in rule_bodies().items():
+        command = re.search(r"python -m trainact ([\w-]+)", body)
+        if command is None:
+            continue  # a rule that runs no command (rule all)
+        env = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
+        assert env, f"rule {name} has no conda env"
+        env_file = (path.parent / env.group(1)).resolve()
+        found[name] = (str(env_file.relative_to(REPO)), command.group(1))
     return found
 
 

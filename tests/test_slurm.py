@@ -27,11 +27,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rule_sources import rule_bodies
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 DEFAULT_PROFILE = REPO / "workflow" / "profiles" / "default" / "config.yaml"
-RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
 CLUSTER_SCRIPTS = REPO / "tests" / "slurm"
 SMOKE_PRESET = "workflow/presets/smoke.yaml"
 PARTITION = "trainact"
@@ -58,14 +58,11 @@ RUN_TIMEOUT_S = 600
 
 def gpu_rules() -> set[str]:
     """Rules whose ``resources`` ask for a GPU (``gpu=...``), read from workflow/rules/*.smk."""
-    found = set()
-    for path in RULE_FILES:
-        # re.split with one group: [text before, name1, body1, name2, body2, ...]
-        parts = re.split(r"^\s*rule (\w+):", path.read_text(), flags=re.M)
-        for name, body in zip(parts[1::2], parts[2::2]):
-            if re.search(r"^\s+gpu\s*=", body, flags=re.M):
-                found.add(name)
-    return found
+    return {
+        name
+        for name, (_, body) in rule_bodies().items()
+        if re.search(r"^\s+gpu\s*=", body, flags=re.M)
+    }
 
 
 def load_profile() -> dict:
