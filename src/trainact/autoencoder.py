@@ -1,34 +1,49 @@
-"""Greedy layer-wise autoencoder pretraining of the CNN's conv stages (the paper's Section 5.1).
+"""Greedy layer-wise autoencoder pretraining of the CNN's hidden layers (the paper's Section 5.1).
 
 The paper says only that an autoencoder "is used to pre-train each layer of the middle sized
 Fourier-CNN" before ordinary training. Our reading, every open choice marked "paper silent":
 
 1. Seed, then build the classifier exactly as the baseline training job does (``seed_everything``
-   then ``build_model``), so the head's initial weights and every stage's initial weights are the
-   baseline's. Then build one decoder per stage.
-2. For stage ``k = 0, 1, 2`` in turn: the stages ``0..k-1`` are frozen (their output, the input
-   ``h_k`` of stage ``k``, is computed under ``no_grad``); stage ``k`` (conv -> activation ->
-   maxpool) and its decoder learn to reconstruct ``h_k`` from ``stage_k(h_k)`` with the mean squared
-   error, for ``epochs_per_stage`` epochs over the training images (labels unused).
-3. The pretrained stages and the untouched head are saved as the classifier's ``state_dict``
-   (``pretrained.pt``); fine-tuning loads it and runs the ordinary trainer (:func:`trainact.train.fit`)
-   with the ordinary schedule. Its baseline is the ordinary training job of the same model and seed.
+   then ``build_model``), so every layer's initial weights are the baseline's. Then build one
+   decoder per pretraining stage.
+2. Four pretraining stages, in turn: stages ``k = 0, 1, 2`` are the conv stages
+   ``model.stages[k]`` (conv -> activation -> maxpool); stage ``k = 3`` is the dense hidden layer
+   (``model.head[1]`` Linear -> ``model.head[2]`` activation). In stage ``k`` the layers before it are
+   frozen (their output, the input ``h_k`` of stage ``k``, is computed under ``no_grad``; for the
+   dense stage ``h_3`` is the flattened output of the three pretrained conv stages); stage ``k`` and
+   its decoder learn to reconstruct ``h_k`` from ``stage_k(h_k)`` with the mean squared error, for
+   ``epochs_per_stage`` epochs over the training images (labels unused).
+   The output layer ``model.head[3]`` (Linear(hidden, 10)) is not pretrained: it makes the logits,
+   which only the labels define, so there is no reconstruction of its input that the classifier
+   would keep (an autoencoder through its 10 outputs would train weights for a different job). It
+   stays at its seeded initialisation, the baseline's.
+3. The pretrained stages and the untouched output layer are saved as the classifier's
+   ``state_dict`` (``pretrained.pt``); fine-tuning loads it and runs the ordinary trainer
+   (:func:`trainact.train.fit`) with the ordinary schedule. Its baseline is the ordinary training
+   job of the same model and seed.
 
-Decoders (paper silent; ``decoder`` setting), mapping ``(N, C_k, H/2, W/2)`` back to ``(N, C_in, H, W)``:
+Conv-stage decoders (paper silent; ``decoder`` setting), mapping ``(N, C_k, H/2, W/2)`` back to
+``(N, C_in, H, W)``:
 ``conv_transpose`` (default) is one ``ConvTranspose2d(C_k, C_in, kernel_size=2, stride=2)``, the exact
 shape inverse of the 2x2 max-pool, as shallow as possible so the encoder has to do the work;
 ``upsample_conv`` is nearest-neighbour upsampling then ``Conv2d(C_k, C_in, 3, padding=1)``.
 Stage 0 reconstructs pixels in [0, 1], so its decoder ends in a sigmoid; later stages reconstruct
-unbounded activation outputs, so their decoders are linear.
+unbounded activation outputs, so their decoders are linear. Every stage's input is what the
+classifier feeds it (:meth:`PaperCNN.features`, input standardisation included where the model has
+one; stage 0's decoder is then linear too, its targets being standardised pixels). The dense stage's decoder is always one
+``Linear(hidden, C_3 * 4 * 4)`` (no output function; the ``decoder`` setting does not apply to it).
 
 Optimizer (paper silent): RMSprop with the paper's ``rho`` and the trainer's ``eps``, a fresh one per
-stage, constant learning rate. Shuffling is the trainer's: the order of stage ``k``'s epoch ``e`` is a
-pure function of ``(seed, k * epochs_per_stage + e)``, so the same seed gives the same losses.
+stage over the stage's parameters (its activation's included) and its decoder's, constant learning
+rate. Shuffling is the trainer's: the order of stage ``k``'s epoch ``e`` is a pure function of
+``(seed, k * epochs_per_stage + e)``, so the same seed gives the same losses.
 
 Crash safety: after every stage-epoch the model, the decoders, the optimizer and the rows go to
 ``pretrain_checkpoint.pt`` (temporary file, then rename) and ``pretrain.csv`` is rewritten; a rerun
 with the same settings continues after the last finished stage-epoch and ends bit for bit where an
-uninterrupted run ends (on the CPU).
+uninterrupted run ends (on the CPU). A checkpoint must match the settings and the structure of the
+model and of every decoder (and the list of stages), so one written by the former three-stage code
+(no dense stage) is not resumed: pretraining starts again from scratch.
 """
 
 from __future__ import annotations
@@ -143,12 +158,53 @@ class StageDecoder(nn.Module):
         return f"sigmoid_output={self.sigmoid_output}"
 
 
+def _dense_layer(model: PaperCNN) -> nn.Linear:
+    """The hidden dense layer ``model.head[1]`` (checked: the head is Flatten, Linear, act, Linear)."""
+    head = model.head
+    if not (
+        len(head) == 4
+        and isinstance(head[0], nn.Flatten)
+        and isinstance(head[1], nn.Linear)
+        and isinstance(head[3], nn.Linear)
+    ):
+        raise ValueError(f"expected a head Flatten -> Linear -> activation -> Linear, got {head}")
+    return head[1]
+
+
+def stage_names(model: PaperCNN) -> list[str]:
+    """Module names of the pretraining stages, in order: the conv stages, then the dense layer."""
+    _dense_layer(model)
+    return [f"stages.{k}" for k in range(len(model.stages))] + ["head.1"]
+
+
+def stage_encoder(model: PaperCNN, index: int) -> nn.Module:
+    """Pretraining stage ``index`` of ``model``: a conv stage, or (the last) Linear -> activation."""
+    if index < len(model.stages):
+        return model.stages[index]
+    if index == len(model.stages):
+        _dense_layer(model)
+        return model.head[1:3]  # shares the classifier's modules
+    raise IndexError(f"stage {index}: the model has {len(model.stages) + 1} pretraining stages")
+
+
+def stage_input(model: PaperCNN, index: int, images: torch.Tensor) -> torch.Tensor:
+    """The input of pretraining stage ``index``: ``images`` through the stages before it."""
+    h = model.features(images, upto=min(index, len(model.stages)))
+    return model.head[0](h) if index >= len(model.stages) else h
+
+
 def build_decoders(model: PaperCNN, kind: str) -> nn.ModuleList:
-    """One :class:`StageDecoder` per conv stage of ``model`` (stage 0's with a sigmoid output)."""
+    """One decoder per pretraining stage of ``model``: a :class:`StageDecoder` per conv stage (stage
+    0's with a sigmoid output when its targets are pixels in [0, 1], i.e. without input
+    standardisation), then ``Linear(hidden, C_3 * 4 * 4)`` for the dense stage."""
     channels = [model.stages[0][0].in_channels] + list(model.filters)
-    return nn.ModuleList(
-        StageDecoder(kind, channels[k + 1], channels[k], sigmoid_output=(k == 0)) for k in range(len(model.stages))
-    )
+    dense = _dense_layer(model)
+    pixels = getattr(model, "preprocessing", "none") == "none"
+    conv = [
+        StageDecoder(kind, channels[k + 1], channels[k], sigmoid_output=(k == 0 and pixels))
+        for k in range(len(model.stages))
+    ]
+    return nn.ModuleList([*conv, nn.Linear(dense.out_features, dense.in_features)])
 
 
 def write_pretrain_csv(path: Path, rows: list[Mapping[str, Any]]) -> None:
@@ -174,19 +230,22 @@ def pretrain(
     progress: bool = True,
     stop_after: tuple[int, int] | None = None,
 ) -> tuple[PaperCNN, list[dict[str, Any]]]:
-    """Pretrain the conv stages of a fresh classifier greedily, stage by stage, as autoencoders.
+    """Pretrain the conv stages and the dense hidden layer of a fresh classifier greedily, stage by
+    stage, as autoencoders.
 
     ``data`` is a :class:`trainact.data.PreparedData`; only its training images are used.
-    Writes ``pretrain.csv`` (one row per stage-epoch: ``stage`` 0-based index into
-    ``model.stages``, ``epoch`` 1-based within the stage, ``loss`` the epoch's mean reconstruction
-    MSE over the training images, ``seconds``), ``pretrain_checkpoint.pt`` after every stage-epoch
-    and, when all stages are done, ``pretrained.pt`` (the classifier's ``state_dict``: stages
-    pretrained, head at its seeded initialisation). ``stop_after=(stage, epoch)`` ends the call
+    Writes ``pretrain.csv`` (one row per stage-epoch: ``stage`` 0-based, 0-2 the conv stages
+    ``model.stages[0..2]`` and 3 the dense layer ``model.head[1]``, see :func:`stage_names`;
+    ``epoch`` 1-based within the stage, ``loss`` the epoch's mean reconstruction MSE over the
+    training images, ``seconds``), ``pretrain_checkpoint.pt`` after every stage-epoch and, when all
+    stages are done, ``pretrained.pt`` (the classifier's ``state_dict``: conv stages and dense layer
+    pretrained, output layer at its seeded initialisation). ``stop_after=(stage, epoch)`` ends the call
     after that stage-epoch, as a crash would (for tests of resumption).
     Returns the classifier and the rows. Raises :class:`TrainingDiverged` on a non-finite loss.
     """
     from tqdm.auto import tqdm
 
+    from trainact.calibration import calibrate
     from trainact.data import DeviceDataset
 
     out_dir = Path(out_dir)
@@ -194,11 +253,13 @@ def pretrain(
     device = resolve_device(settings.device)
     seed_everything(settings.seed)
     model = build_model(settings.size, settings.activation, model_cfg)  # the baseline's initialisation
+    calibrate(model, data.train_images, settings.seed)  # as the baseline's training job does
     decoders = build_decoders(model, settings.decoder)
     model.to(device)
     decoders.to(device)
-    fingerprint = settings.checkpoint_fingerprint(model=model, decoders=decoders)
-    num_stages = len(model.stages)
+    names = stage_names(model)
+    fingerprint = {**settings.checkpoint_fingerprint(model=model, decoders=decoders), "stages": names}
+    num_stages = len(names)
     total = num_stages * settings.epochs_per_stage
     rows: list[dict[str, Any]] = []
     optimizer_state = None
@@ -219,8 +280,7 @@ def pretrain(
     train_set = DeviceDataset(data.train_images, data.train_labels, device)
     bar = tqdm(total=total, initial=len(rows), desc=f"pretrain {out_dir.name}", unit="epoch", disable=not progress)
     for stage_index in range(len(rows) // settings.epochs_per_stage, num_stages):
-        stage, decoder = model.stages[stage_index], decoders[stage_index]
-        frozen = model.stages[:stage_index]
+        stage, decoder = stage_encoder(model, stage_index), decoders[stage_index]
         optimizer = torch.optim.RMSprop(
             [*stage.parameters(), *decoder.parameters()],
             lr=settings.learning_rate,
@@ -237,10 +297,8 @@ def pretrain(
             for images, _labels in train_set.batches(
                 settings.batch_size, shuffle=True, seed=settings.seed, epoch=shuffle_epoch
             ):
-                with torch.no_grad():
-                    target = images
-                    for frozen_stage in frozen:
-                        target = frozen_stage(target)
+                with torch.no_grad():  # the earlier stages are frozen
+                    target = stage_input(model, stage_index, images)
                 loss = F.mse_loss(decoder(stage(target)), target)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -249,8 +307,8 @@ def pretrain(
             mean_loss = loss_sum.item() / len(train_set)
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(
-                    f"{out_dir}: the reconstruction loss of stage {stage_index} became non-finite in its "
-                    f"epoch {epoch}; the last good state is {checkpoint_path}"
+                    f"{out_dir}: the reconstruction loss of stage {stage_index} ({names[stage_index]}) became "
+                    f"non-finite in its epoch {epoch}; the last good state is {checkpoint_path}"
                 )
             rows.append(
                 {
@@ -272,8 +330,9 @@ def pretrain(
             bar.update(1)
             bar.set_postfix(stage=stage_index, loss=f"{mean_loss:.5f}")
             log.info(
-                "stage %d epoch %d/%d reconstruction MSE %.6f", stage_index, epoch, settings.epochs_per_stage, mean_loss
-            )
+                "stage %d (%s) epoch %d/%d reconstruction MSE %.6f",
+                stage_index, names[stage_index], epoch, settings.epochs_per_stage, mean_loss,
+            )  # fmt: skip
             if stop_after is not None and (stage_index, epoch) >= tuple(stop_after):
                 bar.close()
                 return model, rows
@@ -287,7 +346,8 @@ def pretrain(
 def load_pretrained(
     pretrained_path: str | os.PathLike, settings: AutoencoderSettings, model_cfg: Mapping[str, Any] | None
 ) -> PaperCNN:
-    """The classifier for fine-tuning: built as configured, weights exactly those of ``pretrained.pt``."""
+    """The classifier for fine-tuning: built as configured, weights exactly those of ``pretrained.pt``
+    (which also holds the calibrated start's buffers: Fourier scales, standardisation statistics)."""
     model = build_model(settings.size, settings.activation, model_cfg)
     state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
     try:
@@ -394,7 +454,7 @@ def _common_arguments(parser: argparse.ArgumentParser, params_help: str) -> None
 def register_cli(subparsers) -> None:
     parser = subparsers.add_parser(
         "ae-pretrain",
-        help="pretrain a CNN's conv stages greedily as autoencoders (Section 5.1)",
+        help="pretrain a CNN's conv stages and dense layer greedily as autoencoders (Section 5.1)",
         description="Greedy layer-wise autoencoder pretraining; writes pretrain.csv and pretrained.pt. Resumable.",
     )
     _common_arguments(parser, 'JSON: {"model": {...}, "autoencoder": {...}}')
