@@ -346,7 +346,10 @@ def test_half_precision_input_is_computed_in_float32():
 
 def test_extra_repr():
     assert repr(Fourier(rank=3, per_channel=True, num_channels=8, impl="eager")) == (
-        "Fourier(rank=3, per_channel=True, num_channels=8, init='relu_fit', impl='eager')"
+        "Fourier(rank=3, per_channel=True, num_channels=8, init='calibrated', calibration_sigmas=3, impl='eager')"
+    )
+    assert repr(Fourier(init="relu_fit", impl="eager")) == (
+        "Fourier(rank=5, per_channel=False, init='relu_fit', impl='eager')"
     )
     assert repr(LinearCombination(candidates=("relu", "tanh"))) == (
         "LinearCombination(candidates=('relu', 'tanh'), per_channel=False, init='uniform', eps=0.01, impl='auto')"
@@ -364,7 +367,9 @@ def test_extra_repr():
 )
 def test_learned_parameters_round_trip(module):
     values = module.learned_parameters()
-    assert set(values) == {name for name, _ in module.named_parameters()}
+    assert set(values) == {name for name, _ in module.named_parameters()} | {
+        name for name, _ in module.named_buffers()
+    }
     assert all(isinstance(v, list) for v in values.values())
     values = json.loads(json.dumps(values))  # plain floats
     clone = type(module)(
@@ -446,7 +451,7 @@ def test_make_activation_builds_configured_modules():
         (
             "fourier",
             {"fourier": {"init": "zeros"}},
-            r"unknown Fourier init 'zeros'; allowed: 'relu_fit', 'random'",
+            r"unknown Fourier init 'zeros'; allowed: 'calibrated', 'relu_fit', 'random'",
         ),
         (
             "fourier",

@@ -235,7 +235,7 @@ def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
     names = sorted(p.name for p in written)
     assert names == sorted(fg.output_files(params))
     assert names == sorted(
-        f"{stem}.{ext}" for stem in ("fig4", "fig7", "activations", "structure") for ext in ("png", "pdf")
+        f"{stem}.{ext}" for stem in ("fig4", "fig7", "activations", "activation_health", "structure") for ext in ("png", "pdf")
     )
     for path in written:
         head = path.read_bytes()[:8]
@@ -309,3 +309,19 @@ def test_one_epoch_curves_are_visible_with_whole_epoch_ticks(tmp_path):
     assert line(ax_acc, "Fourier-CNN, no pretraining").get_marker() == "None"  # lines stay lines
     ticks = [t for t in ax_rec.get_xticks() if ax_rec.get_xlim()[0] <= t <= ax_rec.get_xlim()[1]]
     assert 1 in ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_health_figure_draws_each_layer_of_each_trainable_model(tmp_path):
+    """One line per (activation, layer) in the movement panel; the Fourier-only panel has only
+    Fourier lines; the curves are the per-epoch means of the CSVs (hand-made fixture values)."""
+    results = build_results(tmp_path / "out", sizes=["small"], activations=["relu", "fourier", "lc"], seeds=[0, 1])
+    health = {(("small", a)): fg.health_curves(results, "small", a, [0, 1]) for a in ("fourier", "lc")}
+    fig = fg.plot_health(health, ["small"])
+    movement, outside, nonlinear = fig.axes[:3]
+    labels = [line.get_label() for line in movement.get_lines()]
+    assert len(labels) == 8 and all(("Fourier-CNN" in l) or ("LC-CNN" in l) for l in labels)
+    assert [l.get_label() for l in outside.get_lines()] == [l for l in labels if "Fourier" in l]
+    # fixture: relative distance 0.05 per epoch, the same on both seeds
+    x, y = movement.get_lines()[0].get_data()
+    assert list(x) == list(range(0, len(x))) and y[2] == pytest.approx(0.10)
+    plt.close(fig)

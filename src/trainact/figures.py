@@ -93,7 +93,12 @@ FIGURE_NUMBERS = {
 }
 AUTOENCODER_FIGURE = "fig8"
 PSO_FIGURE = "fig9"
-FIGURE_GROUPS = ("curves", "autoencoder", "pso", "activations", "structure")
+HEALTH_FIGURE = "activation_health"
+FIGURE_GROUPS = ("curves", "autoencoder", "pso", "activations", "health", "structure")
+#: Columns of a run's activation_health.csv that the health figure draws (trainact.train writes it).
+HEALTH_REQUIRED = ("epoch", "layer", "param_relative_distance", "outside_fit_share", "nonlinear_share", "relu_nonlinear_share")
+#: One line style per activation layer (input to output) in the health figure.
+LAYER_STYLES = ("-", "--", "-.", ":")
 FORMATS = ("png", "pdf")
 BAND_ALPHA = 0.2
 DPI = 150
@@ -164,7 +169,7 @@ class FigureParams:
         if self.pso_seeds:
             wanted.add("pso")
         if any(a in TRAINABLE for a in self.activations):
-            wanted.add("activations")
+            wanted.update(("activations", "health"))
         return tuple(g for g in FIGURE_GROUPS if g in wanted)
 
 
@@ -183,6 +188,8 @@ def figure_stems(params: FigureParams) -> dict[str, list[str]]:
             stems[group] = [AUTOENCODER_FIGURE]
         elif group == "pso":
             stems[group] = [PSO_FIGURE]
+        elif group == "health":
+            stems[group] = [HEALTH_FIGURE]
         else:
             stems[group] = [group]
     return stems
@@ -215,7 +222,12 @@ def layer_curves(layer: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    from trainact.activations import LC_DEFAULT_EPS, fourier_reference, linear_combination_reference
+    from trainact.activations import (
+        LC_DEFAULT_EPS,
+        fourier_at_scale,
+        fourier_reference,
+        linear_combination_reference,
+    )
 
     kind = LAYER_KINDS.get(str(layer.get("kind", "")).lower())
     if kind is None:
@@ -230,6 +242,8 @@ def layer_curves(layer: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     points = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     if kind == "fourier":
         A, omega, a, b = (tensor(params[k]) for k in ("A", "omega", "a", "b"))
+        # the calibrated start's fixed scale s (s g(x / s)); absent (1) in older files
+        A, omega, a, b = fourier_at_scale(A, omega, a, b, float(tensor(params.get("scale", [1.0])).reshape(-1)[0]))
         if a.dim() == 2:
             channels = a.shape[0]
             values = fourier_reference(
@@ -456,6 +470,70 @@ def plot_activations(
     return fig
 
 
+def health_curves(results: Path, size: str, activation: str, seeds: Sequence[int]) -> pd.DataFrame:
+    """Per (layer, epoch) mean/std/min/max over seeds of a model's activation health columns."""
+    frames = {}
+    for seed in seeds:
+        path = train_history_path(results, size, activation, seed).with_name("activation_health.csv")
+        frames[seed] = read_csv_checked(path, HEALTH_REQUIRED)
+    return mean_curves(frames, ["layer", "epoch"], list(HEALTH_REQUIRED[2:]))
+
+
+def plot_health(health: Mapping[tuple[str, str], pd.DataFrame], sizes: Sequence[str]) -> Figure:
+    """Activation health during training (not in the paper): rows = size; columns = how far each
+    layer's parameters moved from their start (relative L2 distance), the share of its inputs
+    outside the Fourier fit interval, and its non-linear share (residual of the best line; ReLU
+    on the same inputs dotted grey). Colour = activation, line style = layer (input to output);
+    epoch 0 is the start. ``health`` maps (size, activation) -> :func:`health_curves`.
+    """
+    rows = [s for s in sizes if any((s, a) in health for a in TRAINABLE)]
+    panels = (
+        ("param_relative_distance", "parameters: ||θ − θ0|| / ||θ0||"),
+        ("outside_fit_share", "inputs outside the fit interval (Fourier)"),
+        ("nonlinear_share", "non-linear share of the output"),
+    )
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(
+            len(rows), len(panels), figsize=(11, 2.8 * len(rows)), squeeze=False, constrained_layout=True
+        )
+        for i, size in enumerate(rows):
+            for activation in [a for a in TRAINABLE if (size, a) in health]:
+                frame = health[(size, activation)]
+                layers = list(dict.fromkeys(frame.index.get_level_values("layer")))
+                order = sorted(layers, key=_layer_order)
+                for k, layer in enumerate(order):
+                    part = frame.xs(layer, level="layer")
+                    x = part.index.to_numpy()
+                    style = LAYER_STYLES[k % len(LAYER_STYLES)]
+                    for j, (column, _) in enumerate(panels):
+                        values = part[f"{column}_mean"]
+                        if values.notna().any():
+                            axes[i, j].plot(
+                                x, values, color=COLORS[activation], linestyle=style,
+                                label=f"{LABELS[activation]} {layer}",
+                            )  # fmt: skip
+                    if activation == "fourier" or "fourier" not in [a for a in TRAINABLE if (size, a) in health]:
+                        axes[i, 2].plot(x, part["relu_nonlinear_share_mean"], color=COLORS["relu"], linestyle=":", linewidth=0.8)
+            for j, (_, title) in enumerate(panels):
+                axes[i, j].set_title(f"{size}: {title}")
+                axes[i, j].set_xlabel("epoch")
+            _integer_ticks(*axes[i])
+        handles, labels = [], []
+        for ax in axes.flat:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                if label not in labels:
+                    handles.append(handle)
+                    labels.append(label)
+        fig.legend(handles, labels, loc="outside lower center", ncols=4)
+        fig.suptitle("Activation health per layer (mean over seeds; grey dotted: ReLU on the same inputs)")
+    return fig
+
+
+def _layer_order(name: str) -> tuple[int, str]:
+    """Input-to-output order of activation layer names (stages.0.1 ... then head.*)."""
+    return (1 if name.startswith("head") else 0, name)
+
+
 def _shape_text(shape: Sequence[int]) -> str:
     return "x".join(str(int(v)) for v in shape)
 
@@ -624,6 +702,14 @@ def draw_group(group: str, results: Path, params: FigureParams) -> dict[str, Fig
     elif group == "activations":
         documents = load_activation_documents(results, params.sizes, params.activations, params.seeds)
         figures["activations"] = plot_activations(documents, params.sizes, params.activation_range)
+    elif group == "health":
+        health = {
+            (size, a): health_curves(results, size, a, params.seeds)
+            for size in params.sizes
+            for a in params.activations
+            if a in TRAINABLE
+        }
+        figures[HEALTH_FIGURE] = plot_health(health, params.sizes)
     elif group == "structure":
         from trainact.models import describe
 

@@ -4,6 +4,8 @@ The paper's Figure 1 (the network structure) is missing from its text, so this m
 our reading of it, stated once here and in ``config.yaml`` / the report's "Deviations":
 
     input 3 x 32 x 32, pixels scaled to [0, 1]
+        (option preprocessing = "standardize": minus the training set's per-channel mean, over
+        its standard deviation; default "none", the paper's "not pre-processed" data)
     3 stages, each: Conv2d(3x3, padding 1) -> activation -> MaxPool2d(2)
         filters  small 16/32/32, middle 32/64/64, large 48/96/96   (the paper's numbers)
         spatial  32 -> 16 -> 8 -> 4
@@ -12,7 +14,9 @@ our reading of it, stated once here and in ``config.yaml`` / the report's "Devia
 
 Every activation is its own module instance (a trainable activation learns one set of
 parameters per layer, or per channel as an option). Initialisation is PyTorch's default
-(Kaiming-uniform with a = sqrt(5) for conv and linear weights).
+(Kaiming-uniform with a = sqrt(5) for conv and linear weights); the data-dependent part of the
+start (standardisation statistics, Fourier layers fitted at their input's scale) is
+:func:`trainact.calibration.calibrate`, called right after :func:`build_model`.
 """
 
 from __future__ import annotations
@@ -31,9 +35,51 @@ PAPER_FILTERS: dict[str, tuple[int, int, int]] = {
     "large": (48, 96, 96),
 }
 ACTIVATIONS = ("relu", "fourier", "lc")
+#: Input preprocessing: "none" (pixels in [0, 1], the paper's setting) or "standardize".
+PREPROCESSING = ("none", "standardize")
 DEFAULT_HIDDEN = 128
 IMAGE_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
+
+
+class InputStandardization(nn.Module):
+    """``(x - mean_c) / std_c`` per channel, with statistics set from the training images
+    (:func:`trainact.calibration.calibrate`); the identity when not ``enabled``.
+
+    The statistics are buffers (``model.pt`` carries them) that exist only when enabled, so a
+    network without preprocessing has exactly the state dict it always had.
+
+    Shape: ``(N, C, H, W)`` -> same.
+    """
+
+    def __init__(self, channels: int, enabled: bool) -> None:
+        super().__init__()
+        self.channels, self.enabled = int(channels), bool(enabled)
+        if self.enabled:
+            self.register_buffer("mean", torch.zeros(self.channels))
+            self.register_buffer("std", torch.ones(self.channels))
+
+    @torch.no_grad()
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set the per-channel mean and standard deviation (shape ``(C,)``, std > 0)."""
+        if not self.enabled:
+            raise RuntimeError("input standardisation is disabled (preprocessing = 'none')")
+        mean, std = torch.as_tensor(mean).reshape(-1), torch.as_tensor(std).reshape(-1)
+        if mean.numel() != self.channels or std.numel() != self.channels:
+            raise ValueError(f"need {self.channels} means and stds, got {mean.numel()} and {std.numel()}")
+        if not bool((std > 0).all()):
+            raise ValueError(f"standard deviations must be > 0, got {std.tolist()} (constant images?)")
+        self.mean.copy_(mean.to(self.mean))
+        self.std.copy_(std.to(self.std))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return x
+        shape = (1, self.channels, 1, 1)
+        return (x - self.mean.view(shape)) / self.std.view(shape)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, enabled={self.enabled}"
 
 
 class PaperCNN(nn.Module):
@@ -45,6 +91,7 @@ class PaperCNN(nn.Module):
         hidden: width of the hidden dense layer.
         model_cfg: activation settings passed to :func:`make_activation`
             (keys ``fourier``, ``lc``, ``impl``).
+        preprocessing: ``"none"`` or ``"standardize"`` (:class:`InputStandardization`).
 
     Shape:
         - Input: ``(N, 3, 32, 32)`` float.
@@ -59,8 +106,11 @@ class PaperCNN(nn.Module):
         hidden: int = DEFAULT_HIDDEN,
         num_classes: int = NUM_CLASSES,
         model_cfg: Mapping[str, Any] | None = None,
+        preprocessing: str = "none",
     ) -> None:
         super().__init__()
+        if preprocessing not in PREPROCESSING:
+            raise ValueError(f"unknown preprocessing {preprocessing!r}; choose one of {PREPROCESSING}")
         if len(filters) != 3 or any(int(f) < 1 for f in filters):
             raise ValueError(f"filters must be three positive integers, got {list(filters)!r}")
         if activation not in ACTIVATIONS:
@@ -69,6 +119,8 @@ class PaperCNN(nn.Module):
         self.activation_name = activation
         self.filters = tuple(int(f) for f in filters)
         self.hidden = int(hidden)
+        self.preprocessing = preprocessing
+        self.input_standardization = InputStandardization(IMAGE_SHAPE[0], preprocessing == "standardize")
 
         stages = []
         in_channels = IMAGE_SHAPE[0]
@@ -91,7 +143,9 @@ class PaperCNN(nn.Module):
         )
 
     def features(self, x: torch.Tensor, upto: int | None = None) -> torch.Tensor:
-        """Output of the first ``upto`` conv stages (all of them when ``None``)."""
+        """Output of the first ``upto`` conv stages (all of them when ``None``), after the input
+        standardisation (``upto = 0``: the standardised input)."""
+        x = self.input_standardization(x)
         for stage in self.stages[:upto]:
             x = stage(x)
         return x
@@ -104,7 +158,10 @@ class PaperCNN(nn.Module):
         return [(name, module) for name, module in self.named_modules() if _is_activation(module)]
 
     def extra_repr(self) -> str:
-        return f"filters={self.filters}, hidden={self.hidden}, activation={self.activation_name!r}"
+        return (
+            f"filters={self.filters}, hidden={self.hidden}, activation={self.activation_name!r}, "
+            f"preprocessing={self.preprocessing!r}"
+        )
 
 
 def _is_activation(module: nn.Module) -> bool:
@@ -124,7 +181,7 @@ def build_model(size: str, activation: str, model_cfg: Mapping[str, Any] | None 
     """The CNN of the given size and activation, as configured by ``model_cfg``.
 
     ``model_cfg`` is the config's ``model`` slice: ``filters`` (size -> 3 ints),
-    ``hidden`` (int), ``fourier`` and ``lc`` (activation settings), ``impl``.
+    ``hidden`` (int), ``fourier`` and ``lc`` (activation settings), ``impl``, ``preprocessing``.
     """
     model_cfg = dict(model_cfg or {})
     model = PaperCNN(
@@ -132,6 +189,7 @@ def build_model(size: str, activation: str, model_cfg: Mapping[str, Any] | None 
         activation,
         hidden=int(model_cfg.get("hidden", DEFAULT_HIDDEN)),
         model_cfg=model_cfg,
+        preprocessing=str(model_cfg.get("preprocessing", "none")),
     )
     model.size_name = size
     return model

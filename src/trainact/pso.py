@@ -373,6 +373,7 @@ def train_pso(
     """
     from tqdm.auto import tqdm
 
+    from trainact.calibration import calibrate
     from trainact.data import DeviceDataset
 
     out_dir = Path(out_dir)
@@ -385,6 +386,9 @@ def train_pso(
     seed_everything(settings.seed)
     models = [build_model(settings.size, settings.activation, model_cfg) for _ in range(settings.particles)]
     model = models[0].to(device)
+    # The data-dependent start (standardisation statistics, Fourier scales) lives in buffers,
+    # which every particle shares: measured once, with particle 0 (the backprop baseline's network).
+    calibrate(model, data.train_images, settings.seed)
     initial_positions = torch.stack([nn.utils.parameters_to_vector(m.parameters()).detach() for m in models])
     del models
 

@@ -50,3 +50,17 @@ class ConfigSection:
     def fail(cls, key: str, value: Any, why: str) -> None:
         """Raise the one error shape every settings check uses: ``section.key = value: why``."""
         raise ValueError(f"{cls.SECTION}.{key} = {value!r}: {why}")
+
+
+# ------------------------------------------------------------------ the paper's own schedule
+# Facts of the paper (Section 2.2, eq. (1)) that decide whether a run can test its claims; the
+# report labels a verdict a *preview* when its runs fall short of them (trainact.claims).
+#: Learning rate 1e-3 for epochs 1-20, 1e-4 for 21-40, 1e-5 for 41-60, 1e-6 after 60.
+PAPER_LR_BOUNDARIES: tuple[int, ...] = (20, 40, 60)
+PAPER_LEARNING_RATES: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
+#: The schedule is defined up to epoch 60 (the paper gives no total; we train 80 by default).
+PAPER_SCHEDULE_EPOCHS = 60
+#: CIFAR-10's whole training set.
+PAPER_TRAIN_IMAGES = 50_000
+#: Fewer seeds than this give a preview verdict, never "supported" / "not supported".
+MIN_SEEDS_FOR_VERDICT = 3

@@ -24,7 +24,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +32,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainact.files import atomic_write
-from trainact.settings import ConfigSection
+from trainact.settings import (
+    PAPER_LEARNING_RATES,
+    PAPER_LR_BOUNDARIES,
+    ConfigSection,
+)
+
 log = logging.getLogger(__name__)
 
 HISTORY_COLUMNS = (
@@ -46,6 +51,20 @@ HISTORY_COLUMNS = (
     "images_per_s",
     "status",
 )
+#: Per epoch and activation layer (trainact.calibration.layer_health); epoch 0 is the start.
+HEALTH_COLUMNS = (
+    "epoch",
+    "layer",
+    "kind",
+    "input_std",
+    "input_rms",
+    "outside_fit_share",
+    "nonlinear_share",
+    "relu_nonlinear_share",
+    "param_distance",
+    "param_relative_distance",
+)
+HEALTH_NAME = "activation_health.csv"
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.csv"
 MODEL_NAME = "model.pt"
@@ -63,8 +82,8 @@ class TrainSettings(ConfigSection):
     epochs: int = 80  # paper: schedule defined past 60 but no total given; we stop at 80
     batch_size: int = 128  # paper silent
     # lr = learning_rates[i] for boundaries[i-1] < epoch <= boundaries[i] (eq. 1)
-    lr_boundaries: tuple[int, ...] = (20, 40, 60)
-    learning_rates: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6)
+    lr_boundaries: tuple[int, ...] = PAPER_LR_BOUNDARIES
+    learning_rates: tuple[float, ...] = PAPER_LEARNING_RATES
     rho: float = 0.95  # RMSProp decay, paper
     eps: float = 1e-7  # paper silent; Keras' RMSprop default (the paper's rho naming is Keras')
     eval_batch_size: int = 1000  # evaluation only; does not change results
@@ -142,17 +161,34 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write the history CSV atomically (all rows, fixed column order)."""
+def write_rows(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """Write a CSV atomically: all rows, the given column order, missing or ``None`` as empty."""
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+            writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: row.get(k, "") for k in HISTORY_COLUMNS})
+                writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
 
     atomic_write(path, write)
+
+
+def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write the history CSV atomically (all rows, fixed column order)."""
+    write_rows(path, rows, HISTORY_COLUMNS)
+
+
+def health_rows(epoch: int, model: nn.Module, batch: torch.Tensor, start: Sequence[torch.Tensor]) -> list[dict]:
+    """One ``HEALTH_COLUMNS`` row per activation layer after ``epoch`` (rounded for the CSV)."""
+    from trainact.calibration import layer_health
+
+    rows = []
+    for row in layer_health(model, batch, start):
+        rows.append(
+            {"epoch": epoch, **{k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()}}
+        )
+    return rows
 
 
 def evaluate(model: nn.Module, dataset, batch_size: int) -> tuple[float, float]:
@@ -183,13 +219,18 @@ def fit(
 ) -> list[dict[str, Any]]:
     """Train ``model`` on ``data`` (a :class:`trainact.data.PreparedData`), validate on its test split.
 
-    Writes into ``out_dir``: ``history.csv`` (one row per epoch), ``checkpoint.pt`` (after every
-    epoch), and when the run completes ``model.pt``, ``activations.json`` and ``summary.json``.
+    Writes into ``out_dir``: ``history.csv`` (one row per epoch), ``activation_health.csv`` (per
+    epoch, from 0 = the start, and activation layer: input scale, share outside the Fourier fit
+    interval, non-linearity, parameter movement; on the calibration images of ``settings.seed``),
+    ``checkpoint.pt`` (after every epoch), and when the run completes ``model.pt``,
+    ``activations.json`` and ``summary.json``. The model arrives initialised: built after
+    ``seed_everything`` and calibrated (:func:`trainact.calibration.calibrate`) or pretrained.
     ``stop_after_epoch`` ends the call early (as a crash would) for tests of resumption.
     Returns the history rows. Raises :class:`TrainingDiverged` on a non-finite loss.
     """
     from tqdm.auto import tqdm
 
+    from trainact.calibration import HEALTH_IMAGES, activation_layers, calibration_batch, parameter_vector
     from trainact.data import DeviceDataset
 
     out_dir = Path(out_dir)
@@ -205,6 +246,10 @@ def fit(
     )
     fingerprint = settings.checkpoint_fingerprint(model=model)
     history: list[dict[str, Any]] = []
+    # Activation health: measured on the calibration images, against the parameters' start.
+    health_batch = calibration_batch(data.train_images, settings.seed)[:HEALTH_IMAGES]
+    start = [parameter_vector(module) for _, module in activation_layers(model)]
+    health: list[dict[str, Any]] = []
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
     if resume and checkpoint_path.exists():
@@ -213,11 +258,16 @@ def fit(
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             history = list(checkpoint["history"])
+            start = list(checkpoint["activation_start"])
+            health = list(checkpoint["health"])
             _set_rng_state(checkpoint["rng"])
             log.info("resuming %s after epoch %d", out_dir, len(history))
         else:
             log.warning("%s was written with other settings; training from scratch", checkpoint_path)
+    if not health:
+        health = health_rows(0, model, health_batch, start)
     write_history(out_dir / HISTORY_NAME, history)
+    write_rows(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
 
     loss_fn = nn.CrossEntropyLoss()
     first_epoch = len(history) + 1
@@ -280,6 +330,7 @@ def fit(
             "status": "ok",
         }
         history.append(row)
+        health += health_rows(epoch, model, health_batch, start)
         atomic_write(
             checkpoint_path,
             lambda tmp: torch.save(
@@ -287,6 +338,8 @@ def fit(
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "history": history,
+                    "health": health,
+                    "activation_start": start,
                     "rng": _rng_state(),
                     "fingerprint": fingerprint,
                 },
@@ -294,6 +347,7 @@ def fit(
             ),
         )
         write_history(out_dir / HISTORY_NAME, history)
+        write_rows(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
         epochs.set_postfix(val_acc=f"{val_acc:.4f}", train_loss=f"{train_loss:.3f}")
         log.info(
             "epoch %d/%d lr %g train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f img/s",
@@ -314,7 +368,10 @@ def activation_parameters(model: nn.Module) -> list[dict[str, Any]]:
     layers = []
     for name, module in model.named_modules():
         if isinstance(module, Fourier):
-            layers.append({"name": name, "kind": "fourier", "params": module.learned_parameters()})
+            fit = list(module.fit_interval) if module.fit_interval is not None else None
+            layers.append(
+                {"name": name, "kind": "fourier", "params": module.learned_parameters(), "fit_interval": fit}
+            )
         elif isinstance(module, LinearCombination):
             params = {**module.learned_parameters(), "candidates": list(module.candidates), "eps": module.eps}
             layers.append({"name": name, "kind": "lc", "params": params})
@@ -336,6 +393,8 @@ def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]],
         "size": getattr(model, "size_name", None),
         "activation": getattr(model, "activation_name", None),
         "layers": activation_parameters(model),
+        # Each activation layer's input at the start, and the Fourier fit interval chosen from it.
+        "calibration": getattr(model, "calibration", None),
     }
     (out_dir / ACTIVATIONS_NAME).write_text(json.dumps(meta, indent=1))
     ok = [r for r in history if r.get("status") == "ok"]
@@ -355,6 +414,7 @@ def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]],
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from trainact.calibration import calibrate
     from trainact.cli import CLIError, parse_params
     from trainact.data import load_prepared
     from trainact.models import build_model
@@ -370,6 +430,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     data = load_prepared(args.data)
+    calibrate(model, data.train_images, settings.seed)
     try:
         fit(model, data, settings, args.out_dir, resume=not args.no_resume, progress=not args.no_progress)
     except TrainingDiverged as exc:
