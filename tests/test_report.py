@@ -22,6 +22,11 @@ from trainact.cli import main  # noqa: E402
 from trainact.figures import output_files  # noqa: E402
 
 SEEDS = (0, 1, 2)
+# The paper's schedule and training set: the report's verdicts are not previews on these grounds.
+PAPER_SETTINGS = {
+    "dataset": {"train_per_class": None, "synthetic": None},
+    "train": {"epochs": 80, "lr_boundaries": [20, 40, 60], "learning_rates": [1e-3, 1e-4, 1e-5, 1e-6]},
+}
 SPECIAL = r"a_b 50% & #1 $x {y} ~z ^w \q"
 PUBLISHED = {(r["size"], r["activation"]): r for r in load_published()["table1"]}
 # Seed offsets of the fixture below: the mean offset is +0.00006, which rounds the 4th decimal up.
@@ -89,7 +94,7 @@ def rendered(tmp_path_factory):
         "autoencoder_seeds": [0, 1],
         "pso_seeds": [0, 1],
         "preset": "test",
-        "settings": {"train": {"epochs": 6}, "note": SPECIAL},
+        "settings": {**PAPER_SETTINGS, "note": SPECIAL},
     }
     tiny_figures(results / "figures", output_files(rp.ReportParams.from_dict(params).figures))
     deviations = rp.load_deviations() + [{"topic": "Odd_name 100%", "kind": "choice", "text": SPECIAL}]
@@ -123,7 +128,7 @@ def markdown_table(text, heading):
 
 def test_table1_numbers_are_where_they_belong(rendered):
     _, written = rendered
-    header, body = markdown_table(written["md"].read_text(), "## 2 Table 1")
+    header, body = markdown_table(written["md"].read_text(), "## 3 Table 1")
     assert len(body) == 9
     assert header[:5] == ["Model", "Seeds", "Train acc", "Train acc (paper)", "Δ"]
     rows = {row[0]: row for row in body}
@@ -144,7 +149,7 @@ def test_table1_numbers_are_where_they_belong(rendered):
 
 def test_table2_has_three_rows_in_points(rendered):
     _, written = rendered
-    header, body = markdown_table(written["md"].read_text(), "## 3 Table 2")
+    header, body = markdown_table(written["md"].read_text(), "## 4 Table 2")
     assert [row[0] for row in body] == ["Small", "Middle", "Large"]
     assert header[1] == "Val Fourier-CNN" and header[10] == "Train LC-CNN"
     table2 = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in load_published()["table2"]}
@@ -179,11 +184,90 @@ def test_markdown_lists_figures_sections_and_rerun(rendered):
 
 def test_claims_table_in_markdown(rendered):
     _, written = rendered
-    _, body = markdown_table(written["md"].read_text(), "## 6 Claims check")
+    _, body = markdown_table(written["md"].read_text(), "## 7 Claims check")
     assert [row[0] for row in body] == ["1", "2", "3", "4"]
     verdicts = [row[-1] for row in body]
-    # equal offsets per seed: every paired difference is exact, the intervals have zero width
-    assert verdicts == ["**supported**"] * 4
+    # equal offsets per seed: every paired difference is exact, the intervals have zero width;
+    # claims 3 and 4 rest on the two autoencoder / PSO seeds: previews
+    assert verdicts == ["**supported**"] * 2 + ["**preview: consistent with the claim**"] * 2
+    assert body[3][3] == (
+        "PSO best test acc / RMSProp best val acc: 0.500 [0.500, 0.500], n=2 (0.500, 0.500) "
+        "(claimed region [0.4, 0.6]) → preview: consistent with the claim"
+    )
+    assert body[0][2] == (
+        "Table 2 (validation, pp): small Fourier +5.09, small LC +4.23, middle Fourier +3.70, middle LC +1.64, "
+        "large Fourier +1.27, large LC +3.17"
+    )
+
+
+def headings(text):
+    return [line for line in text.splitlines() if line.startswith("## ")]
+
+
+def section(text, heading, following):
+    """The text between the line starting with ``heading`` and the next starting with ``following``."""
+    start = text.index("\n" + heading)
+    return text[start : text.index("\n" + following, start + 1)]
+
+
+def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
+    _, written = rendered
+    text = written["md"].read_text()
+    assert headings(text) == [
+        "## 1 Verdicts",
+        "## 2 What was reproduced, and on what",
+        "## 3 Table 1: best performance per model",
+        "## 4 Table 2: accuracy improvement over the ReLU CNN of the same size (percentage points)",
+        "## 5 Figures",
+        "## 6 Autoencoder and PSO",
+        "## 7 Claims check",
+        "## 8 Sensitivity to unstated choices",
+        "## 9 Deviations and errata",
+        "## 10 How to rerun",
+        "## Appendix A: Run settings",
+    ]
+    assert text.index("Preset: `test`.") < text.index("## 1 Verdicts")
+    header, body = markdown_table(text, "## 1 Verdicts")
+    assert header == ["#", "Claim", "Verdict", "Key numbers (mean [95 % interval])", "Seeds", "Preview"]
+    assert body[0] == [
+        "1",
+        "Fourier-CNN and LC-CNN beat the ReLU CNN at every size",
+        "**supported**",
+        "<br>".join(
+            f"{size}: {model} − CNN: {pp} pp [{pp}, {pp}]"
+            for size, pairs in (
+                ("small", (("Fourier-CNN", "+5.09"), ("LC-CNN", "+4.23"))),
+                ("middle", (("Fourier-CNN", "+3.70"), ("LC-CNN", "+1.64"))),
+                ("large", (("Fourier-CNN", "+1.27"), ("LC-CNN", "+3.17"))),
+            )
+            for model, pp in pairs
+        ),
+        "3",
+        "no",
+    ]
+    # the autoencoder: +2 points on each of 2 seeds; PSO: ratio 0.5 on each of 2 seeds
+    assert body[2][2:] == [
+        "**preview: consistent with the claim**",
+        "best val acc, pretrained − not pretrained: +2.00 pp [+2.00, +2.00]",
+        "2",
+        "yes: 2 seeds (< 3)",
+    ]
+    assert body[3][3] == "PSO best test acc / RMSProp best val acc: 0.500 [0.500, 0.500]"
+    verdicts = section(text, "## 1 Verdicts", "## 2 ")
+    assert "A verdict is a preview when it rests on fewer than 3 seeds" in verdicts
+    assert "Sensitivity to unstated choices: not run." in verdicts
+    assert "Sensitivity to unstated choices: not run." in section(text, "## 8 ", "## 9 ")
+    # the settings: only in the appendix
+    assert "- Run settings: Appendix A." in section(text, "## 2 ", "## 3 ")
+    assert "| Setting | Value |" not in text[: text.index("## Appendix A")]
+    _, settings = markdown_table(text, "## Appendix A")
+    assert ["`train.epochs`", "80"] in settings and ["`train.lr_boundaries`", "[20, 40, 60]"] in settings
+    tex = written["tex"].read_text()
+    assert (
+        tex.index("\\section{Verdicts}") < tex.index("\\section{What was reproduced") < tex.index("\\section{Table 1")
+    )
+    assert "\\appendix\n\\section{Run settings}" in tex and "train.epochs & 80" in tex
+    assert "Sensitivity to unstated choices: not run." in tex
 
 
 def test_tex_escape():
@@ -210,99 +294,128 @@ def test_tex_keeps_special_characters_escaped(rendered):
 
 def test_markdown_and_tex_share_the_numbers(rendered):
     _, written = rendered
-    _, body = markdown_table(written["md"].read_text(), "## 2 Table 1")
+    _, body = markdown_table(written["md"].read_text(), "## 3 Table 1")
     tex = written["tex"].read_text()
     for row in body:
         assert f"{row[0]} & {row[1]} & {rp.tex_escape(row[2])} & {row[3]} & {rp.tex_escape(row[4])}" in tex
 
 
+# -------------------------------------------------------------------------------- sensitivity
+
+
+@pytest.fixture(scope="module")
+def rendered_with_sensitivity(rendered, tmp_path_factory):
+    """The same results, plus a variant whose small Fourier-CNN is 8 points worse, rendered with
+    the sensitivity study."""
+    from trainact.sensitivity import sensitivity
+
+    results, _ = rendered
+    root = tmp_path_factory.mktemp("fixed")
+
+    def worse_small_fourier(size, activation, seed):
+        bests = offset_bests(size, activation, seed)
+        return {**bests, "val_acc": bests["val_acc"] - 0.08} if (size, activation) == ("small", "fourier") else bests
+
+    build_results(root, activations=["fourier", "lc"], seeds=SEEDS, bests=worse_small_fourier)
+    variants = [
+        {"name": "calibrated+none", "initialisation": "calibrated", "preprocessing": "none",
+         "roots": {"relu": str(results), "fourier": str(results), "lc": str(results)}},
+        {"name": "fixed+none", "initialisation": "fixed", "preprocessing": "none",
+         "roots": {"relu": str(results), "fourier": str(root), "lc": str(root)}},
+    ]  # fmt: skip
+    study = {
+        "sizes": ["small", "middle", "large"],
+        "activations": ["relu", "fourier", "lc"],
+        "seeds": list(SEEDS),
+        "reference": "calibrated+none",
+        "settings": PAPER_SETTINGS,
+        "variants": variants,
+    }
+    sensitivity(study, root / "sensitivity")
+    params = rp.ReportParams.from_dict({"sizes": ["small", "middle", "large"], "seeds": list(SEEDS),
+                                        "autoencoder_seeds": [0, 1], "pso_seeds": [0, 1], "preset": "test",
+                                        "settings": PAPER_SETTINGS})  # fmt: skip
+    return rp.make_report(
+        results,
+        results / "tables",
+        results / "figures",
+        root / "paper",
+        params,
+        pdf="never",
+        provenance=FAKE_PROVENANCE,
+        command="trainact report --x",
+        sensitivity=root / "sensitivity" / "sensitivity.json",
+    )
+
+
+def test_sensitivity_in_the_verdicts_and_its_own_section(rendered_with_sensitivity):
+    written = rendered_with_sensitivity
+    text = written["md"].read_text()
+    verdicts = section(text, "## 1 Verdicts", "## 2 ")
+    # small Fourier 8 points worse: Fourier - ReLU = 5.09 - 8 = -2.91 pp on every seed (claim 1), and
+    # Fourier - LC = 0.86 - 8 = -7.14 pp (claim 2): both verdicts flip
+    claim1 = "The verdict of claim 1 depends on these choices: calibrated+none → supported, fixed+none → not supported."
+    assert (
+        "The verdict of claims 1 and 2 depends on the unstated choices (initialisation, preprocessing; 2 variants). "
+        "The sign of the mean validation difference over the ReLU CNN changes for Fourier-CNN (small). " + claim1
+    ) in verdicts
+    assert "Section 8 has the numbers per variant." in verdicts
+    sensitivity = section(text, "## 8 Sensitivity", "## 9 ")
+    header, body = markdown_table(sensitivity, "## 8 Sensitivity")
+    assert header == ["Variant", "Initialisation", "Preprocessing", "Claim 1", "Claim 2"]
+    assert body == [
+        ["calibrated+none (reference)", "calibrated", "none", "supported", "supported"],
+        ["fixed+none", "fixed", "none", "not supported", "not supported"],
+    ]
+    _, rows = markdown_table(sensitivity, "Table 2 under each variant")
+    assert len(rows) == 2 * 3 * 2 * 2  # variants x sizes x splits x models
+    assert ["fixed+none", "Small", "validation", "Fourier-CNN", "3", "-2.91 ± 0.00", "[-2.91, -2.91]"] in rows
+    assert ["fixed+none", "Small", "training", "Fourier-CNN", "3", "+2.88 ± 0.00", "[+2.88, +2.88]"] in rows
+    assert ["calibrated+none", "Large", "validation", "LC-CNN", "3", "+3.17 ± 0.00", "[+3.17, +3.17]"] in rows
+    assert f"- {claim1}" in sensitivity
+    assert (
+        "- The sign of the mean validation difference Fourier-CNN − CNN (small) changes across variants: "
+        "calibrated+none +, fixed+none −." in sensitivity
+    )
+    tex = written["tex"].read_text()
+    assert rp.tex_escape(claim1) in tex
+    assert "fixed+none & Small & validation & Fourier-CNN & 3 & $-$2.91 $\\pm$ 0.00 & [$-$2.91, $-$2.91] \\\\" in tex
+    assert "fixed+none & fixed & none & not supported & not supported \\\\" in tex
+
+
 # ------------------------------------------------------------------------------------- claims
 
 
-def summary_with(val_acc, autoencoder=None, pso=None):
-    """A summary dict as aggregate writes it, from {(size, activation): [best val acc per seed]}."""
-    runs = [
-        {"size": size, "activation": activation, "seed": seed, "best_val_acc": value, "best_train_acc": value}
-        for (size, activation), values in val_acc.items()
-        for seed, value in enumerate(values)
-    ]
-    return {"runs": runs, "autoencoder": autoencoder or {"status": "not run"}, "pso": pso or {"status": "not run"}}
-
-
-def paper_shaped(spread=(0.0, 0.002, 0.004)):
-    """Best val acc per seed: the paper's values plus a per-seed shift shared by all models."""
-    return {key: [row["val_acc"] + s for s in spread] for key, row in PUBLISHED.items()}
-
-
-def verdicts(summary):
-    return [claim["verdict"] for claim in rp.evaluate_claims(summary)]
-
-
-def test_claims_supported_on_the_paper_numbers():
-    assert verdicts(summary_with(paper_shaped()))[:2] == [rp.SUPPORTED, rp.SUPPORTED]
-
-
-def test_claim1_not_supported_when_fourier_loses_at_one_size():
-    values = paper_shaped()
+def test_claim_rows_format_the_evidence():
+    """The engine's raw comparisons (trainact.claims) become text here, with the report's rounding."""
+    values = {(r["size"], r["activation"]): [r["val_acc"] + d for d in (0.0, 0.002, 0.004)] for r in PUBLISHED.values()}
     values[("middle", "fourier")] = [v - 0.08 for v in values[("middle", "fourier")]]  # 4.3 pp below ReLU
-    claims = rp.evaluate_claims(summary_with(values))
-    assert claims[0]["verdict"] == rp.NOT_SUPPORTED
-    assert any("middle: Fourier-CNN − CNN" in line and line.endswith("not supported") for line in claims[0]["evidence"])
-
-
-def test_claim1_inconclusive_under_a_large_seed_spread():
-    values = paper_shaped()
-    values[("large", "fourier")] = [0.6474 + d for d in (0.04, -0.02, 0.01)]  # +4, -2, +1 pp over ReLU's 0.6474...
-    values[("large", "relu")] = [0.6474] * 3
-    assert verdicts(summary_with(values))[0] == rp.INCONCLUSIVE
-
-
-def test_claim2_flips_with_the_ranking():
-    values = paper_shaped()
-    values[("small", "lc")] = [v + 0.03 for v in values[("small", "fourier")]]  # LC clearly best on small
-    assert verdicts(summary_with(values))[1] == rp.NOT_SUPPORTED
-
-
-def test_one_seed_decides_only_by_a_clear_margin():
-    values = {key: [row["val_acc"]] for key, row in PUBLISHED.items()}
-    # small: +5.09 and +4.23 pp, middle +3.70/+1.64, large +1.27/+3.17: 1.64 and 1.27 < 2 pp margin
-    assert verdicts(summary_with(values))[0] == rp.INCONCLUSIVE
-    for size in ("middle", "large"):
-        for activation in ("fourier", "lc"):
-            values[(size, activation)] = [values[(size, "relu")][0] + 0.03]
-    assert verdicts(summary_with(values))[0] == rp.SUPPORTED
-
-
-def test_claims_3_and_4_follow_their_numbers():
-    base = paper_shaped()
-    assert verdicts(summary_with(base))[2:] == [rp.NOT_RUN, rp.NOT_RUN]
-    ae_rows = [
-        {"diff_best_val_acc_pp": d, "diff_first_val_acc_pp": 5.0, "diff_final_val_acc_pp": d} for d in (2.0, 2.5, 1.8)
+    runs = [
+        {"size": size, "activation": activation, "seed": seed, "best_val_acc": v}
+        for (size, activation), vs in values.items()
+        for seed, v in enumerate(vs)
     ]
-    pso_rows = [{"ratio": r} for r in (0.48, 0.52, 0.50)]
-    summary = summary_with(base, {"status": "ok", "per_seed": ae_rows}, {"status": "ok", "per_seed": pso_rows})
-    assert verdicts(summary)[2:] == [rp.SUPPORTED, rp.SUPPORTED]
-    ae_rows = [{**r, "diff_best_val_acc_pp": -d} for r, d in zip(ae_rows, (2.0, 2.5, 1.8))]
-    pso_rows = [{"ratio": r} for r in (0.90, 0.92, 0.91)]
-    summary = summary_with(base, {"status": "ok", "per_seed": ae_rows}, {"status": "ok", "per_seed": pso_rows})
-    assert verdicts(summary)[2:] == [rp.NOT_SUPPORTED, rp.NOT_SUPPORTED]
-    pso_rows = [{"ratio": r} for r in (0.45, 0.62)]  # interval straddles 0.6
-    assert verdicts(summary_with(base, pso={"status": "ok", "per_seed": pso_rows}))[3] == rp.INCONCLUSIVE
-
-
-def test_interval_uses_student_t():
-    mean, low, high = rp.interval([1.0, 2.0, 3.0], 2.0)
-    assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / np.sqrt(3))
-    assert rp.interval([1.5], 2.0) == (1.5, -0.5, 3.5)
-    assert rp.region_verdict(0.0, 1.0, (0.0, np.inf), open_low=True) == rp.INCONCLUSIVE
-    assert rp.region_verdict(-1.0, 0.0, (0.0, np.inf), open_low=True) == rp.NOT_SUPPORTED
-
-
-def test_missing_size_makes_a_claim_not_run():
-    values = {key: v for key, v in paper_shaped().items() if key[0] != "large"}
-    claims = rp.evaluate_claims(summary_with(values))
-    assert [c["verdict"] for c in claims[:2]] == [rp.NOT_RUN, rp.NOT_RUN]
-    assert "large: Fourier-CNN − CNN: not run" in claims[0]["evidence"]
+    summary = {"runs": runs, "autoencoder": {"status": "not run"}, "pso": {"status": "not run"}}
+    rows = rp.claim_rows(rp.evaluate_claims(summary))
+    assert rows[0]["verdict"] == rp.NOT_SUPPORTED
+    assert (
+        "middle: Fourier-CNN − CNN: -4.30 pp [-4.30, -4.30], n=3 (-4.30, -4.30, -4.30) → not supported"
+        in rows[0]["evidence"]
+    )
+    assert rows[2]["evidence"] == ["not run"] and rows[2]["seeds"] == "–" and rows[2]["preview"] == "no"
+    # one seed: the arrows carry the preview labels too; the scope is named
+    one = {key: vs[:1] for key, vs in values.items() if key[0] == "small"}
+    summary["runs"] = [{"size": s, "activation": a, "seed": 0, "best_val_acc": vs[0]} for (s, a), vs in one.items()]
+    claim1, claim2, *_ = rp.claim_rows(rp.evaluate_claims(summary, sizes=["small"]))
+    assert claim1["verdict"] == "preview: consistent with the claim (small networks only)"
+    assert claim1["evidence"] == [
+        "small: Fourier-CNN − CNN: +5.09 pp [+3.09, +7.09], n=1 (+5.09) → preview: consistent with the claim",
+        "small: LC-CNN − CNN: +4.23 pp [+2.23, +6.23], n=1 (+4.23) → preview: consistent with the claim",
+        "Evaluated on the small networks only; the claim is about every size.",
+    ]
+    assert claim1["preview"] == "yes: 1 seed (< 3)" and claim1["seeds"] == "1"
+    assert claim2["key_numbers"][0] == "small: Fourier-CNN − LC-CNN: +0.86 pp [-1.14, +2.86]"
+    assert claim2["verdict"] == "preview: inconclusive (small networks only)"
 
 
 # ------------------------------------------------------------------------------- pdf / cli
@@ -348,8 +461,19 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
     text = (results / "paper" / "report.md").read_text()
     assert "No TeX installation found" in text
     assert "Autoencoder experiment: not run." in text and "PSO experiment: not run." in text
-    _, body = markdown_table(text, "## 2 Table 1")
+    _, body = markdown_table(text, "## 3 Table 1")
     assert [row[0] for row in body] == ["Small CNN"] and body[0][2] == "0.6769"  # seed 0: paper - 0.002; one seed: no ±
+    assert "- Run settings: not given." in text and "No settings were given." in text
+    assert "Sensitivity to unstated choices: not run." in section(text, "## 1 Verdicts", "## 2 ")
+    # --sensitivity: a study that did not run says so; a missing file is an error naming it
+    off = tmp_path / "off" / "sensitivity.json"
+    off.parent.mkdir()
+    off.write_text(json.dumps({"status": "not run", "reason": "no variants given", "variants": []}))
+    assert main(argv + ["--sensitivity", str(off)]) == 0
+    text = (results / "paper" / "report.md").read_text()
+    assert "Sensitivity to unstated choices: not run." in section(text, "## 8 ", "## 9 ")
+    assert main(argv + ["--sensitivity", str(tmp_path / "nowhere.json")]) == 2
+    assert "nowhere.json" in capsys.readouterr().err
     (results / "figures" / "fig4.pdf").unlink()
     assert main(argv) == 2
     assert "fig4.pdf" in capsys.readouterr().err
@@ -396,7 +520,7 @@ def test_latex_compiles_and_contains_table1(rendered, tmp_path):
     pdf = rp.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Small Fourier-CNN" in text and "0.6424 ± 0.0020" in text
-    _, body = markdown_table(written["md"].read_text(), "## 2 Table 1")
+    _, body = markdown_table(written["md"].read_text(), "## 3 Table 1")
     for row in body:
         assert row[8].replace(" ", "") in text.replace(" ", "")  # every reproduced val acc
     assert "Odd name 100%" in text  # underscore is drawn as a rule, the rest survives

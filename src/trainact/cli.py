@@ -32,6 +32,7 @@ COMMANDS = {
     "pso": "trainact.pso",
     "pso-bench": "trainact.pso",
     "aggregate": "trainact.aggregate",
+    "sensitivity": "trainact.sensitivity",
     "figures": "trainact.figures",
     "report": "trainact.report",
     "provenance": "trainact.provenance",

@@ -13,14 +13,11 @@ few non-ASCII symbols the text uses (``± × → ≤ ≥ ≈ − – — Δ ω �
 does the same for ``\\texttt`` content (commands, paths, JSON), printing ASCII as typed and allowing
 line breaks after ``, / : =``; the ``md`` filter escapes ``|`` inside Markdown table cells.
 
-Claims check. Each claim of the paper becomes one or more comparisons, each a per-seed quantity
-(a paired accuracy difference in points, or the PSO/RMSProp ratio). Over the ``n`` seeds we take
-the mean ``m`` and the 95 % Student-t interval ``m ± t(0.975, n-1) · s / sqrt(n)``; with one seed no
-spread is known and the interval is ``m ± 2`` points (``± 0.05`` for the ratio), an assumed seed
-noise. A comparison is *supported* when the whole interval lies in the claimed region, *not
-supported* when it lies entirely outside it, otherwise *inconclusive under the seed spread*. A claim
-made of several comparisons is supported when all are, not supported when any is not, otherwise
-inconclusive.
+The report opens with its answer: a "Verdicts" section (the claims of the paper, each with its
+verdict, key numbers, seeds and whether it is a preview; then whether any verdict depends on the
+choices the paper leaves open, from ``trainact sensitivity``'s JSON given with ``--sensitivity``).
+The claims engine itself (intervals, verdicts, previews) is :mod:`trainact.claims`; this module only
+formats what it returns. The run's full settings close the report as an appendix.
 """
 
 from __future__ import annotations
@@ -46,13 +43,37 @@ import jinja2
 import yaml
 
 from trainact.aggregate import (
-    ABOUT_HALF,
     METRICS,
     MODEL_NAMES,
     SIZES,
     SPLITS,
     TRAINABLE,
     load_published,
+)
+
+# The claims engine lives in trainact.claims; its names stay importable from here.
+from trainact.claims import (  # noqa: F401
+    CLAIMS_RULE,
+    INCONCLUSIVE,
+    NOT_RUN,
+    NOT_SUPPORTED,
+    PREVIEW_CONSISTENT,
+    PREVIEW_INCONCLUSIVE,
+    PREVIEW_INCONSISTENT,
+    PREVIEW_RULE,
+    SINGLE_SEED_HALF_WIDTH_PP,
+    SINGLE_SEED_HALF_WIDTH_RATIO,
+    SUPPORTED,
+    T_975,
+    Evidence,
+    combine,
+    evaluate_claims,
+    interval,
+    paired_pp,
+    positive_evidence,
+    preview_reasons,
+    region_verdict,
+    verdict_label,
 )
 from trainact.figures import AUTOENCODER_FIGURE, FIGURE_NUMBERS, PSO_FIGURE, FigureParams, figure_stems
 from trainact.files import atomic_write, write_text_atomic
@@ -72,34 +93,6 @@ MISSING = "n/a"
 TEMPLATE_NAMES = {"md": "report.md.j2", "tex": "report.tex.j2"}
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "paper"
 
-# Claims check (see the module docstring).
-#: Two-sided 95 % quantiles of Student's t by degrees of freedom; beyond 30 the value at 30.
-# fmt: off
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-         10: 2.228, 11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110,
-         18: 2.101, 19: 2.093, 20: 2.086, 21: 2.080, 22: 2.074, 23: 2.069, 24: 2.064, 25: 2.060,
-         26: 2.056, 27: 2.052, 28: 2.048, 29: 2.045, 30: 2.042}
-# fmt: on
-SINGLE_SEED_HALF_WIDTH_PP = 2.0
-SINGLE_SEED_HALF_WIDTH_RATIO = 0.05
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NOT_RUN = (
-    "supported",
-    "not supported",
-    "inconclusive under the seed spread",
-    "not run",
-)
-CLAIMS_RULE = (
-    "Per claim, each comparison is a per-seed quantity: a paired difference of best validation accuracy "
-    "(same size and seed) in percentage points, or the PSO/RMSProp accuracy ratio. Over the n seeds we take "
-    "the mean m and the 95 % Student-t interval m ± t(0.975, n−1)·s/√n (s the sample standard deviation); "
-    f"with one seed the interval is m ± {SINGLE_SEED_HALF_WIDTH_PP:g} pp (± {SINGLE_SEED_HALF_WIDTH_RATIO:g} "
-    "for the ratio), an assumed seed-to-seed noise. A comparison is supported when the whole interval lies in "
-    "the claimed region (difference > 0; ratio within "
-    f'[{ABOUT_HALF[0]:g}, {ABOUT_HALF[1]:g}] for "about half"), not supported when it lies entirely outside, '
-    "otherwise inconclusive under the seed spread. A claim made of several comparisons is supported when all "
-    "are, not supported when any is not, otherwise inconclusive."
-)
-
 FIGURE_CAPTIONS = {
     **{
         f"fig{n}": f"Performance of {size} models on {'validation' if split == 'val' else 'training'} data "
@@ -111,6 +104,8 @@ FIGURE_CAPTIONS = {
     PSO_FIGURE: "Accuracy of the global best particle P_g of PSO per generation, test and training data "
     "(the paper's Figure 9), against the RMSProp-trained middle CNN.",
     "activations": "Learned activation functions per size and layer (not in the paper), against ReLU.",
+    "activation_health": "Activation health per layer during training (not in the paper): parameter movement "
+    "from the start, share of inputs outside the Fourier fit interval, non-linear share against ReLU's.",
     "structure": "Network structure generated from the model code (the paper's missing Figure 1).",
 }
 
@@ -277,219 +272,123 @@ def _decimals(metric: str) -> int:
 # ---------------------------------------------------------------------------------- claims
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """A per-seed quantity summarised by its mean and interval, and the verdict on its region."""
-
-    label: str
-    values: tuple[float, ...]
-    mean: float
-    low: float
-    high: float
-    verdict: str
-    unit: str = "pp"
-
-    def text(self, judged: bool = True) -> str:
-        """One evidence line: mean [interval], n (per-seed values), and the verdict when ``judged``."""
-        decimals = PP_DECIMALS if self.unit == "pp" else RATIO_DECIMALS
-        signed = self.unit == "pp"
-        n = len(self.values)
-        per_seed = ", ".join(fmt(v, decimals, signed) for v in self.values)
-        unit = " pp" if self.unit == "pp" else ""
-        return (
-            f"{self.label}: {fmt(self.mean, decimals, signed)}{unit} "
-            f"[{fmt(self.low, decimals, signed)}, {fmt(self.high, decimals, signed)}], "
-            f"n={n} ({per_seed})" + (f" → {self.verdict}" if judged else "")
-        )
+def _comparison_decimals(unit: str) -> tuple[int, bool, str]:
+    """Decimals, sign and unit suffix of a comparison: points (signed) or the PSO/RMSProp ratio."""
+    return (PP_DECIMALS, True, " pp") if unit == "pp" else (RATIO_DECIMALS, False, "")
 
 
-def interval(values: Sequence[float], single_seed_half_width: float) -> tuple[float, float, float]:
-    """Mean and the 95 % t-interval of ``values`` (``mean ± single_seed_half_width`` for one value)."""
-    n = len(values)
-    if n == 0:
-        raise ValueError("no values for an interval")
-    mean = sum(values) / n
-    if n == 1:
-        half = single_seed_half_width
-    else:
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-        half = T_975.get(n - 1, T_975[30]) * std / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
-def region_verdict(low: float, high: float, region: tuple[float, float], open_low: bool = False) -> str:
-    """Supported when ``[low, high]`` lies in ``region``, not supported when outside, else inconclusive.
-
-    ``open_low`` makes the region's lower bound exclusive (``difference > 0``).
-    """
-    lo, hi = region
-    inside_low = low > lo if open_low else low >= lo
-    if inside_low and high <= hi:
-        return SUPPORTED
-    if (high <= lo if open_low else high < lo) or low > hi:
-        return NOT_SUPPORTED
-    return INCONCLUSIVE
-
-
-def positive_evidence(label: str, values: Sequence[float]) -> Evidence:
-    """Evidence for "this per-seed difference (pp) is positive"."""
-    values = tuple(float(v) for v in values)
-    mean, low, high = interval(values, SINGLE_SEED_HALF_WIDTH_PP)
-    return Evidence(label, values, mean, low, high, region_verdict(low, high, (0.0, math.inf), open_low=True))
-
-
-def combine(verdicts: Sequence[str]) -> str:
-    """All supported -> supported; any not supported -> not supported; else inconclusive."""
-    if all(v == SUPPORTED for v in verdicts):
-        return SUPPORTED
-    if any(v == NOT_SUPPORTED for v in verdicts):
-        return NOT_SUPPORTED
-    return INCONCLUSIVE
-
-
-def _per_seed_best(summary: Mapping[str, Any], size: str, activation: str, split: str = "val") -> dict[int, float]:
-    return {
-        int(r["seed"]): r[f"best_{split}_acc"]
-        for r in summary["runs"]
-        if r["size"] == size and r["activation"] == activation and _finite(r[f"best_{split}_acc"])
-    }
-
-
-def paired_pp(summary: Mapping[str, Any], size: str, better: str, worse: str) -> list[float]:
-    """Per-seed ``100 * (best val acc of better - that of worse)`` over the seeds both have."""
-    a, b = _per_seed_best(summary, size, better), _per_seed_best(summary, size, worse)
-    return [100.0 * (a[s] - b[s]) for s in sorted(set(a) & set(b))]
-
-
-def _comparisons(summary: Mapping[str, Any], pairs: Sequence[tuple[str, str, str]]) -> tuple[list[Evidence], list[str]]:
-    """Evidence for each (size, better, worse) whose runs exist, and the labels of missing ones."""
-    evidence, missing = [], []
-    for size, better, worse in pairs:
-        label = f"{size}: {MODEL_NAMES[better]} − {MODEL_NAMES[worse]}"
-        values = paired_pp(summary, size, better, worse)
-        if values:
-            evidence.append(positive_evidence(label, values))
-        else:
-            missing.append(label)
-    return evidence, missing
-
-
-def _claim(number: int, claim: str, source: str, paper: str, evidence: list[str], verdict: str) -> dict[str, Any]:
-    return {
-        "number": number,
-        "claim": claim,
-        "source": source,
-        "paper": paper,
-        "evidence": evidence,
-        "verdict": verdict,
-    }
-
-
-def _comparison_claim(
-    number: int, claim: str, source: str, paper: str, summary: Mapping[str, Any], pairs: Sequence[tuple[str, str, str]]
-) -> dict[str, Any]:
-    evidence, missing = _comparisons(summary, pairs)
-    texts = [e.text() for e in evidence] + [f"{label}: not run" for label in missing]
-    verdict = NOT_RUN if missing else combine([e.verdict for e in evidence])
-    return _claim(number, claim, source, paper, texts, verdict)
-
-
-def evaluate_claims(summary: Mapping[str, Any], published: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The four claims of the paper, each with its evidence over seeds and a verdict (see module doc)."""
-    published = published if published is not None else load_published()
-    paper_t1 = {(r["size"], r["activation"]): r["val_acc"] for r in published["table1"]}
-    paper_t2 = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in published["table2"]}
-    claims = []
-
-    pairs = [(size, activation, "relu") for size in SIZES for activation in TRAINABLE]
-    paper = "Table 2 (validation, pp): " + "; ".join(
-        f"{size} Fourier {fmt(paper_t2[(size, 'val', 'fourier')], PP_DECIMALS, True)}, "
-        f"LC {fmt(paper_t2[(size, 'val', 'lc')], PP_DECIMALS, True)}"
-        for size in SIZES
-    )
-    claims.append(
-        _comparison_claim(
-            1,
-            "Trainable activations (Fourier-CNN and LC-CNN) reach a higher validation accuracy than the ReLU CNN "
-            "at every size.",
-            "Section 3",
-            paper,
-            summary,
-            pairs,
-        )
+def interval_text(comparison: Mapping[str, Any]) -> str:
+    """``label: mean unit [low, high]``: a comparison's key numbers (the verdicts table)."""
+    decimals, signed, unit = _comparison_decimals(comparison["unit"])
+    return (
+        f"{comparison['label']}: {fmt(comparison['mean'], decimals, signed)}{unit} "
+        f"[{fmt(comparison['low'], decimals, signed)}, {fmt(comparison['high'], decimals, signed)}]"
     )
 
-    pairs = [
-        ("small", "fourier", "lc"),
-        ("small", "fourier", "relu"),
-        ("large", "lc", "fourier"),
-        ("large", "lc", "relu"),
+
+def evidence_text(comparison: Mapping[str, Any], preview: bool = False) -> str:
+    """One evidence line: mean [interval], n (per-seed values), the note, and the verdict when judged."""
+    decimals, signed, _ = _comparison_decimals(comparison["unit"])
+    per_seed = ", ".join(fmt(v, decimals, signed) for v in comparison["values"])
+    text = f"{interval_text(comparison)}, n={len(comparison['values'])} ({per_seed})"
+    if comparison.get("note"):
+        text += f" ({comparison['note']})"
+    if comparison["judged"]:
+        text += f" → {verdict_label(comparison['verdict'], preview)}"
+    return text
+
+
+def paper_text(paper: Mapping[str, Any]) -> str:
+    """The paper's own numbers for a claim: ``source: label value, ...``."""
+    values = [
+        f"{v['label']} " + (fmt(v["value"], PP_DECIMALS, True) if v["unit"] == "pp" else fmt(v["value"], ACC_DECIMALS))
+        for v in paper["values"]
     ]
-    paper = (
-        f"Table 1 (validation accuracy): small Fourier {paper_t1[('small', 'fourier')]:.4f}, "
-        f"LC {paper_t1[('small', 'lc')]:.4f}, CNN {paper_t1[('small', 'relu')]:.4f}; large LC "
-        f"{paper_t1[('large', 'lc')]:.4f}, Fourier {paper_t1[('large', 'fourier')]:.4f}, "
-        f"CNN {paper_t1[('large', 'relu')]:.4f}"
-    )
-    claims.append(
-        _comparison_claim(
-            2,
-            "Fourier-CNN is the best of the three on small networks, LC-CNN the best on large networks "
-            "(validation accuracy).",
-            "Sections 3 and 6",
-            paper,
-            summary,
-            pairs,
-        )
-    )
+    return paper["source"] + (": " + ", ".join(values) if values else "")
 
-    claim3 = "Autoencoder pretraining improves the middle Fourier-CNN (higher best validation accuracy)."
-    autoencoder = summary.get("autoencoder", {"status": NOT_RUN})
-    if autoencoder.get("status") != "ok":
-        claims.append(_claim(3, claim3, "Sections 5.1 and 6", "Figure 8 only (no numbers)", ["not run"], NOT_RUN))
-    else:
-        rows = autoencoder["per_seed"]
-        best = positive_evidence("best val acc, pretrained − not pretrained", [r["diff_best_val_acc_pp"] for r in rows])
-        first = positive_evidence("epoch-1 val acc (context)", [r["diff_first_val_acc_pp"] for r in rows])
-        final = positive_evidence("final val acc (context)", [r["diff_final_val_acc_pp"] for r in rows])
-        claims.append(
-            _claim(
-                3,
-                claim3,
-                "Sections 5.1 and 6",
-                "Figure 8 only (no numbers)",
-                [best.text(), first.text(judged=False), final.text(judged=False)],
-                best.verdict,
-            )
-        )
 
-    claim4 = "PSO training reaches about half of the accuracy that BP (RMSProp) reaches (middle CNN)."
-    pso = summary.get("pso", {"status": NOT_RUN})
-    if pso.get("status") != "ok":
-        claims.append(_claim(4, claim4, "Sections 5.2 and 6", "Figure 9 only (no numbers)", ["not run"], NOT_RUN))
-    else:
-        values = tuple(float(r["ratio"]) for r in pso["per_seed"])
-        mean, low, high = interval(values, SINGLE_SEED_HALF_WIDTH_RATIO)
-        ratio = Evidence(
-            "PSO best test acc / RMSProp best val acc",
-            values,
-            mean,
-            low,
-            high,
-            region_verdict(low, high, ABOUT_HALF),
-            unit="ratio",
+def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The claims of :func:`trainact.claims.evaluate_claims` with every number formatted."""
+    rows = []
+    for claim in claims:
+        evidence = [evidence_text(c, claim["preview"]) for c in claim["comparisons"]]
+        evidence += [f"{label}: not run" for label in claim["missing"]]
+        if claim["scope"] and claim["outcome"] != NOT_RUN:
+            evidence.append(f"Evaluated on the {claim['scope']}; the claim is about every size.")
+        rows.append(
+            {
+                "number": claim["number"],
+                "claim": claim["claim"],
+                "short": claim["short"],
+                "source": claim["source"],
+                "paper": paper_text(claim["paper"]),
+                "evidence": evidence or ["not run"],
+                "key_numbers": [interval_text(c) for c in claim["comparisons"] if c["judged"]] or ["not run"],
+                "seeds": str(claim["n_seeds"]) if claim["n_seeds"] is not None else "–",
+                "preview": ("yes: " + "; ".join(claim["preview_reasons"])) if claim["preview"] else "no",
+                "verdict": claim["verdict"],
+            }
         )
-        claims.append(
-            _claim(
-                4,
-                claim4,
-                "Sections 5.2 and 6",
-                "Figure 9 only (no numbers)",
-                [ratio.text() + f" (claimed region [{ABOUT_HALF[0]:g}, {ABOUT_HALF[1]:g}])"],
-                ratio.verdict,
-            )
-        )
-    return claims
+    return rows
+
+
+# ----------------------------------------------------------------------------- sensitivity
+
+
+SPLIT_WORDS = {"val": "validation", "train": "training"}
+SENSITIVITY_NOT_RUN = "Sensitivity to unstated choices: not run."
+
+
+def load_sensitivity(path: Path | None) -> dict[str, Any] | None:
+    """The JSON of ``trainact sensitivity`` (``None`` without a path); a missing file is an error."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"expected file is missing: {path} (run 'trainact sensitivity' first)")
+    document = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, Mapping) or "status" not in document:
+        raise ValueError(f"{path}: not a 'trainact sensitivity' result (no 'status')")
+    return document
+
+
+def _sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The sensitivity study with every number formatted; ``run`` false when absent or not run."""
+    if not sensitivity or sensitivity.get("status") != "ok":
+        return {"run": False, "summary": [SENSITIVITY_NOT_RUN]}
+    variants = sensitivity["variants"]
+    rows = [
+        {
+            "variant": v["name"],
+            "size": r["size"].capitalize(),
+            "split": SPLIT_WORDS[r["split"]],
+            "model": MODEL_NAMES[r["activation"]],
+            "n": str(r["n_pairs"]),
+            "mean": fmt_mean_std(r["mean_pp"], r["std_pp"], PP_DECIMALS, signed=True),
+            "interval": f"[{fmt(r['ci_low_pp'], PP_DECIMALS, True)}, {fmt(r['ci_high_pp'], PP_DECIMALS, True)}]",
+        }
+        for v in variants
+        for r in v["table2"]
+    ]
+    outcome = sensitivity["outcome"]
+    return {
+        "run": True,
+        "summary": [outcome["statement"]] + [c["statement"] for c in outcome["claims"] if c["depends"]],
+        "variants": [
+            {
+                "name": v["name"] + (" (reference)" if v["reference"] else ""),
+                "initialisation": v["initialisation"],
+                "preprocessing": v["preprocessing"],
+                "claims": [c["verdict"] for c in v["claims"]],
+            }
+            for v in variants
+        ],
+        "claim_numbers": [c["number"] for c in outcome["claims"]],
+        "rows": rows,
+        "statements": [c["statement"] for c in outcome["claims"]] + [s["statement"] for s in outcome["signs"]],
+        "scope": f"sizes {', '.join(sensitivity['sizes'])}; seeds {', '.join(str(s) for s in sensitivity['seeds'])}",
+        "preview": "; ".join(sensitivity["preview_reasons"]) if sensitivity["preview"] else None,
+    }
 
 
 # --------------------------------------------------------------------------------- context
@@ -499,8 +398,9 @@ def evaluate_claims(summary: Mapping[str, Any], published: Mapping[str, Any] | N
 class ReportParams:
     """The ``--params`` slice of ``trainact report``: the figure parameters (to know which figures
     exist) plus ``preset`` (name of the config preset), ``settings`` (the run's config, shown as
-    a key/value list) and, when no ``--provenance`` file is given, ``dataset`` and ``benchmarks``
-    paths for :func:`trainact.provenance.collect`."""
+    a key/value list in the appendix and read by :func:`trainact.claims.preview_reasons`) and,
+    when no ``--provenance`` file is given, ``dataset`` and ``benchmarks`` paths for
+    :func:`trainact.provenance.collect`."""
 
     figures: FigureParams
     preset: str = "custom"
@@ -696,8 +596,13 @@ def build_context(
     pdf_note: str,
     command: str,
     published: Mapping[str, Any] | None = None,
+    sensitivity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The one context both templates render (every number already formatted)."""
+    """The one context both templates render (every number already formatted).
+
+    ``sensitivity``: the JSON of ``trainact sensitivity`` (absent or ``"status": "not run"``: the
+    report says the study was not run).
+    """
     published = published if published is not None else load_published()
     figures_rel = Path(os.path.relpath(Path(figures_dir), Path(out_dir))).as_posix()
     figures = [
@@ -751,8 +656,10 @@ def build_context(
         "figures": figures,
         "autoencoder": _autoencoder_context(summary["autoencoder"]),
         "pso": _pso_context(summary["pso"]),
-        "claims": evaluate_claims(summary, published),
+        "claims": claim_rows(evaluate_claims(summary, published, settings=params.settings, sizes=summary.get("sizes"))),
         "claims_rule": CLAIMS_RULE,
+        "preview_rule": PREVIEW_RULE,
+        "sensitivity": _sensitivity_context(sensitivity),
         "choices": [d for d in deviations if d["kind"] == "choice"],
         "errata": [d for d in deviations if d["kind"] == "erratum"],
         "pdf_note": pdf_note,
@@ -833,11 +740,14 @@ def make_report(
     provenance: Mapping[str, Any] | None = None,
     deviations: Sequence[Mapping[str, str]] | None = None,
     command: str = "trainact report",
+    sensitivity: Path | None = None,
 ) -> dict[str, Path]:
     """Render the report from ``<tables>/summary.json`` and the figures; build the PDF per ``pdf``.
 
     Without ``provenance``, it is collected now from ``params.dataset`` and ``params.benchmarks``
     (default ``<results>/benchmarks`` where that folder exists, the workflow's layout).
+    ``sensitivity``: path of ``sensitivity.json`` (``trainact sensitivity``); without it the
+    sensitivity section says "not run".
     """
     from trainact.provenance import collect
 
@@ -861,6 +771,7 @@ def make_report(
         deviations if deviations is not None else load_deviations(),
         note,
         command,
+        sensitivity=load_sensitivity(sensitivity),
     )
     written = render(context, out_dir, templates)
     if build:
@@ -891,6 +802,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             provenance=provenance,
             deviations=load_deviations(args.deviations),
             command="trainact " + shlex.join(sys.argv[1:]),
+            sensitivity=args.sensitivity,
         )
     except (FileNotFoundError, ValueError, RuntimeError, jinja2.TemplateError) as exc:
         raise CLIError(str(exc)) from None
@@ -913,6 +825,12 @@ def register_cli(subparsers) -> None:
     )
     parser.add_argument("--pdf", default="auto", choices=("auto", "always", "never"))
     parser.add_argument("--provenance", type=Path, default=None, help="JSON from 'trainact provenance'")
+    parser.add_argument(
+        "--sensitivity",
+        type=Path,
+        default=None,
+        help="sensitivity.json from 'trainact sensitivity' (without it: the sensitivity section says 'not run')",
+    )
     parser.add_argument(
         "--templates", type=Path, default=DEFAULT_TEMPLATES, help="folder of report.md.j2 and report.tex.j2"
     )
