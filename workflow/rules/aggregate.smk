@@ -35,3 +35,30 @@ rule aggregate:
     shell:
         "python -m trainact aggregate --results {params.results:q}"
         " --out-dir {params.out_dir:q} {params.args} > {log:q} 2>&1"
+
+
+# The sensitivity study (config `sensitivity`): Table 2 and the verdicts of claims 1 and 2 per
+# variant of the unstated choices; "not run" when the study is off.
+rule sensitivity:
+    input:
+        SENSITIVITY_INPUTS,
+    output:
+        json=SENSITIVITY_FILES[0],
+        csv=report(
+            SENSITIVITY_FILES[1],
+            caption="../report/sensitivity.rst",
+            category="Tables",
+        ),
+    log:
+        f"{LOGS}/sensitivity.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate/sensitivity.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        slice=canonical(SENSITIVITY_PARAMS),
+        code=CODE["sensitivity"],
+        out_dir=lambda wc, output: os.path.dirname(output.json),
+    shell:
+        "python -m trainact sensitivity --params {params.slice:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

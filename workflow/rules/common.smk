@@ -72,6 +72,30 @@ def semantic_errors(cfg):
     return lines
 
 
+def merged(base, override):
+    """`base` with `override` merged in, nested mappings key by key (neither is changed)."""
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def sensitivity_errors(cfg, schema):
+    """Each sensitivity initialisation, merged over `model`, must be a valid model section."""
+    model_schema = {**schema["properties"]["model"], "$defs": schema.get("$defs", {})}
+    lines = []
+    names = [entry["name"] for entry in cfg["sensitivity"]["initialisations"]]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        lines.append(f"sensitivity.initialisations: the name {name!r} is used more than once")
+    for entry in cfg["sensitivity"]["initialisations"]:
+        for line in schema_errors(merged(cfg["model"], entry["model"]), model_schema):
+            lines.append(f"sensitivity.initialisations.{entry['name']} (merged over model): {line}")
+    return lines
+
+
 def check_config(cfg):
     """Validate `cfg` against the schema and fill in its defaults, or stop before any job runs."""
     schema = yaml.safe_load(SCHEMA_FILE.read_text())
@@ -79,7 +103,7 @@ def check_config(cfg):
     if not lines:
         # Snakemake's validate() fills in the schema's defaults, nested ones too.
         validate(cfg, str(SCHEMA_FILE))
-        lines = semantic_errors(cfg)
+        lines = semantic_errors(cfg) + sensitivity_errors(cfg, schema)
     if lines:
         raise WorkflowError(
             "invalid config (workflow/schemas/config.schema.yaml describes every key):\n  "
@@ -115,6 +139,7 @@ FAMILY_ENTRY = {
     "aggregate": "trainact.aggregate",
     "figures": "trainact.figures",
     "provenance": "trainact.provenance",
+    "sensitivity": "trainact.sensitivity",
     "report": "trainact.report",
 }
 
@@ -222,19 +247,24 @@ DATASET = config["dataset"]
 SYNTHETIC = DATASET["synthetic"]
 
 
-def model_slice(size, activation):
-    """The part of `model` that one network uses: its own filters, and only its activation's
-    settings (a ReLU network does not rerun when the Fourier settings change)."""
-    model = config["model"]
-    used = {"hidden": model["hidden"], "filters": {size: model["filters"][size]}}
+def model_slice(size, activation, model=None):
+    """The part of `model` (default: the config's) that one network uses: its own filters, the
+    input preprocessing, and only its activation's settings (a ReLU network does not rerun when
+    the Fourier settings change)."""
+    model = config["model"] if model is None else model
+    used = {
+        "hidden": model["hidden"],
+        "filters": {size: model["filters"][size]},
+        "preprocessing": model["preprocessing"],
+    }
     if activation != "relu":
         used["impl"] = model["impl"]
         used[activation] = model[activation]
     return used
 
 
-def train_slice(size, activation):
-    return {"model": model_slice(size, activation), "train": config["train"]}
+def train_slice(size, activation, model=None):
+    return {"model": model_slice(size, activation, model), "train": config["train"]}
 
 
 SYNTHETIC_ARGS = flags(SYNTHETIC or {})
@@ -254,6 +284,79 @@ AE_PRETRAIN_SLICE = {
 }
 AE_FINETUNE_SLICE = {**AE_PRETRAIN_SLICE, "train": config["train"]}
 PSO_SLICE = {"model": model_slice(*PSO_MODEL), "pso": config["pso"]}
+# Sensitivity study: every (initialisation, preprocessing) combination is a variant with its own
+# model config. Per variant and activation the runs live under a root: the main results when the
+# networks' settings equal the main grid's, else an earlier variant's root with equal settings,
+# else <out>/sensitivity/<variant> (so nothing is trained twice).
+SENSITIVITY = config["sensitivity"]
+SENS_SIZES, SENS_ACTIVATIONS = SENSITIVITY["sizes"], SENSITIVITY["activations"]
+
+
+def sensitivity_variants():
+    """[(name, initialisation, preprocessing, model config)] of the study (empty when off)."""
+    if not SENSITIVITY["enabled"]:
+        return []
+    return [
+        (
+            f"{entry['name']}+{prep}",
+            entry["name"],
+            prep,
+            merged(merged(config["model"], entry["model"]), {"preprocessing": prep}),
+        )
+        for entry in SENSITIVITY["initialisations"]
+        for prep in SENSITIVITY["preprocessing"]
+    ]
+
+
+def sensitivity_roots(variants):
+    """variant name -> activation -> results root holding that variant's runs (see above)."""
+    def slices(model, activation):
+        return [canonical(model_slice(size, activation, model)) for size in SENS_SIZES]
+
+    roots = {}
+    for name, _, _, model in variants:
+        roots[name] = {}
+        for activation in SENS_ACTIVATIONS:
+            same = [OUT] if slices(model, activation) == slices(config["model"], activation) else []
+            same += [
+                roots[other][activation]
+                for other, _, _, other_model in variants
+                if other in roots and other != name
+                and slices(other_model, activation) == slices(model, activation)
+            ]
+            roots[name][activation] = same[0] if same else f"{OUT}/sensitivity/{name}"
+    return roots
+
+
+SENS_VARIANTS = sensitivity_variants()
+SENS_ROOTS = sensitivity_roots(SENS_VARIANTS)
+VARIANT_MODELS = {name: model for name, _, _, model in SENS_VARIANTS}
+# The variant that is the main grid itself; without one, the main grid joins as "main".
+_reference = [n for n, _, _, m in SENS_VARIANTS if all(SENS_ROOTS[n][a] == OUT for a in SENS_ACTIVATIONS)]
+SENS_SPEC_VARIANTS = [
+    {"name": name, "initialisation": init, "preprocessing": prep, "roots": SENS_ROOTS[name]}
+    for name, init, prep, _ in SENS_VARIANTS
+]
+if SENS_VARIANTS and not _reference:
+    SENS_SPEC_VARIANTS.insert(
+        0,
+        {
+            "name": "main",
+            "initialisation": "main",
+            "preprocessing": config["model"]["preprocessing"],
+            "roots": {a: OUT for a in SENS_ACTIVATIONS},
+        },
+    )
+SENSITIVITY_PARAMS = {
+    "sizes": SENS_SIZES,
+    "activations": SENS_ACTIVATIONS,
+    "seeds": SEEDS,
+    "reference": (_reference or ["main"])[0],
+    # what trainact.claims.preview_reasons judges
+    "settings": {"train": config["train"], "dataset": config["dataset"]},
+    "variants": SENS_SPEC_VARIANTS if SENS_VARIANTS else [],
+}
+
 # What aggregate, figures and report are told to expect. The Section 5 experiments run for
 # every seed of the grid.
 GRID = {
@@ -291,6 +394,7 @@ DOWNLOADED_ARCHIVE = (
 ARCHIVE = SYNTHETIC_ARCHIVE if SYNTHETIC is not None else DOWNLOADED_ARCHIVE
 PREPARED = f"{OUT}/data/cifar10.npz"
 TRAIN_DIR = f"{OUT}/train/{{size}}-{{activation}}/seed{{seed}}"
+VARIANT_TRAIN_DIR = f"{OUT}/sensitivity/{{variant}}/train/{{size}}-{{activation}}/seed{{seed}}"
 AE_DIR = f"{OUT}/autoencoder/seed{{seed}}"
 PSO_DIR = f"{OUT}/pso/seed{{seed}}"
 TABLES = f"{OUT}/tables"
@@ -316,6 +420,19 @@ RESULT_INPUTS = {
     ],
     "pso": [f"{OUT}/pso/seed{seed}/history.csv" for seed in SEEDS],
 }
+# Every history the sensitivity study reads (the main grid's where a variant reuses them).
+SENSITIVITY_INPUTS = sorted(
+    {
+        f"{variant['roots'][a]}/train/{size}-{a}/seed{seed}/history.csv"
+        for variant in SENS_SPEC_VARIANTS
+        for a in SENS_ACTIVATIONS
+        for size in SENS_SIZES
+        for seed in SEEDS
+    }
+    if SENS_VARIANTS
+    else []
+)
+SENSITIVITY_FILES = [f"{TABLES}/sensitivity.json", f"{TABLES}/sensitivity.csv"]
 TABLE_FILES = {
     name: f"{TABLES}/{name}"
     for name in (
@@ -343,17 +460,18 @@ FIGURE_STEMS = [
     *(f"fig{number}" for (_, size), number in CURVE_FIGURES.items() if size in SIZES),
     "fig8",
     "fig9",
-    *(["activations"] if any(a != "relu" for a in ACTIVATIONS) else []),
+    *(["activations", "activation_health"] if any(a != "relu" for a in ACTIVATIONS) else []),
     "structure",
 ]
 FIGURE_FILES = [
     f"{FIGURES}/{stem}.{ext}" for stem in FIGURE_STEMS for ext in ("png", "pdf")
 ]
 FIGURE_ACTIVATION_INPUTS = [
-    train_file("activations.json", s, a, seed)
+    train_file(name, s, a, seed)
     for s, a in EXPERIMENT_MODELS
     if a != "relu"
     for seed in SEEDS
+    for name in ("activations.json", "activation_health.csv")
 ]
 
 # The report's Jinja templates live in paper/ beside the Snakefile; as inputs, editing them

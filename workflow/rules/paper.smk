@@ -29,6 +29,7 @@ rule provenance:
 rule report:
     input:
         summary=TABLE_FILES["summary.json"],
+        sensitivity=SENSITIVITY_FILES[0],
         figures=FIGURE_FILES,
         provenance=PROVENANCE,
         templates=REPORT_TEMPLATES,
@@ -65,4 +66,5 @@ rule report:
         "python -m trainact report --results {params.results:q} --tables {params.tables:q}"
         " --figures {params.figures:q} --out-dir {params.out_dir:q}"
         " --params {params.slice:q} --pdf {params.pdf} --provenance {input.provenance:q}"
-        " --templates {params.templates:q} > {log:q} 2>&1"
+        " --templates {params.templates:q} --sensitivity {input.sensitivity:q}"
+        " > {log:q} 2>&1"

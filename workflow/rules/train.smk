@@ -10,6 +10,7 @@ rule train:
         model=f"{TRAIN_DIR}/model.pt",
         activations=f"{TRAIN_DIR}/activations.json",
         summary=f"{TRAIN_DIR}/summary.json",
+        health=f"{TRAIN_DIR}/activation_health.csv",
     log:
         f"{LOGS}/train/{{size}}-{{activation}}-seed{{seed}}.log",
     benchmark:
@@ -34,3 +35,28 @@ rule train:
         " --activation {wildcards.activation} --seed {wildcards.seed}"
         " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
         " > {log:q} 2>&1"
+
+
+# The sensitivity study's runs: the same job with a variant's model settings (common.smk,
+# "Sensitivity study"); only runs that no other root already holds are asked for.
+use rule train as train_variant with:
+    output:
+        history=f"{VARIANT_TRAIN_DIR}/history.csv",
+        model=f"{VARIANT_TRAIN_DIR}/model.pt",
+        activations=f"{VARIANT_TRAIN_DIR}/activations.json",
+        summary=f"{VARIANT_TRAIN_DIR}/summary.json",
+        health=f"{VARIANT_TRAIN_DIR}/activation_health.csv",
+    log:
+        f"{LOGS}/sensitivity/{{variant}}/{{size}}-{{activation}}-seed{{seed}}.log",
+    benchmark:
+        f"{BENCHMARKS}/sensitivity/{{variant}}/{{size}}-{{activation}}-seed{{seed}}.tsv"
+    params:
+        slice=lambda wc: canonical(
+            train_slice(wc.size, wc.activation, VARIANT_MODELS[wc.variant])
+        ),
+        code=CODE["train"],
+        key=lambda wc: run_key(
+            canonical(train_slice(wc.size, wc.activation, VARIANT_MODELS[wc.variant])),
+            CODE["train"],
+        ),
+        out_dir=lambda wc, output: os.path.dirname(output.history),
