@@ -346,10 +346,10 @@ def test_half_precision_input_is_computed_in_float32():
 
 def test_extra_repr():
     assert repr(Fourier(rank=3, per_channel=True, num_channels=8, impl="eager")) == (
-        "Fourier(rank=3, per_channel=True, num_channels=8, init='calibrated', calibration_sigmas=3, impl='eager')"
+        "Fourier(rank=3, per_channel=True, num_channels=8, init='relu_fit', impl='eager')"
     )
-    assert repr(Fourier(init="relu_fit", impl="eager")) == (
-        "Fourier(rank=5, per_channel=False, init='relu_fit', impl='eager')"
+    assert repr(Fourier(init="calibrated", impl="eager")) == (
+        "Fourier(rank=5, per_channel=False, init='calibrated', calibration_sigmas=3, impl='eager')"
     )
     assert repr(LinearCombination(candidates=("relu", "tanh"))) == (
         "LinearCombination(candidates=('relu', 'tanh'), per_channel=False, init='uniform', eps=0.01, impl='auto')"

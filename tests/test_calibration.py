@@ -60,7 +60,7 @@ def test_calibrated_fourier_layers_are_as_nonlinear_as_relu_at_the_real_scale():
 def test_calibration_sets_the_scale_from_each_layers_input():
     images = cifar_like()
     seed_everything(0)
-    model = build_model("small", "fourier", {"impl": "reference"})
+    model = build_model("small", "fourier", {"impl": "reference", "fourier": {"init": "calibrated"}})
     records = cal.calibrate(model, images, seed=0)
     layers = [m for _, m in cal.activation_layers(model)]
     assert [r["name"] for r in records] == ["stages.0.1", "stages.1.1", "stages.2.1", "head.2"]
@@ -82,7 +82,7 @@ def test_calibration_is_deterministic_for_a_seed_and_leaves_the_global_rng_alone
 
     def run(seed):
         seed_everything(0)
-        model = build_model("small", "fourier", {"impl": "reference"})
+        model = build_model("small", "fourier", {"impl": "reference", "fourier": {"init": "calibrated"}})
         records = cal.calibrate(model, images, seed=seed)
         return records, torch.rand(3)
 
@@ -92,7 +92,7 @@ def test_calibration_is_deterministic_for_a_seed_and_leaves_the_global_rng_alone
     assert first == again
     assert [r["input_rms"] for r in first] != [r["input_rms"] for r in other]
     seed_everything(0)
-    build_model("small", "fourier", {"impl": "reference"})
+    build_model("small", "fourier", {"impl": "reference", "fourier": {"init": "calibrated"}})
     torch.testing.assert_close(after_first, torch.rand(3))  # as if calibrate had not run
     torch.testing.assert_close(after_first, after_again)
     assert cal.calibration_indices(5000, 0).tolist() == cal.calibration_indices(5000, 0).tolist()
@@ -144,7 +144,7 @@ def test_standardization_rejects_constant_images():
 def test_layer_health_measures_movement_and_the_share_outside_the_fit():
     images = cifar_like(300)
     seed_everything(0)
-    model = build_model("small", "fourier", {"impl": "reference"})
+    model = build_model("small", "fourier", {"impl": "reference", "fourier": {"init": "calibrated"}})
     cal.calibrate(model, images, seed=0)
     batch = cal.calibration_batch(images, 0)
     layers = [m for _, m in cal.activation_layers(model)]

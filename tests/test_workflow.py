@@ -28,8 +28,16 @@ SMOKE = ("--configfile", PRESET)
 OUT = "results/smoke"
 SIZES = ("small", "middle", "large")
 ACTIVATIONS = ("relu", "fourier", "lc")
-FIGURE_STEMS = (*(f"fig{n}" for n in range(2, 10)), "activations", "structure")
+FIGURE_STEMS = (*(f"fig{n}" for n in range(2, 10)), "activations", "activation_health", "structure")
 TABLES = ("table1.csv", "table1.json", "table2.csv", "table2.json", "runs.csv", "summary.json")
+SENSITIVITY_TABLES = ("sensitivity.json", "sensitivity.csv")
+# The smoke preset's sensitivity study (small networks; Fourier start fixed (the main grid's) |
+# calibrated; input none | standardize): the runs that differ from the main grid's, by variant.
+VARIANT_RUNS = {
+    "fixed+standardize": ("relu", "fourier", "lc"),
+    "calibrated+none": ("fourier",),
+    "calibrated+standardize": ("fourier",),
+}
 HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
 # The jobs downstream of every Section 5 result: aggregate reads PSO's and the autoencoder's
 # histories into summary.json, figures draws fig8/fig9, provenance and report follow.
@@ -79,7 +87,11 @@ def expected_outputs() -> list[str]:
     for size in SIZES:
         for activation in ACTIVATIONS:
             files += [f"{train_dir(size, activation)}/{name}"
-                      for name in ("history.csv", "model.pt", "activations.json", "summary.json")]
+                      for name in ("history.csv", "model.pt", "activations.json", "summary.json",
+                                   "activation_health.csv")]
+    for variant, activations in VARIANT_RUNS.items():
+        files += [f"{OUT}/sensitivity/{variant}/train/small-{a}/seed0/history.csv" for a in activations]
+    files += [f"{OUT}/tables/{name}" for name in SENSITIVITY_TABLES]
     files += [f"{OUT}/autoencoder/seed0/{name}" for name in ("pretrain.csv", "pretrained.pt")]
     files += [f"{OUT}/autoencoder/seed0/finetune/{name}"
               for name in ("history.csv", "model.pt", "activations.json", "summary.json")]
@@ -139,7 +151,7 @@ def test_smoke_run_makes_every_output(smoke):
             assert [float(r["lr"]) for r in rows] == [1e-3, 1e-4]  # the smoke schedule
             assert {r["status"] for r in rows} == {"ok"}
     assert [r["generation"] for r in read_rows(work / OUT / "pso/seed0/history.csv")] == ["0", "1", "2"]
-    assert [r["stage"] for r in read_rows(work / OUT / "autoencoder/seed0/pretrain.csv")] == ["0", "1", "2"]
+    assert [r["stage"] for r in read_rows(work / OUT / "autoencoder/seed0/pretrain.csv")] == ["0", "1", "2", "3"]
     table1 = read_rows(work / OUT / "tables/table1.csv")
     assert {(r["size"], r["activation"]) for r in table1} == {(s, a) for s in SIZES for a in ACTIVATIONS}
     summary = json.loads((work / OUT / "tables/summary.json").read_text())
@@ -154,9 +166,19 @@ def test_smoke_run_makes_every_output(smoke):
         jobs = {p.relative_to(work / OUT / folder).parts[0] for p in (work / OUT / folder).rglob("*") if p.is_file()}
         assert {p.split(".")[0] for p in jobs} == {
             "synthetic_archive", "prepare", "train", "ae_pretrain", "ae_finetune", "pso",
-            "aggregate", "figures", "provenance", "report",
+            "aggregate", "figures", "provenance", "report", "sensitivity",
         }
     assert len(list((work / OUT / "benchmarks/train").glob("*.tsv"))) == 9
+    # Exactly the variant runs that no other root holds were trained (the rest are reused).
+    trained = {p.parent.name + "/" + p.stem for p in (work / OUT / "benchmarks/sensitivity").rglob("*.tsv")}
+    assert trained == {f"{v}/small-{a}-seed0" for v, acts in VARIANT_RUNS.items() for a in acts}
+    sensitivity = json.loads((work / OUT / "tables/sensitivity.json").read_text())
+    roots = {v["name"]: v["roots"] for v in sensitivity["variants"]}
+    assert roots["fixed+none"] == {a: OUT for a in ACTIVATIONS}  # the main grid itself
+    assert roots["calibrated+standardize"]["relu"] == f"{OUT}/sensitivity/fixed+standardize"
+    assert sensitivity["reference"] == "fixed+none"
+    report = (work / OUT / "paper/report.md").read_text()
+    assert report.index("## 1 Verdicts") < report.index("Table 1") and "## 8 Sensitivity" in report
 
 
 def test_second_run_has_nothing_to_do(smoke):
@@ -222,8 +244,24 @@ def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
     """Each training job carries only its own activation's settings."""
     extra = write_yaml(tmp_path / "fourier.yaml", {"model": {"fourier": {"rank": 4}}})
     pending = plan(smoke.workdir, configfiles=(extra,))
-    assert set(pending) == {"train", "ae_pretrain", "ae_finetune"} | DOWNSTREAM
+    assert set(pending) == {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | DOWNSTREAM
     assert {Path(f).parent.parent.name for f in pending["train"]} == {f"{s}-fourier" for s in SIZES}
+    assert {Path(f).parent.parent.name for f in pending["train_variant"]} == {"small-fourier"}
+
+
+def test_sensitivity_settings_rerun_only_the_study(smoke, tmp_path):
+    """A new start in the study trains only its own runs (its ReLU and LC runs equal the main
+    grid's and are reused); the grid, its tables and figures stay."""
+    study = yaml.safe_load((smoke.workdir / PRESET).read_text())["sensitivity"]
+    study["initialisations"].append({"name": "random", "model": {"fourier": {"init": "random"}}})
+    extra = write_yaml(tmp_path / "study.yaml", {"sensitivity": study})
+    pending = plan(smoke.workdir, configfiles=(extra,))
+    assert set(pending) == {"train_variant", "sensitivity", "report"}
+    assert {str(Path(f).parent) for f in pending["train_variant"]} == {
+        f"{OUT}/sensitivity/random+{p}/train/small-fourier/seed0" for p in ("none", "standardize")
+    }
+    off = write_yaml(tmp_path / "off.yaml", {"sensitivity": {"enabled": False}})
+    assert set(plan(smoke.workdir, configfiles=(off,))) == {"sensitivity", "report"}
 
 
 @pytest.mark.parametrize(
@@ -231,7 +269,8 @@ def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
     [
         ("pso.py", {"pso"} | DOWNSTREAM),
         ("figures.py", {"figures", "provenance", "report"}),
-        ("models.py", {"train", "ae_pretrain", "ae_finetune", "pso"} | DOWNSTREAM),
+        ("models.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | DOWNSTREAM),
+        ("sensitivity.py", {"sensitivity", "report"}),
         ("cli.py", set()),
     ],
 )
@@ -250,8 +289,8 @@ def test_editing_a_module_reruns_the_jobs_that_run_it(smoke, module, rerun):
 def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path):
     extra = write_yaml(tmp_path / "seeds.yaml", {"experiment": {"seeds": [0, 1]}})
     pending = plan(smoke.workdir, configfiles=(extra,))
-    assert set(pending) == {"train", "ae_pretrain", "ae_finetune", "pso"} | DOWNSTREAM
-    per_seed = pending["train"] | pending["ae_pretrain"] | pending["ae_finetune"] | pending["pso"]
+    assert set(pending) == {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | DOWNSTREAM
+    per_seed = pending["train"] | pending["train_variant"] | pending["ae_pretrain"] | pending["ae_finetune"] | pending["pso"]
     assert all("/seed1/" in path for path in per_seed)
     assert len([p for p in pending["train"] if p.endswith("history.csv")]) == 9
 
@@ -266,6 +305,7 @@ def test_html_report_has_every_figure_and_table_with_its_caption(smoke, tmp_path
     text = html.read_text()
     captions = [f"Figure {n}." for n in range(2, 10)] + [
         "Table 1.", "Table 2.", "Learned activations.", "Network structure", "Reproduction report",
+        "Activation health", "Sensitivity to the unstated choices.",
     ]
     assert [c for c in captions if c not in text] == []
     assert all(f"{stem}.png" in text for stem in FIGURE_STEMS)
@@ -393,7 +433,10 @@ def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_pa
     histories[("small", "relu")].unlink()
     table_time = (work / OUT / "tables/table1.csv").stat().st_mtime_ns
 
-    overflow = write_yaml(tmp_path / "overflow.yaml", {"model": {"fourier": {"init_interval": [-1e30, 1e30]}}})
+    # the unscaled fit: the calibrated start would scale the huge interval back to the inputs'
+    overflow = write_yaml(
+        tmp_path / "overflow.yaml", {"model": {"fourier": {"init": "relu_fit", "init_interval": [-1e30, 1e30]}}}
+    )
     failed = snakemake(work, "--cores", "2", "--keep-going", *smoke_with(overflow), timeout=1200)
     assert failed.returncode != 0
     assert "Error in rule train" in failed.stderr

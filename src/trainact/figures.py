@@ -94,6 +94,10 @@ FIGURE_NUMBERS = {
 AUTOENCODER_FIGURE = "fig8"
 PSO_FIGURE = "fig9"
 HEALTH_FIGURE = "activation_health"
+#: The learned activation curves span ± this many times the root mean square of each layer's
+#: input at the start: the calibrated Fourier fit covers ±3 of it, a little beyond shows where
+#: the periodic series turns.
+CURVE_RANGE_RMS = 4.0
 FIGURE_GROUPS = ("curves", "autoencoder", "pso", "activations", "health", "structure")
 #: Columns of a run's activation_health.csv that the health figure draws (trainact.train writes it).
 HEALTH_REQUIRED = ("epoch", "layer", "param_relative_distance", "outside_fit_share", "nonlinear_share", "relu_nonlinear_share")
@@ -431,9 +435,10 @@ def plot_activations(
 
     Each curve is the mean over the channels (per-channel layers) and seeds of a layer; the band
     spans the 10-90 % quantiles of those curves. Layer ``j`` of a row is the ``j``-th entry of
-    the ``layers`` list of the documents.
+    the ``layers`` list of the documents. Each panel spans the inputs its layer really sees:
+    ``±`` :data:`CURVE_RANGE_RMS` times the largest root mean square of the layer's input at the
+    start (``activations.json``'s ``calibration``); documents without it use ``x_range``.
     """
-    x = np.linspace(*x_range, points)
     rows = [s for s in sizes if any((s, a) in documents for a in TRAINABLE)]
     columns = max(len(doc["layers"]) for docs in documents.values() for doc in docs)
     with plt.rc_context(STYLE):
@@ -448,6 +453,7 @@ def plot_activations(
         for i, size in enumerate(rows):
             for j in range(columns):
                 ax = axes[i, j]
+                x = np.linspace(*_panel_range(documents, size, j, x_range), points)
                 ax.plot(x, np.maximum(x, 0), color=COLORS["relu"], linestyle="--", linewidth=1, label=LABELS["relu"])
                 names = []
                 for activation in [a for a in TRAINABLE if (size, a) in documents]:
@@ -466,8 +472,28 @@ def plot_activations(
                     ax.set_ylabel("act(x)")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
-        fig.suptitle("Learned activation functions (mean over channels and seeds, band: 10-90 % quantile)")
+        fig.suptitle(
+            "Learned activation functions over each layer's input range "
+            "(mean over channels and seeds, band: 10-90 % quantile)"
+        )
     return fig
+
+
+def _panel_range(
+    documents: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]], size: str, j: int, default: tuple[float, float]
+) -> tuple[float, float]:
+    """``±CURVE_RANGE_RMS * r`` for layer ``j`` of ``size``, ``r`` the largest input rms recorded at
+    the start over the trainable models and seeds; ``default`` when none is recorded."""
+    scales = [
+        float(doc["calibration"][j]["input_rms"])
+        for activation in TRAINABLE
+        for doc in documents.get((size, activation), [])
+        if doc.get("calibration") and j < len(doc["calibration"])
+    ]
+    if not scales or not max(scales) > 0:
+        return default
+    half = CURVE_RANGE_RMS * max(scales)
+    return (-half, half)
 
 
 def health_curves(results: Path, size: str, activation: str, seeds: Sequence[int]) -> pd.DataFrame:
