@@ -89,10 +89,14 @@ def sensitivity_errors(cfg, schema):
     lines = []
     names = [entry["name"] for entry in cfg["sensitivity"]["initialisations"]]
     for name in sorted({n for n in names if names.count(n) > 1}):
-        lines.append(f"sensitivity.initialisations: the name {name!r} is used more than once")
+        lines.append(
+            f"sensitivity.initialisations: the name {name!r} is used more than once"
+        )
     for entry in cfg["sensitivity"]["initialisations"]:
         for line in schema_errors(merged(cfg["model"], entry["model"]), model_schema):
-            lines.append(f"sensitivity.initialisations.{entry['name']} (merged over model): {line}")
+            lines.append(
+                f"sensitivity.initialisations.{entry['name']} (merged over model): {line}"
+            )
     return lines
 
 
@@ -310,6 +314,7 @@ def sensitivity_variants():
 
 def sensitivity_roots(variants):
     """variant name -> activation -> results root holding that variant's runs (see above)."""
+
     def slices(model, activation):
         return [canonical(model_slice(size, activation, model)) for size in SENS_SIZES]
 
@@ -317,11 +322,16 @@ def sensitivity_roots(variants):
     for name, _, _, model in variants:
         roots[name] = {}
         for activation in SENS_ACTIVATIONS:
-            same = [OUT] if slices(model, activation) == slices(config["model"], activation) else []
+            same = (
+                [OUT]
+                if slices(model, activation) == slices(config["model"], activation)
+                else []
+            )
             same += [
                 roots[other][activation]
                 for other, _, _, other_model in variants
-                if other in roots and other != name
+                if other in roots
+                and other != name
                 and slices(other_model, activation) == slices(model, activation)
             ]
             roots[name][activation] = same[0] if same else f"{OUT}/sensitivity/{name}"
@@ -332,9 +342,18 @@ SENS_VARIANTS = sensitivity_variants()
 SENS_ROOTS = sensitivity_roots(SENS_VARIANTS)
 VARIANT_MODELS = {name: model for name, _, _, model in SENS_VARIANTS}
 # The variant that is the main grid itself; without one, the main grid joins as "main".
-_reference = [n for n, _, _, m in SENS_VARIANTS if all(SENS_ROOTS[n][a] == OUT for a in SENS_ACTIVATIONS)]
+_reference = [
+    n
+    for n, _, _, m in SENS_VARIANTS
+    if all(SENS_ROOTS[n][a] == OUT for a in SENS_ACTIVATIONS)
+]
 SENS_SPEC_VARIANTS = [
-    {"name": name, "initialisation": init, "preprocessing": prep, "roots": SENS_ROOTS[name]}
+    {
+        "name": name,
+        "initialisation": init,
+        "preprocessing": prep,
+        "roots": SENS_ROOTS[name],
+    }
     for name, init, prep, _ in SENS_VARIANTS
 ]
 if SENS_VARIANTS and not _reference:
@@ -394,7 +413,9 @@ DOWNLOADED_ARCHIVE = (
 ARCHIVE = SYNTHETIC_ARCHIVE if SYNTHETIC is not None else DOWNLOADED_ARCHIVE
 PREPARED = f"{OUT}/data/cifar10.npz"
 TRAIN_DIR = f"{OUT}/train/{{size}}-{{activation}}/seed{{seed}}"
-VARIANT_TRAIN_DIR = f"{OUT}/sensitivity/{{variant}}/train/{{size}}-{{activation}}/seed{{seed}}"
+VARIANT_TRAIN_DIR = (
+    f"{OUT}/sensitivity/{{variant}}/train/{{size}}-{{activation}}/seed{{seed}}"
+)
 AE_DIR = f"{OUT}/autoencoder/seed{{seed}}"
 PSO_DIR = f"{OUT}/pso/seed{{seed}}"
 TABLES = f"{OUT}/tables"
@@ -460,7 +481,11 @@ FIGURE_STEMS = [
     *(f"fig{number}" for (_, size), number in CURVE_FIGURES.items() if size in SIZES),
     "fig8",
     "fig9",
-    *(["activations", "activation_health"] if any(a != "relu" for a in ACTIVATIONS) else []),
+    *(
+        ["activations", "activation_health"]
+        if any(a != "relu" for a in ACTIVATIONS)
+        else []
+    ),
     "structure",
 ]
 FIGURE_FILES = [
