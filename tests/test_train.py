@@ -14,6 +14,8 @@ import torch
 from trainact.data import PreparedData
 from trainact.models import build_model
 from trainact.train import (
+    HEALTH_COLUMNS,
+    HEALTH_NAME,
     HISTORY_COLUMNS,
     TrainingDiverged,
     TrainSettings,
@@ -107,6 +109,41 @@ def test_interrupted_run_resumes_to_the_same_history_and_weights(tmp_path):
     a = torch.load(tmp_path / "full" / "model.pt")
     b = torch.load(tmp_path / "split" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the activation health continues from the checkpoint, against the same start
+    health = (tmp_path / "full" / HEALTH_NAME).read_text()
+    assert (tmp_path / "split" / HEALTH_NAME).read_text() == health
+
+
+def test_activation_health_has_a_row_per_epoch_and_layer_from_the_start(tmp_path):
+    """Epoch 0 is the start (no movement); the Fourier parameters then move; the calibration
+    of the start reaches activations.json."""
+    from trainact.calibration import calibrate
+
+    settings = TrainSettings(epochs=2, batch_size=32, device="cpu")
+    seed_everything(0)
+    model = build_model("small", "fourier", {**TINY_MODEL, "fourier": {"init": "calibrated"}})
+    data = tiny_data()
+    records = calibrate(model, data.train_images, settings.seed)
+    fit(model, data, settings, tmp_path, progress=False)
+    rows = read_history(tmp_path / HEALTH_NAME)
+    assert list(rows[0]) == list(HEALTH_COLUMNS)
+    layers = ["stages.0.1", "stages.1.1", "stages.2.1", "head.2"]
+    assert [(int(r["epoch"]), r["layer"]) for r in rows] == [(e, l) for e in (0, 1, 2) for l in layers]
+    assert all(float(r["param_distance"]) == 0 for r in rows[:4])
+    assert all(float(r["param_relative_distance"]) > 0 for r in rows[4:])
+    assert all(0 <= float(r["outside_fit_share"]) <= 1 and r["kind"] == "fourier" for r in rows)
+    saved = json.loads((tmp_path / "activations.json").read_text())
+    assert saved["calibration"] == json.loads(json.dumps(records))
+    assert [layer["fit_interval"] for layer in saved["layers"]] == [r["fit_interval"] for r in records]
+    assert all(layer["params"]["scale"][0] != 1.0 for layer in saved["layers"])  # the calibrated scale
+
+
+def test_relu_networks_have_health_rows_without_parameters(tmp_path):
+    train_tiny(tmp_path, activation="relu")
+    rows = read_history(tmp_path / HEALTH_NAME)
+    assert len(rows) == 5 * 4 and {r["kind"] for r in rows} == {"relu"}
+    assert all(r["param_distance"] == "" and r["outside_fit_share"] == "" for r in rows)
+    assert all(r["nonlinear_share"] == r["relu_nonlinear_share"] for r in rows)  # a ReLU layer is ReLU
 
 
 def test_checkpoint_with_other_settings_is_not_resumed(tmp_path):
