@@ -25,7 +25,7 @@ from trainact.autoencoder import (
 from trainact.cli import main
 from trainact.data import PreparedData
 from trainact.models import build_model
-from trainact.train import seed_everything
+from trainact.runtime import seed_everything
 
 TINY_MODEL = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 EPOCHS = 3

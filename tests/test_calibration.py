@@ -12,7 +12,7 @@ import torch
 from trainact import calibration as cal
 from trainact.activations import Fourier
 from trainact.models import build_model
-from trainact.train import seed_everything
+from trainact.runtime import seed_everything
 
 
 def cifar_like(n: int = 1200, seed: int = 0) -> np.ndarray:

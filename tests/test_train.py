@@ -20,8 +20,8 @@ from trainact.train import (
     TrainingDiverged,
     TrainSettings,
     fit,
-    seed_everything,
 )
+from trainact.runtime import seed_everything
 
 TINY_MODEL = {"filters": {"small": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 
@@ -190,3 +190,101 @@ def test_cli_trains_and_rejects_bad_params(tmp_path):
     err = subprocess.run(base + ["--params", json.dumps(bad)], capture_output=True, text=True)
     assert err.returncode == 2
     assert "train.batch_size = -4" in err.stderr
+
+
+# ------------------------------------------------------------------ crashes, checkpoints
+
+
+def train_schedule(out_dir, epochs, learning_rates, boundaries, **kwargs):
+    settings = TrainSettings(
+        epochs=epochs, batch_size=32, lr_boundaries=boundaries, learning_rates=learning_rates, device="cpu"
+    )
+    seed_everything(settings.seed)
+    model = build_model("small", "relu", TINY_MODEL)
+    return fit(model, tiny_data(), settings, out_dir, progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("interval", ["0", "3600"], ids=["checkpoint-every-epoch", "no-checkpoint-yet"])
+def test_divergence_after_the_first_epoch_keeps_the_last_good_weights(tmp_path, monkeypatch, interval):
+    """Epochs 1-2 at 1e-3, then 1e30: the loss goes non-finite in epoch 3. model.pt and
+    summary.json are written with the weights after epoch 2, whether or not a checkpoint exists
+    (the old code crashed in torch.load when one did, and saved NaN weights when none did)."""
+    monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", interval)
+    with pytest.raises(TrainingDiverged, match="in epoch 3 .*after epoch 2"):
+        train_schedule(tmp_path / "diverged", 4, (1e-3, 1e30), (2,))
+    rows = read_history(tmp_path / "diverged" / "history.csv")
+    assert [r["status"] for r in rows] == ["ok", "ok", "diverged"]
+    summary = json.loads((tmp_path / "diverged" / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["epochs"] == 2
+    train_schedule(tmp_path / "good", 2, (1e-3, 1e30), (2,))
+    diverged = torch.load(tmp_path / "diverged" / "model.pt")
+    good = torch.load(tmp_path / "good" / "model.pt")
+    assert all(torch.equal(diverged[k], good[k]) for k in good)
+    assert all(torch.isfinite(v).all() for v in diverged.values())
+
+
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_starts_over(tmp_path, caplog):
+    full = train_schedule(tmp_path / "full", 3, (1e-3, 1e-4), (2,))
+    run = tmp_path / "run"
+    train_schedule(run, 3, (1e-3, 1e-4), (2,), stop_after_epoch=2)
+    checkpoint = run / "checkpoint.pt"
+    data = checkpoint.read_bytes()
+    checkpoint.write_bytes(data[: len(data) // 2])  # what a kill during a non-atomic copy leaves
+    with caplog.at_level("WARNING"):
+        history = train_schedule(run, 3, (1e-3, 1e-4), (2,))
+    aside = list(run.glob("checkpoint.pt.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == data[: len(data) // 2]
+    assert str(checkpoint) in caplog.text and str(aside[0]) in caplog.text
+    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in full]  # from scratch
+    assert len(read_history(run / "history.csv")) == 3
+
+
+def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path, monkeypatch):
+    """Simulate a checkpoint saved on a GPU: every storage tagged 'cuda:0', as torch.save tags
+    GPU tensors. Loading it as saved fails on this machine; the trainer loads it to the CPU and
+    resumes to the same history and weights as an uninterrupted run."""
+    import torch.serialization
+
+    full = train_schedule(tmp_path / "full", 3, (1e-3, 1e-4), (2,))
+    run = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        train_schedule(run, 3, (1e-3, 1e-4), (2,), stop_after_epoch=1)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            torch.load(run / "checkpoint.pt", weights_only=False)
+    resumed = train_schedule(run, 3, (1e-3, 1e-4), (2,))
+    assert [r["val_loss"] for r in resumed] == [r["val_loss"] for r in full]
+    a, b = torch.load(tmp_path / "full" / "model.pt"), torch.load(run / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_are_written_by_time_and_after_the_last_epoch(tmp_path, monkeypatch):
+    """With an hour between checkpoints, a 3-epoch run writes one, after epoch 3; history.csv is
+    still rewritten after every epoch."""
+    from trainact import checkpoints
+
+    saved = []
+    real = checkpoints.save_checkpoint
+
+    def spy(path, state):
+        saved.append(len(state["history"]))
+        real(path, state)
+
+    monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "3600")
+    monkeypatch.setattr("trainact.train.save_checkpoint", spy)
+    train_schedule(tmp_path, 3, (1e-3, 1e-4), (2,))
+    assert saved == [3]
+    monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "0")
+    saved.clear()
+    train_schedule(tmp_path / "every", 3, (1e-3, 1e-4), (2,))
+    assert saved == [1, 2, 3]
+
+
+def test_summary_records_the_device_determinism_and_kernels(tmp_path):
+    train_tiny(tmp_path, activation="lc")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["device"] == {"type": "cpu", "name": "cpu"}
+    assert summary["activation_kernels"]["implementations"] == ["eager"]  # TINY_MODEL: impl eager
+    assert set(summary["determinism"]) >= {"cudnn_benchmark", "tf32_matmul", "deterministic_algorithms"}
+    assert summary["compile_cache"]

@@ -38,10 +38,10 @@ stage over the stage's parameters (its activation's included) and its decoder's,
 rate. Shuffling is the trainer's: the order of stage ``k``'s epoch ``e`` is a pure function of
 ``(seed, k * epochs_per_stage + e)``, so the same seed gives the same losses.
 
-Crash safety: after every stage-epoch the model, the decoders, the optimizer and the rows go to
-``pretrain_checkpoint.pt`` (temporary file, then rename) and ``pretrain.csv`` is rewritten; a rerun
-with the same settings continues after the last finished stage-epoch and ends bit for bit where an
-uninterrupted run ends (on the CPU). A checkpoint must match the settings and the structure of the
+Crash safety: ``pretrain.csv`` is rewritten after every stage-epoch; the model, the decoders, the
+optimizer and the rows go to ``pretrain_checkpoint.pt`` about once a minute and after the last
+stage-epoch (:mod:`trainact.checkpoints`); a rerun with the same settings continues after the last
+checkpointed stage-epoch and ends bit for bit where an uninterrupted run ends (on the CPU). A checkpoint must match the settings and the structure of the
 model and of every decoder (and the list of stages), so one written by the former three-stage code
 (no dense stage) is not resumed: pretraining starts again from scratch.
 """
@@ -62,16 +62,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainact.checkpoints import CheckpointClock, load_checkpoint, save_checkpoint
 from trainact.files import atomic_write
 from trainact.settings import ConfigSection
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, PaperCNN, build_model
-from trainact.train import (
-    TrainingDiverged,
-    TrainSettings,
-    fit,
-    resolve_device,
-    seed_everything,
-)
+from trainact.runtime import DEVICE_HELP, job_device, resolve_device, seed_everything
+from trainact.train import TrainingDiverged, TrainSettings, fit
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +93,7 @@ class AutoencoderSettings(ConfigSection):
     rho: float = 0.95  # RMSprop decay, the paper's value for training
     eps: float = 1e-7  # the trainer's RMSprop epsilon
     seed: int = 0
-    device: str = "auto"
+    device: str | None = None  # trainact.runtime: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
     def __post_init__(self) -> None:
         if self.size not in PAPER_FILTERS:
@@ -237,7 +233,7 @@ def pretrain(
     Writes ``pretrain.csv`` (one row per stage-epoch: ``stage`` 0-based, 0-2 the conv stages
     ``model.stages[0..2]`` and 3 the dense layer ``model.head[1]``, see :func:`stage_names`;
     ``epoch`` 1-based within the stage, ``loss`` the epoch's mean reconstruction MSE over the
-    training images, ``seconds``), ``pretrain_checkpoint.pt`` after every stage-epoch and, when all
+    training images, ``seconds``), ``pretrain_checkpoint.pt`` (about once a minute and after the last stage-epoch) and, when all
     stages are done, ``pretrained.pt`` (the classifier's ``state_dict``: conv stages and dense layer
     pretrained, output layer at its seeded initialisation). ``stop_after=(stage, epoch)`` ends the call
     after that stage-epoch, as a crash would (for tests of resumption).
@@ -250,7 +246,7 @@ def pretrain(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(settings.device)
+    device, _ = job_device(settings.device)
     seed_everything(settings.seed)
     model = build_model(settings.size, settings.activation, model_cfg)  # the baseline's initialisation
     calibrate(model, data.train_images, settings.seed)  # as the baseline's training job does
@@ -265,8 +261,9 @@ def pretrain(
     optimizer_state = None
 
     checkpoint_path = out_dir / PRETRAIN_CHECKPOINT
-    if resume and checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    clock = CheckpointClock()
+    checkpoint = load_checkpoint(checkpoint_path) if resume else None
+    if checkpoint is not None:
         if checkpoint.get("fingerprint") == fingerprint:
             model.load_state_dict(checkpoint["model"])
             decoders.load_state_dict(checkpoint["decoders"])
@@ -308,7 +305,7 @@ def pretrain(
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(
                     f"{out_dir}: the reconstruction loss of stage {stage_index} ({names[stage_index]}) became "
-                    f"non-finite in its epoch {epoch}; the last good state is {checkpoint_path}"
+                    f"non-finite in its epoch {epoch}; stopped (a rerun resumes from {checkpoint_path}, if there is one)"
                 )
             rows.append(
                 {
@@ -318,14 +315,17 @@ def pretrain(
                     "seconds": round(time.perf_counter() - started, 3),
                 }
             )
-            state = {
-                "model": model.state_dict(),
-                "decoders": decoders.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rows": rows,
-                "fingerprint": fingerprint,
-            }
-            atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
+            stopping = stop_after is not None and (stage_index, epoch) >= tuple(stop_after)
+            if clock.due() or len(rows) == total or stopping:
+                state = {
+                    "model": model.state_dict(),
+                    "decoders": decoders.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rows": rows,
+                    "fingerprint": fingerprint,
+                }
+                save_checkpoint(checkpoint_path, state)
+                clock.saved()
             write_pretrain_csv(out_dir / PRETRAIN_CSV, rows)
             bar.update(1)
             bar.set_postfix(stage=stage_index, loss=f"{mean_loss:.5f}")
@@ -333,7 +333,7 @@ def pretrain(
                 "stage %d (%s) epoch %d/%d reconstruction MSE %.6f",
                 stage_index, names[stage_index], epoch, settings.epochs_per_stage, mean_loss,
             )  # fmt: skip
-            if stop_after is not None and (stage_index, epoch) >= tuple(stop_after):
+            if stopping:
                 bar.close()
                 return model, rows
     bar.close()
@@ -446,7 +446,7 @@ def _common_arguments(parser: argparse.ArgumentParser, params_help: str) -> None
     parser.add_argument("--seed", type=int, default=None, help="overrides the slice's seed")
     parser.add_argument("--params", default="{}", help=params_help)
     parser.add_argument("--out-dir", required=True, type=Path)
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 

@@ -38,9 +38,10 @@ image chunk for all particles together (``torch.func.vmap`` of ``functional_call
 parameters); :meth:`NetworkLoss.looped` is the same sum, one particle at a time (for tests and the
 benchmark ``trainact pso-bench``).
 
-Crash safety: after every generation the swarm (positions, velocities, bests, random generator) and
-the history go to ``checkpoint.pt`` (temporary file, then rename) and ``history.csv`` is rewritten; a
-rerun with the same settings continues and ends bit for bit where an uninterrupted run ends (CPU).
+Crash safety: ``history.csv`` is rewritten after every generation; the swarm (positions, velocities,
+bests, random generator) and the history go to ``checkpoint.pt`` about once a minute and after the
+last generation (:mod:`trainact.checkpoints`); a rerun with the same settings continues from there
+and ends bit for bit where an uninterrupted run ends (CPU).
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ from torch.nn import functional as F
 
 from trainact.settings import ConfigSection
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, build_model
+from trainact.checkpoints import CheckpointClock, load_checkpoint, save_checkpoint
 from trainact.files import atomic_write
-from trainact.train import evaluate, resolve_device, seed_everything
+from trainact.runtime import DEVICE_HELP, evaluate, job_device, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ class PSOSettings(ConfigSection):
     eval_batch_size: int = 500  # images per forward pass (all particles at once); changes only rounding
     vectorised: bool = True  # evaluate particles together (vmap) or one by one
     seed: int = 0
-    device: str = "auto"
+    device: str | None = None  # trainact.runtime: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
     def __post_init__(self) -> None:
         if self.size not in PAPER_FILTERS:
@@ -367,7 +369,7 @@ def train_pso(
     """Train a CNN's weights by PSO on ``data`` (a :class:`trainact.data.PreparedData`).
 
     Writes into ``out_dir``: ``history.csv`` (one row per generation, generation 0 being the
-    initial swarm), ``checkpoint.pt`` (after every generation) and, when the run completes,
+    initial swarm), ``checkpoint.pt`` (about once a minute and after the last generation) and, when the run completes,
     ``best.pt`` (the ``state_dict`` of the network at ``P_g``). ``stop_after_generation`` ends the
     call early (as a crash would) for tests of resumption. Returns the history rows.
     """
@@ -378,7 +380,7 @@ def train_pso(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(settings.device)
+    device, _ = job_device(settings.device)
     check_subset_sizes(settings, len(data.train_labels))
     fitness_index = _subset(len(data.train_labels), settings.fitness_batch_size, settings.seed, stream=0)
     eval_index = _subset(len(data.train_labels), settings.eval_train_size, settings.seed, stream=1)
@@ -428,15 +430,22 @@ def train_pso(
                 "seconds": round(time.perf_counter() - started, 3),
             }
         )
-        state = {"swarm": swarm.state_dict(), "history": history, "fingerprint": fingerprint}
-        atomic_write(checkpoint_path, lambda tmp: torch.save(state, tmp))
+        # The swarm is large (23 MB for the paper's): checkpointed by time and after the last
+        # generation (and when a test stops the run early), the history after every generation.
+        last = generation >= settings.generations or (
+            stop_after_generation is not None and generation >= stop_after_generation
+        )
+        if clock.due() or last:
+            save_checkpoint(checkpoint_path, {"swarm": swarm.state_dict(), "history": history, "fingerprint": fingerprint})
+            clock.saved()
         write_history(out_dir / HISTORY_NAME, history)
 
     fingerprint = settings.checkpoint_fingerprint(model=model)
     checkpoint_path = out_dir / CHECKPOINT_NAME
     history: list[dict[str, Any]] = []
-    if resume and checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    clock = CheckpointClock()
+    checkpoint = load_checkpoint(checkpoint_path) if resume else None
+    if checkpoint is not None:
         if checkpoint.get("fingerprint") == fingerprint and len(checkpoint["history"]) <= settings.generations + 1:
             swarm.load_state_dict(checkpoint["swarm"], device)
             history = list(checkpoint["history"])
@@ -486,7 +495,7 @@ def bench_evaluators(
     batch_size: int = 1000,
     chunk_size: int = 500,
     repeats: int = 5,
-    device: str = "auto",
+    device: str | None = None,
     model_cfg: Mapping[str, Any] | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -623,7 +632,7 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=None, help="overrides pso.seed")
     parser.add_argument("--params", default="{}", help='JSON: {"model": {...}, "pso": {...}}')
     parser.add_argument("--out-dir", required=True, type=Path)
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_cmd_pso)
@@ -639,7 +648,7 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--batch-size", type=int, default=1000, help="fitness batch (images)")
     parser.add_argument("--chunk-size", type=int, default=500, help="images per forward pass")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--params", default="{}", help='JSON: {"model": {...}} (filters, hidden, impl)')
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -4,12 +4,14 @@ Read top to bottom: :class:`TrainSettings` holds every hyperparameter in one vis
 :func:`fit` is the loop. Choices the paper leaves open are marked "paper silent" and repeated
 in ``config.yaml`` and the report's "Deviations" section.
 
-Crash safety: after every epoch the model, optimizer, history and RNG states go to
-``checkpoint.pt`` (written to a temporary file, then renamed), and ``history.csv`` is rewritten
-from the checkpoint's history. A run started again with the same settings resumes after the
-last finished epoch; since each epoch's shuffle order is a pure function of (seed, epoch),
-the resumed run ends with the same history and weights as an uninterrupted one (bit for bit
-on the CPU; cuDNN may pick other kernels on a GPU).
+Crash safety: ``history.csv`` is rewritten after every epoch; the model, optimizer, history and
+RNG states go to ``checkpoint.pt`` about once a minute and after the last epoch
+(:mod:`trainact.checkpoints`: by time, read on the CPU, set aside when damaged). A run started
+again with the same settings resumes after the last checkpointed epoch; since each epoch's
+shuffle order is a pure function of (seed, epoch), the resumed run ends with the same history
+and weights as an uninterrupted one (bit for bit on the CPU, and on a GPU under the determinism
+settings of :mod:`trainact.runtime`). A loss that turns non-finite ends the run with the weights
+of its last good epoch.
 """
 
 from __future__ import annotations
@@ -20,18 +22,17 @@ import json
 import logging
 import math
 import os
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from trainact.files import atomic_write
+from trainact.checkpoints import CheckpointClock, load_checkpoint, save_checkpoint
+from trainact.files import atomic_write, write_text_atomic
+from trainact.runtime import DEVICE_HELP, evaluate, job_device, rng_state, set_rng_state
 from trainact.settings import (
     PAPER_LEARNING_RATES,
     PAPER_LR_BOUNDARIES,
@@ -88,7 +89,7 @@ class TrainSettings(ConfigSection):
     eps: float = 1e-7  # paper silent; Keras' RMSprop default (the paper's rho naming is Keras')
     eval_batch_size: int = 1000  # evaluation only; does not change results
     seed: int = 0
-    device: str = "auto"  # cuda, then mps, then cpu
+    device: str | None = None  # trainact.runtime: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -122,45 +123,6 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the history's last row is marked ``diverged``."""
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks cuda, then mps, then cpu; anything else is passed to torch."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"unknown device {name!r} ({exc})") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (model initialisation happens after this)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Mapping[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def write_rows(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
     """Write a CSV atomically: all rows, the given column order, missing or ``None`` as empty."""
 
@@ -191,22 +153,6 @@ def health_rows(epoch: int, model: nn.Module, batch: torch.Tensor, start: Sequen
     return rows
 
 
-def evaluate(model: nn.Module, dataset, batch_size: int) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on a whole :class:`DeviceDataset`."""
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=dataset.device)
-    correct = torch.zeros((), dtype=torch.int64, device=dataset.device)
-    with torch.no_grad():
-        for images, labels in dataset.batches(batch_size, shuffle=False):
-            logits = model(images)
-            loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
-            correct += (logits.argmax(1) == labels).sum()
-    model.train(was_training)
-    n = len(dataset)
-    return loss_sum.item() / n, correct.item() / n
-
-
 def fit(
     model: nn.Module,
     data,
@@ -222,11 +168,12 @@ def fit(
     Writes into ``out_dir``: ``history.csv`` (one row per epoch), ``activation_health.csv`` (per
     epoch, from 0 = the start, and activation layer: input scale, share outside the Fourier fit
     interval, non-linearity, parameter movement; on the calibration images of ``settings.seed``),
-    ``checkpoint.pt`` (after every epoch), and when the run completes ``model.pt``,
-    ``activations.json`` and ``summary.json``. The model arrives initialised: built after
+    ``checkpoint.pt`` (about once a minute and after the last epoch), and when the run completes
+    or diverges ``model.pt``, ``activations.json`` and ``summary.json``. The model arrives initialised: built after
     ``seed_everything`` and calibrated (:func:`trainact.calibration.calibrate`) or pretrained.
-    ``stop_after_epoch`` ends the call early (as a crash would) for tests of resumption.
-    Returns the history rows. Raises :class:`TrainingDiverged` on a non-finite loss.
+    ``stop_after_epoch`` ends the call early, with a checkpoint (as a crash right after one would),
+    for tests of resumption. Returns the history rows. Raises :class:`TrainingDiverged` on a
+    non-finite loss, after writing the results of the last good epoch (the start for epoch 1).
     """
     from tqdm.auto import tqdm
 
@@ -235,9 +182,7 @@ def fit(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(settings.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device, run_info = job_device(settings.device)
     model.to(device)
     train_set = DeviceDataset(data.train_images, data.train_labels, device)
     val_set = DeviceDataset(data.test_images, data.test_labels, device)
@@ -252,18 +197,37 @@ def fit(
     health: list[dict[str, Any]] = []
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
-    if resume and checkpoint_path.exists():
-        checkpoint = torch.load(checkpoint_path, map_location=device, weights_only=False)
+    checkpoint = load_checkpoint(checkpoint_path) if resume else None
+    if checkpoint is not None:
         if checkpoint.get("fingerprint") == fingerprint and len(checkpoint["history"]) <= settings.epochs:
+            # On the CPU as loaded; load_state_dict moves weights and optimizer state to the device.
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             history = list(checkpoint["history"])
-            start = list(checkpoint["activation_start"])
+            start = [vector.to(device) for vector in checkpoint["activation_start"]]
             health = list(checkpoint["health"])
-            _set_rng_state(checkpoint["rng"])
+            set_rng_state(checkpoint["rng"], device)
             log.info("resuming %s after epoch %d", out_dir, len(history))
         else:
             log.warning("%s was written with other settings; training from scratch", checkpoint_path)
+    # The weights a divergence falls back to: the last good epoch's (kept in memory, because the
+    # checkpoint is written by time and may be older).
+    last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def save_checkpoint_now() -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "history": history,
+            "health": health,
+            "activation_start": start,
+            "rng": rng_state(device),
+            "fingerprint": fingerprint,
+        }
+        save_checkpoint(checkpoint_path, state)
+        clock.saved()
+
+    clock = CheckpointClock()
     if not health:
         health = health_rows(0, model, health_batch, start)
     write_history(out_dir / HISTORY_NAME, history)
@@ -310,12 +274,12 @@ def fit(
             history.append({"epoch": epoch, "lr": lr, "status": "diverged"})
             write_history(out_dir / HISTORY_NAME, history)
             # Keep the outputs complete (the workflow expects them): the last good weights.
-            if checkpoint_path.exists():
-                model.load_state_dict(torch.load(checkpoint_path, map_location=device)["model"])
-            save_results(model, out_dir, history, device)
+            model.load_state_dict(last_good)
+            save_results(model, out_dir, history, run_info)
             raise TrainingDiverged(
                 f"{out_dir}: the training loss became non-finite in epoch {epoch} (lr {lr:g}); "
-                f"stopped, the last good state is the checkpoint after epoch {epoch - 1}"
+                f"stopped; model.pt holds the weights "
+                + (f"after epoch {epoch - 1}" if epoch > 1 else "of the start")
             )
         val_loss, val_acc = evaluate(model, val_set, settings.eval_batch_size)
         row = {
@@ -331,21 +295,10 @@ def fit(
         }
         history.append(row)
         health += health_rows(epoch, model, health_batch, start)
-        atomic_write(
-            checkpoint_path,
-            lambda tmp: torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "history": history,
-                    "health": health,
-                    "activation_start": start,
-                    "rng": _rng_state(),
-                    "fingerprint": fingerprint,
-                },
-                tmp,
-            ),
-        )
+        last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        stopping = stop_after_epoch is not None and epoch >= stop_after_epoch
+        if clock.due() or epoch == settings.epochs or stopping:
+            save_checkpoint_now()
         write_history(out_dir / HISTORY_NAME, history)
         write_rows(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
         epochs.set_postfix(val_acc=f"{val_acc:.4f}", train_loss=f"{train_loss:.3f}")
@@ -354,10 +307,10 @@ def fit(
             epoch, settings.epochs, lr, row["train_loss"], row["train_acc"], val_loss, val_acc,
             row["images_per_s"],
         )  # fmt: skip
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+        if stopping:
             return history
 
-    save_results(model, out_dir, history, device)
+    save_results(model, out_dir, history, run_info)
     return history
 
 
@@ -378,15 +331,17 @@ def activation_parameters(model: nn.Module) -> list[dict[str, Any]]:
     return layers
 
 
-def device_description(device: torch.device) -> str:
-    """Human-readable name of the device a run used (GPU model where there is one)."""
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
+def save_results(
+    model: nn.Module, out_dir: Path, history: list[dict[str, Any]], run_info: Mapping[str, Any]
+) -> None:
+    """Final (or last good) weights, learned activations and a summary of a run.
 
+    ``run_info`` (from :func:`trainact.runtime.job_device`) says where and how it ran: the
+    device, the determinism settings, the compile cache; the summary adds which implementation
+    of the activations ran (:func:`trainact.activations.kernel_report`).
+    """
+    from trainact.activations import kernel_report
 
-def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]], device: torch.device) -> None:
-    """Final (or last good) weights, learned activations and a summary of a run."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_write(out_dir / MODEL_NAME, lambda tmp: torch.save(state, tmp))
     meta = {
@@ -396,7 +351,7 @@ def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]],
         # Each activation layer's input at the start, and the Fourier fit interval chosen from it.
         "calibration": getattr(model, "calibration", None),
     }
-    (out_dir / ACTIVATIONS_NAME).write_text(json.dumps(meta, indent=1))
+    write_text_atomic(out_dir / ACTIVATIONS_NAME, json.dumps(meta, indent=1))
     ok = [r for r in history if r.get("status") == "ok"]
     summary = {
         "epochs": len(ok),
@@ -404,10 +359,11 @@ def save_results(model: nn.Module, out_dir: Path, history: list[dict[str, Any]],
         "final_val_acc": ok[-1]["val_acc"] if ok else None,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "status": history[-1]["status"] if history else "empty",
-        "device": device_description(device),
+        **run_info,
+        "activation_kernels": kernel_report(),
         "torch": torch.__version__,
     }
-    (out_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=1))
+    write_text_atomic(out_dir / SUMMARY_NAME, json.dumps(summary, indent=1))
 
 
 # ----------------------------------------------------------------------------------- CLI
@@ -418,6 +374,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
     from trainact.data import load_prepared
     from trainact.models import build_model
+    from trainact.runtime import resolve_device, seed_everything
 
     params = parse_params(args.params)
     unknown = sorted(set(params) - {"model", "train"})
@@ -425,6 +382,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(f"--params has unknown key(s) {unknown}; expected 'model' and 'train'")
     try:
         settings = TrainSettings.from_params(params.get("train", {}), seed=args.seed, device=args.device)
+        resolve_device(settings.device)  # fail before loading data; fit gets the same device
         seed_everything(settings.seed)
         model = build_model(args.size, args.activation, params.get("model", {}))
     except ValueError as exc:
@@ -451,7 +409,7 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=None, help="overrides train.seed")
     parser.add_argument("--params", default="{}", help='JSON: {"model": {...}, "train": {...}}')
     parser.add_argument("--out-dir", required=True, type=Path)
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N | mps")
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(

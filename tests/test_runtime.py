@@ -1,0 +1,251 @@
+"""Devices, GPU slots, determinism, the compile cache and checkpoints, on the CPU.
+
+The GPU paths are exercised with simulated devices: fake GPU lists for the slot claims, a
+patched ``torch.cuda`` for the device policy and the per-job GPU.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from trainact import checkpoints, runtime
+
+
+@pytest.fixture(autouse=True)
+def fresh_claim(monkeypatch, tmp_path):
+    """Each test is a fresh process as far as the GPU claim goes, with its own slot folder."""
+    monkeypatch.setattr(runtime, "_CLAIMED", {})
+    monkeypatch.setenv(runtime.SLOT_DIR_ENV, str(tmp_path / "slots"))
+    monkeypatch.delenv(runtime.DEVICE_ENV, raising=False)
+
+
+# ------------------------------------------------------------------------------ GPU slots
+
+
+def test_slots_spread_over_the_gpus_first_then_share_them(tmp_path):
+    ids = ["GPU-aaaa", "GPU-bbbb"]
+    held = [runtime.claim_slot(ids, tmp_path) for _ in range(5)]
+    assert [(index, slot) for index, slot, _ in held] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
+    assert runtime.slot_holders(ids, tmp_path) == [3, 2]
+    held[1][2].close()  # the job on GPU 1, slot 0 ends
+    index, slot, _ = runtime.claim_slot(ids, tmp_path)
+    assert (index, slot) == (1, 0)
+
+
+def test_a_slot_is_held_by_another_process_until_it_dies(tmp_path):
+    """flock is per process (open file): a live holder blocks the slot, a killed one frees it."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                f"""
+                import sys, time
+                from pathlib import Path
+                from trainact.runtime import claim_slot
+                handle = claim_slot(["GPU-only"], Path({str(tmp_path)!r}))
+                print(handle[:2], flush=True)
+                time.sleep(120)
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "(0, 0)"
+        index, slot, handle = runtime.claim_slot(["GPU-only"], tmp_path)
+        assert (index, slot) == (0, 1)
+        handle.close()
+    finally:
+        holder.kill()
+        holder.wait()
+    index, slot, _ = runtime.claim_slot(["GPU-only"], tmp_path)
+    assert (index, slot) == (0, 0)
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch):
+    """torch.cuda as on a machine with two GPUs (no CUDA call reaches the driver)."""
+    current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda i: SimpleNamespace(uuid=f"0000-000{i}", name=f"Fake {i}")
+    )
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Fake GPU")
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: current.append(torch.device(device)))
+    return current
+
+
+def test_each_job_gets_its_own_gpu_while_there_are_free_ones(fake_gpus, monkeypatch):
+    """Three jobs (simulated: the claim is forgotten, the lock kept open): cuda:0, cuda:1, then
+    the second slot of cuda:0. Each job makes its GPU current and keeps it for its lifetime."""
+    devices = []
+    for _ in range(3):
+        monkeypatch.setattr(runtime, "_CLAIMED", {})
+        devices.append(runtime.resolve_device("auto"))
+        assert runtime.resolve_device("cuda") == devices[-1]  # claimed once per process
+        assert runtime._CLAIMED["lock"] is not None
+    assert [str(d) for d in devices] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert fake_gpus[-1] == torch.device("cuda:0")
+    info = runtime.device_description(devices[-1]) | {"driver": None}
+    assert info["gpu_id"] == "GPU-0000-0000" and info["slot"] == 1 and info["index"] == 0
+
+
+def test_an_explicit_gpu_is_taken_as_given(fake_gpus):
+    assert runtime.resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(runtime.DeviceUnavailable, match="only 2 GPU"):
+        runtime.resolve_device("cuda:2")
+
+
+# --------------------------------------------------------------------------- device policy
+
+
+def test_cpu_and_auto_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "nvidia_gpu_visible", lambda: False)
+    monkeypatch.setattr(runtime, "_mps_available", lambda: False)
+    assert runtime.resolve_device("cpu") == torch.device("cpu")
+    assert runtime.resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(runtime.DeviceUnavailable, match="'cuda' requested"):
+        runtime.resolve_device("cuda")
+    with pytest.raises(runtime.DeviceUnavailable, match="'gpu0'"):
+        runtime.resolve_device("gpu0")
+
+
+def test_the_environment_sets_the_default_policy(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "nvidia_gpu_visible", lambda: False)
+    monkeypatch.setenv(runtime.DEVICE_ENV, "cuda")
+    with pytest.raises(runtime.DeviceUnavailable):
+        runtime.resolve_device(None)
+    monkeypatch.setenv(runtime.DEVICE_ENV, "cpu")
+    assert runtime.resolve_device(None) == torch.device("cpu")
+
+
+@pytest.mark.parametrize("policy", ["auto", "cuda"])
+def test_a_gpu_that_torch_cannot_use_is_an_error_that_says_why(monkeypatch, policy):
+    """The pinned wheel is a CUDA 13 build; with an older driver torch sees no GPU. Instead of
+    training on the CPU for hours, the job stops and names the driver, the build and the fix."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(runtime, "nvidia_gpu_visible", lambda: True)
+    monkeypatch.setattr(runtime, "nvidia_driver_version", lambda: "535.104.05")
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(torch.cuda, "init", lambda: (_ for _ in ()).throw(RuntimeError("driver too old")))
+    with pytest.raises(runtime.DeviceUnavailable) as error:
+        runtime.resolve_device(policy)
+    message = str(error.value)
+    for needle in ("driver 535.104.05", "CUDA 13.0", "driver too old", runtime.CUDA12_INDEX, "--device cpu"):
+        assert needle in message
+    assert runtime.resolve_device("cpu") == torch.device("cpu")  # the way out it names
+
+
+def test_hidden_gpus_are_not_visible(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert runtime.nvidia_gpu_visible() is False
+
+
+def test_the_train_command_fails_fast_with_the_reason(monkeypatch, tmp_path, capsys):
+    from trainact.cli import main
+
+    monkeypatch.setenv(runtime.DEVICE_ENV, "cuda")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code = main(["train", "--data", str(tmp_path / "missing.npz"), "--size", "small", "--activation", "relu",
+                 "--out-dir", str(tmp_path / "run")])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'cuda' requested" in err or "cannot use it" in err
+
+
+# ------------------------------------------------------------------ determinism, caches
+
+
+@pytest.fixture
+def restore_backends():
+    saved = runtime.determinism_settings()
+    yield
+    torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
+    torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
+    torch.backends.cuda.matmul.allow_tf32 = saved["tf32_matmul"]
+    torch.backends.cudnn.allow_tf32 = saved["tf32_cudnn"]
+    torch.use_deterministic_algorithms(saved["deterministic_algorithms"])
+
+
+def test_determinism_on_cuda_and_nothing_on_the_cpu(restore_backends, monkeypatch):
+    torch.backends.cudnn.benchmark = True
+    on_cpu = runtime.configure_determinism(torch.device("cpu"))
+    assert on_cpu["cudnn_benchmark"] is True  # the CPU is left alone
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    on_gpu = runtime.configure_determinism(torch.device("cuda", 0))  # sets flags only
+    assert on_gpu == {
+        "cudnn_benchmark": False,
+        "cudnn_deterministic": True,
+        "deterministic_algorithms": True,
+        "tf32_matmul": False,
+        "tf32_cudnn": False,
+        "cublas_workspace": ":4096:8",
+    }
+
+
+def test_the_compile_cache_is_persistent_unless_the_user_chose_one(monkeypatch, tmp_path):
+    for name in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", runtime.COMPILE_CACHE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    caches = runtime.configure_compile_cache()
+    assert caches["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "trainact" / "torch-compile" / "inductor")
+    assert caches["TRITON_CACHE_DIR"] == str(tmp_path / "cache" / "trainact" / "torch-compile" / "triton")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/mine")
+    assert runtime.configure_compile_cache()["TORCHINDUCTOR_CACHE_DIR"] == "/mine"
+
+
+def test_rng_state_round_trip_and_a_cpu_resume_drops_a_gpu_state():
+    runtime.seed_everything(5)
+    state = runtime.rng_state(torch.device("cpu"))
+    assert "cuda" not in state
+    first = (torch.rand(3), __import__("random").random())
+    runtime.set_rng_state({**state, "cuda": torch.zeros(16, dtype=torch.uint8)}, torch.device("cpu"))
+    assert torch.equal(torch.rand(3), first[0]) and __import__("random").random() == first[1]
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def test_load_checkpoint_missing_readable_and_damaged(tmp_path, caplog):
+    path = tmp_path / "checkpoint.pt"
+    assert checkpoints.load_checkpoint(path) is None
+    checkpoints.save_checkpoint(path, {"weights": torch.ones(2), "note": "ok"})
+    loaded = checkpoints.load_checkpoint(path)
+    assert loaded["note"] == "ok" and loaded["weights"].device.type == "cpu"
+    path.write_bytes(b"not a zip file")
+    with caplog.at_level("WARNING"):
+        assert checkpoints.load_checkpoint(path) is None
+    aside = list(tmp_path.glob("checkpoint.pt.damaged-*"))
+    assert not path.exists() and len(aside) == 1 and aside[0].read_bytes() == b"not a zip file"
+    assert str(aside[0]) in caplog.text
+    torch.save([1, 2], path)  # readable, but not a checkpoint
+    assert checkpoints.load_checkpoint(path) is None and not path.exists()
+
+
+def test_checkpoint_clock(monkeypatch):
+    monkeypatch.setenv(checkpoints.INTERVAL_ENV, "0")
+    assert checkpoints.CheckpointClock().due()
+    monkeypatch.setenv(checkpoints.INTERVAL_ENV, "3600")
+    clock = checkpoints.CheckpointClock()
+    assert not clock.due()
+    clock.last -= 3601
+    assert clock.due()
+    clock.saved()
+    assert not clock.due()
+    monkeypatch.delenv(checkpoints.INTERVAL_ENV)
+    assert checkpoints.CheckpointClock().interval == checkpoints.CHECKPOINT_INTERVAL_S == 60
+    monkeypatch.setenv(checkpoints.INTERVAL_ENV, "soon")
+    with pytest.raises(ValueError, match="TRAINACT_CHECKPOINT_INTERVAL='soon'"):
+        checkpoints.CheckpointClock()
