@@ -57,11 +57,12 @@ RUN_TIMEOUT_S = 600
 
 
 def gpu_rules() -> set[str]:
-    """Rules whose ``resources`` ask for a GPU (``gpu=...``), read from workflow/rules/*.smk."""
+    """Rules whose ``resources`` ask for a GPU slot (``gpu_slots=...``), read from
+    workflow/rules/*.smk."""
     return {
         name
         for name, (_, body) in rule_bodies().items()
-        if re.search(r"^\s+gpu\s*=", body, flags=re.M)
+        if re.search(r"^\s+gpu_slots\s*=", body, flags=re.M)
     }
 
 

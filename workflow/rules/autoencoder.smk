@@ -17,7 +17,7 @@ rule ae_pretrain:
         "../../envs/training.yaml"
     threads: 4
     resources:
-        gpu=1,
+        gpu_slots=1,
         mem_mb=8000,
         runtime=240,
     params:
@@ -49,7 +49,7 @@ rule ae_finetune:
         "../../envs/training.yaml"
     threads: 4
     resources:
-        gpu=1,
+        gpu_slots=1,
         mem_mb=8000,
         runtime=240,
     params:

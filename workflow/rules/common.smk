@@ -200,12 +200,30 @@ SOFTWARE_DEPLOYMENT = bool(workflow.deployment_settings.deployment_method)
 PYTHON_BIN = ""
 if not SOFTWARE_DEPLOYMENT and importlib.util.find_spec("torch") is not None:
     PYTHON_BIN = f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
+# The device policy reaches the jobs through the environment (trainact.runtime.DEVICE_ENV), not
+# their params or command text: it changes no result, so changing it reruns nothing.
+DEVICE_POLICY = f"export TRAINACT_DEVICE={shlex.quote(config['devices']['policy'])}; "
 shell.prefix(
     "set -euo pipefail; "
     + PYTHON_BIN
     + f"export PYTHONPATH={shlex.quote(str(SRC))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    + DEVICE_POLICY
     + FRESH_START
 )
+
+# ------------------------------------------------------------------------------ GPU slots
+#
+# Every GPU job (training, autoencoder, PSO) takes one `gpu_slots`. The user says how many GPUs
+# there are, `--resources gpu=N` (the default workflow profile says 1); the slots are
+# N x devices.jobs_per_gpu, so that several small networks share each GPU, and each job then
+# claims a free slot of one GPU itself (trainact.runtime.claim_gpu: the GPUs fill evenly).
+# `--resources gpu_slots=K` sets the slots directly. On SLURM no global `gpu` is given: every
+# job gets its own GPU from sbatch (workflow/profiles/slurm sets `gpu: 1` per GPU rule).
+GPU_SLOTS_PER_GPU = config["devices"]["jobs_per_gpu"]
+if "gpu" in workflow.global_resources and "gpu_slots" not in workflow.global_resources:
+    _gpus = workflow.global_resources["gpu"].value
+    if isinstance(_gpus, int):
+        workflow.register_resource("gpu_slots", _gpus * GPU_SLOTS_PER_GPU)
 
 # --------------------------------------------------------------------------- small helpers
 
@@ -393,11 +411,12 @@ FIGURE_PARAMS = {
     "model": config["model"],
     "activation_range": config["figures"]["activation_range"],
 }
-# The report lists the whole config, under the preset's name.
+# The report lists the whole config, under the preset's name, but for `devices` (where the jobs
+# ran changes no result; the report shows the devices the runs used, from provenance).
 REPORT_PARAMS = {
     **FIGURE_PARAMS,
     "preset": config["report"]["preset"],
-    "settings": config,
+    "settings": {key: value for key, value in config.items() if key != "devices"},
 }
 
 # -------------------------------------------------------------------------------------- paths

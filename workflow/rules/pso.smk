@@ -16,7 +16,7 @@ rule pso:
         "../../envs/training.yaml"
     threads: 4
     resources:
-        gpu=1,
+        gpu_slots=1,
         mem_mb=8000,
         runtime=480,
     params:

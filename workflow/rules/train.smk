@@ -19,7 +19,7 @@ rule train:
         "../../envs/training.yaml"
     threads: 4
     resources:
-        gpu=1,
+        gpu_slots=1,
         mem_mb=8000,
         runtime=240,
     params:
