@@ -572,3 +572,35 @@ def test_provenance_cli(tmp_path):
     assert info["dataset"] is None and info["wall_times"] is None
     assert info["git"]["commit"] == "unknown" and info["hardware"]["cores"] >= 1
     assert main(["provenance", "--out", str(out), "--dataset", str(tmp_path / "missing.npz")]) == 2
+
+
+def test_provenance_reports_the_devices_the_runs_used(tmp_path):
+    """Under SLURM provenance runs on a CPU node; the runs' own summaries say where they ran."""
+    gpu = {"type": "cuda", "name": "NVIDIA H200", "index": 0, "gpu_id": "GPU-1", "slot": 0, "cuda": "13.0", "driver": "580.65"}
+    deterministic = {"cudnn_benchmark": False, "cudnn_deterministic": True, "tf32_matmul": False, "tf32_cudnn": False}
+    runs = {
+        "a": {"device": gpu, "activation_kernels": {"implementations": ["compiled"], "compile_failure": None}, "determinism": deterministic},
+        "b": {"device": gpu, "activation_kernels": {"implementations": ["compiled"], "compile_failure": None}, "determinism": deterministic},
+        "c": {"device": gpu, "activation_kernels": {"implementations": [], "compile_failure": None}, "determinism": deterministic},
+        "d": {"device": {"type": "cpu", "name": "cpu"}, "activation_kernels": {"implementations": ["eager"], "compile_failure": "BackendCompilerFailed: no cc"}},
+        "e": {"device": "cuda (Tesla T4)"},  # a summary of the former format
+    }  # fmt: skip
+    paths = []
+    for name, summary in runs.items():
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(summary))
+    assert prov.run_devices(paths) == [
+        {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "compiled", "determinism": "deterministic (TF32 off)", "runs": 2},
+        {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "none (ReLU)", "determinism": "deterministic (TF32 off)", "runs": 1},
+        {"device": "cpu", "kernels": "eager (compilation failed: BackendCompilerFailed: no cc)", "determinism": "CPU", "runs": 1},
+        {"device": "cuda (Tesla T4)", "kernels": "not recorded", "determinism": "not recorded", "runs": 1},
+    ]  # fmt: skip
+    out = tmp_path / "provenance.json"
+    assert main(["provenance", "--out", str(out), "--repo", str(tmp_path), "--summaries", *map(str, paths[:2])]) == 0
+    info = json.loads(out.read_text())
+    assert info["run_devices"][0]["runs"] == 2
+    context = rp._provenance_context({**FAKE_PROVENANCE, "run_devices": info["run_devices"]})
+    assert context["hardware"][0] == (
+        "Training runs (2)", "NVIDIA H200 (CUDA 13.0, driver 580.65); activation kernels compiled; deterministic (TF32 off)"
+    )
+    assert main(["provenance", "--out", str(out), "--summaries", str(tmp_path / "missing.json")]) == 2

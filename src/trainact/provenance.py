@@ -6,8 +6,10 @@ tab-separated, a header row whose first column is ``s`` (wall-clock seconds), on
 repetition. Put them at ``<benchmarks>/<rule>/<wildcards>.tsv``: the first folder level names
 the rule group in the report.
 
-Hardware is that of the machine running this command; run it in the same environment as the
-training jobs (the workflow's ``provenance`` rule) for the numbers to describe the training.
+Hardware is that of the machine running this command, which under SLURM is a CPU node; the
+devices the runs actually used come from each training run's ``summary.json`` (written by
+:func:`trainact.train.save_results`: device, GPU model, CUDA and driver, determinism settings,
+the activation kernels that ran), grouped by :func:`run_devices`.
 """
 
 from __future__ import annotations
@@ -162,7 +164,69 @@ def wall_times(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [groups[name] for name in sorted(groups)]
 
 
-def collect(dataset: Path | None = None, benchmarks: Path | None = None, repo: Path | None = None) -> dict[str, Any]:
+def _device_label(device: Any) -> str:
+    """``NVIDIA H200 (CUDA 13.0, driver 580.65)`` for a GPU, ``cpu`` for the CPU; summaries of
+    older runs hold a plain string."""
+    if not isinstance(device, dict):
+        return str(device)
+    if device.get("type") != "cuda":
+        return str(device.get("name") or device.get("type"))
+    details = [f"CUDA {device['cuda']}" if device.get("cuda") else None,
+               f"driver {device['driver']}" if device.get("driver") else None]  # fmt: skip
+    extra = ", ".join(d for d in details if d)
+    return f"{device.get('name', 'GPU')}" + (f" ({extra})" if extra else "")
+
+
+def _kernels_label(kernels: Any) -> str:
+    """Which implementation of the trainable activations ran (see trainact.activations)."""
+    if not isinstance(kernels, dict):
+        return "not recorded"
+    used = kernels.get("implementations") or []
+    label = " + ".join(used) if used else "none (ReLU)"
+    if kernels.get("compile_failure"):
+        label += f" (compilation failed: {kernels['compile_failure']})"
+    return label
+
+
+def _determinism_label(settings: Any) -> str:
+    if not isinstance(settings, dict):
+        return "not recorded"
+    if settings.get("cudnn_deterministic") and not settings.get("cudnn_benchmark"):
+        tf32 = "TF32 on" if settings.get("tf32_matmul") or settings.get("tf32_cudnn") else "TF32 off"
+        return f"deterministic ({tf32})"
+    return "torch defaults"
+
+
+def run_devices(summaries: list[Path]) -> list[dict[str, Any]]:
+    """The training runs grouped by device, activation kernels and determinism: one row per
+    group with its number of runs. A missing summary is an error naming it."""
+    groups: dict[tuple[str, str, str], int] = {}
+    for path in summaries:
+        try:
+            summary = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"run summary not found: {path}") from None
+        device = summary.get("device")
+        if not isinstance(device, dict):
+            determinism = "not recorded"
+        elif device.get("type") == "cuda":
+            determinism = _determinism_label(summary.get("determinism"))
+        else:
+            determinism = "CPU"  # deterministic kernels; nothing to set
+        key = (_device_label(device), _kernels_label(summary.get("activation_kernels")), determinism)
+        groups[key] = groups.get(key, 0) + 1
+    return [
+        {"device": device, "kernels": kernels, "determinism": determinism, "runs": runs}
+        for (device, kernels, determinism), runs in sorted(groups.items(), key=lambda item: (-item[1], item[0]))
+    ]
+
+
+def collect(
+    dataset: Path | None = None,
+    benchmarks: Path | None = None,
+    repo: Path | None = None,
+    summaries: list[Path] | None = None,
+) -> dict[str, Any]:
     """All provenance as one JSON-ready dict (sections without an input are ``None``)."""
     entries = read_benchmarks(benchmarks) if benchmarks is not None else None
     return json_ready(
@@ -173,6 +237,7 @@ def collect(dataset: Path | None = None, benchmarks: Path | None = None, repo: P
             "git": git_info(repo),
             "benchmarks": entries,
             "wall_times": wall_times(entries) if entries is not None else None,
+            "run_devices": run_devices(summaries) if summaries else None,
         }
     )
 
@@ -184,7 +249,7 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError
 
     try:
-        info = collect(args.dataset, args.benchmarks, args.repo)
+        info = collect(args.dataset, args.benchmarks, args.repo, args.summaries)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     write_text_atomic(args.out, json.dumps(info, indent=1))
@@ -201,4 +266,7 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--dataset", type=Path, default=None, help="prepared .npz or the CIFAR-10 archive")
     parser.add_argument("--benchmarks", type=Path, default=None, help="folder of Snakemake benchmark .tsv files")
     parser.add_argument("--repo", type=Path, default=None, help="git working tree (default: current folder)")
+    parser.add_argument(
+        "--summaries", type=Path, nargs="*", default=None, help="summary.json of every training run (their devices)"
+    )
     parser.set_defaults(func=_cmd_provenance)

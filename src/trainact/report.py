@@ -570,9 +570,13 @@ def _provenance_context(provenance: Mapping[str, Any]) -> dict[str, Any]:
             }
         ),
         "hardware": [
+            *(
+                (f"Training runs ({row['runs']})", f"{row['device']}; activation kernels {row['kernels']}; {row['determinism']}")
+                for row in provenance.get("run_devices") or []
+            ),
             ("CPU", f"{hardware['cpu']} ({hardware['cores']} logical cores)"),
             ("Memory", f"{hardware['memory_gib']} GiB" if hardware.get("memory_gib") else MISSING),
-            ("GPU", ", ".join(hardware["gpus"]) + f" (CUDA {hardware['cuda']})" if hardware["gpus"] else "none"),
+            ("GPU of the provenance job's machine", ", ".join(hardware["gpus"]) + f" (CUDA {hardware['cuda']})" if hardware["gpus"] else "none"),
             ("Platform", hardware["platform"]),
         ],
         "packages": list(provenance["packages"].items()),

@@ -472,6 +472,13 @@ SENSITIVITY_INPUTS = sorted(
     if SENS_VARIANTS
     else []
 )
+# The summary.json of every training run (their devices, for provenance).
+RUN_SUMMARIES = sorted(
+    {
+        os.path.join(os.path.dirname(path), "summary.json")
+        for path in RESULT_INPUTS["train"] + RESULT_INPUTS["finetune"] + SENSITIVITY_INPUTS
+    }
+)
 SENSITIVITY_FILES = [f"{TABLES}/sensitivity.json", f"{TABLES}/sensitivity.csv"]
 TABLE_FILES = {
     name: f"{TABLES}/{name}"

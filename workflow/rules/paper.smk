@@ -1,12 +1,13 @@
-# The reproduction report: provenance (dataset checksum, hardware, versions, wall times from
-# the benchmark files), then report.md and report.tex from the tables and figures, and
-# report.pdf where a TeX engine is installed. `snakemake report` builds it.
+# The reproduction report: provenance (dataset checksum, hardware, versions, the devices of the
+# training runs from their summary.json, wall times from the benchmark files), then report.md
+# and report.tex from the tables and figures, and report.pdf where a TeX engine is installed. `snakemake report` builds it.
 
 
 rule provenance:
     input:
         data=PREPARED,
         results=RESULT_INPUTS.values(),
+        summaries=RUN_SUMMARIES,
         tables=TABLE_FILES.values(),
         figures=FIGURE_FILES,
     output:
@@ -23,7 +24,8 @@ rule provenance:
         code=CODE["provenance"],
     shell:
         "python -m trainact provenance --out {output:q} --dataset {input.data:q}"
-        " --benchmarks {params.benchmarks:q} --repo {params.repo:q} > {log:q} 2>&1"
+        " --benchmarks {params.benchmarks:q} --repo {params.repo:q}"
+        " --summaries {input.summaries:q} > {log:q} 2>&1"
 
 
 rule report:
