@@ -111,3 +111,92 @@ def test_bench_cli_table_then_pso_evaluators_side_by_side(capsys):
 
     assert main([*argv, "--no-pso"]) == 0
     assert "PSO" not in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- --profile
+
+TINY = {"filters": {"small": [2, 4, 4]}, "hidden": 8}
+
+
+def _conv_flops(c_in: int, c_out: int, side: int, images: int) -> int:
+    """Forward FLOPs of a 3x3 'same' convolution: a multiply and an add per weight and output."""
+    return 2 * c_in * c_out * 3 * 3 * side * side * images
+
+
+def _linear_flops(n_in: int, n_out: int, images: int) -> int:
+    return 2 * n_in * n_out * images
+
+
+def test_step_profile_counts_flops_and_launches_by_hand():
+    """FLOPs of the tiny network (filters 2/4/4, hidden 8) worked out from its layer shapes, and
+    the ReLU network's launches listed op by op from trainact.train.fit's loop."""
+    from trainact.bench import step_profile
+
+    n, m = 4, 10
+    convs = [_conv_flops(3, 2, 32, 1), _conv_flops(2, 4, 16, 1), _conv_flops(4, 4, 8, 1)]
+    linears = [_linear_flops(4 * 4 * 4, 8, 1), _linear_flops(8, 10, 1)]
+    # Backward: grad_weight costs what the forward costs, and so does grad_input, except for the
+    # first convolution, whose input (the images) needs no gradient.
+    train = n * (2 * convs[0] + 3 * sum(convs[1:]) + 3 * sum(linears))
+    evaluation = m * (sum(convs) + sum(linears))
+    profiles = {
+        a: step_profile("small", a, batch_size=n, eval_batch_size=m, model_cfg=TINY,
+                        impl="eager", timing_steps=2)
+        for a in ("relu", "fourier", "lc")
+    }  # fmt: skip
+    for p in profiles.values():
+        assert (p.flops, p.eval_flops) == (train, evaluation)
+
+    relu = profiles["relu"]
+    assert relu.phase_launches == {
+        "data": 4,  # index_select of images and labels, to float, / 255
+        "forward": 14,  # 3 conv, 4 relu, 3 max-pool, 2 addmm, log_softmax, nll_loss
+        # loss seed, nll and log_softmax backward, 2 x (2 mm + bias sum) for the dense layers,
+        # 4 relu, 3 max-pool and 3 conv backward
+        "backward": 19,
+        "optimizer": 5,  # foreach mul_, addcmul_, sqrt, add_, addcdiv_ (step counters on the host)
+        "bookkeeping": 7,  # double, * batch, +=; argmax, ==, sum, +=
+    }
+    assert relu.launches == relu.launches_eager == 49 and relu.kernel_calls == 0
+    assert relu.optimizer_launches_loop == 5 * 10  # the same 5 ops per parameter tensor
+    # evaluation: to float, / 255, the forward, log_softmax, nll_loss, double, +=, argmax, ==,
+    # sum, += (the slices of the stored images are views)
+    assert relu.eval_launches == 22
+    for name in ("fourier", "lc"):
+        p = profiles[name]
+        assert p.kernel_calls == 8  # a forward and a backward call per activation layer (4)
+        assert p.launches >= relu.launches  # the calls replace relu and its backward one for one
+        assert p.launches_eager > p.launches + 8  # op by op, each kernel is many launches
+        assert p.eval_launches_eager > p.eval_launches >= relu.eval_launches
+        assert p.host_impl == "eager" and p.host_ms > 0
+    assert profiles["fourier"].optimizer_launches_loop == 5 * (10 + 4 * 4)  # A, omega, a, b
+
+    # The activation kernels' traffic: forward reads x and writes y, backward reads grad_y and x
+    # and writes grad_x, 4 bytes each, over every activation input; plus the few parameters.
+    elements = n * (2 * 32 * 32 + 4 * 16 * 16 + 4 * 8 * 8 + 8)
+    assert relu.activation_bytes_moved == 0
+    for name in ("fourier", "lc"):
+        moved = profiles[name].activation_bytes_moved
+        assert 5 * 4 * elements < moved < 5 * 4 * elements + 1000
+
+
+def test_bench_cli_profile_table_and_json(capsys):
+    argv = ["bench", "--profile", "--sizes", "small", "--activations", "relu", "lc",
+            "--params", json.dumps(TINY), "--batch-size", "4", "--eval-batch-size", "10",
+            "--impl", "eager", "--steps", "2", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("kernel launches and FLOPs per training step (batch 4)")
+    assert "small   relu" in out and "small   lc" in out and "PSO" not in out
+
+    assert main([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["activation"] for row in rows] == ["relu", "lc"]
+    assert rows[0]["launches"] == 49 and rows[1]["kernel_calls"] == 8
+    assert rows[0]["host_us_per_launch"] > 0
+
+    assert main([*argv, "--json", "--steps", "0"]) == 0  # not timed
+    assert json.loads(capsys.readouterr().out)[0]["host_ms"] is None
+
+    assert main([*argv, "--eval-batch-size", "0"]) == 2
+    assert "batch sizes must be >= 1" in capsys.readouterr().err
