@@ -9,7 +9,7 @@ CORES  ?= all
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv reproduce quick smoke report test bench clean-venv
+.PHONY: venv reproduce quick smoke report test bench gpu-check clean-venv
 
 venv: $(STAMP)
 
@@ -34,6 +34,11 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m trainact bench
+
+# The prepared GPU check (tests/gpu_check.py): bench, smoke preset, kill-and-resume, GPU sharing;
+# one JSON summary on stdout (and in $$OUT/gpu_check.json when OUT is set). A few minutes.
+gpu-check: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tests/gpu_check.py
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

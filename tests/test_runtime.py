@@ -249,3 +249,24 @@ def test_checkpoint_clock(monkeypatch):
     monkeypatch.setenv(checkpoints.INTERVAL_ENV, "soon")
     with pytest.raises(ValueError, match="TRAINACT_CHECKPOINT_INTERVAL='soon'"):
         checkpoints.CheckpointClock()
+
+
+@pytest.mark.slow
+def test_the_prepared_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
+    """tests/gpu_check.py is meant for a GPU; its kill-and-resume and sharing steps run here on
+    the CPU with small data, and its summary says they passed."""
+    import json
+    import os
+
+    repo = runtime.Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, str(repo / "tests" / "gpu_check.py"), "--device", "cpu", "--skip", "bench,smoke",
+         "--images", "400", "--jobs", "2", "--resume-activations", "relu"],
+        capture_output=True, text=True, timeout=900, env={**os.environ, "OUT": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert summary["ok"] and set(summary["steps"]) == {"environment", "resume", "sharing"}
+    resumed = summary["steps"]["resume"]["result"]["relu"]
+    assert resumed["killed_after_epochs"] >= 1 and resumed["history_equal"] and resumed["weights_equal"]
+    assert summary["steps"]["sharing"]["result"]["jobs"] == 2
