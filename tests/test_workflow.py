@@ -141,7 +141,9 @@ def test_smoke_run_makes_every_output(smoke):
     work = smoke.workdir
     # The default profile is read (through the top-level `profiles` link): one GPU job at a time.
     assert "Using workflow specific profile profiles/default" in smoke.result.stderr
+    # One GPU, shared by devices.jobs_per_gpu (4) GPU jobs at a time.
     assert 'Provided resources: gpu=Resource("gpu", 1)' in smoke.result.stderr + smoke.result.stdout
+    assert 'gpu_slots=Resource("gpu_slots", 4)' in smoke.result.stderr + smoke.result.stdout
     missing = [f for f in expected_outputs() if not (work / f).is_file() or (work / f).stat().st_size == 0]
     assert not missing
     for size in SIZES:
@@ -271,6 +273,8 @@ def test_sensitivity_settings_rerun_only_the_study(smoke, tmp_path):
         ("figures.py", {"figures", "provenance", "report"}),
         ("models.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | DOWNSTREAM),
         ("sensitivity.py", {"sensitivity", "report"}),
+        # PSO shares trainact.runtime with the trainer, not trainact.train
+        ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | DOWNSTREAM),
         ("cli.py", set()),
     ],
 )
@@ -284,6 +288,15 @@ def test_editing_a_module_reruns_the_jobs_that_run_it(smoke, module, rerun):
         assert set(plan(smoke.workdir)) == rerun
     finally:
         source.write_bytes(original)
+
+
+def test_device_settings_rerun_nothing(smoke, tmp_path):
+    """Where the jobs run changes no result: the policy reaches them through the environment and
+    the GPU slots through Snakemake's resources, neither through params or command text."""
+    extra = write_yaml(tmp_path / "devices.yaml", {"devices": {"policy": "cpu", "jobs_per_gpu": 2}})
+    assert plan(smoke.workdir, configfiles=(extra,)) == {}
+    result = snakemake(smoke.workdir, "-n", "--resources", "gpu=3", *smoke_with(extra))
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
 
 def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path):
