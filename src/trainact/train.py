@@ -177,12 +177,14 @@ def fit(
     """
     from tqdm.auto import tqdm
 
+    from trainact.activations import reset_kernel_report
     from trainact.calibration import HEALTH_IMAGES, activation_layers, calibration_batch, parameter_vector
     from trainact.data import DeviceDataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device, run_info = job_device(settings.device)
+    reset_kernel_report()  # the summary says which activation kernels ran in this run
     model.to(device)
     train_set = DeviceDataset(data.train_images, data.train_labels, device)
     val_set = DeviceDataset(data.test_images, data.test_labels, device)
