@@ -128,6 +128,7 @@ def test_compiled_kernels_gradcheck(per_channel):
         lambda x, w: linear_combination_fast(x, w, CANDIDATES, 1e-2, impl="compiled"),
         (x, weights),
     )
+    assert "compiled" in activations.kernel_report()["implementations"]
 
 
 @pytest.mark.slow
@@ -263,6 +264,145 @@ def test_lc_guard_gradcheck_inside_band():
         lambda x, w: linear_combination_fast(x, w, CANDIDATES, 1e-2, impl="eager"),
         (x, weights),
     )
+
+
+# The weight normalisation inside the kernels, around the guard band. eps is dyadic and so are the
+# weights, so every weight sum below is exact in float32 in any summation order, and |s| = eps holds
+# exactly where intended.
+GUARD_EPS = 2.0**-6
+# weight sums in multiples of eps: inside the band (both signs, 0), at its edges, outside
+GUARD_SUMS = {
+    "inside+": 0.5,
+    "inside-": -0.5,
+    "zero": 0.0,
+    "at+eps": 1.0,
+    "at-eps": -1.0,
+    "outside+": 1.5,
+    "outside-": -1.5,
+    "far-": -64.0,
+}
+# for gradcheck: more than its finite-difference step (1e-6) from the kinks at |s| = eps and the
+# sign flip at s = 0
+SMOOTH_SUMS = ("inside+", "inside-", "outside+", "outside-", "far-")
+
+
+def guard_weights(names, dtype=torch.float64, per_channel=True) -> torch.Tensor:
+    """One row of 4 dyadic weights per name in ``names``, summing to ``GUARD_SUMS[name] * GUARD_EPS``;
+    shape ``(len(names), 4)`` per channel, ``(4,)`` per layer (one name), requiring grad.
+    """
+    rows = torch.tensor([0.5, -0.25, 0.375, -0.625], dtype=torch.float64).repeat(
+        len(names), 1
+    )  # each row sums to 0
+    rows[:, 3] += (
+        torch.tensor([GUARD_SUMS[n] for n in names], dtype=torch.float64) * GUARD_EPS
+    )
+    weights = rows if per_channel else rows[0]
+    return weights.to(dtype).requires_grad_()
+
+
+def guard_cases(names):
+    """(weights names, per_channel): each name per layer, all of them as channels of one layer."""
+    return [pytest.param((name,), False, id=f"per_layer-{name}") for name in names] + [
+        pytest.param(tuple(names), True, id="per_channel")
+    ]
+
+
+def lc_functions(impl, eps=GUARD_EPS):
+    fast = lambda x, w: linear_combination_fast(
+        x, w, CANDIDATES, eps, impl=impl
+    )  # noqa: E731
+    reference = lambda x, w: linear_combination_reference(
+        x, w, CANDIDATES, eps
+    )  # noqa: E731
+    return fast, reference
+
+
+def assert_close_to_reference(fast_results, ref_results, dtype):
+    """Outputs and gradients; float32 relative to the largest entry (up to 1/eps = 64 times the
+    numerator inside the band; the compiled sigmoid and tanh differ from torch's by 2e-7).
+    """
+    for fast, ref in zip(fast_results, ref_results, strict=True):
+        if dtype == torch.float64:
+            torch.testing.assert_close(fast, ref)
+        else:
+            scale = ref.abs().max().item()
+            torch.testing.assert_close(fast, ref, rtol=1e-5, atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(
+    "impl", ["eager", pytest.param("compiled", marks=pytest.mark.slow)]
+)
+@pytest.mark.parametrize("names, per_channel", guard_cases(GUARD_SUMS))
+def test_lc_guard_gradients_match_reference(names, per_channel, impl, dtype):
+    """Values and gradients (x and raw weights) of the kernels' normalisation equal autograd's for
+    the reference inside the band, at |sum w| = eps exactly, at 0 and outside, for both signs.
+    """
+    weights = guard_weights(names, dtype, per_channel)
+    x = random_input((2, len(names) if per_channel else 3, 4, 5), dtype)
+    fast, reference = lc_functions(impl)
+    fast_out, fast_grads = grads_of(fast, (x, weights))
+    ref_out, ref_grads = grads_of(reference, (x, weights))
+    assert fast_out.dtype == dtype and fast_grads[1].dtype == dtype
+    assert_close_to_reference((fast_out, *fast_grads), (ref_out, *ref_grads), dtype)
+
+
+@pytest.mark.parametrize(
+    "impl", ["eager", pytest.param("compiled", marks=pytest.mark.slow)]
+)
+@pytest.mark.parametrize("names, per_channel", guard_cases(SMOOTH_SUMS))
+def test_lc_guard_gradcheck(names, per_channel, impl):
+    weights = guard_weights(names, torch.float64, per_channel)
+    x = random_input((2, len(names) if per_channel else 3, 4), torch.float64)
+    fast, _ = lc_functions(impl)
+    assert torch.autograd.gradcheck(fast, (x, weights))
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_lc_guard_edge_gradient_is_the_bands(sign):
+    """At |s| = eps exactly the denominator's derivative is 0, as inside the band (autograd's
+    clamp_min passes no gradient at its bound): d act / d w_k = act_k / (+-eps), not eq. (8).
+    """
+    weights = guard_weights(("at+eps" if sign > 0 else "at-eps",), per_channel=False)
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    out = linear_combination_fast(x, weights, CANDIDATES, GUARD_EPS, impl="eager")
+    (grad,) = torch.autograd.grad(out.sum(), weights)
+    acts = torch.stack([torch.relu(x), torch.sigmoid(x), torch.tanh(x), x])
+    torch.testing.assert_close(grad, (acts / (sign * GUARD_EPS)).sum(1))
+    eq8 = ((acts - out.detach()) / (sign * GUARD_EPS)).sum(1)
+    assert (grad - eq8).abs().max() > 1  # the two one-sided derivatives differ
+
+
+@pytest.mark.parametrize(
+    "impl", ["eager", pytest.param("compiled", marks=pytest.mark.slow)]
+)
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_lc_guard_at_float32_eps_matches_reference(impl, sign):
+    """Float32 weights summing to float32(0.01) exactly, eps = 0.01: the reference compares in
+    float32, so this is the band's edge (derivative 0), and the kernels agree."""
+    weights = torch.tensor([sign * 0.01, 0.0, 0.0, 0.0], requires_grad=True)
+    assert abs(weights.sum().item()) == torch.tensor(0.01).item()
+    x = random_input((2, 3, 4, 5), torch.float32)
+    fast, reference = lc_functions(impl, eps=1e-2)
+    fast_out, fast_grads = grads_of(fast, (x, weights))
+    ref_out, ref_grads = grads_of(reference, (x, weights))
+    assert_close_to_reference(
+        (fast_out, *fast_grads), (ref_out, *ref_grads), torch.float32
+    )
+
+
+def test_lc_fast_is_one_autograd_node():
+    """The normalisation happens inside the kernels: nothing but the custom function (and the
+    input's reshape) between the output and the raw weights."""
+    weights = lc_weights(per_channel=True)
+    out = linear_combination_fast(
+        random_input(), weights, CANDIDATES, 1e-2, impl="eager"
+    )
+    node = out.grad_fn  # the view back to x's shape
+    while "LinearCombination" not in type(node).__name__:
+        node = node.next_functions[0][0]
+    # the second input of the custom node: the AccumulateGrad of the raw weights
+    assert node.next_functions[1][0].variable is weights
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,31 +610,285 @@ def test_make_activation_errors_name_the_bad_value(name, cfg, message):
         make_activation(name, 8, cfg)
 
 
-def test_auto_impl_falls_back_to_eager_once_when_compilation_fails(monkeypatch, caplog):
-    def broken_compile(function, **options):
-        def fail(*args):
-            raise RuntimeError("no compiler here")
+# ---------------------------------------------------------------------------------------------
+# "auto": fall back to eager on compiler failures only; the record of what ran
 
-        return fail
 
-    monkeypatch.setattr(
-        activations, "_COMPILER", activations._KernelCompiler(broken_compile)
+class FakeCompile:
+    """``compile_fn`` for ``_KernelCompiler``: the "compiled" function runs the kernel itself,
+    after raising ``errors`` (one per call, in order; ``always``: on every call).
+    ``fail_kernels``: only these kernels raise (the others "compile" fine)."""
+
+    def __init__(self, *errors, always=None, fail_kernels=None):
+        self.errors, self.always, self.fail_kernels = list(errors), always, fail_kernels
+        self.calls = 0
+
+    def __call__(self, kernel, **options):
+        def compiled(*args):
+            self.calls += 1
+            if self.fail_kernels is None or kernel in self.fail_kernels:
+                if self.errors:
+                    raise self.errors.pop(0)
+                if self.always is not None:
+                    raise self.always()
+            return kernel(*args)
+
+        return compiled
+
+
+@pytest.fixture
+def compiler(monkeypatch):
+    """Install a fresh ``_KernelCompiler(compile_fn)`` and an empty record of what ran."""
+    monkeypatch.setattr(activations, "_IMPLEMENTATIONS_RUN", set())
+
+    def install(compile_fn=torch.compile):
+        fresh = activations._KernelCompiler(compile_fn)
+        monkeypatch.setattr(activations, "_COMPILER", fresh)
+        return fresh
+
+    install()
+    return install
+
+
+def _no_cxx():
+    return torch._inductor.exc.InductorError(
+        torch._inductor.exc.InvalidCxxCompiler(), None
     )
+
+
+def _compiler_failures():
+    import torch._dynamo.exc
+    import torch._inductor.exc
+
+    return {
+        "missing-cxx": _no_cxx,
+        "backend": lambda: torch._dynamo.exc.BackendCompilerFailed(
+            torch.compile, RuntimeError("no compiler here"), None
+        ),
+        "unsupported": lambda: torch._dynamo.exc.Unsupported("no compiler here"),
+        "cpp-compile": lambda: torch._inductor.exc.CppCompileError(
+            ["g++"], "no compiler here"
+        ),
+    }
+
+
+def _fallback_warnings(caplog):
+    return [
+        r
+        for r in caplog.records
+        if "torch.compile of the activation kernels failed" in r.getMessage()
+    ]
+
+
+@pytest.mark.parametrize("failure", list(_compiler_failures()))
+def test_auto_impl_falls_back_to_eager_once_when_compilation_fails(
+    compiler, caplog, failure
+):
+    make_error = _compiler_failures()[failure]
+    fake = FakeCompile(always=make_error)
+    state = compiler(fake)
     x = torch.linspace(-2, 2, 9, requires_grad=True)
     with caplog.at_level(logging.WARNING, logger="trainact.activations"):
         for module in (Fourier(), LinearCombination()):
             out = module(x)
-            out.sum().backward()
+            (grad_x,) = torch.autograd.grad(out.sum(), x)
             module.impl = "reference"
-            torch.testing.assert_close(out, module(x))
-    warnings = [
-        r
-        for r in caplog.records
-        if "torch.compile of the activation kernels failed" in r.message
-    ]
-    assert (
-        len(warnings) == 1
-        and "RuntimeError: no compiler here" in warnings[0].getMessage()
-    )
-    with pytest.raises(RuntimeError, match="no compiler here"):
+            ref = module(x)
+            torch.testing.assert_close(out, ref)
+            torch.testing.assert_close(grad_x, torch.autograd.grad(ref.sum(), x)[0])
+    expected = activations._describe(make_error())
+    warnings = _fallback_warnings(caplog)
+    assert len(warnings) == 1 and expected in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()  # one log line
+    assert state.failed and state.failure == expected
+    assert fake.calls == 1  # after the failure, no compiled call is even tried
+    assert activations.kernel_report() == {
+        "implementations": ["eager", "reference"],
+        "compile_failure": expected,
+    }
+    # "compiled" never falls back
+    with pytest.raises(type(make_error()), match="no compiler here|C\\+\\+ compiler"):
         Fourier(impl="compiled")(x)
+
+
+def test_missing_cxx_failure_is_described_with_the_inner_error(compiler):
+    compiler(FakeCompile(always=_no_cxx))
+    LinearCombination()(torch.linspace(-2, 2, 9))
+    failure = activations.kernel_report()["compile_failure"]
+    assert failure.startswith(
+        "InductorError: InvalidCxxCompiler: No working C++ compiler"
+    )
+
+
+def test_compile_fn_that_raises_itself_counts_as_a_compiler_failure(compiler, caplog):
+    def unsupported_platform(function, **options):
+        raise RuntimeError("torch.compile is not supported on this Python")
+
+    state = compiler(unsupported_platform)
+    x = torch.linspace(-2, 2, 9)
+    with caplog.at_level(logging.WARNING, logger="trainact.activations"):
+        LinearCombination()(x)
+    assert state.failed and len(_fallback_warnings(caplog)) == 1
+    with pytest.raises(RuntimeError, match="not supported on this Python"):
+        LinearCombination(impl="compiled")(x)
+
+
+def _oom():
+    return torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+@pytest.mark.parametrize(
+    "make_error",
+    [
+        _oom,
+        lambda: RuntimeError(
+            "The size of tensor a (3) must match the size of tensor b (4)"
+        ),
+        # dynamo's wrapper of an error of the traced code itself (a shape error while tracing)
+        lambda: torch._dynamo.exc.TorchRuntimeError(
+            "RuntimeError when making fake tensor call"
+        ),
+        # out of memory while compiling (autotuning) is not a reason to run eagerly for good
+        lambda: torch._dynamo.exc.BackendCompilerFailed(torch.compile, _oom(), None),
+        lambda: torch._inductor.exc.InductorError(_oom(), None),
+    ],
+    ids=["oom", "runtime-error", "torch-runtime-error", "backend-oom", "inductor-oom"],
+)
+def test_auto_impl_propagates_other_errors_and_keeps_compiling(
+    compiler, caplog, make_error
+):
+    import torch._dynamo.exc  # noqa: F401  (the lambdas above)
+    import torch._inductor.exc  # noqa: F401
+
+    error = make_error()
+    fake = FakeCompile(error)
+    state = compiler(fake)
+    module = LinearCombination()
+    x = torch.linspace(-2, 2, 9, requires_grad=True)
+    with caplog.at_level(logging.WARNING, logger="trainact.activations"):
+        with pytest.raises(type(error)) as raised:
+            module(x)
+        assert raised.value is error  # unchanged
+        assert not state.failed and state.failure is None
+        assert activations.kernel_report() == {
+            "implementations": [],
+            "compile_failure": None,
+        }
+        out = module(x)  # the next call tries the compiled path again, and it runs
+        out.sum().backward()
+    assert fake.calls == 3  # failed forward, forward, backward
+    assert not state.failed and not _fallback_warnings(caplog)
+    assert activations.kernel_report() == {
+        "implementations": ["compiled"],
+        "compile_failure": None,
+    }
+    module.impl = "reference"
+    torch.testing.assert_close(out, module(x))
+
+
+def test_is_compiler_failure_classes():
+    import torch._dynamo.exc
+    import torch._inductor.exc
+
+    assert activations._is_compiler_failure(_no_cxx())
+    assert activations._is_compiler_failure(torch._inductor.exc.InvalidCxxCompiler())
+    assert activations._is_compiler_failure(torch._dynamo.exc.Unsupported("x"))
+    assert not activations._is_compiler_failure(_oom())
+    assert not activations._is_compiler_failure(RuntimeError("x"))
+    assert not activations._is_compiler_failure(
+        torch._dynamo.exc.TorchRuntimeError("x")
+    )
+    types = activations._compiler_failure_types()
+    assert torch._dynamo.exc.BackendCompilerFailed in types
+    assert torch._inductor.exc.CppCompileError in types
+
+
+def test_kernel_report_of_each_implementation(compiler):
+    x = torch.linspace(-2, 2, 9, requires_grad=True)
+    report = activations.kernel_report
+    assert report() == {"implementations": [], "compile_failure": None}
+    # a ReLU network never calls the kernels
+    relu = nn.Sequential(nn.Linear(9, 4), make_activation("relu", 4, {}))
+    relu(x).sum().backward()
+    assert report() == {"implementations": [], "compile_failure": None}
+    # curves (plots) use the reference formula but are no activation outputs of the network
+    LinearCombination(impl="reference").curve(x)
+    assert report()["implementations"] == []
+    LinearCombination(impl="reference")(x)
+    assert report() == {"implementations": ["reference"], "compile_failure": None}
+    activations.reset_kernel_report()
+    Fourier(impl="eager")(x).sum().backward()
+    assert report() == {"implementations": ["eager"], "compile_failure": None}
+    activations.reset_kernel_report()
+    compiler(FakeCompile())  # "compiles" to the kernel itself
+    for impl in ("auto", "compiled"):
+        LinearCombination(impl=impl)(x).sum().backward()
+        assert report() == {"implementations": ["compiled"], "compile_failure": None}
+    assert json.loads(json.dumps(report())) == report()  # fit for summary.json
+
+
+def test_kernel_report_after_a_fallback_between_forward_and_backward(compiler):
+    """The forward kernel compiles, the backward kernel does not: both paths ran."""
+    fake = FakeCompile(always=_no_cxx, fail_kernels={activations._lc_backward_kernel})
+    compiler(fake)
+    x = torch.linspace(-2, 2, 9, requires_grad=True)
+    LinearCombination()(x).sum().backward()
+    report = activations.kernel_report()
+    assert report["implementations"] == ["compiled", "eager"]
+    assert report["compile_failure"].startswith("InductorError: InvalidCxxCompiler")
+    # the reset forgets what ran, not the failure, which still decides what "auto" runs
+    activations.reset_kernel_report()
+    LinearCombination()(x).sum().backward()
+    assert activations.kernel_report() == {
+        "implementations": ["eager"],
+        "compile_failure": report["compile_failure"],
+    }
+
+
+@pytest.mark.slow
+def test_real_compile_shape_error_propagates_without_fallback(compiler):
+    """With torch.compile itself: a caller's shape error (per-channel weights for 5 channels on an
+    input with 3) surfaces as an exception, and "auto" keeps the compiled kernels."""
+    state = compiler(torch.compile)
+    x = torch.randn(2, 3, 4)
+    weights = torch.ones(5, 4)
+    with pytest.raises(RuntimeError):
+        linear_combination_fast(x, weights, CANDIDATES, 1e-2, impl="auto")
+    assert not state.failed and state.failure is None
+
+
+_NO_CXX_SCRIPT = """
+import json, torch
+from trainact import activations
+x = torch.linspace(-2, 2, 9, requires_grad=True)
+activations.LinearCombination()(x).sum().backward()
+print(json.dumps(activations.kernel_report()))
+"""
+
+
+@pytest.mark.slow
+def test_real_missing_cxx_compiler_falls_back(tmp_path):
+    """In a fresh process whose C++ compiler does not exist, "auto" runs eagerly and reports why."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "CXX": str(tmp_path / "no-such-g++"),
+        "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_CXX_SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["implementations"] == ["eager"]
+    assert report["compile_failure"].startswith(
+        "InductorError: InvalidCxxCompiler: No working C++ compiler"
+    ), report
+    assert result.stderr.count("torch.compile of the activation kernels failed") == 1

@@ -8,15 +8,21 @@ Each activation exists twice:
   forward and backward are each one pure, pointwise(+reduction) kernel function. The forward saves
   only its input ``x``; the backward recomputes the cheap pointwise terms (``sin``/``cos`` or the
   candidate functions) instead of storing them, and returns all parameter gradients as reductions
-  from the same pass. Each kernel is ``torch.compile``-d once per process (module-level functions
-  shared by every layer), which fuses it into one loop over memory; that is what makes a
-  Fourier-CNN train at a useful fraction of the ReLU network's speed on a CPU (see ``trainact bench``).
+  from the same pass. The linear combination's kernels take the raw weights and normalise them
+  themselves (``w / guard(sum w)``, its derivative written out by hand), so an LC layer adds a
+  single node to the autograd graph. Each kernel is ``torch.compile``-d once per process
+  (module-level functions shared by every layer), which fuses it into one loop over memory; that is
+  what makes a Fourier-CNN train at a useful fraction of the ReLU network's speed on a CPU (see
+  ``trainact bench``).
 
 ``impl`` selects the implementation:
 
 ``"auto"`` (default)
-    compiled kernels; if compilation fails once (no C++ compiler, unsupported platform), a warning is
-    logged once and every activation of the process uses the eager kernels from then on.
+    compiled kernels; if compilation itself fails once (no C++ compiler, Triton missing, an
+    unsupported platform or op: an exception of torch's compile stack, see
+    :func:`_is_compiler_failure`), a warning is logged once and every activation of the process uses
+    the eager kernels from then on. Any other error of a compiled call (out of memory, a wrong input
+    shape) propagates unchanged and the compiled kernels stay in use.
 ``"compiled"``
     compiled kernels, errors propagate.
 ``"eager"``
@@ -31,6 +37,11 @@ series must not be evaluated in half precision: ``sin(n w x)`` of a bf16 ``x`` i
 0.5 on outputs of magnitude 1, so inputs and parameters are upcast inside the kernel, autocast is
 disabled there, and the result is cast back to the input dtype.
 
+Which implementations ran: :func:`kernel_report` says which of ``"compiled"``, ``"eager"`` and
+``"reference"`` produced activation outputs (or their gradients) in this process, and the
+compilation error that made ``"auto"`` fall back, if any; the trainer writes it into a run's
+summary.
+
 Shapes: an activation maps ``(N, *)`` to the same shape. With ``per_channel=True`` the parameters
 have a leading channel dimension ``C`` and broadcast over dimension 1 of an ``(N, C, *)`` input
 (convolution feature maps ``(N, C, H, W)`` or linear features ``(N, C)``).
@@ -38,9 +49,11 @@ have a leading channel dimension ``C`` and broadcast over dimension 1 of an ``(N
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import math
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -152,6 +165,8 @@ def guarded_weight_sum(weight_sum: Tensor, eps: float) -> Tensor:
     Where ``|s| >= eps`` this is ``s`` itself (gradient 1, eq. (8) holds exactly); where ``|s| < eps``
     it is the constant ``+-eps`` (gradient 0 with respect to the weights), so the activation stays
     finite: it is then ``sum_i w_i act_i(x) / (+-eps)``, at most ``1/eps`` times the numerator.
+    At the kink ``|s| = eps`` (value continuous) autograd's gradient is 0, the band's: ``clamp_min``
+    with a number passes the gradient only where its input is above the bound.
     The sign keeps the orientation of the combination, so crossing from ``-eps`` to ``+eps`` flips
     the output's sign, as the unguarded formula does when ``s`` crosses zero.
     """
@@ -306,37 +321,206 @@ def _candidate_terms(
     return [_EAGER_CANDIDATES[name](x, None) for name in candidates]
 
 
+@functools.lru_cache(maxsize=64)
+def _lc_eps(eps: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``eps`` as a 0-d tensor of ``dtype``, the dtype in which the weight sum is formed.
+
+    Why a tensor: dynamo specialises the kernels on the value of a float argument (one graph per
+    ``eps``, counted against the recompile limit), and a float's precision inside the compiled
+    graph is the compiler's choice. The reference compares the float32 ``|s|`` with the Python
+    float ``eps``, which torch does in float32, i.e. against float32(eps); a tensor of the weights'
+    dtype makes the kernels' comparison and clamp the same, also at the point ``|s| = eps`` itself.
+    Cached: one small tensor per (eps, dtype, device), never modified.
+    """
+    return torch.tensor(eps, dtype=dtype, device=device)
+
+
+def _lc_denominator(
+    weights: Tensor, eps: Tensor, k: int
+) -> tuple[list[Tensor], Tensor, Tensor]:
+    """The weight columns ``w_i``, ``d = guard(s)`` and the mask ``d'(s) = 1`` of eq. (7).
+
+    ``weights`` in the module layout, ``(k,)`` or ``(C, k)``; ``s = sum_i w_i``, ``d = sign(s)
+    max(|s|, eps)`` with ``sign(0) = +1`` as in :func:`guarded_weight_sum`, both of shape ``(1,)``
+    or ``(C, 1)``, as is each column ``w_i`` (so they broadcast over the canonical ``x``, ``(M,)``
+    or ``(N, C, M)``). The derivative is ``d'(s) = 1`` where ``|s| > eps`` and 0 where
+    ``|s| <= eps``: what autograd gives for :func:`guarded_weight_sum`, where ``abs`` contributes
+    ``sgn(s)``, which times the sign factor is 1 for ``s != 0`` (the band contains ``s = 0``), and
+    ``clamp_min`` with a number passes the gradient only where ``|s| > eps``, so the kink
+    ``|s| = eps`` itself gets the band's derivative 0. Computed in the weights' dtype (at least
+    float32), as the reference is; ``eps`` is a 0-d tensor of that dtype (:func:`_lc_eps`).
+
+    Written for the compiler (the sum over the ``k`` columns spelled out instead of
+    ``w.sum(-1)``, ``d`` as ``sign * clamped`` instead of ``where(s >= 0, clamped, -clamped)``):
+    Inductor gives a reduction, or a small tensor read twice, a loop of its own, and with
+    ``cpp.dynamic_threads`` every loop is an OpenMP loop, whose barrier waits for a descheduled
+    thread when other processes hold the cores. This way the compiler recomputes ``d`` from the
+    weights inside the pass over ``x``, and the per-layer kernels stay one loop each, as they were
+    with the normalisation outside them. (Measured, x of shape (128, 32, 32, 32) on 2 cores: on an
+    idle machine both forms run as fast as the old code; under a load of 4-6 the ``w.sum(-1)``
+    form's forward+backward took 1.4-2x as long, this form the same as the old code.)
+    """
+    w = weights.to(torch.promote_types(weights.dtype, torch.float32))
+    columns = [w[..., i : i + 1] for i in range(k)]
+    s = columns[0]
+    for column in columns[1:]:
+        s = s + column
+    magnitude = s.abs()
+    sign = torch.where(s >= 0, 1.0, -1.0).to(s.dtype)
+    return columns, sign * magnitude.clamp_min(eps), magnitude > eps
+
+
+def _lc_factors(
+    columns: list[Tensor], denominator: Tensor
+) -> tuple[list[Tensor], Tensor | None]:
+    """The factors of ``act_i`` in the pass over ``x``, and the divisor of the sum, if any.
+
+    Compiled: ``(w_i, d)``, ``sum_i w_i act_i / d`` as in the reference; one division per element,
+    and no small tensor ``c_i = w_i / d`` that the compiler would give a loop of its own (see
+    :func:`_lc_denominator`). Eager: ``(w_i / d, None)``: there every elementwise operation is a
+    pass over memory, so the division goes to the tiny columns instead.
+    """
+    if torch.compiler.is_compiling():
+        return columns, denominator
+    return [w_i / denominator for w_i in columns], None
+
+
 def _lc_forward_kernel(
-    x: Tensor, coefficients: Tensor, candidates: tuple[str, ...]
+    x: Tensor, weights: Tensor, eps: Tensor, candidates: tuple[str, ...]
 ) -> Tensor:
-    dtype = _compute_dtype(x, coefficients)
-    xc, c = x.to(dtype), coefficients.to(dtype)
-    terms = _candidate_terms(xc, candidates)
-    y = c[0] * terms[0][0]
+    """``y = sum_i w_i act_i(x) / d``, ``d = guard(sum_i w_i)`` (eq. 7)."""
+    dtype = _compute_dtype(x, weights)
+    columns, denominator, _ = _lc_denominator(weights, eps, len(candidates))
+    factors, divisor = _lc_factors(
+        [w_i.to(dtype) for w_i in columns], denominator.to(dtype)
+    )
+    terms = _candidate_terms(x.to(dtype), candidates)
+    y = factors[0] * terms[0][0]
     for i in range(1, len(candidates)):
-        y = y + c[i] * terms[i][0]
+        y = y + factors[i] * terms[i][0]
+    if divisor is not None:
+        y = y / divisor
     return y.to(x.dtype)
 
 
 def _lc_backward_kernel(
-    grad_y: Tensor, x: Tensor, coefficients: Tensor, candidates: tuple[str, ...]
+    grad_y: Tensor, x: Tensor, weights: Tensor, eps: Tensor, candidates: tuple[str, ...]
 ) -> tuple[Tensor, Tensor]:
-    dtype = _compute_dtype(x, coefficients)
+    """``dL/dx = g sum_i w_i act_i'(x) / d`` and the gradient with respect to the raw weights.
+
+    With ``G_i = sum_x g act_i(x)`` (the gradient with respect to ``c_i = w_i / d``; one
+    reduction per candidate in the pass over ``x``) and
+    ``dc_i/dw_k = delta_ik / d - w_i d'(s) / d^2``: ``dL/dw_k = (G_k - d'(s) sum_i c_i G_i) / d``,
+    on the tiny reduced tensors. Outside the guard band that is eq. (8) summed over ``x``,
+    ``sum_x g (act_k - act) / s``; inside it and at its edge ``|s| = eps`` the denominator counts as
+    the constant ``+-eps`` and ``dL/dw_k = G_k / d``.
+    """
+    dtype = _compute_dtype(x, weights)
     dims = _reduce_dims(x)
-    xc, g, c = x.to(dtype), grad_y.to(dtype), coefficients.to(dtype)
+    columns, denominator, active = _lc_denominator(weights, eps, len(candidates))
+    denominator = denominator.to(dtype)
+    factors, divisor = _lc_factors([w_i.to(dtype) for w_i in columns], denominator)
+    xc, g = x.to(dtype), grad_y.to(dtype)
     slope = torch.zeros_like(xc)
     grad_c = []
     for i, (value, derivative) in enumerate(_candidate_terms(xc, candidates)):
-        slope = slope + c[i] * derivative
-        grad_c.append((g * value).sum(dims))
-    grad_coefficients = torch.stack(grad_c).reshape(coefficients.shape)
-    return (g * slope).to(x.dtype), grad_coefficients.to(coefficients.dtype)
+        slope = slope + factors[i] * derivative
+        grad_c.append((g * value).sum(dims).reshape(denominator.shape))
+    grad_x = g * slope
+    # sum_i c_i G_i
+    projection = factors[0] * grad_c[0]
+    for i in range(1, len(candidates)):
+        projection = projection + factors[i] * grad_c[i]
+    if divisor is not None:
+        grad_x, projection = grad_x / divisor, projection / divisor
+    correction = torch.where(active, projection, 0.0)
+    # columns (1,) / (C, 1) side by side: the module layout (k,) / (C, k)
+    grad_weights = torch.cat(
+        [(G_i - correction) / denominator for G_i in grad_c], dim=-1
+    )
+    return grad_x.to(x.dtype), grad_weights.to(weights.dtype)
 
 
 # Inductor options of the kernels. With symbolic sizes the CPU code generator cannot tell that a
 # pointwise loop is long enough to split across threads and emits a serial loop (measured: the
 # Fourier forward ran on one of two cores); dynamic_threads makes every loop an OpenMP loop.
 COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
+
+
+# Exceptions by which torch's compile stack says that it could not compile (module, class name),
+# looked up with getattr because the classes move between torch versions. BackendCompilerFailed
+# wraps whatever the backend raised (InductorError, its subclass, wraps Inductor's own errors: a
+# missing or broken C++ compiler arrives as InductorError(InvalidCxxCompiler), measured with
+# torch 2.14); the others are listed in case they surface unwrapped. Deliberately absent:
+# TorchRuntimeError, dynamo's wrapper of an error raised by the traced code itself (a wrong input
+# shape), which eager would raise as well.
+_COMPILER_FAILURES = (
+    ("torch._dynamo.exc", "BackendCompilerFailed"),
+    # an op or construct dynamo cannot trace (fatal with fullgraph=True)
+    ("torch._dynamo.exc", "Unsupported"),
+    ("torch._dynamo.exc", "InternalTorchDynamoError"),
+    # fullgraph=True past the recompile limit
+    ("torch._dynamo.exc", "FailOnRecompileLimitHit"),
+    ("torch._dynamo.exc", "TritonUnavailableError"),
+    ("torch._inductor.exc", "InductorError"),
+    # also its subclasses CUDACompileError, XPUCompileError
+    ("torch._inductor.exc", "CppCompileError"),
+    ("torch._inductor.exc", "InvalidCxxCompiler"),
+    ("torch._inductor.exc", "CppWrapperCodegenError"),
+    # lowering errors, missing decompositions
+    ("torch._inductor.exc", "OperatorIssue"),
+    ("torch._inductor.exc", "SubgraphLoweringException"),
+    ("torch._inductor.exc", "TritonMissing"),
+    ("torch._inductor.exc", "GPUTooOldForTriton"),
+)
+
+
+def _compiler_failure_types() -> tuple[type[BaseException], ...]:
+    """The classes of :data:`_COMPILER_FAILURES` that exist in this torch.
+
+    Only modules already imported are consulted (``sys.modules``): an exception of a module that
+    was never imported cannot have been raised, and importing ``torch._dynamo`` here would cost
+    every process that never compiles about a second.
+    """
+    found = []
+    for module_name, class_name in _COMPILER_FAILURES:
+        cls = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            found.append(cls)
+    return tuple(found)
+
+
+def _is_compiler_failure(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by a compiled kernel call, means that compilation itself failed.
+
+    True for the exceptions of torch's compile stack (:data:`_COMPILER_FAILURES`), unless they
+    wrap an out-of-memory error (``torch.OutOfMemoryError`` anywhere in the chain of
+    ``inner_exception``/``__cause__``): running out of memory while compiling (autotuning) is not a
+    reason to run eagerly for good, and eager would need the memory too. Everything else (an
+    out-of-memory or other runtime error of the kernel, a shape error) is the caller's to see.
+    """
+    if not isinstance(exc, _compiler_failure_types()):
+        return False
+    # torch.OutOfMemoryError since torch 2.5, torch.cuda.OutOfMemoryError before
+    out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, out_of_memory):
+            return False
+        seen.add(id(current))
+        current = getattr(current, "inner_exception", None) or current.__cause__
+    return True
+
+
+def _describe(exc: BaseException) -> str:
+    """``"ExcType: first line of the message"``."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message.splitlines()[0] if message else ''}"
+
+
+# Implementations that produced activation outputs or gradients in this process (kernel_report).
+_IMPLEMENTATIONS_RUN: set[str] = set()
 
 
 class _KernelCompiler:
@@ -347,37 +531,89 @@ class _KernelCompiler:
     shape, which would exceed dynamo's recompile limit (8) in a single model. (Inductor still
     splits small and large tensors, above and below 4096 elements, and per-channel inputs with a
     single element per channel; about five graphs per kernel when both layouts are used.)
+
+    Under ``"auto"`` a compiler failure (:func:`_is_compiler_failure`, or any exception of
+    ``compile_fn`` itself, e.g. torch.compile's refusal of an unsupported Python) sets ``failed``
+    and ``failure`` (``"ExcType: first line"``), logs one warning and runs the kernel eagerly, now
+    and for every later call. Other exceptions of a compiled call propagate and change nothing.
+    Each call that completes adds ``"compiled"`` or ``"eager"`` to the process's record
+    (:func:`kernel_report`).
     """
 
     def __init__(self, compile_fn: Callable[..., Callable] = torch.compile):
         self.compile_fn = compile_fn
         self.compiled: dict[Callable, Callable] = {}
         self.failed = False
+        self.failure: str | None = None
 
     def __call__(self, kernel: Callable, impl: str, *args: Any):
         if impl == "eager" or (impl == "auto" and self.failed):
-            return kernel(*args)
-        if kernel not in self.compiled:
-            self.compiled[kernel] = self.compile_fn(
-                kernel, dynamic=True, fullgraph=True, options=COMPILE_OPTIONS
-            )
-        if impl == "compiled":
-            return self.compiled[kernel](*args)
+            return self._eager(kernel, *args)
         try:
-            return self.compiled[kernel](*args)
+            if kernel not in self.compiled:
+                self.compiled[kernel] = self.compile_fn(
+                    kernel, dynamic=True, fullgraph=True, options=COMPILE_OPTIONS
+                )
         except Exception as exc:
-            # any compiler failure (no C++ compiler, unsupported op...): fall back for good
-            self.failed = True
-            log.warning(
-                "torch.compile of the activation kernels failed (%s: %s); "
-                "using the eager kernels from now on (slower, same results)",
-                type(exc).__name__,
-                str(exc).splitlines()[0] if str(exc) else "",
-            )
-            return kernel(*args)
+            # compile_fn itself does not run the kernel: whatever it raises is the compiler's
+            if impl == "compiled":
+                raise
+            return self._fall_back(exc, kernel, *args)
+        if impl == "compiled":
+            result = self.compiled[kernel](*args)
+        else:
+            try:
+                result = self.compiled[kernel](*args)
+            except Exception as exc:
+                if not _is_compiler_failure(exc):
+                    raise
+                return self._fall_back(exc, kernel, *args)
+        _IMPLEMENTATIONS_RUN.add("compiled")
+        return result
+
+    def _eager(self, kernel: Callable, *args: Any):
+        result = kernel(*args)
+        _IMPLEMENTATIONS_RUN.add("eager")
+        return result
+
+    def _fall_back(self, exc: Exception, kernel: Callable, *args: Any):
+        """Switch to the eager kernels for good (one warning), and run ``kernel`` eagerly."""
+        self.failed, self.failure = True, _describe(exc)
+        log.warning(
+            "torch.compile of the activation kernels failed (%s); "
+            "using the eager kernels from now on (slower, same results)",
+            self.failure,
+        )
+        return self._eager(kernel, *args)
 
 
 _COMPILER = _KernelCompiler()
+
+
+def kernel_report() -> dict[str, Any]:
+    """Which implementations of the trainable activations ran in this process.
+
+    Returns ``{"implementations": [...], "compile_failure": ...}``: ``implementations`` is the
+    sorted list of those among ``"compiled"``, ``"eager"`` and ``"reference"`` that produced an
+    activation output (or gradient) since the process started or :func:`reset_kernel_report`:
+    ``"compiled"`` for a kernel call that ran compiled, ``"eager"`` for one run eagerly (``impl``
+    ``"eager"``, or ``"auto"`` after a compiler failure), ``"reference"`` for a module forward
+    with ``impl="reference"``. ``compile_failure`` is ``None``, or ``"ExcType: first line of the
+    message"`` of the compiler failure that switched ``"auto"`` to the eager kernels (for good:
+    it stays after a reset). A network without Fourier or LC activations (ReLU) reports
+    ``{"implementations": [], "compile_failure": None}``.
+    """
+    return {
+        "implementations": sorted(_IMPLEMENTATIONS_RUN),
+        "compile_failure": _COMPILER.failure,
+    }
+
+
+def reset_kernel_report() -> None:
+    """Forget which implementations ran (:func:`trainact.train.fit` calls it at the start of each
+    run, so that a summary reports that run's). The compiler's failure state is kept: it still
+    decides what ``"auto"`` runs."""
+    _IMPLEMENTATIONS_RUN.clear()
 
 
 def _run_kernel(kernel: Callable, impl: str, *args: Any):
@@ -408,25 +644,28 @@ class _FourierFunction(torch.autograd.Function):
 
 
 class _LinearCombinationFunction(torch.autograd.Function):
+    """``x`` (canonical layout), raw ``weights`` (module layout) -> eq. (7); one autograd node."""
+
     @staticmethod
-    def forward(ctx, x, coefficients, candidates, impl):
-        ctx.save_for_backward(x, coefficients)
-        ctx.candidates, ctx.impl = candidates, impl
-        return _run_kernel(_lc_forward_kernel, impl, x, coefficients, candidates)
+    def forward(ctx, x, weights, eps, candidates, impl):
+        ctx.save_for_backward(x, weights)
+        ctx.eps, ctx.candidates, ctx.impl = eps, candidates, impl
+        return _run_kernel(_lc_forward_kernel, impl, x, weights, eps, candidates)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
-        x, coefficients = ctx.saved_tensors
-        grad_x, grad_coefficients = _run_kernel(
+        x, weights = ctx.saved_tensors
+        grad_x, grad_weights = _run_kernel(
             _lc_backward_kernel,
             ctx.impl,
             grad_y.contiguous(),
             x,
-            coefficients,
+            weights,
+            ctx.eps,
             ctx.candidates,
         )
-        return grad_x, grad_coefficients, None, None
+        return grad_x, grad_weights, None, None, None
 
 
 def _canonical_input(x: Tensor, per_channel: bool) -> Tensor:
@@ -461,17 +700,18 @@ def linear_combination_fast(
 ) -> Tensor:
     """Same value as :func:`linear_combination_reference`, computed by the fast kernels.
 
-    The per-candidate coefficients ``w_i / guarded(sum w)`` are formed from the tiny weight tensor
-    with ordinary autograd ops (so the guard's gradient is autograd's); only the pass over ``x``
-    is a custom kernel.
+    The kernels take the raw ``weights`` and apply the normalisation ``w / guarded(sum w)``
+    themselves; the backward returns the gradient with respect to ``w`` through the guard (see
+    :func:`_lc_backward_kernel`), equal to autograd's for the reference on both sides of the band
+    and at ``|sum w| = eps``. Doing this inside the kernels saves the dozen tiny autograd ops the
+    normalisation would otherwise add to every LC layer's forward and backward.
     """
     per_channel = weights.dim() == 2
-    coefficients = weights / guarded_weight_sum(weights.sum(-1, keepdim=True), eps)
+    eps = _lc_eps(
+        float(eps), torch.promote_types(weights.dtype, torch.float32), weights.device
+    )
     y = _LinearCombinationFunction.apply(
-        _canonical_input(x, per_channel),
-        coefficients.t().unsqueeze(-1) if per_channel else coefficients,
-        tuple(candidates),
-        impl,
+        _canonical_input(x, per_channel), weights, eps, tuple(candidates), impl
     )
     return y.view(x.shape)
 
@@ -538,7 +778,9 @@ class _TrainableActivation(nn.Module):
         if self.impl == "reference":
             dtype = torch.promote_types(x.dtype, torch.float32)
             with torch.autocast(device_type=x.device.type, enabled=False):
-                return self._reference(x.to(dtype)).to(x.dtype)
+                y = self._reference(x.to(dtype)).to(x.dtype)
+            _IMPLEMENTATIONS_RUN.add("reference")
+            return y
         return self._fast(x)
 
     def _reference(self, x: Tensor) -> Tensor:
@@ -751,8 +993,10 @@ class LinearCombination(_TrainableActivation):
     Near-zero weight sum: eq. (7) divides by :math:`\sum_i w_i`, which training can drive through 0.
     The guard replaces :math:`|s| < \varepsilon` by :math:`\varepsilon` with the sign of :math:`s`
     (see :func:`guarded_weight_sum`): outputs stay finite (at most :math:`1/\varepsilon` times the
-    numerator) and gradients are exact for the guarded function (eq. 8 where :math:`|s| \ge \varepsilon`;
-    :math:`\partial act/\partial w_k = act_k(x)/(\pm\varepsilon)` inside the guard band). With the
+    numerator) and gradients are exact for the guarded function (eq. 8 where :math:`|s| > \varepsilon`;
+    :math:`\partial act/\partial w_k = act_k(x)/(\pm\varepsilon)` inside the guard band and at its
+    edge :math:`|s| = \varepsilon`, as autograd gives for the reference). The fast kernels compute
+    the normalisation and its gradient themselves (see :func:`_lc_backward_kernel`). With the
     default initialisation :math:`s = 1`, far from the band.
 
     Initialisation: ``"uniform"`` = all :math:`w_i = 1/k` (the plain average); ``"one_hot:<name>"`` =
