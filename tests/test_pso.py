@@ -232,3 +232,25 @@ def test_vectorised_evaluation_of_a_non_vmappable_activation_says_what_to_change
     with pytest.raises(RuntimeError, match="set pso.vectorised to false"):
         objective.vectorised(positions)
     assert torch.isfinite(objective.looped(positions)).all()
+
+
+def test_pso_checkpoints_by_time_and_sets_a_damaged_one_aside(tmp_path, monkeypatch, caplog):
+    """An hour between checkpoints: one, after the last generation. A truncated checkpoint is
+    renamed with a warning and the swarm starts again, to the same result."""
+    from trainact import checkpoints
+
+    saved = []
+    real = checkpoints.save_checkpoint
+    monkeypatch.setattr(
+        "trainact.pso.save_checkpoint", lambda path, state: saved.append(len(state["history"])) or real(path, state)
+    )
+    monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "3600")
+    settings = PSOSettings(**SETTINGS)
+    full = train_pso(tiny_data(), settings, TINY_MODEL, tmp_path, progress=False)
+    assert saved == [settings.generations + 1]
+    checkpoint = tmp_path / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    with caplog.at_level("WARNING"):
+        again = train_pso(tiny_data(), settings, TINY_MODEL, tmp_path, progress=False)
+    assert len(list(tmp_path.glob("checkpoint.pt.damaged-*"))) == 1 and "cannot be read" in caplog.text
+    assert [r["best_loss"] for r in again] == [r["best_loss"] for r in full]
