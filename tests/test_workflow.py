@@ -226,7 +226,7 @@ def test_reordering_config_keys_reruns_nothing(smoke, tmp_path):
     reordered_preset.write_text(yaml.safe_dump(reversed_keys(preset), sort_keys=False))
     try:
         (work / "config.yaml").write_text(yaml.safe_dump(reversed_keys(yaml.safe_load(original)), sort_keys=False))
-        assert list(yaml.safe_load((work / "config.yaml").read_text()))[0] == "report"
+        assert list(yaml.safe_load((work / "config.yaml").read_text()))[0] == list(yaml.safe_load(original))[-1]
         result = snakemake(work, "--configfile", str(reordered_preset), "--summary")
         assert result.returncode == 0, result.stderr
         plans = [line.split("\t")[-1] for line in result.stdout.splitlines()[1:] if "\t" in line]
@@ -253,17 +253,18 @@ def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
 
 def test_sensitivity_settings_rerun_only_the_study(smoke, tmp_path):
     """A new start in the study trains only its own runs (its ReLU and LC runs equal the main
-    grid's and are reused); the grid, its tables and figures stay."""
+    grid's and are reused); the grid, its tables and figures stay. Provenance, which lists the
+    devices of every run, follows the set of runs."""
     study = yaml.safe_load((smoke.workdir / PRESET).read_text())["sensitivity"]
     study["initialisations"].append({"name": "random", "model": {"fourier": {"init": "random"}}})
     extra = write_yaml(tmp_path / "study.yaml", {"sensitivity": study})
     pending = plan(smoke.workdir, configfiles=(extra,))
-    assert set(pending) == {"train_variant", "sensitivity", "report"}
+    assert set(pending) == {"train_variant", "sensitivity", "provenance", "report"}
     assert {str(Path(f).parent) for f in pending["train_variant"]} == {
         f"{OUT}/sensitivity/random+{p}/train/small-fourier/seed0" for p in ("none", "standardize")
     }
     off = write_yaml(tmp_path / "off.yaml", {"sensitivity": {"enabled": False}})
-    assert set(plan(smoke.workdir, configfiles=(off,))) == {"sensitivity", "report"}
+    assert set(plan(smoke.workdir, configfiles=(off,))) == {"sensitivity", "provenance", "report"}
 
 
 @pytest.mark.parametrize(

@@ -476,7 +476,9 @@ SENSITIVITY_INPUTS = sorted(
 RUN_SUMMARIES = sorted(
     {
         os.path.join(os.path.dirname(path), "summary.json")
-        for path in RESULT_INPUTS["train"] + RESULT_INPUTS["finetune"] + SENSITIVITY_INPUTS
+        for path in RESULT_INPUTS["train"]
+        + RESULT_INPUTS["finetune"]
+        + SENSITIVITY_INPUTS
     }
 )
 SENSITIVITY_FILES = [f"{TABLES}/sensitivity.json", f"{TABLES}/sensitivity.csv"]
