@@ -254,3 +254,13 @@ def test_pso_checkpoints_by_time_and_sets_a_damaged_one_aside(tmp_path, monkeypa
         again = train_pso(tiny_data(), settings, TINY_MODEL, tmp_path, progress=False)
     assert len(list(tmp_path.glob("checkpoint.pt.damaged-*"))) == 1 and "cannot be read" in caplog.text
     assert [r["best_loss"] for r in again] == [r["best_loss"] for r in full]
+
+
+def test_pso_summary_records_the_result_and_how_it_ran(tmp_path):
+    settings = PSOSettings(**{**SETTINGS, "generations": 2})
+    history = train_pso(tiny_data(), settings, TINY_MODEL, tmp_path, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["generations"] == 2 and summary["best_loss"] == history[-1]["best_loss"]
+    assert summary["test_acc"] == history[-1]["test_acc"]
+    assert summary["device"] == {"type": "cpu", "name": "cpu"}
+    assert summary["activation_kernels"] == {"implementations": [], "compile_failure": None}  # ReLU

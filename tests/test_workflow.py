@@ -95,7 +95,7 @@ def expected_outputs() -> list[str]:
     files += [f"{OUT}/autoencoder/seed0/{name}" for name in ("pretrain.csv", "pretrained.pt")]
     files += [f"{OUT}/autoencoder/seed0/finetune/{name}"
               for name in ("history.csv", "model.pt", "activations.json", "summary.json")]
-    files += [f"{OUT}/pso/seed0/{name}" for name in ("history.csv", "best.pt")]
+    files += [f"{OUT}/pso/seed0/{name}" for name in ("history.csv", "best.pt", "summary.json")]
     files += [f"{OUT}/tables/{name}" for name in TABLES]
     files += [f"{OUT}/figures/{stem}.{ext}" for stem in FIGURE_STEMS for ext in ("png", "pdf")]
     files += [f"{OUT}/provenance.json", f"{OUT}/paper/report.md", f"{OUT}/paper/report.tex"]
@@ -239,7 +239,7 @@ def test_pso_settings_rerun_pso_and_its_dependants_only(smoke, tmp_path):
     extra = write_yaml(tmp_path / "pso.yaml", {"pso": {"generations": 3}})
     pending = plan(smoke.workdir, configfiles=(extra,))
     assert set(pending) == {"pso"} | DOWNSTREAM
-    assert pending["pso"] == {f"{OUT}/pso/seed0/history.csv", f"{OUT}/pso/seed0/best.pt"}
+    assert pending["pso"] == {f"{OUT}/pso/seed0/{name}" for name in ("history.csv", "best.pt", "summary.json")}
 
 
 def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):

@@ -66,8 +66,16 @@ from torch.nn import functional as F
 from trainact.settings import ConfigSection
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, build_model
 from trainact.checkpoints import CheckpointClock, load_checkpoint, save_checkpoint
-from trainact.files import atomic_write
-from trainact.runtime import DEVICE_HELP, evaluate, job_device, resolve_device, seed_everything
+from trainact.files import atomic_write, write_text_atomic
+from trainact.runtime import (
+    DEVICE_HELP,
+    SUMMARY_NAME,
+    evaluate,
+    job_device,
+    resolve_device,
+    run_record,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
@@ -370,17 +378,20 @@ def train_pso(
 
     Writes into ``out_dir``: ``history.csv`` (one row per generation, generation 0 being the
     initial swarm), ``checkpoint.pt`` (about once a minute and after the last generation) and, when the run completes,
-    ``best.pt`` (the ``state_dict`` of the network at ``P_g``). ``stop_after_generation`` ends the
+    ``best.pt`` (the ``state_dict`` of the network at ``P_g``) and ``summary.json`` (the last row's
+    numbers, the device and how it ran). ``stop_after_generation`` ends the
     call early (as a crash would) for tests of resumption. Returns the history rows.
     """
     from tqdm.auto import tqdm
 
+    from trainact.activations import reset_kernel_report
     from trainact.calibration import calibrate
     from trainact.data import DeviceDataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    device, _ = job_device(settings.device)
+    device, run_info = job_device(settings.device)
+    reset_kernel_report()  # the summary says which activation kernels ran in this run
     check_subset_sizes(settings, len(data.train_labels))
     fitness_index = _subset(len(data.train_labels), settings.fitness_batch_size, settings.seed, stream=0)
     eval_index = _subset(len(data.train_labels), settings.eval_train_size, settings.seed, stream=1)
@@ -481,6 +492,14 @@ def train_pso(
     nn.utils.vector_to_parameters(swarm.global_best, model.parameters())
     best_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_write(out_dir / BEST_NAME, lambda tmp: torch.save(best_state, tmp))
+    summary = {
+        "generations": history[-1]["generation"],
+        "best_loss": history[-1]["best_loss"],
+        "train_acc": history[-1]["train_acc"],
+        "test_acc": history[-1]["test_acc"],
+        **run_record(run_info),
+    }
+    write_text_atomic(out_dir / SUMMARY_NAME, json.dumps(summary, indent=1))
     return history
 
 

@@ -60,6 +60,8 @@ SLOT_DIR_ENV = "TRAINACT_GPU_SLOTS"
 #: The persistent home of torch.compile's caches (Inductor's and Triton's), unless the user has
 #: set ``TORCHINDUCTOR_CACHE_DIR`` / ``TRITON_CACHE_DIR`` themselves.
 COMPILE_CACHE_ENV = "TRAINACT_COMPILE_CACHE"
+#: Where a training, fine-tuning or PSO run records how it ran (:func:`run_record`) and its results.
+SUMMARY_NAME = "summary.json"
 #: PyTorch's wheels for older drivers (README, "Which torch wheel for which driver").
 CUDA12_INDEX = "https://download.pytorch.org/whl/cu126"
 
@@ -336,6 +338,15 @@ def job_device(policy: str | None = None) -> tuple[torch.device, dict[str, Any]]
         "determinism": configure_determinism(device),
         "compile_cache": caches["TORCHINDUCTOR_CACHE_DIR"],
     }
+
+
+def run_record(run_info: Mapping[str, Any]) -> dict[str, Any]:
+    """What a run's ``summary.json`` says of how it ran: ``run_info`` (:func:`job_device`), the
+    activation kernels that ran since the run reset the report
+    (:func:`trainact.activations.kernel_report`), and torch's version."""
+    from trainact.activations import kernel_report
+
+    return {**run_info, "activation_kernels": kernel_report(), "torch": torch.__version__}
 
 
 # ------------------------------------------------------------------------- seeds, RNG state

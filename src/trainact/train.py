@@ -32,7 +32,15 @@ from torch import nn
 
 from trainact.checkpoints import CheckpointClock, load_checkpoint, save_checkpoint
 from trainact.files import atomic_write, write_text_atomic
-from trainact.runtime import DEVICE_HELP, evaluate, job_device, rng_state, set_rng_state
+from trainact.runtime import (
+    DEVICE_HELP,
+    SUMMARY_NAME,
+    evaluate,
+    job_device,
+    rng_state,
+    run_record,
+    set_rng_state,
+)
 from trainact.settings import (
     PAPER_LEARNING_RATES,
     PAPER_LR_BOUNDARIES,
@@ -70,7 +78,6 @@ CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.csv"
 MODEL_NAME = "model.pt"
 ACTIVATIONS_NAME = "activations.json"
-SUMMARY_NAME = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -340,9 +347,8 @@ def save_results(
 
     ``run_info`` (from :func:`trainact.runtime.job_device`) says where and how it ran: the
     device, the determinism settings, the compile cache; the summary adds which implementation
-    of the activations ran (:func:`trainact.activations.kernel_report`).
+    of the activations ran (:func:`trainact.runtime.run_record`).
     """
-    from trainact.activations import kernel_report
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     atomic_write(out_dir / MODEL_NAME, lambda tmp: torch.save(state, tmp))
@@ -361,9 +367,7 @@ def save_results(
         "final_val_acc": ok[-1]["val_acc"] if ok else None,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "status": history[-1]["status"] if history else "empty",
-        **run_info,
-        "activation_kernels": kernel_report(),
-        "torch": torch.__version__,
+        **run_record(run_info),
     }
     write_text_atomic(out_dir / SUMMARY_NAME, json.dumps(summary, indent=1))
 

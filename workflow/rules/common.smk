@@ -472,12 +472,13 @@ SENSITIVITY_INPUTS = sorted(
     if SENS_VARIANTS
     else []
 )
-# The summary.json of every training run (their devices, for provenance).
+# The summary.json of every training, fine-tuning and PSO run (their devices, for provenance).
 RUN_SUMMARIES = sorted(
     {
         os.path.join(os.path.dirname(path), "summary.json")
         for path in RESULT_INPUTS["train"]
         + RESULT_INPUTS["finetune"]
+        + RESULT_INPUTS["pso"]
         + SENSITIVITY_INPUTS
     }
 )

@@ -8,6 +8,7 @@ rule pso:
     output:
         history=f"{PSO_DIR}/history.csv",
         best=f"{PSO_DIR}/best.pt",
+        summary=f"{PSO_DIR}/summary.json",
     log:
         f"{LOGS}/pso/seed{{seed}}.log",
     benchmark:
