@@ -9,7 +9,7 @@ CORES  ?= all
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv reproduce quick smoke report test bench gpu-check clean-venv
+.PHONY: venv reproduce quick smoke report test bench gpu-check device-wheels clean-venv
 
 venv: $(STAMP)
 
@@ -39,6 +39,10 @@ bench: $(STAMP)
 # one JSON summary on stdout (and in $$OUT/gpu_check.json when OUT is set). A few minutes.
 gpu-check: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tests/gpu_check.py
+
+# Snakemake's wheels for a GPU machine without network (tests/gpu_check.py says how to use them).
+device-wheels: $(STAMP)
+	tests/device_wheels.sh
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

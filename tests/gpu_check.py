@@ -17,6 +17,13 @@ Steps (each timed; a failing step is recorded and the others still run):
 
 Prints the summary as JSON on stdout and writes it to ``$OUT/gpu_check.json`` when ``OUT`` is set.
 Exit status 0 when every step that ran passed.
+
+On the lent GPU machine (the ``device`` tool: Python 3.12 with torch, no Snakemake, no network),
+first build the missing wheels here with ``make device-wheels``, then run, carrying ``.whl``:
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
+    export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1 &&
+    python3 tests/gpu_check.py 2>&1 | tee $OUT/gpu_check.log
 """
 
 from __future__ import annotations
@@ -89,9 +96,8 @@ def smoke(device: str, work: Path) -> dict:
     override = work / "smoke-override.yaml"
     override.write_text(f"results: {results}\ndevices: {{policy: {device}}}\n")
     started = time.perf_counter()
-    snakemake = Path(sys.executable).parent / "snakemake"
     run(
-        [str(snakemake), "--cores", str(min(os.cpu_count() or 2, 8)), "--resources", "gpu=1",
+        [sys.executable, "-m", "snakemake", "--cores", str(min(os.cpu_count() or 2, 8)), "--resources", "gpu=1",
          "--configfile", "workflow/presets/smoke.yaml", str(override), "--quiet", "rules"],
         device, 480,
     )  # fmt: skip
