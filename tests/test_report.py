@@ -592,7 +592,7 @@ def test_provenance_reports_the_devices_the_runs_used(tmp_path):
     assert prov.run_devices(paths) == [
         {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "compiled", "determinism": "deterministic (TF32 off)", "runs": 2},
         {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "none (ReLU)", "determinism": "deterministic (TF32 off)", "runs": 1},
-        {"device": "cpu", "kernels": "eager (compilation failed: BackendCompilerFailed: no cc)", "determinism": "CPU", "runs": 1},
+        {"device": "cpu", "kernels": "eager (compilation failed: BackendCompilerFailed: no cc)", "determinism": "deterministic (CPU)", "runs": 1},
         {"device": "cuda (Tesla T4)", "kernels": "not recorded", "determinism": "not recorded", "runs": 1},
     ]  # fmt: skip
     out = tmp_path / "provenance.json"

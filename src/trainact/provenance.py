@@ -212,7 +212,7 @@ def run_devices(summaries: list[Path]) -> list[dict[str, Any]]:
         elif device.get("type") == "cuda":
             determinism = _determinism_label(summary.get("determinism"))
         else:
-            determinism = "CPU"  # deterministic kernels; nothing to set
+            determinism = "deterministic (CPU)"  # its kernels are; nothing to set
         key = (_device_label(device), _kernels_label(summary.get("activation_kernels")), determinism)
         groups[key] = groups.get(key, 0) + 1
     return [
