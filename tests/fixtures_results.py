@@ -74,6 +74,35 @@ def paper_like_bests(size: str, activation: str, seed: int) -> dict[str, float]:
     }
 
 
+# Validation-accuracy offsets from the paper's Table 1, per model and seed (0, 1, 2), chosen by hand
+# so that every Table 2 cell has its own mean, a non-zero spread and a non-zero difference from
+# the paper, and the claims get mixed verdicts (worked out in tests/test_report.py). The training
+# accuracy takes the negated offsets.
+DISTINCT_VAL_OFFSETS: dict[tuple[str, str], tuple[float, float, float]] = {
+    ("small", "relu"): (0.000, 0.004, -0.004),
+    ("small", "fourier"): (0.006, -0.010, 0.016),
+    ("small", "lc"): (0.010, -0.006, 0.030),
+    ("middle", "relu"): (0.000, 0.001, -0.001),
+    ("middle", "fourier"): (0.003, -0.001, 0.005),
+    ("middle", "lc"): (-0.030, -0.032, -0.028),
+    ("large", "relu"): (0.000, -0.002, 0.002),
+    ("large", "fourier"): (0.004, 0.001, -0.002),
+    ("large", "lc"): (0.002, 0.003, 0.007),
+}
+
+
+def distinct_bests(size: str, activation: str, seed: int) -> dict[str, float]:
+    """The paper's Table 1 accuracies plus :data:`DISTINCT_VAL_OFFSETS` (negated for training)."""
+    published = {(r["size"], r["activation"]): r for r in load_published()["table1"]}[(size, activation)]
+    offset = DISTINCT_VAL_OFFSETS[(size, activation)][seed]
+    return {
+        "train_acc": published["train_acc"] - offset,
+        "val_acc": published["val_acc"] + offset,
+        "train_loss": PLAUSIBLE_LOSS["train"],
+        "val_loss": PLAUSIBLE_LOSS["val"],
+    }
+
+
 def fourier_layer(name: str, channels: int | None = None) -> dict[str, Any]:
     """Fourier parameters close to a ReLU-like shape (scalar or per channel)."""
     a = [-0.4, 0.0, -0.04, 0.0, -0.02]
@@ -146,12 +175,15 @@ def build_results(
     autoencoder_seeds: Sequence[int] = (),
     pso_seeds: Sequence[int] = (),
     epochs: int = EPOCHS,
+    autoencoder_gain: float | Mapping[int, float] = 0.02,
+    pso_ratio: float | Mapping[int, float] = 0.5,
 ) -> Path:
     """Write a results folder (``<out>``) under ``root`` and return it.
 
     ``diverge`` maps (size, activation, seed) to the epoch at which that run diverges. The
-    autoencoder's fine-tuned runs are the middle Fourier-CNN's bests plus 2 points of accuracy;
-    PSO reaches half of the middle ReLU CNN's best validation accuracy.
+    autoencoder's fine-tuned runs are the middle Fourier-CNN's bests plus ``autoencoder_gain``
+    (default 2 points of accuracy); PSO reaches ``pso_ratio`` (default half) of the middle ReLU
+    CNN's best validation accuracy. Both may be given per seed, as ``{seed: value}``.
     """
     diverge = dict(diverge or {})
     for size in sizes:
@@ -167,7 +199,8 @@ def build_results(
                 )
     for seed in autoencoder_seeds:
         base = dict(bests("middle", "fourier", seed))
-        improved = {**base, "val_acc": base["val_acc"] + 0.02, "train_acc": base["train_acc"] + 0.02}
+        gain = autoencoder_gain[seed] if isinstance(autoencoder_gain, Mapping) else autoencoder_gain
+        improved = {**base, "val_acc": base["val_acc"] + gain, "train_acc": base["train_acc"] + gain}
         write_csv(autoencoder_history_path(root, seed), history_frame(improved, epochs))
         pretrain = pd.DataFrame(
             [
@@ -178,7 +211,8 @@ def build_results(
         )
         write_csv(autoencoder_pretrain_path(root, seed), pretrain)
     for seed in pso_seeds:
-        target = 0.5 * bests("middle", "relu", seed)["val_acc"]
+        ratio = pso_ratio[seed] if isinstance(pso_ratio, Mapping) else pso_ratio
+        target = ratio * bests("middle", "relu", seed)["val_acc"]
         rows = [
             {
                 "generation": g,

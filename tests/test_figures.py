@@ -243,14 +243,28 @@ def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
     assert not list(out.glob(".*"))  # no temporary files left
 
 
-def test_saved_pdf_is_reproducible(tmp_path):
-    """PDFs carry no creation date: saving the same figure again writes identical bytes."""
+def test_saved_pdf_carries_no_creation_date_whatever_the_clock(tmp_path, monkeypatch):
+    """trainact.figures.save_figure strips the PDF's creation date (the figures the report includes
+    must be byte-for-byte reproducible). Two saves at clocks 63 years apart (SOURCE_DATE_EPOCH, which
+    matplotlib stamps when set) write the same bytes; with the variable unset (the wall clock) there
+    is no /CreationDate either. The control shows the clock does reach a plain savefig's bytes, so the
+    check cannot pass by saving twice within one second."""
     fig, ax = plt.subplots(figsize=(2, 2))
     ax.plot([1, 2], [3, 4])
-    first = fg.save_figure(fig, tmp_path / "a", "x")
-    second = fg.save_figure(fig, tmp_path / "b", "x")
-    assert [p.name for p in first] == ["x.png", "x.pdf"]
-    assert all(p.read_bytes() == q.read_bytes() for p, q in zip(first, second))
+    saved = {}
+    for epoch in ("0", "2000000000"):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
+        pdf = next(p for p in fg.save_figure(fig, tmp_path / epoch, "x") if p.suffix == ".pdf")
+        fig.savefig(tmp_path / f"control-{epoch}.pdf", format="pdf")
+        saved[epoch] = pdf.read_bytes()
+        assert [p.name for p in fg.save_figure(fig, tmp_path / f"names-{epoch}", "x")] == ["x.png", "x.pdf"]
+    control = [(tmp_path / f"control-{e}.pdf").read_bytes() for e in ("0", "2000000000")]
+    assert control[0] != control[1] and b"/CreationDate" in control[0]  # the clock is in a plain PDF
+    assert saved["0"] == saved["2000000000"]
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    pdf = next(p for p in fg.save_figure(fig, tmp_path / "now", "x") if p.suffix == ".pdf")
+    assert b"/CreationDate" not in pdf.read_bytes() and b"/CreationDate" not in saved["0"]
+    plt.close(fig)
 
 
 def test_output_files_follow_the_params():

@@ -155,6 +155,29 @@ def test_pso_run_writes_history_and_resumes_to_the_same_result(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_looped_evaluation_gives_the_same_run_as_the_vectorised_default(tmp_path):
+    """pso.vectorised is "evaluation only; does not change results": the whole history and best.pt
+    of vectorised: false equal the default's. Measured on this run: the swarm (positions, accuracies,
+    best.pt) is identical bit for bit; vmap sums in another order, so a loss may differ in its
+    last float32 bits, and best_fitness (8 decimals) by 1e-8 (tolerance: 1e-6 on loss and fitness)."""
+    assert PSOSettings().vectorised is True  # the default
+    runs = {}
+    for vectorised in (True, False):
+        settings = PSOSettings(**{**SETTINGS, "vectorised": vectorised})
+        train_pso(tiny_data(), settings, TINY_MODEL, tmp_path / str(vectorised), progress=False)
+        runs[vectorised] = read_rows(tmp_path / str(vectorised) / "history.csv")
+    default, looped = runs[True], runs[False]
+    assert len(default) == len(looped) == SETTINGS["generations"] + 1
+    for a, b in zip(default, looped):
+        exact = ("generation", "train_acc", "test_acc")
+        assert [a[k] for k in exact] == [b[k] for k in exact]
+        for key in ("best_fitness", "best_loss"):
+            assert float(a[key]) == pytest.approx(float(b[key]), abs=1e-6), (a["generation"], key)
+    a = torch.load(tmp_path / "True" / "best.pt")
+    b = torch.load(tmp_path / "False" / "best.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_best_network_has_the_recorded_loss_and_accuracy(tmp_path):
     settings = PSOSettings(**{**SETTINGS, "generations": 2, "eval_train_size": None})
     data = tiny_data()

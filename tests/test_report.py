@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import statistics
@@ -13,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from fixtures_results import build_results  # noqa: E402
+from fixtures_results import DISTINCT_VAL_OFFSETS, build_results, distinct_bests  # noqa: E402
 
 from trainact import provenance as prov  # noqa: E402
 from trainact import report as rp  # noqa: E402
@@ -112,6 +113,30 @@ def rendered(tmp_path_factory):
     return results, written
 
 
+@pytest.fixture(scope="module")
+def rendered_distinct(tmp_path_factory):
+    """Results whose every model has its own per-seed offsets (fixtures_results.DISTINCT_VAL_OFFSETS),
+    three autoencoder seeds gaining 1.5, 2.5 and 2.0 points, and two PSO seeds at ratios 0.30 and
+    0.31: Table 2 cells with a spread and a difference from the paper, and four different verdicts."""
+    root = tmp_path_factory.mktemp("distinct")
+    results = build_results(
+        root / "out", seeds=SEEDS, bests=distinct_bests, autoencoder_seeds=[0, 1, 2], pso_seeds=[0, 1],
+        autoencoder_gain={0: 0.015, 1: 0.025, 2: 0.020}, pso_ratio={0: 0.30, 1: 0.31},
+    )  # fmt: skip
+    aggregate(
+        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1, 2], [0, 1]
+    )
+    params = rp.ReportParams.from_dict(
+        {"sizes": ["small", "middle", "large"], "seeds": list(SEEDS), "autoencoder_seeds": [0, 1, 2],
+         "pso_seeds": [0, 1], "preset": "test", "settings": PAPER_SETTINGS}
+    )  # fmt: skip
+    tiny_figures(results / "figures", output_files(params.figures))
+    return rp.make_report(
+        results, results / "tables", results / "figures", results / "paper", params,
+        pdf="never", provenance=FAKE_PROVENANCE, command="trainact report --x",
+    )  # fmt: skip
+
+
 def markdown_table(text, heading):
     """Rows (lists of cell strings) of the first table after the line starting with ``heading``."""
     lines = text.splitlines()
@@ -147,24 +172,44 @@ def test_table1_numbers_are_where_they_belong(rendered):
             assert row[offset + 2] == f"{mean - paper[metric]:+.4f}"
 
 
-def test_table2_has_three_rows_in_points(rendered):
-    _, written = rendered
-    header, body = markdown_table(written["md"].read_text(), "## 4 Table 2")
+def test_table2_has_three_rows_in_points(rendered_distinct):
+    """Every model has its own per-seed offsets: each of the 12 cells has its own mean, a spread
+    and a difference from the paper, so a cell showing the paper's number (or a neighbour's) fails."""
+    header, body = markdown_table(rendered_distinct["md"].read_text(), "## 4 Table 2")
     assert [row[0] for row in body] == ["Small", "Middle", "Large"]
     assert header[1] == "Val Fourier-CNN" and header[10] == "Train LC-CNN"
+    # by hand, small Fourier − ReLU (validation): offsets (.006, -.010, .016) − (0, .004, -.004) =
+    # (+0.6, -1.4, +2.0) pp over the paper's +5.09: mean +5.49, std 1.71, Δ +0.40. Training takes the
+    # negated offsets: mean +2.88 - 0.40 = +2.48. Small LC − ReLU: (+1.0, -1.0, +3.4) pp: +5.36 ± 2.20.
+    assert body[0][1:] == [
+        "+5.49 ± 1.71", "+5.09", "+0.40", "+5.36 ± 2.20", "+4.23", "+1.13",
+        "+2.48 ± 1.71", "+2.88", "-0.40", "+0.08 ± 2.20", "+1.21", "-1.13",
+    ]  # fmt: skip
+    # middle LC − ReLU: (-3.0, -3.3, -2.7) pp over +1.64: -1.36 ± 0.30, Δ -3.00
+    assert body[1][4:7] == ["-1.36 ± 0.30", "+1.64", "-3.00"]
     table2 = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in load_published()["table2"]}
+    cells = set()
     for row in body:
         size = row[0].lower()
         for k, (split, activation) in enumerate(
             [("val", "fourier"), ("val", "lc"), ("train", "fourier"), ("train", "lc")]
         ):
-            # same offsets for every model: the paired differences are the published ones, std 0
+            sign = 1 if split == "val" else -1  # fixtures_results.distinct_bests: training offsets negated
             diffs = [
                 100 * (PUBLISHED[(size, activation)][f"{split}_acc"] - PUBLISHED[(size, "relu")][f"{split}_acc"])
-            ] * 3
-            assert row[1 + 3 * k] == f"{statistics.mean(diffs):+.2f} ± 0.00"
-            assert row[2 + 3 * k] == f"{table2[(size, split, activation)]:+.2f}"
-            assert row[3 + 3 * k] == "+0.00"
+                + 100 * sign * (DISTINCT_VAL_OFFSETS[(size, activation)][s] - DISTINCT_VAL_OFFSETS[(size, "relu")][s])
+                for s in SEEDS
+            ]
+            mean, paper = statistics.mean(diffs), table2[(size, split, activation)]
+            assert row[1 + 3 * k] == f"{mean:+.2f} ± {statistics.stdev(diffs):.2f}", (size, split, activation)
+            assert row[2 + 3 * k] == f"{paper:+.2f}"
+            assert row[3 + 3 * k] == f"{mean - paper:+.2f}"
+            assert row[1 + 3 * k].split(" ± ")[0] != row[2 + 3 * k]  # ours is not the paper's
+            assert statistics.stdev(diffs) >= 0.1 and abs(mean - paper) >= 0.05
+            cells.add(row[1 + 3 * k])
+    assert len(cells) == 12
+    tex = rendered_distinct["tex"].read_text()
+    assert "Small & +5.49 $\\pm$ 1.71 & +5.09 & +0.40 &" in tex
 
 
 def test_markdown_lists_figures_sections_and_rerun(rendered):
@@ -186,10 +231,6 @@ def test_claims_table_in_markdown(rendered):
     _, written = rendered
     _, body = markdown_table(written["md"].read_text(), "## 7 Claims check")
     assert [row[0] for row in body] == ["1", "2", "3", "4"]
-    verdicts = [row[-1] for row in body]
-    # equal offsets per seed: every paired difference is exact, the intervals have zero width;
-    # claims 3 and 4 rest on the two autoencoder / PSO seeds: previews
-    assert verdicts == ["**supported**"] * 2 + ["**preview: consistent with the claim**"] * 2
     assert body[3][3] == (
         "PSO best test acc / RMSProp best val acc: 0.500 [0.500, 0.500], n=2 (0.500, 0.500) "
         "(claimed region [0.4, 0.6]) → preview: consistent with the claim"
@@ -198,6 +239,52 @@ def test_claims_table_in_markdown(rendered):
         "Table 2 (validation, pp): small Fourier +5.09, small LC +4.23, middle Fourier +3.70, middle LC +1.64, "
         "large Fourier +1.27, large LC +3.17"
     )
+
+
+def test_claims_table_shows_each_rows_own_verdict_and_intervals(rendered_distinct):
+    """Four different verdicts, intervals of non-zero width, each row checked (numbers by hand from
+    fixtures_results.DISTINCT_VAL_OFFSETS; 95 % t-interval m ± t·s/√3 with t(0.975, 2) = 4.303)."""
+    text = rendered_distinct["md"].read_text()
+    _, body = markdown_table(text, "## 7 Claims check")
+    assert [row[0] for row in body] == ["1", "2", "3", "4"]
+    assert [row[-1] for row in body] == [
+        "**not supported**",  # middle LC − ReLU lies below 0
+        "**inconclusive under the seed spread**",  # small Fourier − LC straddles 0, the rest above
+        "**supported**",  # the autoencoder gains 1.5, 2.5, 2.0 points
+        "**preview: inconsistent with the claim**",  # PSO ratio 0.30, 0.31 (2 seeds), below [0.4, 0.6]
+    ]
+    claim1 = body[0][3].split("<br>")
+    assert claim1[0] == "small: Fourier-CNN − CNN: +5.49 pp [+1.24, +9.74], n=3 (+5.69, +3.69, +7.09) → supported"
+    assert claim1[1] == (
+        "small: LC-CNN − CNN: +5.36 pp [-0.11, +10.84], n=3 (+5.23, +3.23, +7.63) "
+        "→ inconclusive under the seed spread"
+    )
+    assert claim1[3] == "middle: LC-CNN − CNN: -1.36 pp [-2.11, -0.61], n=3 (-1.36, -1.66, -1.06) → not supported"
+    assert claim1[5] == "large: LC-CNN − CNN: +3.57 pp [+3.14, +4.00], n=3 (+3.37, +3.67, +3.67) → supported"
+    assert len(claim1) == 6
+    claim2 = body[1][3].split("<br>")
+    assert claim2[0] == (
+        "small: Fourier-CNN − LC-CNN: +0.13 pp [-1.31, +1.56], n=3 (+0.46, +0.46, -0.54) "
+        "→ inconclusive under the seed spread"
+    )
+    assert claim2[2] == (
+        "large: LC-CNN − Fourier-CNN: +2.20 pp [+0.82, +3.58], n=3 (+1.70, +2.10, +2.80) → supported"
+    )
+    assert body[2][3].split("<br>")[0] == (
+        "best val acc, pretrained − not pretrained: +2.00 pp [+0.76, +3.24], n=3 (+1.50, +2.50, +2.00) → supported"
+    )
+    assert body[3][3] == (
+        "PSO best test acc / RMSProp best val acc: 0.305 [0.241, 0.369], n=2 (0.300, 0.310) "
+        "(claimed region [0.4, 0.6]) → preview: inconsistent with the claim"
+    )
+    # the verdicts table at the top: the same verdicts, row by row, with the seeds and preview labels
+    _, top = markdown_table(text, "## 1 Verdicts")
+    assert [(row[0], row[2], row[4], row[5]) for row in top] == [
+        ("1", "**not supported**", "3", "no"),
+        ("2", "**inconclusive under the seed spread**", "3", "no"),
+        ("3", "**supported**", "3", "no"),
+        ("4", "**preview: inconsistent with the claim**", "2", "yes: 2 seeds (< 3)"),
+    ]
 
 
 def headings(text):
@@ -554,7 +641,7 @@ def test_provenance_reads_benchmarks_dataset_and_git(tmp_path):
     npz = tmp_path / "cifar.npz"
     np.savez(npz, train_labels=np.zeros(2, dtype=np.int64), source_md5=np.array(prov.CIFAR10_PYTHON_MD5))
     info = prov.dataset_info(npz)
-    assert info["md5"] == prov.file_md5(npz) and len(info["md5"]) == 32
+    assert info["md5"] == hashlib.md5(npz.read_bytes()).hexdigest()
     assert info["source_md5"] == prov.CIFAR10_PYTHON_MD5 and info["source_matches_official"] is True
     archive = tmp_path / "cifar-10-python.tar.gz"
     archive.write_bytes(b"not the archive")
@@ -563,6 +650,20 @@ def test_provenance_reads_benchmarks_dataset_and_git(tmp_path):
     assert prov.git_info(tmp_path) == {"commit": "unknown", "dirty": None}
     versions = prov.package_versions()
     assert versions["numpy"] == np.__version__ and "python" in versions
+
+
+def test_file_md5_is_the_md5_of_the_whole_file(tmp_path):
+    """Against hashlib directly and a published value, over a file of several 1 MiB read chunks."""
+    abc = tmp_path / "abc"
+    abc.write_bytes(b"abc")
+    assert prov.file_md5(abc) == "900150983cd24fb0d6963f7d28e17f72"  # RFC 1321's test suite
+    (tmp_path / "empty").write_bytes(b"")
+    assert prov.file_md5(tmp_path / "empty") == "d41d8cd98f00b204e9800998ecf8427e"
+    big = tmp_path / "big"
+    data = np.random.default_rng(0).integers(0, 256, 5 * 2**20 // 2 + 123, dtype=np.uint8).tobytes()
+    big.write_bytes(data)
+    assert prov.file_md5(big) == hashlib.md5(data).hexdigest()
+    assert prov.dataset_info(big)["md5"] == hashlib.md5(data).hexdigest()
 
 
 def test_provenance_cli(tmp_path):

@@ -95,6 +95,22 @@ def test_history_has_a_row_per_epoch_and_the_schedule(tmp_path):
     assert len(layers) == 4 and {layer["kind"] for layer in layers} == {"fourier"}
 
 
+def test_the_optimiser_steps_with_the_scheduled_learning_rate(tmp_path, monkeypatch):
+    """The rate RMSProp itself uses at every step, not the one history.csv reports: 96 images in
+    batches of 32 = 3 steps per epoch; epochs 1-2 at 1e-3, 3-4 at 1e-4 (boundary 2). Also rho
+    (torch's alpha) and eps, the paper's RMSProp settings."""
+    seen = []
+    real = torch.optim.RMSprop.step
+
+    def spy(self, *args, **kwargs):
+        seen.extend((g["lr"], g["alpha"], g["eps"]) for g in self.param_groups)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.RMSprop, "step", spy)
+    train_tiny(tmp_path, activation="relu")
+    assert seen == [(1e-3, 0.95, 1e-7)] * 6 + [(1e-4, 0.95, 1e-7)] * 6
+
+
 def test_interrupted_run_resumes_to_the_same_history_and_weights(tmp_path):
     _, full = train_tiny(tmp_path / "full")
     train_tiny(tmp_path / "split", stop_after_epoch=2)
@@ -152,6 +168,61 @@ def test_checkpoint_with_other_settings_is_not_resumed(tmp_path):
     model = build_model("small", "relu", TINY_MODEL)
     history = fit(model, tiny_data(), settings, tmp_path, progress=False)
     assert [r["epoch"] for r in history] == [1]
+
+
+FINGERPRINT_BASE = dict(epochs=2, batch_size=32, lr_boundaries=(1,), learning_rates=(1e-3, 1e-4), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def one_epoch_checkpoint(tmp_path_factory):
+    """checkpoint.pt of a tiny ReLU run stopped after epoch 1 of 2 (3 steps of 32 images)."""
+    out = tmp_path_factory.mktemp("one-epoch")
+    settings = TrainSettings(**FINGERPRINT_BASE)
+    seed_everything(settings.seed)
+    fit(build_model("small", "relu", TINY_MODEL), tiny_data(), settings, out, progress=False, stop_after_epoch=1)
+    return out / "checkpoint.pt"
+
+
+@pytest.mark.parametrize(
+    "change, model_change, resumed",
+    [
+        # one setting at a time: each changes the run, so the checkpoint is discarded
+        ({"learning_rates": (1e-3, 1e-5)}, {}, False),
+        ({"lr_boundaries": (2,)}, {}, False),
+        ({"rho": 0.9}, {}, False),
+        ({"eps": 1e-6}, {}, False),
+        ({"batch_size": 48}, {}, False),
+        ({"seed": 1}, {}, False),
+        # the model's structure alone, with the same settings
+        ({}, {"hidden": 9}, False),
+        # RESUMABLE_ACROSS: run length, evaluation chunking, device; and nothing changed
+        ({"epochs": 3}, {}, True),
+        ({"eval_batch_size": 7}, {}, True),
+        ({"device": None}, {}, True),
+        ({}, {}, True),
+    ],
+)
+def test_checkpoint_fingerprint_one_change_at_a_time(
+    tmp_path, monkeypatch, one_epoch_checkpoint, change, model_change, resumed
+):
+    """Counted in optimiser steps: a resumed run trains only the epochs after the checkpoint's one;
+    a discarded checkpoint means training from epoch 1."""
+    import shutil
+
+    shutil.copy(one_epoch_checkpoint, tmp_path / "checkpoint.pt")
+    steps = []
+    real = torch.optim.RMSprop.step
+    monkeypatch.setattr(torch.optim.RMSprop, "step", lambda self, *a, **k: steps.append(1) or real(self, *a, **k))
+    settings = TrainSettings(**{**FINGERPRINT_BASE, **change})
+    seed_everything(settings.seed)
+    model = build_model("small", "relu", {**TINY_MODEL, **model_change})
+    history = fit(model, tiny_data(), settings, tmp_path, progress=False)
+    per_epoch = 96 // settings.batch_size
+    trained = settings.epochs - 1 if resumed else settings.epochs
+    assert len(steps) == trained * per_epoch
+    assert [r["epoch"] for r in history] == list(range(1, settings.epochs + 1))
+    first = torch.load(one_epoch_checkpoint, weights_only=False)["history"][0]
+    assert (history[0] == first) is resumed  # the checkpoint's own row (its timing too), or a new one
 
 
 def test_non_finite_loss_stops_with_a_marked_history(tmp_path):
