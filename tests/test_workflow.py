@@ -2,8 +2,10 @@
 
 One complete smoke run (module fixture) is shared by the tests, which then ask Snakemake what it
 would rerun after each kind of change (``--summary``: one row per output file with its ``plan``),
-build the HTML report, inject a failing training job, and check lint and formatting. Tests that
-change the copy (a module, config.yaml) restore it before they end; the failure test runs last.
+build the HTML report, inject a failing training job, and check lint and formatting. A test that
+runs jobs or changes results works on its own copy of the finished run (:func:`private_copy`), so
+the tests pass in any order (checked with pytest-randomly); the ones that only ask for a plan
+change a source or config file of the shared run and restore it before they end.
 """
 
 from __future__ import annotations
@@ -134,6 +136,14 @@ def smoke(tmp_path_factory) -> SmokeRun:
     return SmokeRun(workdir, seconds, result)
 
 
+def private_copy(smoke: SmokeRun, tmp_path: Path) -> Path:
+    """A copy of the finished smoke run (files with their times, Snakemake's metadata, the
+    profile link) for a test that changes results."""
+    workdir = tmp_path / "workflow"
+    shutil.copytree(smoke.workdir, workdir, symlinks=True)
+    return workdir
+
+
 # ------------------------------------------------------------------------------ the full run
 
 
@@ -193,12 +203,12 @@ def test_second_run_has_nothing_to_do(smoke):
 # -------------------------------------------------------------------------------------- reruns
 
 
-def test_touching_files_reruns_nothing(smoke):
+def test_touching_files_reruns_nothing(smoke, tmp_path):
     """Inputs made newer than every output (same content) rerun nothing: Snakemake compares
     their content with the checksum recorded when the outputs were made. The archive and the
     prepared data are over 1 MB, Snakemake's default limit for that check, which the default
     profile raises: without the profile they would rerun everything."""
-    work = smoke.workdir
+    work = private_copy(smoke, tmp_path)
     later = time.time() + 5
     for path in [*(work / OUT).rglob("*"), *(work / "src").rglob("*"), *(work / "workflow").rglob("*")]:
         if path.is_file():
@@ -251,6 +261,30 @@ def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
     assert {Path(f).parent.parent.name for f in pending["train_variant"]} == {"small-fourier"}
 
 
+EVERY_JOB = {"prepare", "train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | DOWNSTREAM
+
+
+@pytest.mark.parametrize(
+    ("setting", "rerun", "networks"),
+    [
+        # an LC setting: the LC networks of the grid and of the study only
+        ({"model": {"lc": {"eps": 0.02}}}, {"train", "train_variant", "sensitivity"} | DOWNSTREAM, {"lc"}),
+        # a training setting: every training and the fine-tuning, not the pretraining or PSO
+        ({"train": {"rho": 0.9}}, {"train", "train_variant", "ae_finetune", "sensitivity"} | DOWNSTREAM, None),
+        # the dataset: everything from the archive on
+        ({"dataset": {"synthetic": {"seed": 1}}}, {"synthetic_archive"} | EVERY_JOB, None),
+    ],
+    ids=["lc", "train", "dataset"],
+)
+def test_a_setting_reruns_the_jobs_that_use_it(smoke, tmp_path, setting, rerun, networks):
+    extra = write_yaml(tmp_path / "setting.yaml", setting)
+    pending = plan(smoke.workdir, configfiles=(extra,))
+    assert set(pending) == rerun
+    if networks is not None:
+        trained = {Path(f).parent.parent.name.split("-")[1] for f in pending["train"] | pending["train_variant"]}
+        assert trained == networks
+
+
 def test_sensitivity_settings_rerun_only_the_study(smoke, tmp_path):
     """A new start in the study trains only its own runs (its ReLU and LC runs equal the main
     grid's and are reused); the grid, its tables and figures stay. Provenance, which lists the
@@ -277,6 +311,13 @@ def test_sensitivity_settings_rerun_only_the_study(smoke, tmp_path):
         # PSO shares trainact.runtime with the trainer, not trainact.train
         ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | DOWNSTREAM),
         ("cli.py", set()),
+        ("data.py", EVERY_JOB | {"synthetic_archive"}),
+        ("aggregate.py", {"sensitivity"} | DOWNSTREAM),
+        ("report.py", {"report"}),
+        ("activations.py", EVERY_JOB - {"prepare"}),
+        # the package data files that a module reads
+        ("published_tables.json", {"sensitivity"} | DOWNSTREAM),
+        ("deviations.yaml", {"report"}),
     ],
 )
 def test_editing_a_module_reruns_the_jobs_that_run_it(smoke, module, rerun):
@@ -412,27 +453,43 @@ def test_schema_describes_every_key_and_config_sets_them_all():
 # ------------------------------------------------------------- runs that change the results
 
 
-def test_rerun_after_a_code_edit_trains_afresh(smoke):
+def test_rerun_after_a_code_edit_trains_afresh(smoke, tmp_path):
     """A job rerun for new code or settings must not resume the checkpoint its last run left:
     fresh_start (workflow/rules/common.smk) deletes a checkpoint written under another key."""
-    work = smoke.workdir
+    work = private_copy(smoke, tmp_path)
     target = f"{train_dir('small', 'relu')}/history.csv"
     log = work / OUT / "logs/train/small-relu-seed0.log"
     source = work / "src/trainact/train.py"
     original = source.read_bytes()
-    try:
-        source.write_bytes(original + b"\n# an edit\n")
-        result = snakemake(work, target, "--cores", "2", *SMOKE)
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert "epoch 1/2" in log.read_text() and "resuming" not in log.read_text()
-    finally:
-        source.write_bytes(original)
+    source.write_bytes(original + b"\n# an edit\n")
+    result = snakemake(work, target, "--cores", "2", *SMOKE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "epoch 1/2" in log.read_text() and "resuming" not in log.read_text()
+    source.write_bytes(original)
     result = snakemake(work, target, "--cores", "2", *SMOKE)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "epoch 1/2" in log.read_text() and "resuming" not in log.read_text()
 
 
-# ----------------------------------------------------------------- failure (runs last: mutates)
+def test_an_interrupted_job_resumes_from_its_checkpoint(smoke, tmp_path):
+    """The other direction of fresh_start: a job that reruns under the same key (settings, code,
+    inputs), here because its outputs are gone as after a crash, keeps its checkpoint and the
+    trainer resumes from it instead of training again."""
+    work = private_copy(smoke, tmp_path)
+    run = work / train_dir("small", "lc")
+    log = work / OUT / "logs/train/small-lc-seed0.log"
+    history = (run / "history.csv").read_text()
+    assert (run / "checkpoint.pt").is_file() and (run / "run-key.txt").is_file()
+    for name in ("history.csv", "model.pt", "activations.json", "summary.json", "activation_health.csv"):
+        (run / name).unlink()
+    result = snakemake(work, f"{train_dir('small', 'lc')}/history.csv", "--cores", "2", *SMOKE)
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = log.read_text()
+    assert "resuming" in text and "after epoch 2" in text and "epoch 1/2" not in text
+    assert (run / "history.csv").read_text() == history
+
+
+# ----------------------------------------------------------------------------------- failure
 
 
 def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_path):
@@ -440,7 +497,7 @@ def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_pa
     training jobs (and the autoencoder's pretraining, a Fourier network too); with --keep-going
     the independent small ReLU job, whose output was deleted, still runs, and nothing else is
     touched. Without the bad setting, a rerun makes exactly what is missing."""
-    work = smoke.workdir
+    work = private_copy(smoke, tmp_path)
     histories = {(s, a): work / train_dir(s, a) / "history.csv" for s in SIZES for a in ACTIVATIONS}
     kept = {key: path.stat().st_mtime_ns for key, path in histories.items() if key[1] != "fourier"}
     del kept[("small", "relu")]

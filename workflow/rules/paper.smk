@@ -20,7 +20,8 @@ rule provenance:
         "../../envs/analysis.yaml"
     params:
         benchmarks=lambda wc: BENCHMARKS,
-        repo=lambda wc: str(REPO),
+        # relative: moving the project folder changes no param (nothing reruns)
+        repo=lambda wc: os.path.relpath(REPO),
         code=CODE["provenance"],
     shell:
         "python -m trainact provenance --out {output:q} --dataset {input.data:q}"
