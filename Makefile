@@ -9,7 +9,7 @@ CORES  ?= all
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv reproduce quick smoke report test bench gpu-check device-wheels clean-venv
+.PHONY: venv reproduce quick smoke report test bench gpu-check device-wheels mutation clean-venv
 
 venv: $(STAMP)
 
@@ -43,6 +43,55 @@ gpu-check: $(STAMP)
 # Snakemake's wheels for a GPU machine without network (tests/gpu_check.py says how to use them).
 device-wheels: $(STAMP)
 	tests/device_wheels.sh
+
+# Mutation testing (mutmut, configured in [tool.mutmut] of pyproject.toml) of the code that decides
+# the paper's numbers: aggregation, claims, the schedule and settings checks, the activations'
+# reference formulas and candidate functions, the checkpoint rules. Not part of `make test` or CI:
+# about 7-12 minutes on 2 cores. Prints the survivors, then killed/total per module.
+# (OMP_NUM_THREADS=1: torch's thread pool does not survive mutmut's fork; its children hang.)
+MUTATION_CHILDREN ?= 2
+MUTATION_MUTANTS := 'trainact.aggregate.*' 'trainact.claims.*' 'trainact.settings.*' 'trainact.checkpoints.*' \
+	'trainact.train.xǁTrainSettingsǁ*' \
+	'trainact.activations.x_fourier_reference__*' 'trainact.activations.x_linear_combination_reference__*' \
+	'trainact.activations.x_guarded_weight_sum__*' 'trainact.activations.x__identity__*' \
+	'trainact.activations.x__channel_shape__*' 'trainact.activations.x__relu_terms__*' \
+	'trainact.activations.x__sigmoid_terms*' 'trainact.activations.x__tanh_terms*' \
+	'trainact.activations.x__linear_terms__*'
+define MUTATION_SCORE_PY
+import fnmatch, glob, json
+from collections import Counter
+modules = {
+    "aggregate": ["trainact.aggregate.*"],
+    "claims": ["trainact.claims.*"],
+    "settings + TrainSettings": ["trainact.settings.*", "trainact.train.x\u01c1TrainSettings\u01c1*"],
+    "checkpoints + fingerprint": ["trainact.checkpoints.*"],
+    "activations (reference formulas, candidates)": ["trainact.activations.*"],
+}
+fingerprint = "trainact.settings.x\u01c1ConfigSection\u01c1checkpoint_fingerprint*"
+selected = [p.strip("'") for p in """$(MUTATION_MUTANTS)""".split()]
+codes = {}
+for meta in glob.glob("mutants/src/trainact/*.py.meta"):
+    codes.update(json.load(open(meta, encoding="utf-8"))["exit_code_by_key"])
+for module, patterns in modules.items():
+    counts = Counter()
+    for name, code in codes.items():
+        if not any(fnmatch.fnmatch(name, p) for p in selected):
+            continue
+        group = "checkpoints + fingerprint" if fnmatch.fnmatch(name, fingerprint) else next(
+            (m for m, ps in modules.items() if any(fnmatch.fnmatch(name, p) for p in ps)), None)
+        if group == module:
+            counts["killed" if code in (1, 3, 24, -24, 36, 152, 255) else "other"] += 1
+    total = counts["killed"] + counts["other"]
+    print(f"{module:46s} {counts['killed']:5d} / {total:5d} killed ({100 * counts['killed'] / max(total, 1):5.1f} %)")
+endef
+export MUTATION_SCORE_PY
+
+mutation: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[mutation]'
+	rm -rf mutants
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) $(MUTATION_MUTANTS)
+	$(BIN)/mutmut results
+	$(BIN)/python -c "$$MUTATION_SCORE_PY"
 
 test: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -892,3 +892,53 @@ def test_real_missing_cxx_compiler_falls_back(tmp_path):
         "InductorError: InvalidCxxCompiler: No working C++ compiler"
     ), report
     assert result.stderr.count("torch.compile of the activation kernels failed") == 1
+
+
+# ------------------------------------------------------------------ compiled path, fast subset
+
+
+def test_compiled_path_on_a_tiny_input_matches_the_reference(compiler):
+    """The real torch.compile kernels (not the FakeCompile stand-in) on six float32 values: the
+    output and the gradients of x and of every parameter agree with the reference formula.
+    In the fast subset on purpose: the compiled kernels are what a training run uses."""
+    x = torch.tensor([-2.5, -1.0, -0.1, 0.0, 0.7, 3.0]).requires_grad_()
+    A = torch.tensor([0.2], requires_grad=True)
+    omega = torch.tensor([0.8], requires_grad=True)
+    a = torch.tensor([0.5, -0.3], requires_grad=True)
+    b = torch.tensor([0.4, 0.1], requires_grad=True)
+    out, grads = grads_of(
+        lambda *t: fourier_fast(*t, impl="compiled"), (x, A, omega, a, b)
+    )
+    ref_out, ref_grads = grads_of(fourier_reference, (x, A, omega, a, b))
+    torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=1e-5)
+    for grad, ref_grad in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(grad, ref_grad, atol=1e-5, rtol=1e-5)
+    assert activations.kernel_report()["implementations"] == ["compiled"]
+
+
+# ------------------------------------------------------------------ reference formulas, pinned values
+
+
+def test_guarded_weight_sum_by_hand_and_in_the_input_dtype():
+    s = torch.tensor([0.5, -0.5, 0.004, -0.004, 0.0, 0.01, -0.01], dtype=torch.float64)
+    expected = [0.5, -0.5, 0.01, -0.01, 0.01, 0.01, -0.01]
+    assert activations.guarded_weight_sum(s, 0.01).tolist() == pytest.approx(expected)
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):
+        guarded = activations.guarded_weight_sum(torch.tensor([-0.25, 0.0], dtype=dtype), 0.5)
+        assert guarded.dtype == dtype and guarded.tolist() == [-0.5, 0.5]
+
+
+def test_candidate_terms_keep_the_input_dtype():
+    x = torch.tensor([-1.0, 0.0, 2.0], dtype=torch.float64)
+    for terms in (activations._relu_terms, activations._linear_terms, activations._sigmoid_terms, activations._tanh_terms):
+        value, derivative = terms(x, None)
+        assert value.dtype == derivative.dtype == torch.float64, terms
+    assert activations._relu_terms(x, None)[1].tolist() == [0.0, 0.0, 1.0]  # ReLU' (0) = 0
+
+
+def test_linear_combination_reference_needs_one_weight_per_candidate():
+    x = torch.linspace(-1, 1, 5)
+    with pytest.raises(ValueError):
+        linear_combination_reference(x, torch.ones(3), CANDIDATES, 1e-2)
+    with pytest.raises(ValueError):
+        linear_combination_reference(torch.ones(2, 3), torch.ones(3, 5), CANDIDATES, 1e-2)

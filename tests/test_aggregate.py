@@ -299,3 +299,271 @@ def test_history_without_required_column_is_named(tmp_path):
     path = write_csv(tmp_path / "history.csv", pd.DataFrame([{"epoch": 1, "val_acc": 0.5, "status": "ok"}]))
     with pytest.raises(ValueError, match="train_loss"):
         agg.read_history(path)
+
+
+# ------------------------------------------------------------------ pinned values (mutation testing)
+
+
+def test_result_paths_of_each_experiment():
+    out = "out"  # a string is accepted and made a Path
+    assert agg.train_history_path(out, "small", "lc", 2) == agg.Path("out/train/small-lc/seed2/history.csv")
+    assert agg.train_activations_path(out, "small", "lc", 2) == agg.Path("out/train/small-lc/seed2/activations.json")
+    assert agg.autoencoder_pretrain_path(out, 1) == agg.Path("out/autoencoder/seed1/pretrain.csv")
+    assert agg.autoencoder_history_path(out, 1) == agg.Path("out/autoencoder/seed1/finetune/history.csv")
+    assert agg.pso_history_path(out, 3) == agg.Path("out/pso/seed3/history.csv")
+
+
+def test_stats_of_hand_computed_values():
+    # finite values 1, 2, 4: mean 7/3, squared deviations 16/9 + 1/9 + 25/9 = 42/9, / (3 - 1) = 7/3
+    summary = agg.stats([1.0, None, 2, math.nan, 4.0, math.inf])
+    assert summary["mean"] == pytest.approx(7 / 3) and summary["std"] == pytest.approx(math.sqrt(7 / 3))
+    assert summary["n"] == 3 and type(summary["mean"]) is float and type(summary["std"]) is float
+    one = agg.stats([0.25])
+    assert one["mean"] == 0.25 and math.isnan(one["std"]) and one["n"] == 1
+    none = agg.stats([None, math.nan])
+    assert math.isnan(none["mean"]) and math.isnan(none["std"]) and none["n"] == 0
+    two = agg.stats([1, 2])  # integers: float results, std sqrt(0.5)
+    assert two == {"mean": 1.5, "std": pytest.approx(math.sqrt(0.5)), "n": 2} and type(two["mean"]) is float
+
+
+def test_json_ready_turns_numpy_and_missing_values_into_plain_json():
+    import numpy as np
+
+    value = agg.json_ready({1: (np.float64(0.5), np.int64(3), np.float32("nan"), pd.NA, math.inf), "k": [np.bool_(True)]})
+    assert value == {"1": [0.5, 3, None, None, None], "k": [True]}
+    assert type(value["1"][0]) is float and type(value["1"][1]) is int and type(value["k"][0]) is bool
+
+
+def test_mean_curves_per_epoch_over_seeds_by_hand():
+    frames = {
+        0: pd.DataFrame({"epoch": [2, 1], "acc": [0.3, 0.1], "loss": ["2.0", "1.0"], "other": ["x", "y"]}),
+        1: pd.DataFrame({"epoch": [1, 2], "acc": [0.2, 0.5], "loss": ["3.0", "bad"], "other": ["x", "y"]}),
+        2: pd.DataFrame({"epoch": [1], "acc": [math.nan], "loss": [5.0], "other": ["z"]}),
+    }
+    curves = agg.mean_curves(frames, "epoch", ["acc", "loss"])
+    assert list(curves.index) == [1, 2] and curves.index.name == "epoch"
+    assert list(curves.columns) == [
+        "acc_mean", "loss_mean", "acc_std", "loss_std", "acc_min", "loss_min", "acc_max", "loss_max", "n",
+    ]  # fmt: skip
+    # epoch 1: acc 0.1, 0.2 (NaN skipped); loss 1, 3, 5. epoch 2: acc 0.3, 0.5; loss 2 ("bad" is missing)
+    assert curves["acc_mean"].tolist() == pytest.approx([0.15, 0.4])
+    assert curves["acc_std"].tolist() == pytest.approx([math.sqrt(0.005), math.sqrt(0.02)])
+    assert curves["acc_min"].tolist() == pytest.approx([0.1, 0.3]) and curves["acc_max"].tolist() == pytest.approx([0.2, 0.5])
+    assert curves["loss_mean"].tolist() == pytest.approx([3.0, 2.0]) and curves["loss_std"].iloc[0] == pytest.approx(2.0)
+    assert math.isnan(curves["loss_std"].iloc[1])
+    assert curves["loss_min"].tolist() == [1.0, 2.0] and curves["loss_max"].tolist() == [5.0, 2.0]
+    assert curves["n"].tolist() == [2, 2]  # seeds with a value of the first column (acc)
+
+
+def test_mean_curves_over_two_keys_and_without_runs():
+    frames = {
+        0: pd.DataFrame({"stage": [1, 0], "epoch": [1, 1], "loss": [0.4, 0.2]}),
+        1: pd.DataFrame({"stage": [0, 1], "epoch": [1, 1], "loss": [0.6, 0.8]}),
+    }
+    curves = agg.mean_curves(frames, ("stage", "epoch"), ("loss",))
+    assert list(curves.index) == [(0, 1), (1, 1)]
+    assert curves["loss_mean"].tolist() == pytest.approx([0.4, 0.6]) and curves["n"].tolist() == [2, 2]
+    with pytest.raises(ValueError) as caught:
+        agg.mean_curves({}, "epoch", ["acc"])
+    assert str(caught.value) == "no runs to average"
+
+
+def test_read_history_sorts_by_epoch_and_keeps_the_columns(tmp_path):
+    frame = history_frame({"train_acc": 0.7, "val_acc": 0.6, "train_loss": 0.9, "val_loss": 1.1})
+    path = write_csv(tmp_path / "history.csv", frame.iloc[[2, 0, 1, 3, 4, 5]])
+    history = agg.read_history(path)
+    assert history["epoch"].tolist() == [1, 2, 3, 4, 5, 6] and history.index.tolist() == list(range(6))
+    assert list(history.columns) == list(frame.columns)
+    empty = write_csv(tmp_path / "empty.csv", frame.iloc[:0])
+    with pytest.raises(ValueError) as caught:
+        agg.read_history(empty)
+    assert str(caught.value) == f"{empty}: no rows"
+
+
+def test_best_of_history_reads_non_numbers_as_missing():
+    frame = history_frame({"train_acc": 0.7, "val_acc": 0.6, "train_loss": 0.9, "val_loss": 1.1}).astype({"train_loss": object, "val_acc": object})
+    frame.loc[0, "train_loss"] = "n/a"
+    frame.loc[1, "val_acc"] = "n/a"
+    best = agg.best_of_history(frame)
+    assert best["best_train_loss"] == pytest.approx(0.9) and best["best_val_acc"] == pytest.approx(0.6)
+    assert best["first_val_acc"] == pytest.approx(0.6 - 0.03)  # epoch 1; epoch 2 is missing
+
+
+def test_diverged_runs_are_those_with_a_divergence_or_ignored_epochs():
+    runs = [
+        {"run": "a", "diverged_epoch": None, "epochs_ok": 5, "epochs_ignored": 2, "best_val_acc": 0.5},
+        {"run": "b", "diverged_epoch": None, "epochs_ok": 5, "epochs_ignored": 0},
+        {"run": "c", "diverged_epoch": 3, "epochs_ok": 2, "epochs_ignored": 1},
+    ]
+    assert agg.diverged_runs(runs) == [
+        {"run": "a", "diverged_epoch": None, "epochs_ok": 5, "epochs_ignored": 2},
+        {"run": "c", "diverged_epoch": 3, "epochs_ok": 2, "epochs_ignored": 1},
+    ]
+
+
+def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
+    results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0, 1], autoencoder_seeds=[1], pso_seeds=[0])
+    # the pretrained run of seed 1 diverges at its last epoch: it is listed among the diverged runs
+    ae = history_frame(paper_like_bests("middle", "fourier", 1), diverge_at=6)
+    write_csv(agg.autoencoder_history_path(results, 1), ae)
+    out = tmp_path / "tables"
+    with caplog.at_level("WARNING", logger="trainact.aggregate"):
+        summary = agg.aggregate(results, out, ["middle"], ["relu", "fourier"], [0, 1], [1], [0])
+    assert list(summary) == [
+        "sizes", "activations", "seeds", "definitions", "runs", "table1", "table2", "diverged", "autoencoder", "pso", "source",
+    ]  # fmt: skip
+    assert (summary["sizes"], summary["activations"], summary["seeds"]) == (["middle"], ["relu", "fourier"], [0, 1])
+    assert summary["definitions"] == {
+        "best": "per run, max accuracy and min loss over the ok epochs, each independently",
+        "table1": "mean and sample std (ddof=1) over seeds of the per-run bests; diff = mean - published",
+        "table2": "100 * (best acc - best acc of the ReLU CNN of the same size and seed), "
+        "mean and sample std over paired seeds, percentage points",
+        "accuracy_unit": "fraction in [0, 1]",
+    }
+    assert summary["source"].startswith("Z. Liao, Trainable Activation Function in Image Classification")
+    assert [r["run"] for r in summary["runs"]] == [
+        "train/middle-relu/seed0", "train/middle-relu/seed1", "train/middle-fourier/seed0", "train/middle-fourier/seed1",
+    ]  # fmt: skip
+    assert summary["diverged"] == [
+        {"run": "autoencoder/seed1/finetune", "diverged_epoch": 6, "epochs_ok": 5, "epochs_ignored": 1}
+    ]
+    assert caplog.messages == ["run autoencoder/seed1/finetune: 1 epoch(s) ignored (diverged at epoch 6)"]
+    autoencoder = summary["autoencoder"]
+    assert list(autoencoder) == [
+        "status", "seeds", "baseline_run", "per_seed", "diff_best_val_acc_pp", "diff_final_val_acc_pp",
+        "diff_first_val_acc_pp", "pretrain_stages", "runs",
+    ]  # fmt: skip
+    assert autoencoder["baseline_run"] == "train/middle-fourier"
+    assert autoencoder["runs"][0]["run"] == "autoencoder/seed1/finetune" and autoencoder["runs"][0]["seed"] == 1
+    (row,) = autoencoder["per_seed"]
+    # epoch 5 is the pretrained run's last ok epoch: best - 0.01 (one epoch from the peak at 4), epoch 1: best - 0.03
+    assert row["pretrained_final_val_acc"] == pytest.approx(row["pretrained_best_val_acc"] - 0.01)
+    assert row["diff_final_val_acc_pp"] == pytest.approx(100 * (row["pretrained_final_val_acc"] - row["baseline_final_val_acc"]))
+    assert autoencoder["diff_final_val_acc_pp"]["mean"] == pytest.approx(row["diff_final_val_acc_pp"])
+    assert autoencoder["diff_first_val_acc_pp"]["mean"] == pytest.approx(row["diff_first_val_acc_pp"])
+    pso = summary["pso"]
+    assert list(pso) == ["status", "seeds", "reference_run", "per_seed", "pso_best_test_acc", "rmsprop_best_val_acc", "ratio"]
+    assert pso["reference_run"] == "train/middle-relu" and pso["seeds"] == [0]
+    (row,) = pso["per_seed"]
+    assert list(row) == [
+        "seed", "generations", "pso_best_test_acc", "pso_final_test_acc", "pso_best_train_acc", "rmsprop_best_val_acc", "ratio",
+    ]  # fmt: skip
+    assert pso["ratio"]["mean"] == pytest.approx(row["ratio"]) and pso["ratio"]["n"] == 1
+    assert pso["pso_best_test_acc"]["mean"] == pytest.approx(row["pso_best_test_acc"])
+    assert pso["rmsprop_best_val_acc"]["mean"] == pytest.approx(row["rmsprop_best_val_acc"])
+    # the files: CSVs without an index column, JSON indented by one space
+    runs_csv = pd.read_csv(out / "runs.csv")
+    assert list(runs_csv.columns[:4]) == ["size", "activation", "seed", "run"]
+    assert pd.read_csv(out / "table1.csv").columns[0] == "size"
+    assert pd.read_csv(out / "table2.csv").columns[0] == "size"
+    assert (out / "summary.json").read_text().startswith('{\n "sizes": [\n  "middle"\n ],')
+    for name in ("table1", "table2"):
+        text = (out / f"{name}.json").read_text()
+        assert text.startswith('{\n "description": ') and json.loads(text) == {
+            "description": summary["definitions"][name],
+            "rows": summary[name],
+        }
+    runs = agg.collect_runs(results, ["middle"], ["relu"], [0])
+    assert str(runs["diverged_epoch"].dtype) == "Int64" and str(runs["best_val_acc_epoch"].dtype) == "Int64"
+
+
+def test_aggregate_uses_the_published_tables_it_loaded(tmp_path, monkeypatch):
+    results = build_results(tmp_path / "out", sizes=["small"], seeds=[0])
+    published = agg.load_published()
+    published["table1"] = [{**r, "val_acc": 0.5} for r in published["table1"]]
+    published["table2"] = [{**r, "improvement_pp": 7.0} for r in published["table2"]]
+    monkeypatch.setattr(agg, "load_published", lambda: published)
+    summary = agg.aggregate(results, tmp_path / "tables", ["small"], ["relu", "lc"], [0])
+    assert {r["val_acc_published"] for r in summary["table1"]} == {0.5}
+    assert {r["published_pp"] for r in summary["table2"]} == {7.0}
+
+
+def test_the_cli_parses_every_option(tmp_path):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    agg.register_cli(parser.add_subparsers())
+    args = parser.parse_args(["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "1", "2"])
+    assert (args.results, args.out_dir, args.seeds) == (agg.Path("r"), agg.Path("o"), [1, 2])
+    assert (args.sizes, args.activations) == (["small", "middle", "large"], ["relu", "fourier", "lc"])
+    assert (args.autoencoder_seeds, args.pso_seeds, args.func) == ([], [], agg._cmd_aggregate)
+    args = parser.parse_args(
+        ["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "0", "--sizes", "small", "--activations", "lc",
+         "--autoencoder-seeds", "--pso-seeds", "3", "4"]
+    )  # fmt: skip
+    assert (args.sizes, args.activations, args.autoencoder_seeds, args.pso_seeds) == (["small"], ["lc"], [], [3, 4])
+    assert parser.parse_args(["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "0", "--autoencoder-seeds", "5"]).autoencoder_seeds == [5]
+    for missing in ("--results", "--out-dir", "--seeds"):
+        argv = ["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "0"]
+        index = argv.index(missing)
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv[:index] + argv[index + 2 :])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["aggregate", "--results", "r", "--out-dir", "o", "--seeds"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "0", "--sizes"])
+
+
+def test_cli_runs_the_autoencoder_summary(tmp_path):
+    results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0], autoencoder_seeds=[0])
+    out = tmp_path / "tables"
+    argv = ["aggregate", "--results", str(results), "--out-dir", str(out), "--sizes", "middle", "--seeds", "0",
+            "--autoencoder-seeds", "0"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((out / "summary.json").read_text())["autoencoder"]["status"] == "ok"
+
+
+def test_tables_use_the_published_values_passed_and_nan_where_the_paper_has_none(tmp_path):
+    results = build_results(tmp_path / "out", sizes=["small"], seeds=[0, 1])
+    runs = agg.collect_runs(results, ["small"], ["relu", "lc"], [0, 1])
+    empty = {"table1": [], "table2": []}
+    t1 = agg.table1(runs, empty)
+    assert t1["val_acc_published"].isna().all() and t1["val_acc_diff"].isna().all()
+    t2 = agg.table2(runs, empty)
+    assert t2["published_pp"].isna().all() and t2["diff_pp"].isna().all() and len(t2) == 2
+    custom = {
+        "table1": [{"size": "small", "activation": "lc", "train_acc": 0.1, "train_loss": 1.0, "val_acc": 0.2, "val_loss": 2.0}],
+        "table2": [{"size": "small", "split": "val", "activation": "lc", "improvement_pp": 9.0}],
+    }
+    t1 = agg.table1(runs, custom)
+    assert t1.set_index("activation")["val_acc_published"].to_dict() == {"relu": pytest.approx(math.nan, nan_ok=True), "lc": 0.2}
+    assert agg.table2(runs, custom).set_index("split")["published_pp"].to_dict() == {"val": 9.0, "train": pytest.approx(math.nan, nan_ok=True)}
+    no_relu = agg.table2(runs.loc[runs["activation"] == "lc"], custom)
+    assert no_relu.empty and list(no_relu.columns) == [
+        "size", "split", "activation", "n_pairs", "mean_pp", "std_pp", "published_pp", "diff_pp",
+    ]  # fmt: skip
+
+
+def test_aggregate_names_unknown_sizes_activations_and_missing_seeds(tmp_path):
+    with pytest.raises(ValueError) as caught:
+        agg.aggregate(tmp_path, tmp_path, ["small", "tiny"], ["relu"], [0])
+    assert str(caught.value) == "unknown sizes ['tiny']; choose from ['small', 'middle', 'large']"
+    with pytest.raises(ValueError) as caught:
+        agg.aggregate(tmp_path, tmp_path, ["small"], ["gelu"], [0])
+    assert str(caught.value) == "unknown activations ['gelu']; choose from ['relu', 'fourier', 'lc']"
+    with pytest.raises(ValueError) as caught:
+        agg.aggregate(tmp_path, tmp_path, ["small"], ["relu"], [])
+    assert str(caught.value) == "no seeds given"
+
+
+def test_section5_summaries_from_hand_made_files(tmp_path):
+    results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0], autoencoder_seeds=[0], pso_seeds=[0])
+    pso = pd.DataFrame({"generation": [3, 1, 2], "train_acc": ["0.4", "0.1", "lost"], "test_acc": ["0.25", "lost", "0.3"]})
+    write_csv(agg.pso_history_path(results, 0), pso)
+    (row,) = agg.summarize_pso(results, [0])["per_seed"]
+    assert (row["generations"], row["pso_best_test_acc"], row["pso_final_test_acc"], row["pso_best_train_acc"]) == (
+        3, 0.3, 0.25, 0.4,
+    )  # fmt: skip
+    pretrain = pd.DataFrame({"stage": [1, 1, 0, 0], "epoch": [2, 1, 1, 2], "loss": [0.5, 0.7, 0.2, 0.1]})
+    write_csv(agg.autoencoder_pretrain_path(results, 0), pretrain)
+    stages = agg.summarize_autoencoder(results, [0])["pretrain_stages"]
+    assert stages == [
+        {"seed": 0, "stage": 0, "epochs": 2, "first_loss": 0.2, "final_loss": 0.1},
+        {"seed": 0, "stage": 1, "epochs": 2, "first_loss": 0.7, "final_loss": 0.5},
+    ]
+
+
+def test_tables_load_the_published_values_themselves_when_none_are_given(tmp_path):
+    runs = agg.collect_runs(build_results(tmp_path / "out", sizes=["small"], seeds=[0]), ["small"], ["relu", "lc"], [0])
+    assert agg.table1(runs).set_index("activation")["val_acc_published"].to_dict() == {"relu": 0.5914, "lc": 0.6337}
+    assert agg.table2(runs).set_index("split")["published_pp"].to_dict() == {"val": 4.23, "train": 1.21}

@@ -238,3 +238,226 @@ def test_claims_module_is_torch_free():
     names = {n for m in trainact_closure("trainact.claims") for n in imported_names(m)}
     assert not {n.split(".")[0] for n in names} & {"torch", "jinja2", "matplotlib"}
     assert "trainact.report" not in trainact_closure("trainact.claims")
+
+
+# ------------------------------------------------------------------ what each claim says (pinned)
+
+CLAIM_TEXTS = [
+    (
+        1,
+        "Trainable activations (Fourier-CNN and LC-CNN) reach a higher validation accuracy than the ReLU CNN "
+        "at every size.",
+        "Fourier-CNN and LC-CNN beat the ReLU CNN at every size",
+        "Section 3",
+    ),
+    (
+        2,
+        "Fourier-CNN is the best of the three on small networks, LC-CNN the best on large networks "
+        "(validation accuracy).",
+        "Fourier-CNN best on small networks, LC-CNN best on large ones",
+        "Sections 3 and 6",
+    ),
+    (
+        3,
+        "Autoencoder pretraining improves the middle Fourier-CNN (higher best validation accuracy).",
+        "Autoencoder pretraining improves the middle Fourier-CNN",
+        "Sections 5.1 and 6",
+    ),
+    (
+        4,
+        "PSO training reaches about half of the accuracy that BP (RMSProp) reaches (middle CNN).",
+        "PSO reaches about half of RMSProp's accuracy (middle CNN)",
+        "Sections 5.2 and 6",
+    ),
+]
+PAPER_OF_CLAIM = [
+    {
+        "source": "Table 2 (validation, pp)",
+        "values": [
+            {"label": "small Fourier", "value": 5.09, "unit": "pp"},
+            {"label": "small LC", "value": 4.23, "unit": "pp"},
+            {"label": "middle Fourier", "value": 3.7, "unit": "pp"},
+            {"label": "middle LC", "value": 1.64, "unit": "pp"},
+            {"label": "large Fourier", "value": 1.27, "unit": "pp"},
+            {"label": "large LC", "value": 3.17, "unit": "pp"},
+        ],
+    },
+    {
+        "source": "Table 1 (validation accuracy)",
+        "values": [
+            {"label": "small Fourier", "value": 0.6423, "unit": "acc"},
+            {"label": "small LC", "value": 0.6337, "unit": "acc"},
+            {"label": "small CNN", "value": 0.5914, "unit": "acc"},
+            {"label": "large LC", "value": 0.6791, "unit": "acc"},
+            {"label": "large Fourier", "value": 0.6601, "unit": "acc"},
+            {"label": "large CNN", "value": 0.6474, "unit": "acc"},
+        ],
+    },
+    {"source": "Figure 8 only (no numbers)", "values": []},
+    {"source": "Figure 9 only (no numbers)", "values": []},
+]
+CLAIM_KEYS = [
+    "number", "claim", "short", "source", "paper", "scope", "comparisons", "missing",
+    "n_seeds", "preview", "preview_reasons", "outcome", "verdict",
+]  # fmt: skip
+
+
+def test_each_claim_states_its_text_source_and_the_papers_numbers():
+    summary = summary_with(paper_shaped())
+    del summary["autoencoder"], summary["pso"]  # an old summary without the Section 5 parts: not run
+    claims = cl.evaluate_claims(summary)
+    assert [list(c) for c in claims] == [CLAIM_KEYS] * 4
+    assert [(c["number"], c["claim"], c["short"], c["source"]) for c in claims] == CLAIM_TEXTS
+    assert [c["paper"] for c in claims] == PAPER_OF_CLAIM
+    assert [c["comparisons"][0]["label"] if c["comparisons"] else None for c in claims] == [
+        "small: Fourier-CNN − CNN", "small: Fourier-CNN − LC-CNN", None, None,
+    ]  # fmt: skip
+    assert [c["label"] for c in claims[1]["comparisons"]] == [
+        "small: Fourier-CNN − LC-CNN",
+        "small: Fourier-CNN − CNN",
+        "large: LC-CNN − Fourier-CNN",
+        "large: LC-CNN − CNN",
+    ]
+    assert [c["outcome"] for c in claims] == [cl.SUPPORTED, cl.SUPPORTED, cl.NOT_RUN, cl.NOT_RUN]
+    assert [c["n_seeds"] for c in claims] == [3, 3, None, None]
+    assert [c["missing"] for c in claims] == [[], [], [], []]
+
+
+def test_not_run_claims_keep_their_text_and_name_what_is_missing():
+    values = {key: v for key, v in paper_shaped().items() if key[0] == "middle"}
+    claims = cl.evaluate_claims(summary_with(values), sizes=["middle"])
+    assert [(c["number"], c["claim"], c["short"], c["source"]) for c in claims] == CLAIM_TEXTS
+    assert [c["paper"] for c in claims] == PAPER_OF_CLAIM
+    assert claims[1]["missing"] == [
+        "small: Fourier-CNN − LC-CNN",
+        "small: Fourier-CNN − CNN",
+        "large: LC-CNN − Fourier-CNN",
+        "large: LC-CNN − CNN",
+    ]
+    assert (claims[1]["outcome"], claims[1]["scope"], claims[1]["n_seeds"]) == (cl.NOT_RUN, None, None)
+    assert [list(c) for c in claims] == [CLAIM_KEYS] * 4
+    # claims 3 and 4 with their runs: the same texts
+    ae_rows = [{"diff_best_val_acc_pp": 2.0, "diff_first_val_acc_pp": 1.0, "diff_final_val_acc_pp": 0.5}] * 3
+    pso_rows = [{"ratio": 0.5}] * 3
+    ran = cl.evaluate_claims(
+        summary_with(paper_shaped(), {"status": "ok", "per_seed": ae_rows}, {"status": "ok", "per_seed": pso_rows})
+    )
+    assert [(c["number"], c["claim"], c["short"], c["source"]) for c in ran] == CLAIM_TEXTS
+    assert [c["paper"] for c in ran[2:]] == PAPER_OF_CLAIM[2:]
+    assert [c["label"] for c in ran[2]["comparisons"]] == [
+        "best val acc, pretrained − not pretrained",
+        "epoch-1 val acc (context)",
+        "final val acc (context)",
+    ]
+
+
+def test_the_published_numbers_given_are_the_ones_shown():
+    published = load_published()
+    published["table2"] = [{**r, "improvement_pp": 9.99} if r["size"] == "small" else r for r in published["table2"]]
+    published["table1"] = [{**r, "val_acc": 0.111} if r["size"] == "large" else r for r in published["table1"]]
+    claims = cl.evaluate_claims(summary_with(paper_shaped()), published=published)
+    assert [v["value"] for v in claims[0]["paper"]["values"]] == [9.99, 9.99, 3.7, 1.64, 1.27, 3.17]
+    assert [v["value"] for v in claims[1]["paper"]["values"]] == [0.6423, 0.6337, 0.5914, 0.111, 0.111, 0.111]
+
+
+# ------------------------------------------------------------------ the engine at its boundaries
+
+
+def test_region_verdict_boundaries_closed_and_open():
+    about_half = (0.4, 0.6)
+    # closed region: both ends belong to it
+    assert cl.region_verdict(0.4, 0.6, about_half) == cl.SUPPORTED
+    assert cl.region_verdict(0.0, 1.0, (0.0, math.inf)) == cl.SUPPORTED  # open_low is False by default
+    # touching the region from outside is not "entirely outside"
+    assert cl.region_verdict(0.3, 0.4, about_half) == cl.INCONCLUSIVE
+    assert cl.region_verdict(0.6, 0.7, about_half) == cl.INCONCLUSIVE
+    assert cl.region_verdict(0.2, 0.39, about_half) == cl.NOT_SUPPORTED
+    assert cl.region_verdict(0.61, 0.7, about_half) == cl.NOT_SUPPORTED
+    assert cl.region_verdict(0.3, 0.7, about_half) == cl.INCONCLUSIVE
+    # open lower bound ("difference > 0"): an interval starting at 0 is not inside, one ending at 0 is outside
+    assert cl.region_verdict(0.0, 1.0, (0.0, math.inf), open_low=True) == cl.INCONCLUSIVE
+    assert cl.region_verdict(0.001, 1.0, (0.0, math.inf), open_low=True) == cl.SUPPORTED
+    assert cl.region_verdict(-1.0, 0.0, (0.0, math.inf), open_low=True) == cl.NOT_SUPPORTED
+
+
+def test_positive_evidence_of_one_seed_uses_the_two_point_margin():
+    # one seed of +2 pp: interval [0, 4]; "difference > 0" needs low > 0, so inconclusive
+    evidence = cl.positive_evidence("x", [2])
+    assert (evidence.mean, evidence.low, evidence.high) == (2.0, 0.0, 4.0)
+    assert evidence.values == (2.0,) and type(evidence.values[0]) is float
+    assert (evidence.verdict, evidence.unit, evidence.judged, evidence.note) == (cl.INCONCLUSIVE, "pp", True, "")
+    assert cl.positive_evidence("x", [2.5]).verdict == cl.SUPPORTED
+    assert cl.positive_evidence("x", [-2.0]).verdict == cl.NOT_SUPPORTED  # interval [-4, 0]
+    assert cl.positive_evidence("x", [3.0], judged=False).judged is False
+    as_dict = evidence.as_dict()
+    assert as_dict["values"] == [2.0] and type(as_dict["values"]) is list
+    assert list(as_dict) == ["label", "values", "mean", "low", "high", "verdict", "unit", "judged", "note"]
+
+
+def test_interval_beyond_thirty_degrees_of_freedom_uses_the_value_at_thirty():
+    values = [0.0, 1.0] * 16  # n = 32, mean 0.5, s = sqrt(32 * 0.25 / 31)
+    mean, low, high = cl.interval(values, 2.0)
+    half = 2.042 * math.sqrt(8 / 31) / math.sqrt(32)
+    assert mean == 0.5 and low == pytest.approx(0.5 - half) and high == pytest.approx(0.5 + half)
+    # two values: t(0.975, 1) = 12.706, s = |a - b| / sqrt(2)
+    mean, low, high = cl.interval([1.0, 3.0], 2.0)
+    assert (mean, high) == (2.0, pytest.approx(2.0 + 12.706 * math.sqrt(2) / math.sqrt(2)))
+    with pytest.raises(ValueError) as caught:
+        cl.interval([], 2.0)
+    assert str(caught.value) == "no values for an interval"
+
+
+def test_pairs_use_only_seeds_both_runs_have_with_a_finite_best():
+    summary = {
+        "runs": [
+            {"size": "small", "activation": "fourier", "seed": 0, "best_val_acc": 0.60},
+            {"size": "small", "activation": "fourier", "seed": 1, "best_val_acc": 0.62},
+            {"size": "small", "activation": "fourier", "seed": 2, "best_val_acc": float("nan")},
+            {"size": "small", "activation": "fourier", "seed": 3, "best_val_acc": None},
+            {"size": "small", "activation": "fourier", "seed": 4, "best_val_acc": True},
+            {"size": "small", "activation": "relu", "seed": 1, "best_val_acc": 0.50},
+            {"size": "small", "activation": "relu", "seed": 2, "best_val_acc": 0.50},
+            {"size": "small", "activation": "relu", "seed": 3, "best_val_acc": 0.50},
+            {"size": "small", "activation": "relu", "seed": 4, "best_val_acc": 0.50},
+            {"size": "small", "activation": "relu", "seed": 5, "best_val_acc": 0.50},
+            {"size": "middle", "activation": "fourier", "seed": 1, "best_val_acc": 0.99},
+        ]
+    }
+    assert cl.paired_pp(summary, "small", "fourier", "relu") == [pytest.approx(12.0)]  # seed 1 only
+    assert cl._finite(1) and cl._finite(0.5) and not cl._finite(True) and not cl._finite("0.5")
+    assert not cl._finite(float("inf")) and not cl._finite(float("nan")) and not cl._finite(None)
+
+
+def test_preview_reasons_for_early_drops_without_epochs_and_other_rates_of_the_same_length():
+    assert cl.preview_reasons({"train": {"lr_boundaries": [10, 20, 30]}}, 3) == [
+        "learning-rate drops after epochs [10, 20, 30] (paper: [20, 40, 60] over at least 60 epochs)"
+    ]
+    ten_times = {"train": {"learning_rates": [1e-2, 1e-3, 1e-4, 1e-5]}}
+    assert cl.preview_reasons(ten_times, 3) == [
+        "learning rates [0.01, 0.001, 0.0001, 1e-05] (paper: [0.001, 0.0001, 1e-05, 1e-06])"
+    ]
+    # the paper's rates written differently are the paper's rates
+    assert cl.preview_reasons({"train": {"learning_rates": ["1e-3", 0.0001, 1.0e-5, 1e-6]}}, 3) == []
+
+
+def test_claim4_with_one_seed_shows_the_ratio_and_its_assumed_margin():
+    claim4 = cl.evaluate_claims(summary_with(paper_shaped(), pso={"status": "ok", "per_seed": [{"ratio": 0.5}]}))[3]
+    (ratio,) = claim4["comparisons"]
+    assert ratio == {
+        "label": "PSO best test acc / RMSProp best val acc",
+        "values": [0.5],
+        "mean": 0.5,
+        "low": pytest.approx(0.45),
+        "high": pytest.approx(0.55),
+        "verdict": cl.SUPPORTED,
+        "unit": "ratio",
+        "judged": True,
+        "note": "claimed region [0.4, 0.6]",
+    }
+    assert (claim4["outcome"], claim4["verdict"], claim4["n_seeds"]) == (cl.SUPPORTED, cl.PREVIEW_CONSISTENT, 1)
+
+
+def test_unknown_sizes_are_named():
+    with pytest.raises(ValueError) as caught:
+        cl.evaluate_claims(summary_with(paper_shaped()), sizes=["small", "huge"])
+    assert str(caught.value) == "unknown sizes ['huge']; choose from ['small', 'middle', 'large']"

@@ -270,3 +270,91 @@ def test_the_prepared_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     resumed = summary["steps"]["resume"]["result"]["relu"]
     assert resumed["killed_after_epochs"] >= 1 and resumed["history_equal"] and resumed["weights_equal"]
     assert summary["steps"]["sharing"]["result"]["jobs"] == 2
+
+
+# ------------------------------------------------------------------------------ checkpoint rules (pinned values)
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [(None, 60.0), ("", 60.0), ("0", 0.0), ("2.5", 2.5), ("120", 120.0)],
+)
+def test_checkpoint_interval_from_the_environment(monkeypatch, text, seconds):
+    assert checkpoints.INTERVAL_ENV == "TRAINACT_CHECKPOINT_INTERVAL"
+    if text is None:
+        monkeypatch.delenv(checkpoints.INTERVAL_ENV, raising=False)
+    else:
+        monkeypatch.setenv(checkpoints.INTERVAL_ENV, text)
+    value = checkpoints.checkpoint_interval()
+    assert value == seconds and type(value) is float
+
+
+@pytest.mark.parametrize("text", ["-1", "-0.5", "nan", "soon"])
+def test_checkpoint_interval_rejects_negative_and_non_numbers(monkeypatch, text):
+    monkeypatch.setenv(checkpoints.INTERVAL_ENV, text)
+    with pytest.raises(ValueError) as caught:
+        checkpoints.checkpoint_interval()
+    assert str(caught.value) == f"TRAINACT_CHECKPOINT_INTERVAL='{text}': must be a number of seconds >= 0"
+
+
+def test_checkpoint_clock_is_due_exactly_at_the_interval(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(checkpoints, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setenv(checkpoints.INTERVAL_ENV, "3600")
+    clock = checkpoints.CheckpointClock(interval=5)  # an explicit interval wins over the environment
+    assert clock.interval == 5.0 and type(clock.interval) is float and clock.last == 1000.0
+    now[0] = 1004.9
+    assert not clock.due()
+    now[0] = 1005.0
+    assert clock.due()  # ">= interval": due at exactly 5 s
+    clock.saved()
+    assert clock.last == 1005.0 and not clock.due()
+    assert checkpoints.CheckpointClock(interval=0).due()  # 0: after every epoch
+    assert checkpoints.CheckpointClock().interval == 3600.0
+
+
+def test_set_aside_names_the_file_with_the_time(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"broken")
+    monkeypatch.setattr(checkpoints, "time", SimpleNamespace(strftime={"%Y%m%d-%H%M%S": "20260102-030405"}.__getitem__))
+    target = checkpoints.set_aside(str(path))
+    assert target == tmp_path / "checkpoint.pt.damaged-20260102-030405"
+    assert isinstance(target, runtime.Path)
+    assert target.read_bytes() == b"broken" and not path.exists()
+
+
+def test_save_checkpoint_writes_a_plain_dict_atomically(tmp_path):
+    from collections import OrderedDict
+
+    path = tmp_path / "checkpoint.pt"
+    checkpoints.save_checkpoint(path, OrderedDict(epoch=3, weights=torch.arange(3.0)))
+    raw = torch.load(path, weights_only=False)
+    assert type(raw) is dict and raw["epoch"] == 3 and torch.equal(raw["weights"], torch.arange(3.0))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
+
+
+def test_a_checkpoint_with_python_and_numpy_random_states_is_read_back(tmp_path):
+    """The states are no plain tensors: reading them needs torch.load(weights_only=False)."""
+    import random
+
+    import numpy as np
+
+    path = tmp_path / "checkpoint.pt"
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    checkpoints.save_checkpoint(path, state)
+    loaded = checkpoints.load_checkpoint(path)
+    assert loaded is not None and loaded["python"] == state["python"] and path.exists()
+    assert loaded["numpy"][0] == "MT19937" and np.array_equal(loaded["numpy"][1], state["numpy"][1])
+
+
+def test_a_damaged_checkpoint_warning_names_both_files_and_the_error(tmp_path, caplog):
+    path = tmp_path / "checkpoint.pt"
+    torch.save([1, 2], path)  # readable, but a list
+    with caplog.at_level("WARNING", logger="trainact.checkpoints"):
+        assert checkpoints.load_checkpoint(str(path)) is None
+    (aside,) = tmp_path.glob("checkpoint.pt.damaged-*")
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"checkpoint {path} cannot be read (TypeError: expected a dict, found list); "
+        f"moved it to {aside} and starting over"
+    )
