@@ -837,3 +837,30 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) 
         == 2
     )
     assert "none.tar.gz" in capsys.readouterr().err
+
+
+def test_torchvision_reads_the_same_images_and_labels(tmp_path: Path) -> None:
+    """An independent reader: torchvision's CIFAR10 on the same extracted archive gives exactly our
+    prepared arrays (training batches 1-5 in order, then the test batch; HWC there, CHW here) and
+    class names. Its md5 check of each batch knows only the official files, so it is skipped. The
+    archive has str keys, as the official one read with torchvision's latin1 decoding and as
+    Python 3 rebuilds (shared/tools) write it; torchvision cannot read bytes keys."""
+    import tarfile
+
+    from torchvision.datasets import CIFAR10
+
+    source = tmp_path / "str-keys.tar.gz"
+    data.build_synthetic_archive(source, str_keys=True)
+    with tarfile.open(source) as archive:
+        archive.extractall(tmp_path / "extracted", filter="data")
+    prepared = data.load_prepared(data.prepare(source, tmp_path / "p.npz", progress=False))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CIFAR10, "_check_integrity", lambda self: True)
+        patch.setattr("torchvision.datasets.cifar.check_integrity", lambda *args, **kwargs: True)
+        train = CIFAR10(str(tmp_path / "extracted"), train=True, download=False)
+        test = CIFAR10(str(tmp_path / "extracted"), train=False, download=False)
+    assert np.array_equal(train.data.transpose(0, 3, 1, 2), prepared.train_images)
+    assert np.array_equal(np.asarray(train.targets), prepared.train_labels)
+    assert np.array_equal(test.data.transpose(0, 3, 1, 2), prepared.test_images)
+    assert np.array_equal(np.asarray(test.targets), prepared.test_labels)
+    assert train.classes == list(prepared.class_names)
