@@ -1,5 +1,10 @@
 # Table 1 and Table 2 of the paper (best value per run, mean and spread over seeds), the
 # per-run bests, and summary.json with the Section 5 experiments, for the figures and report.
+#
+# What makes each output (src/trainact/):
+#   aggregate    tables/table1.*, table2.*, runs.csv, summary.json   aggregate.aggregate
+#                (table1, table2, collect_runs, summarize_autoencoder, summarize_pso)
+#   sensitivity  tables/sensitivity.json, sensitivity.csv            sensitivity.sensitivity
 
 
 rule aggregate:

@@ -1,6 +1,11 @@
 # Section 5.1: greedy layer-wise autoencoder pretraining of the middle Fourier-CNN, then
 # ordinary training of the pretrained network (its baseline is the train job of the same model
 # and seed).
+#
+# What makes each output (src/trainact/):
+#   ae_pretrain  pretrain.csv, pretrained.pt                        autoencoder.pretrain
+#   ae_finetune  finetune/history.csv, model.pt, activations.json,  autoencoder.finetune
+#                summary.json                                       (-> train.fit, save_results)
 
 
 rule ae_pretrain:

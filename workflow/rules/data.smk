@@ -1,5 +1,10 @@
 # Data: the CIFAR-10 archive (downloaded, or for tests a synthetic one the workflow builds) and
 # the prepared .npz every training job reads.
+#
+# What makes each output (src/trainact/):
+#   download           resources/archives/<md5>/<name>   data.download
+#   synthetic_archive  data/synthetic/...tar.gz          data.build_synthetic_archive
+#   prepare            data/cifar10.npz                  data.prepare
 
 
 localrules:

@@ -1,6 +1,12 @@
 # The reproduction report: provenance (dataset checksum, hardware, versions, the devices of the
 # training runs from their summary.json, wall times from the benchmark files), then report.md
-# and report.tex from the tables and figures, and report.pdf where a TeX engine is installed. `snakemake report` builds it.
+# and report.tex from the tables and figures, and report.pdf where a TeX engine is installed.
+# `snakemake report` builds it.
+#
+# What makes each output (src/trainact/):
+#   provenance  provenance.json                        provenance.collect (run_devices)
+#   report      paper/report.md, report.tex, .pdf      report.make_report (build_context,
+#                                                      render with paper/*.j2, build_pdf)
 
 
 rule provenance:

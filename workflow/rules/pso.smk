@@ -1,5 +1,8 @@
 # Section 5.2: the middle ReLU CNN trained by particle swarm optimisation instead of
 # backpropagation (its reference is the train job of the same model and seed).
+#
+# What makes each output (src/trainact/):
+#   pso  history.csv, best.pt, summary.json   pso.train_pso (Swarm, NetworkLoss)
 
 
 rule pso:

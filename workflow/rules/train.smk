@@ -1,5 +1,10 @@
 # Training: one job per (size, activation, seed) of the paper's grid (Section 2.2), plus the
 # autoencoder's baseline and PSO's reference runs when those lie outside the grid.
+#
+# What makes each output (src/trainact/):
+#   train, train_variant  history.csv, activation_health.csv   train.fit (health: calibration.layer_health)
+#                         model.pt, activations.json,          train.save_results
+#                         summary.json
 
 
 rule train:
