@@ -265,7 +265,7 @@ def test_pso_checkpoints_by_time_and_sets_a_damaged_one_aside(tmp_path, monkeypa
     saved = []
     real = checkpoints.save_checkpoint
     monkeypatch.setattr(
-        "trainact.pso.save_checkpoint", lambda path, state: saved.append(len(state["history"])) or real(path, state)
+        "trainact.checkpoints.save_checkpoint", lambda path, state: saved.append(len(state["history"])) or real(path, state)
     )
     monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "3600")
     settings = PSOSettings(**SETTINGS)

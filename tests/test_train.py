@@ -343,7 +343,7 @@ def test_checkpoints_are_written_by_time_and_after_the_last_epoch(tmp_path, monk
         real(path, state)
 
     monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "3600")
-    monkeypatch.setattr("trainact.train.save_checkpoint", spy)
+    monkeypatch.setattr("trainact.checkpoints.save_checkpoint", spy)
     train_schedule(tmp_path, 3, (1e-3, 1e-4), (2,))
     assert saved == [3]
     monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "0")

@@ -41,9 +41,10 @@ rate. Shuffling is the trainer's: the order of stage ``k``'s epoch ``e`` is a pu
 Crash safety: ``pretrain.csv`` is rewritten after every stage-epoch; the model, the decoders, the
 optimizer and the rows go to ``pretrain_checkpoint.pt`` about once a minute and after the last
 stage-epoch (:mod:`trainact.checkpoints`); a rerun with the same settings continues after the last
-checkpointed stage-epoch and ends bit for bit where an uninterrupted run ends (on the CPU). A checkpoint must match the settings and the structure of the
-model and of every decoder (and the list of stages), so one written by the former three-stage code
-(no dense stage) is not resumed: pretraining starts again from scratch.
+checkpointed stage-epoch and ends bit for bit where an uninterrupted run ends (on the CPU). A
+checkpoint must match the settings and the structure of the model and of every decoder (and the
+list of stages), so one written by the former three-stage code (no dense stage) is not resumed:
+pretraining starts again from scratch.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainact.checkpoints import CheckpointClock, load_checkpoint, save_checkpoint
+from trainact.checkpoints import CheckpointClock, load_checkpoint
 from trainact.files import atomic_write
 from trainact.settings import ConfigSection
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, PaperCNN, build_model
@@ -316,16 +317,17 @@ def pretrain(
                 }
             )
             stopping = stop_after is not None and (stage_index, epoch) >= tuple(stop_after)
-            if clock.due() or len(rows) == total or stopping:
-                state = {
+            clock.save_if_due(
+                checkpoint_path,
+                lambda: {
                     "model": model.state_dict(),
                     "decoders": decoders.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "rows": rows,
                     "fingerprint": fingerprint,
-                }
-                save_checkpoint(checkpoint_path, state)
-                clock.saved()
+                },
+                force=len(rows) == total or stopping,
+            )
             write_pretrain_csv(out_dir / PRETRAIN_CSV, rows)
             bar.update(1)
             bar.set_postfix(stage=stage_index, loss=f"{mean_loss:.5f}")

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -61,6 +61,18 @@ class CheckpointClock:
 
     def saved(self) -> None:
         self.last = time.monotonic()
+
+    def save_if_due(
+        self, path: str | os.PathLike, state: Callable[[], Mapping[str, Any]], *, force: bool = False
+    ) -> bool:
+        """Write ``state()`` to ``path`` (:func:`save_checkpoint`) when a checkpoint is due or
+        ``force`` (the last epoch, an early stop); ``state`` is only built then. Returns whether
+        it wrote one."""
+        if not (force or self.due()):
+            return False
+        save_checkpoint(path, state())
+        self.saved()
+        return True
 
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:

@@ -65,7 +65,7 @@ from torch.nn import functional as F
 
 from trainact.settings import ConfigSection
 from trainact.models import ACTIVATIONS, PAPER_FILTERS, build_model
-from trainact.checkpoints import CheckpointClock, load_checkpoint, save_checkpoint
+from trainact.checkpoints import CheckpointClock, load_checkpoint
 from trainact.files import atomic_write, write_text_atomic
 from trainact.runtime import (
     DEVICE_HELP,
@@ -446,9 +446,11 @@ def train_pso(
         last = generation >= settings.generations or (
             stop_after_generation is not None and generation >= stop_after_generation
         )
-        if clock.due() or last:
-            save_checkpoint(checkpoint_path, {"swarm": swarm.state_dict(), "history": history, "fingerprint": fingerprint})
-            clock.saved()
+        clock.save_if_due(
+            checkpoint_path,
+            lambda: {"swarm": swarm.state_dict(), "history": history, "fingerprint": fingerprint},
+            force=last,
+        )
         write_history(out_dir / HISTORY_NAME, history)
 
     fingerprint = settings.checkpoint_fingerprint(model=model)

@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from trainact.checkpoints import CheckpointClock, load_checkpoint, save_checkpoint
+from trainact.checkpoints import CheckpointClock, load_checkpoint
 from trainact.files import atomic_write, write_text_atomic
 from trainact.runtime import (
     DEVICE_HELP,
@@ -223,8 +223,8 @@ def fit(
     # checkpoint is written by time and may be older).
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    def save_checkpoint_now() -> None:
-        state = {
+    def checkpoint_state() -> dict[str, Any]:
+        return {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "history": history,
@@ -233,8 +233,6 @@ def fit(
             "rng": rng_state(device),
             "fingerprint": fingerprint,
         }
-        save_checkpoint(checkpoint_path, state)
-        clock.saved()
 
     clock = CheckpointClock()
     if not health:
@@ -306,8 +304,7 @@ def fit(
         health += health_rows(epoch, model, health_batch, start)
         last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
         stopping = stop_after_epoch is not None and epoch >= stop_after_epoch
-        if clock.due() or epoch == settings.epochs or stopping:
-            save_checkpoint_now()
+        clock.save_if_due(checkpoint_path, checkpoint_state, force=epoch == settings.epochs or stopping)
         write_history(out_dir / HISTORY_NAME, history)
         write_rows(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
         epochs.set_postfix(val_acc=f"{val_acc:.4f}", train_loss=f"{train_loss:.3f}")
