@@ -188,7 +188,12 @@ def _kernels_label(kernels: Any) -> str:
     return label
 
 
-def _determinism_label(settings: Any) -> str:
+def _determinism_label(device: Any, settings: Any) -> str:
+    """Whether a run repeats bit for bit: the CPU's kernels do; on a GPU, the settings decide."""
+    if not isinstance(device, dict):
+        return "not recorded"
+    if device.get("type") != "cuda":
+        return "deterministic (CPU)"  # nothing to set
     if not isinstance(settings, dict):
         return "not recorded"
     if settings.get("cudnn_deterministic") and not settings.get("cudnn_benchmark"):
@@ -207,13 +212,11 @@ def run_devices(summaries: list[Path]) -> list[dict[str, Any]]:
         except FileNotFoundError:
             raise FileNotFoundError(f"run summary not found: {path}") from None
         device = summary.get("device")
-        if not isinstance(device, dict):
-            determinism = "not recorded"
-        elif device.get("type") == "cuda":
-            determinism = _determinism_label(summary.get("determinism"))
-        else:
-            determinism = "deterministic (CPU)"  # its kernels are; nothing to set
-        key = (_device_label(device), _kernels_label(summary.get("activation_kernels")), determinism)
+        key = (
+            _device_label(device),
+            _kernels_label(summary.get("activation_kernels")),
+            _determinism_label(device, summary.get("determinism")),
+        )
         groups[key] = groups.get(key, 0) + 1
     return [
         {"device": device, "kernels": kernels, "determinism": determinism, "runs": runs}
