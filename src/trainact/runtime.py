@@ -185,7 +185,8 @@ def slot_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"trainact-gpu-slots-{os.getuid()}"
 
 
-def _slot_file(directory: Path, device_id: str, slot: int) -> Path:
+def _slot_file(directory: Path, device_id: str, slot: int | str) -> Path:
+    """The lock file of ``slot`` of a device (``slot="*"``: a glob pattern for all of them)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", device_id)
     return directory / f"{safe}.slot{slot}.lock"
 
@@ -222,7 +223,7 @@ def slot_holders(device_ids: Sequence[str], directory: Path) -> list[int]:
     counts = []
     for device_id in device_ids:
         held = 0
-        for path in directory.glob(_slot_file(directory, device_id, 0).name.replace(".slot0.", ".slot*.")):
+        for path in directory.glob(_slot_file(directory, device_id, "*").name):
             with open(path, "a+") as handle:
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
