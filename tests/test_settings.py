@@ -69,11 +69,11 @@ def test_learning_rate_steps_after_each_boundary():
         ({"eval_batch_size": 0}, "train.eval_batch_size = 0: must be >= 1"),
         (
             {"learning_rates": (1e-3, 1e-4)},
-            "train.learning_rates = [0.001, 0.0001]: needs one more entry than lr_boundaries [20, 40, 60]",
+            "train.learning_rates = [0.001, 0.0001]: needs one more entry than train.lr_boundaries = [20, 40, 60]",
         ),
         (
             {"lr_boundaries": (20, 60, 40, 80), "learning_rates": (5e-1, 4e-1, 3e-1, 2e-1, 1e-1)},
-            "train.lr_boundaries = [20, 60, 40, 80]: must be increasing",  # sorted: [20, 40, 60, 80]
+            "train.lr_boundaries = [20, 60, 40, 80]: must be strictly increasing",  # sorted: [20, 40, 60, 80]
         ),
         ({"learning_rates": (1e-3, 0.0, 1e-5, 1e-6)}, "train.learning_rates = [0.001, 0.0, 1e-05, 1e-06]: must all be > 0"),
         ({"learning_rates": (1e-3, 1e-4, 1e-5, -1e-6)}, "must all be > 0"),

@@ -61,10 +61,11 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from trainact.paper_facts import ACTIVATIONS, LC_CANDIDATES
+
 log = logging.getLogger(__name__)
 
 IMPLS = ("auto", "compiled", "eager", "reference")
-ACTIVATION_NAMES = ("relu", "fourier", "lc")
 FOURIER_INITS = ("calibrated", "relu_fit", "random")
 
 # Fourier "relu_fit" initialisation: the series has period 2*pi/omega; fitting ReLU on an interval
@@ -1020,7 +1021,7 @@ class LinearCombination(_TrainableActivation):
 
     def __init__(
         self,
-        candidates: Sequence[str] = ("relu", "sigmoid", "tanh", "linear"),
+        candidates: Sequence[str] = LC_CANDIDATES,
         *,
         per_channel: bool = False,
         num_channels: int | None = None,
@@ -1101,7 +1102,7 @@ def make_activation(name: str, num_channels: int, model_cfg: dict) -> nn.Module:
     (a per-activation ``"impl"`` in those dicts wins). ``num_channels`` is used with ``per_channel``.
     Raises ``ValueError`` naming an unknown activation, option or value.
     """
-    _check_choice("activation", name, ACTIVATION_NAMES)
+    _check_choice("activation", name, ACTIVATIONS)
     if name == "relu":
         return nn.ReLU()
     cls, section = (

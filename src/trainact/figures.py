@@ -6,22 +6,9 @@ draws and saves each figure as PNG and PDF (atomically, PDFs without a creation 
 give identical files). Colours are fixed per activation across all figures
 (:data:`COLORS`); curves are the mean over seeds with a min-max band.
 
-Figure numbers follow the paper:
-
-========  ===================================================  ==============
-file      content                                              group
-========  ===================================================  ==============
-fig2      large models, validation accuracy | loss              ``curves``
-fig3      middle models, validation                             ``curves``
-fig4      small models, validation                              ``curves``
-fig5-7    large, middle, small models on training data          ``curves``
-fig8      middle Fourier-CNN with vs without autoencoder        ``autoencoder``
-          pretraining (+ reconstruction loss per stage)
-fig9      PSO global best P_g, test/train accuracy per          ``pso``
-          generation, vs RMSProp
-activations  learned activation curves (rows size, cols layer)  ``activations``
-structure    the network structure (the paper's missing Fig. 1) ``structure``
-========  ===================================================  ==============
+Which figures there are, their paper numbers, captions and file stems are in
+:data:`trainact.paper_facts.FIGURES`; each figure group has one ``draw_<group>`` function here
+(:data:`DRAW_GROUP`) that reads its results and calls the group's ``plot_*`` function.
 """
 
 from __future__ import annotations
@@ -46,17 +33,26 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from trainact.files import atomic_write  # noqa: E402
-from trainact.aggregate import (  # noqa: E402
+from trainact.paper_facts import (  # noqa: E402
     ABOUT_HALF,
-    CHANCE_ACCURACY,
     ACTIVATIONS,
-    AUTOENCODER_BASELINE,
+    AUTOENCODER_MODEL,
+    CHANCE_ACCURACY,
+    CURVE_FIGURES,
+    FIGURE_GROUPS,
+    LC_CANDIDATES,
+    PSO_MODEL,
+    SIZES,
+    SPLIT_WORDS,
+    TRAINABLE,
+    curve_figure_stem,
+    figure_groups,
+)
+from trainact.paper_facts import figure_stems as _figure_stems  # noqa: E402
+from trainact.aggregate import (  # noqa: E402
     METRICS,
     PRETRAIN_REQUIRED,
-    PSO_REFERENCE,
     PSO_REQUIRED,
-    SIZES,
-    TRAINABLE,
     autoencoder_history_path,
     autoencoder_pretrain_path,
     check_names,
@@ -81,24 +77,10 @@ COLORS = {
     "pso_train": "#ff7f0e",
 }
 LABELS = {"relu": "CNN (ReLU)", "fourier": "Fourier-CNN", "lc": "LC-CNN"}
-SPLIT_WORDS = {"val": "validation", "train": "training"}
-#: (split, size) -> the paper's figure number.
-FIGURE_NUMBERS = {
-    ("val", "large"): 2,
-    ("val", "middle"): 3,
-    ("val", "small"): 4,
-    ("train", "large"): 5,
-    ("train", "middle"): 6,
-    ("train", "small"): 7,
-}
-AUTOENCODER_FIGURE = "fig8"
-PSO_FIGURE = "fig9"
-HEALTH_FIGURE = "activation_health"
 #: The learned activation curves span ± this many times the root mean square of each layer's
 #: input at the start: the calibrated Fourier fit covers ±3 of it, a little beyond shows where
 #: the periodic series turns.
 CURVE_RANGE_RMS = 4.0
-FIGURE_GROUPS = ("curves", "autoencoder", "pso", "activations", "health", "structure")
 #: Columns of a run's activation_health.csv that the health figure draws (trainact.train writes it).
 HEALTH_REQUIRED = ("epoch", "layer", "param_relative_distance", "outside_fit_share", "nonlinear_share", "relu_nonlinear_share")
 #: One line style per activation layer (input to output) in the health figure.
@@ -106,9 +88,6 @@ LAYER_STYLES = ("-", "--", "-.", ":")
 FORMATS = ("png", "pdf")
 BAND_ALPHA = 0.2
 DPI = 150
-#: Candidates and guard of the linear combination when ``activations.json`` does not list them
-#: (``LinearCombination``'s defaults: the paper's four functions).
-LC_DEFAULT_CANDIDATES = ("relu", "sigmoid", "tanh", "linear")
 #: ``kind`` values of ``activations.json`` layers -> activation name.
 LAYER_KINDS = {"fourier": "fourier", "lc": "lc", "linearcombination": "lc"}
 STYLE = {"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "legend.fontsize": 8, "axes.titlesize": 10}
@@ -164,39 +143,13 @@ class FigureParams:
         return result
 
     def groups(self) -> tuple[str, ...]:
-        """The figure groups to draw, in :data:`FIGURE_GROUPS` order."""
-        if self.figures is not None:
-            return tuple(g for g in FIGURE_GROUPS if g in self.figures)
-        wanted = {"curves", "structure"}
-        if self.autoencoder_seeds:
-            wanted.add("autoencoder")
-        if self.pso_seeds:
-            wanted.add("pso")
-        if any(a in TRAINABLE for a in self.activations):
-            wanted.update(("activations", "health"))
-        return tuple(g for g in FIGURE_GROUPS if g in wanted)
+        """The figure groups to draw, in drawing order (:func:`trainact.paper_facts.figure_groups`)."""
+        return figure_groups(self.activations, bool(self.autoencoder_seeds), bool(self.pso_seeds), self.figures)
 
 
 def figure_stems(params: FigureParams) -> dict[str, list[str]]:
     """Figure group -> file stems it writes (each as ``.png`` and ``.pdf``)."""
-    stems: dict[str, list[str]] = {}
-    for group in params.groups():
-        if group == "curves":
-            stems[group] = [
-                f"fig{FIGURE_NUMBERS[(split, size)]}"
-                for split in ("val", "train")
-                for size in ("large", "middle", "small")
-                if size in params.sizes
-            ]
-        elif group == "autoencoder":
-            stems[group] = [AUTOENCODER_FIGURE]
-        elif group == "pso":
-            stems[group] = [PSO_FIGURE]
-        elif group == "health":
-            stems[group] = [HEALTH_FIGURE]
-        else:
-            stems[group] = [group]
-    return stems
+    return _figure_stems(params.groups(), params.sizes)
 
 
 def output_files(params: Mapping[str, Any] | FigureParams, ignore: Sequence[str] = ()) -> list[str]:
@@ -257,7 +210,7 @@ def layer_curves(layer: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
             values = fourier_reference(points, A.reshape(-1)[:1], omega.reshape(-1)[:1], a, b)[None]
     else:
         weights = tensor(params["weights"])
-        candidates = tuple(params.get("candidates", LC_DEFAULT_CANDIDATES))
+        candidates = tuple(params.get("candidates", LC_CANDIDATES))
         eps = float(params.get("eps", LC_DEFAULT_EPS))
         if weights.dim() == 2:
             values = linear_combination_reference(points.expand(1, weights.shape[0], -1), weights, candidates, eps)[0]
@@ -336,7 +289,7 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], split: str, size: str) -> Fi
         ax_loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy loss")
         _integer_ticks(ax_acc, ax_loss)
         ax_acc.legend(loc="lower right")
-        number = FIGURE_NUMBERS[(split, size)]
+        number = CURVE_FIGURES[(split, size)]
         fig.suptitle(f"Figure {number}: {size} models on {SPLIT_WORDS[split]} data ({_seed_note(*curves.values())})")
     return fig
 
@@ -687,66 +640,86 @@ def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
     return written
 
 
+# One function per figure group: reads what the group needs and returns stem -> Figure (not
+# saved). trainact.paper_facts.FIGURES says which group and plotting function make each figure.
+
+
+def draw_curves(results: Path, params: FigureParams) -> dict[str, Figure]:
+    """Figures 2-7: every size present, on validation and on training data."""
+    curves = {(size, a): train_curves(results, size, a, params.seeds) for size in params.sizes for a in params.activations}
+    return {
+        curve_figure_stem(split, size): plot_curves({a: curves[(size, a)] for a in params.activations}, split, size)
+        for split, size in CURVE_FIGURES
+        if size in params.sizes
+    }
+
+
+def draw_autoencoder(results: Path, params: FigureParams) -> dict[str, Figure]:
+    """Figure 8, over the autoencoder's seeds."""
+    seeds = params.autoencoder_seeds
+    pretrained = mean_curves({s: ok_rows(read_history(autoencoder_history_path(results, s))) for s in seeds}, "epoch", METRICS)
+    baseline = train_curves(results, *AUTOENCODER_MODEL, seeds)
+    pretrain = mean_curves(
+        {s: read_csv_checked(autoencoder_pretrain_path(results, s), PRETRAIN_REQUIRED) for s in seeds},
+        ["stage", "epoch"],
+        ["loss"],
+    )
+    return {"fig8": plot_autoencoder(pretrained, baseline, pretrain)}
+
+
+def draw_pso(results: Path, params: FigureParams) -> dict[str, Figure]:
+    """Figure 9, over PSO's seeds, against the RMSProp runs of the same network and seeds."""
+    seeds = params.pso_seeds
+    pso = mean_curves(
+        {s: read_csv_checked(pso_history_path(results, s), PSO_REQUIRED) for s in seeds},
+        "generation",
+        ["test_acc", "train_acc"],
+    )
+    reference = train_curves(results, *PSO_MODEL, seeds)
+    best = float(np.mean([ok_rows(read_history(train_history_path(results, *PSO_MODEL, s)))["val_acc"].max() for s in seeds]))
+    return {"fig9": plot_pso(pso, reference, best)}
+
+
+def draw_activations(results: Path, params: FigureParams) -> dict[str, Figure]:
+    documents = load_activation_documents(results, params.sizes, params.activations, params.seeds)
+    return {"activations": plot_activations(documents, params.sizes, params.activation_range)}
+
+
+def draw_health(results: Path, params: FigureParams) -> dict[str, Figure]:
+    health = {
+        (size, a): health_curves(results, size, a, params.seeds)
+        for size in params.sizes
+        for a in params.activations
+        if a in TRAINABLE
+    }
+    return {"activation_health": plot_health(health, params.sizes)}
+
+
+def draw_structure(results: Path, params: FigureParams) -> dict[str, Figure]:
+    """The network structure, generated from trainact.models (needs no results)."""
+    from trainact.models import describe
+
+    shown = ["relu"] + [a for a in TRAINABLE if a in params.activations]
+    descriptions = {size: {a: describe(size, dict(params.model), activation=a) for a in shown} for size in params.sizes}
+    return {"structure": plot_structure(descriptions)}
+
+
+DRAW_GROUP = {
+    "curves": draw_curves,
+    "autoencoder": draw_autoencoder,
+    "pso": draw_pso,
+    "activations": draw_activations,
+    "health": draw_health,
+    "structure": draw_structure,
+}
+assert tuple(DRAW_GROUP) == FIGURE_GROUPS, "one drawing function per figure group of trainact.paper_facts"
+
+
 def draw_group(group: str, results: Path, params: FigureParams) -> dict[str, Figure]:
     """The figures of one group, stem -> Figure (not saved)."""
-    figures: dict[str, Figure] = {}
-    if group == "curves":
-        curves = {
-            (size, a): train_curves(results, size, a, params.seeds) for size in params.sizes for a in params.activations
-        }
-        for split in ("val", "train"):
-            for size in ("large", "middle", "small"):
-                if size in params.sizes:
-                    by_activation = {a: curves[(size, a)] for a in params.activations}
-                    figures[f"fig{FIGURE_NUMBERS[(split, size)]}"] = plot_curves(by_activation, split, size)
-    elif group == "autoencoder":
-        seeds = params.autoencoder_seeds
-        pretrained = mean_curves(
-            {s: ok_rows(read_history(autoencoder_history_path(results, s))) for s in seeds}, "epoch", METRICS
-        )
-        baseline = train_curves(results, *AUTOENCODER_BASELINE, seeds)
-        pretrain = mean_curves(
-            {s: read_csv_checked(autoencoder_pretrain_path(results, s), PRETRAIN_REQUIRED) for s in seeds},
-            ["stage", "epoch"],
-            ["loss"],
-        )
-        figures[AUTOENCODER_FIGURE] = plot_autoencoder(pretrained, baseline, pretrain)
-    elif group == "pso":
-        seeds = params.pso_seeds
-        pso = mean_curves(
-            {s: read_csv_checked(pso_history_path(results, s), PSO_REQUIRED) for s in seeds},
-            "generation",
-            ["test_acc", "train_acc"],
-        )
-        reference = train_curves(results, *PSO_REFERENCE, seeds)
-        best = float(
-            np.mean(
-                [ok_rows(read_history(train_history_path(results, *PSO_REFERENCE, s)))["val_acc"].max() for s in seeds]
-            )
-        )
-        figures[PSO_FIGURE] = plot_pso(pso, reference, best)
-    elif group == "activations":
-        documents = load_activation_documents(results, params.sizes, params.activations, params.seeds)
-        figures["activations"] = plot_activations(documents, params.sizes, params.activation_range)
-    elif group == "health":
-        health = {
-            (size, a): health_curves(results, size, a, params.seeds)
-            for size in params.sizes
-            for a in params.activations
-            if a in TRAINABLE
-        }
-        figures[HEALTH_FIGURE] = plot_health(health, params.sizes)
-    elif group == "structure":
-        from trainact.models import describe
-
-        shown = ["relu"] + [a for a in TRAINABLE if a in params.activations]
-        descriptions = {
-            size: {a: describe(size, dict(params.model), activation=a) for a in shown} for size in params.sizes
-        }
-        figures["structure"] = plot_structure(descriptions)
-    else:
+    if group not in DRAW_GROUP:
         raise ValueError(f"unknown figure group {group!r}; choose from {list(FIGURE_GROUPS)}")
-    return figures
+    return DRAW_GROUP[group](results, params)
 
 
 def make_figures(results: Path, out_dir: Path, params: FigureParams, progress: bool = True) -> list[Path]:

@@ -27,14 +27,8 @@ import torch
 from torch import nn
 
 from trainact.activations import make_activation
+from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS  # noqa: F401  (re-exported for the trainers)
 
-#: Filter numbers of the three convolution stages, from the paper's Section 2.2.
-PAPER_FILTERS: dict[str, tuple[int, int, int]] = {
-    "small": (16, 32, 32),
-    "middle": (32, 64, 64),
-    "large": (48, 96, 96),
-}
-ACTIVATIONS = ("relu", "fourier", "lc")
 #: Input preprocessing: "none" (pixels in [0, 1], the paper's setting) or "standardize".
 PREPROCESSING = ("none", "standardize")
 DEFAULT_HIDDEN = 128

@@ -75,7 +75,8 @@ from trainact.claims import (  # noqa: F401
     region_verdict,
     verdict_label,
 )
-from trainact.figures import AUTOENCODER_FIGURE, FIGURE_NUMBERS, PSO_FIGURE, FigureParams, figure_stems
+from trainact.figures import FigureParams, figure_stems
+from trainact.paper_facts import FIGURES
 from trainact.files import atomic_write, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -93,21 +94,7 @@ MISSING = "n/a"
 TEMPLATE_NAMES = {"md": "report.md.j2", "tex": "report.tex.j2"}
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "paper"
 
-FIGURE_CAPTIONS = {
-    **{
-        f"fig{n}": f"Performance of {size} models on {'validation' if split == 'val' else 'training'} data "
-        f"(the paper's Figure {n}): accuracy and loss per epoch, mean over seeds, band min-max."
-        for (split, size), n in FIGURE_NUMBERS.items()
-    },
-    AUTOENCODER_FIGURE: "Validation accuracy of the middle Fourier-CNN with and without autoencoder pretraining "
-    "(the paper's Figure 8), and the reconstruction loss of each pretraining stage.",
-    PSO_FIGURE: "Accuracy of the global best particle P_g of PSO per generation, test and training data "
-    "(the paper's Figure 9), against the RMSProp-trained middle CNN.",
-    "activations": "Learned activation functions per size and layer (not in the paper), against ReLU.",
-    "activation_health": "Activation health per layer during training (not in the paper): parameter movement "
-    "from the start, share of inputs outside the Fourier fit interval, non-linear share against ReLU's.",
-    "structure": "Network structure generated from the model code (the paper's missing Figure 1).",
-}
+FIGURE_CAPTIONS = {stem: f"{figure.title}. {figure.caption}" for stem, figure in FIGURES.items()}
 
 
 # --------------------------------------------------------------------------------- filters

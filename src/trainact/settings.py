@@ -52,6 +52,24 @@ class ConfigSection:
         raise ValueError(f"{cls.SECTION}.{key} = {value!r}: {why}")
 
 
+def schedule_problems(lr_boundaries: Any, learning_rates: Any) -> list[tuple[str, Any, str]]:
+    """What is wrong with a step schedule (eq. (1)), as ``(key, value, why)`` per problem: one
+    learning rate per interval between strictly increasing boundaries. The one home of this
+    check: ``TrainSettings`` raises the first problem, the workflow's config check lists all."""
+    problems = []
+    if len(learning_rates) != len(lr_boundaries) + 1:
+        problems.append(
+            (
+                "learning_rates",
+                list(learning_rates),
+                f"needs one more entry than train.lr_boundaries = {list(lr_boundaries)!r}",
+            )
+        )
+    if list(lr_boundaries) != sorted(set(lr_boundaries)):
+        problems.append(("lr_boundaries", list(lr_boundaries), "must be strictly increasing"))
+    return problems
+
+
 # ------------------------------------------------------------------ the paper's own schedule
 # Facts of the paper (Section 2.2, eq. (1)) that decide whether a run can test its claims; the
 # report labels a verdict a *preview* when its runs fall short of them (trainact.claims).

@@ -45,6 +45,7 @@ from trainact.settings import (
     PAPER_LEARNING_RATES,
     PAPER_LR_BOUNDARIES,
     ConfigSection,
+    schedule_problems,
 )
 
 log = logging.getLogger(__name__)
@@ -105,14 +106,8 @@ class TrainSettings(ConfigSection):
             self.fail("batch_size", self.batch_size, "must be >= 1")
         if self.eval_batch_size < 1:
             self.fail("eval_batch_size", self.eval_batch_size, "must be >= 1")
-        if len(self.learning_rates) != len(self.lr_boundaries) + 1:
-            self.fail(
-                "learning_rates",
-                list(self.learning_rates),
-                f"needs one more entry than lr_boundaries {list(self.lr_boundaries)}",
-            )
-        if list(self.lr_boundaries) != sorted(self.lr_boundaries):
-            self.fail("lr_boundaries", list(self.lr_boundaries), "must be increasing")
+        for key, value, why in schedule_problems(self.lr_boundaries, self.learning_rates):
+            self.fail(key, value, why)
         if any(not (lr > 0) for lr in self.learning_rates):
             self.fail("learning_rates", list(self.learning_rates), "must all be > 0")
         if not 0 <= self.rho < 1:

@@ -24,90 +24,29 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-import jsonschema
 import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 REPO = Path(workflow.basedir)
 SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"
+# The library's torch-free modules (config check, paper facts, source graph) are imported from
+# the repository's source, whether or not trainact is installed here.
+sys.path.insert(0, str(REPO / "src"))
+from trainact import paper_facts
+from trainact.config_check import config_errors, merged
 
 # ----------------------------------------------------------------------------- config checks
 
 
-def dotted(path):
-    """`train.learning_rates.0` for the path of a value inside the config."""
-    return ".".join(str(part) for part in path) or "<config>"
-
-
-def schema_errors(cfg, schema):
-    """One line per value that breaks the schema, naming the key and the value."""
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.path])
-    return [f"{dotted(e.path)} = {e.instance!r}: {e.message}" for e in errors]
-
-
-def semantic_errors(cfg):
-    """Checks that span several keys, which JSON Schema does not express."""
-    lines = []
-    train = cfg["train"]
-    boundaries, rates = train["lr_boundaries"], train["learning_rates"]
-    if len(rates) != len(boundaries) + 1:
-        lines.append(
-            f"train.learning_rates = {rates!r}: needs one more entry than "
-            f"train.lr_boundaries = {boundaries!r}"
-        )
-    if list(boundaries) != sorted(set(boundaries)):
-        lines.append(
-            f"train.lr_boundaries = {boundaries!r}: must be strictly increasing"
-        )
-    # trainact.aggregate and trainact.figures compare the Section 5 runs with these models.
-    for section, model in (("autoencoder", "middle-fourier"), ("pso", "middle-relu")):
-        size, activation = cfg[section]["size"], cfg[section]["activation"]
-        if f"{size}-{activation}" != model:
-            lines.append(
-                f"{section}.size/activation = {size}/{activation}: the aggregation and "
-                f"figures support only the paper's {model} here"
-            )
-    return lines
-
-
-def merged(base, override):
-    """`base` with `override` merged in, nested mappings key by key (neither is changed)."""
-    result = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(result.get(key), dict):
-            result[key] = merged(result[key], value)
-        else:
-            result[key] = value
-    return result
-
-
-def sensitivity_errors(cfg, schema):
-    """Each sensitivity initialisation, merged over `model`, must be a valid model section."""
-    model_schema = {**schema["properties"]["model"], "$defs": schema.get("$defs", {})}
-    lines = []
-    names = [entry["name"] for entry in cfg["sensitivity"]["initialisations"]]
-    for name in sorted({n for n in names if names.count(n) > 1}):
-        lines.append(
-            f"sensitivity.initialisations: the name {name!r} is used more than once"
-        )
-    for entry in cfg["sensitivity"]["initialisations"]:
-        for line in schema_errors(merged(cfg["model"], entry["model"]), model_schema):
-            lines.append(
-                f"sensitivity.initialisations.{entry['name']} (merged over model): {line}"
-            )
-    return lines
-
-
 def check_config(cfg):
-    """Validate `cfg` against the schema and fill in its defaults, or stop before any job runs."""
-    schema = yaml.safe_load(SCHEMA_FILE.read_text())
-    lines = schema_errors(cfg, schema)
-    if not lines:
-        # Snakemake's validate() fills in the schema's defaults, nested ones too.
-        validate(cfg, str(SCHEMA_FILE))
-        lines = semantic_errors(cfg) + sensitivity_errors(cfg, schema)
+    """Validate `cfg` (trainact.config_check) and fill in the schema's defaults, or stop
+    before any job runs."""
+    lines = config_errors(
+        cfg,
+        yaml.safe_load(SCHEMA_FILE.read_text()),
+        lambda c: validate(c, str(SCHEMA_FILE)),
+    )
     if lines:
         raise WorkflowError(
             "invalid config (workflow/schemas/config.schema.yaml describes every key):\n  "
@@ -431,20 +370,22 @@ DOWNLOADED_ARCHIVE = (
 )
 ARCHIVE = SYNTHETIC_ARCHIVE if SYNTHETIC is not None else DOWNLOADED_ARCHIVE
 PREPARED = f"{OUT}/data/cifar10.npz"
-TRAIN_DIR = f"{OUT}/train/{{size}}-{{activation}}/seed{{seed}}"
+# The results layout is trainact.paper_facts' (the aggregation and figures read the same).
+RUN_WILDCARDS = ("{size}", "{activation}", "{seed}")
+TRAIN_DIR = f"{OUT}/{paper_facts.train_run_dir(*RUN_WILDCARDS)}"
 VARIANT_TRAIN_DIR = (
-    f"{OUT}/sensitivity/{{variant}}/train/{{size}}-{{activation}}/seed{{seed}}"
+    f"{OUT}/sensitivity/{{variant}}/{paper_facts.train_run_dir(*RUN_WILDCARDS)}"
 )
-AE_DIR = f"{OUT}/autoencoder/seed{{seed}}"
-PSO_DIR = f"{OUT}/pso/seed{{seed}}"
-TABLES = f"{OUT}/tables"
-FIGURES = f"{OUT}/figures"
-PAPER = f"{OUT}/paper"
+AE_DIR = f"{OUT}/{paper_facts.autoencoder_run_dir('{seed}')}"
+PSO_DIR = f"{OUT}/{paper_facts.pso_run_dir('{seed}')}"
+TABLES = f"{OUT}/{paper_facts.TABLES_DIR}"
+FIGURES = f"{OUT}/{paper_facts.FIGURES_DIR}"
+PAPER = f"{OUT}/{paper_facts.PAPER_REPORT_DIR}"
 PROVENANCE = f"{OUT}/provenance.json"
 
 
-def train_file(name, size, activation, seed):
-    return f"{OUT}/train/{size}-{activation}/seed{seed}/{name}"
+def train_file(name, size, activation, seed, root=OUT):
+    return f"{root}/{paper_facts.train_run_dir(size, activation, seed)}/{name}"
 
 
 EXPERIMENT_MODELS = [(s, a) for s in SIZES for a in ACTIVATIONS]
@@ -454,16 +395,19 @@ RESULT_INPUTS = {
     "train": [
         train_file("history.csv", s, a, seed) for s, a in ALL_MODELS for seed in SEEDS
     ],
-    "pretrain": [f"{OUT}/autoencoder/seed{seed}/pretrain.csv" for seed in SEEDS],
-    "finetune": [
-        f"{OUT}/autoencoder/seed{seed}/finetune/history.csv" for seed in SEEDS
+    "pretrain": [
+        f"{OUT}/{paper_facts.autoencoder_run_dir(seed)}/pretrain.csv" for seed in SEEDS
     ],
-    "pso": [f"{OUT}/pso/seed{seed}/history.csv" for seed in SEEDS],
+    "finetune": [
+        f"{OUT}/{paper_facts.autoencoder_run_dir(seed)}/finetune/history.csv"
+        for seed in SEEDS
+    ],
+    "pso": [f"{OUT}/{paper_facts.pso_run_dir(seed)}/history.csv" for seed in SEEDS],
 }
 # Every history the sensitivity study reads (the main grid's where a variant reuses them).
 SENSITIVITY_INPUTS = sorted(
     {
-        f"{variant['roots'][a]}/train/{size}-{a}/seed{seed}/history.csv"
+        train_file("history.csv", size, a, seed, root=variant["roots"][a])
         for variant in SENS_SPEC_VARIANTS
         for a in SENS_ACTIVATIONS
         for size in SENS_SIZES
@@ -482,40 +426,16 @@ RUN_SUMMARIES = sorted(
         + SENSITIVITY_INPUTS
     }
 )
-SENSITIVITY_FILES = [f"{TABLES}/sensitivity.json", f"{TABLES}/sensitivity.csv"]
-TABLE_FILES = {
-    name: f"{TABLES}/{name}"
-    for name in (
-        "table1.csv",
-        "table1.json",
-        "table2.csv",
-        "table2.json",
-        "runs.csv",
-        "summary.json",
-    )
-}
+SENSITIVITY_FILES = [f"{TABLES}/{name}" for name in paper_facts.SENSITIVITY_FILES]
+TABLE_FILES = {name: f"{TABLES}/{name}" for name in paper_facts.TABLE_FILES}
 
-# Figure files as trainact.figures names them: fig2..fig7 for the sizes present, fig8 the
-# autoencoder, fig9 PSO, the learned activation curves when a trainable activation is in the
-# grid, and the network structure.
-CURVE_FIGURES = {
-    ("val", "large"): 2,
-    ("val", "middle"): 3,
-    ("val", "small"): 4,
-    ("train", "large"): 5,
-    ("train", "middle"): 6,
-    ("train", "small"): 7,
-}
+# The figures trainact.figures draws for this config (every run has the Section 5 experiments).
 FIGURE_STEMS = [
-    *(f"fig{number}" for (_, size), number in CURVE_FIGURES.items() if size in SIZES),
-    "fig8",
-    "fig9",
-    *(
-        ["activations", "activation_health"]
-        if any(a != "relu" for a in ACTIVATIONS)
-        else []
-    ),
-    "structure",
+    stem
+    for stems in paper_facts.figure_stems(
+        paper_facts.figure_groups(ACTIVATIONS, autoencoder=True, pso=True), SIZES
+    ).values()
+    for stem in stems
 ]
 FIGURE_FILES = [
     f"{FIGURES}/{stem}.{ext}" for stem in FIGURE_STEMS for ext in ("png", "pdf")
@@ -538,3 +458,23 @@ REPORT_TEMPLATES = [
 HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
 PAPER_PDF = [f"{PAPER}/report.pdf"] if HAVE_TEX else []
 PAPER_FILES = [f"{PAPER}/report.md", f"{PAPER}/report.tex", *PAPER_PDF]
+
+# ------------------------------------------------------------------------------ captions
+#
+# The captions of Snakemake's HTML report are trainact.paper_facts' (the paper report shows the
+# same text). Snakemake reads a caption from a reStructuredText file, so each is written to
+# .snakemake/trainact/captions/<name>.rst when the workflow is parsed (only when its text
+# changed); `report(..., caption=caption("fig9"))` names it.
+CAPTION_DIR = Path(".snakemake", "trainact", "captions").resolve()
+
+
+def caption(name):
+    """The caption file of result `name` (a figure stem or a paper_facts.CAPTIONS key)."""
+    path = CAPTION_DIR / f"{name}.rst"
+    text = paper_facts.caption_rst(name)
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return str(path)

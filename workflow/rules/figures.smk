@@ -16,7 +16,7 @@ rule figures:
         [
             report(
                 f"{FIGURES}/{stem}.png",
-                caption=f"../report/{stem}.rst",
+                caption=caption(stem),
                 category="Figures",
             )
             for stem in FIGURE_STEMS

@@ -1,0 +1,88 @@
+"""The workflow's config check: every bad value named with its key, before any job runs.
+
+``workflow/rules/common.smk`` calls :func:`config_errors` when Snakemake parses the Snakefile
+and stops with all the lines it returns. Two layers: the JSON schema
+(``workflow/schemas/config.schema.yaml``, which also describes every key and gives its default),
+then the checks that span several keys, which a schema does not express. Needs jsonschema (a
+dependency of Snakemake), nothing of torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jsonschema
+
+from trainact.paper_facts import AUTOENCODER_MODEL, PSO_MODEL
+from trainact.settings import schedule_problems
+
+
+def dotted(path: Any) -> str:
+    """``train.learning_rates.0`` for the path of a value inside the config."""
+    return ".".join(str(part) for part in path) or "<config>"
+
+
+def schema_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """One line per value that breaks the schema, naming the key and the value."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.path])
+    return [f"{dotted(e.path)} = {e.instance!r}: {e.message}" for e in errors]
+
+
+def cross_key_errors(cfg: Mapping[str, Any]) -> list[str]:
+    """Checks that span several keys: the learning-rate schedule, and the Section 5 networks
+    (the aggregation and figures compare them with the paper's)."""
+    train = cfg["train"]
+    lines = [
+        f"train.{key} = {value!r}: {why}"
+        for key, value, why in schedule_problems(train["lr_boundaries"], train["learning_rates"])
+    ]
+    for section, (size, activation) in (("autoencoder", AUTOENCODER_MODEL), ("pso", PSO_MODEL)):
+        got = cfg[section]["size"], cfg[section]["activation"]
+        if got != (size, activation):
+            lines.append(
+                f"{section}.size/activation = {got[0]}/{got[1]}: the aggregation and figures "
+                f"support only the paper's {size}-{activation} here"
+            )
+    return lines
+
+
+def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged in, nested mappings key by key (neither is changed)."""
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def sensitivity_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Each sensitivity initialisation, merged over ``model``, must be a valid model section,
+    and the initialisations' names must differ."""
+    model_schema = {**schema["properties"]["model"], "$defs": schema.get("$defs", {})}
+    entries = cfg["sensitivity"]["initialisations"]
+    names = [entry["name"] for entry in entries]
+    lines = [
+        f"sensitivity.initialisations: the name {name!r} is used more than once"
+        for name in sorted({n for n in names if names.count(n) > 1})
+    ]
+    for entry in entries:
+        for line in schema_errors(merged(cfg["model"], entry["model"]), model_schema):
+            lines.append(f"sensitivity.initialisations.{entry['name']} (merged over model): {line}")
+    return lines
+
+
+def config_errors(
+    cfg: dict[str, Any], schema: Mapping[str, Any], fill_defaults: Callable[[dict[str, Any]], None]
+) -> list[str]:
+    """Every problem of ``cfg``, one line each (empty when it is valid). When the schema holds,
+    ``fill_defaults(cfg)`` fills in the schema's defaults (the workflow passes Snakemake's
+    ``validate``) before the cross-key checks read them."""
+    lines = schema_errors(cfg, schema)
+    if lines:
+        return lines
+    fill_defaults(cfg)
+    return cross_key_errors(cfg) + sensitivity_errors(cfg, schema)
