@@ -128,3 +128,29 @@ def test_hand_count_of_the_relu_networks(size):
     convs = (3 * c1 + c1 * c2 + c2 * c3) * 9 + c1 + c2 + c3
     dense = c3 * 4 * 4 * HIDDEN + HIDDEN + HIDDEN * 10 + 10
     assert convs + dense == HAND[(size, "relu")]
+
+
+def schema_leaf_defaults(schema: dict, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], object]:
+    """Path -> default of every schema value that is not itself a mapping of settings."""
+    found = {}
+    if "default" in schema and "properties" not in schema:
+        found[path] = schema["default"]
+    for key, sub in schema.get("properties", {}).items():
+        found.update(schema_leaf_defaults(sub, (*path, key)))
+    return found
+
+
+def test_schema_defaults_are_config_yaml_values():
+    """The schema's defaults (which fill in what a preset leaves out) cannot drift from
+    config.yaml (what the paper preset runs)."""
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    defaults = schema_leaf_defaults(schema)
+    assert len(defaults) > 40
+    differ = {}
+    for path, default in defaults.items():
+        value = CONFIG
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if path[:2] != ("dataset", "synthetic") and value != default:
+            differ[".".join(path)] = (default, value)
+    assert differ == {}
