@@ -13,12 +13,12 @@ rule aggregate:
     output:
         table1=report(
             TABLE_FILES["table1.csv"],
-            caption="../report/table1.rst",
+            caption=caption("table1"),
             category="Tables",
         ),
         table2=report(
             TABLE_FILES["table2.csv"],
-            caption="../report/table2.rst",
+            caption=caption("table2"),
             category="Tables",
         ),
         table1_json=TABLE_FILES["table1.json"],
@@ -51,7 +51,7 @@ rule sensitivity:
         json=SENSITIVITY_FILES[0],
         csv=report(
             SENSITIVITY_FILES[1],
-            caption="../report/sensitivity.rst",
+            caption=caption("sensitivity"),
             category="Tables",
         ),
     log:
