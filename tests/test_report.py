@@ -13,12 +13,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from fixtures_results import DISTINCT_VAL_OFFSETS, build_results, distinct_bests  # noqa: E402
 
 from trainact import provenance as prov  # noqa: E402
 from trainact import report as rp  # noqa: E402
-from trainact.aggregate import aggregate, load_published  # noqa: E402
+from trainact.aggregate import aggregate, load_published, summarize_claims  # noqa: E402
 from trainact.cli import main  # noqa: E402
 from trainact.figures import output_files  # noqa: E402
 
@@ -87,8 +88,9 @@ def rendered(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     results = build_results(root / "out", seeds=SEEDS, bests=offset_bests, autoencoder_seeds=[0, 1], pso_seeds=[0, 1])
     aggregate(
-        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1], [0, 1]
-    )
+        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1], [0, 1],
+        settings=PAPER_SETTINGS,
+    )  # fmt: skip
     params = {
         "sizes": ["small", "middle", "large"],
         "seeds": list(SEEDS),
@@ -124,8 +126,9 @@ def rendered_distinct(tmp_path_factory):
         autoencoder_gain={0: 0.015, 1: 0.025, 2: 0.020}, pso_ratio={0: 0.30, 1: 0.31},
     )  # fmt: skip
     aggregate(
-        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1, 2], [0, 1]
-    )
+        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1, 2], [0, 1],
+        settings=PAPER_SETTINGS,
+    )  # fmt: skip
     params = rp.ReportParams.from_dict(
         {"sizes": ["small", "middle", "large"], "seeds": list(SEEDS), "autoencoder_seeds": [0, 1, 2],
          "pso_seeds": [0, 1], "preset": "test", "settings": PAPER_SETTINGS}
@@ -474,7 +477,7 @@ def test_sensitivity_in_the_verdicts_and_its_own_section(rendered_with_sensitivi
 
 
 def test_claim_rows_format_the_evidence():
-    """The engine's raw comparisons (trainact.claims) become text here, with the report's rounding."""
+    """The raw comparisons in summary.json (aggregate's claims) become text here, with the report's rounding."""
     values = {(r["size"], r["activation"]): [r["val_acc"] + d for d in (0.0, 0.002, 0.004)] for r in PUBLISHED.values()}
     values[("middle", "fourier")] = [v - 0.08 for v in values[("middle", "fourier")]]  # 4.3 pp below ReLU
     runs = [
@@ -482,8 +485,7 @@ def test_claim_rows_format_the_evidence():
         for (size, activation), vs in values.items()
         for seed, v in enumerate(vs)
     ]
-    summary = {"runs": runs, "autoencoder": {"status": "not run"}, "pso": {"status": "not run"}}
-    rows = rp.claim_rows(rp.evaluate_claims(summary))
+    rows = rp.claim_rows(summarize_claims(pd.DataFrame(runs), load_published()))
     assert rows[0]["verdict"] == rp.NOT_SUPPORTED
     assert (
         "middle: Fourier-CNN − CNN: -4.30 pp [-4.30, -4.30], n=3 (-4.30, -4.30, -4.30) → not supported"
@@ -492,8 +494,8 @@ def test_claim_rows_format_the_evidence():
     assert rows[2]["evidence"] == ["not run"] and rows[2]["seeds"] == "–" and rows[2]["preview"] == "no"
     # one seed: the arrows carry the preview labels too; the scope is named
     one = {key: vs[:1] for key, vs in values.items() if key[0] == "small"}
-    summary["runs"] = [{"size": s, "activation": a, "seed": 0, "best_val_acc": vs[0]} for (s, a), vs in one.items()]
-    claim1, claim2, *_ = rp.claim_rows(rp.evaluate_claims(summary, sizes=["small"]))
+    runs = [{"size": s, "activation": a, "seed": 0, "best_val_acc": vs[0]} for (s, a), vs in one.items()]
+    claim1, claim2, *_ = rp.claim_rows(summarize_claims(pd.DataFrame(runs), load_published(), sizes=["small"]))
     assert claim1["verdict"] == "preview: consistent with the claim (small networks only)"
     assert claim1["evidence"] == [
         "small: Fourier-CNN − CNN: +5.09 pp [+3.09, +7.09], n=1 (+5.09) → preview: consistent with the claim",
@@ -604,8 +606,8 @@ def test_deviation_entries_are_checked(tmp_path):
 )
 def test_latex_compiles_and_contains_table1(rendered, tmp_path):
     results, written = rendered
-    pdf = rp.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    built = rp.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
+    text = subprocess.run(["pdftotext", "-layout", str(built), "-"], capture_output=True, text=True, check=True).stdout
     assert "Small Fourier-CNN" in text and "0.6424 ± 0.0020" in text
     _, body = markdown_table(written["md"].read_text(), "## 3 Table 1")
     for row in body:

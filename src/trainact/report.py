@@ -16,8 +16,8 @@ line breaks after ``, / : =``; the ``md`` filter escapes ``|`` inside Markdown t
 The report opens with its answer: a "Verdicts" section (the claims of the paper, each with its
 verdict, key numbers, seeds and whether it is a preview; then whether any verdict depends on the
 choices the paper leaves open, from ``trainact sensitivity``'s JSON given with ``--sensitivity``).
-The claims engine itself (intervals, verdicts, previews) is :mod:`trainact.claims`; this module only
-formats what it returns. The run's full settings close the report as an appendix.
+The claims' verdicts (intervals, verdicts, previews) are judged by ``trainact aggregate``
+(:mod:`trainact.claims`) and stored in ``summary.json``; this module only formats them. The run's full settings close the report as an appendix.
 """
 
 from __future__ import annotations
@@ -67,9 +67,7 @@ from trainact.claims import (  # noqa: F401
     T_975,
     Evidence,
     combine,
-    evaluate_claims,
     interval,
-    paired_pp,
     positive_evidence,
     preview_reasons,
     region_verdict,
@@ -308,7 +306,7 @@ def paper_text(paper: Mapping[str, Any]) -> str:
 
 
 def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The claims of :func:`trainact.claims.evaluate_claims` with every number formatted."""
+    """The claims of ``summary.json`` (judged by ``trainact aggregate``) with every number formatted."""
     rows = []
     for claim in claims:
         evidence = [evidence_text(c, claim["preview"]) for c in claim["comparisons"]]
@@ -660,9 +658,9 @@ def build_context(
         "figures": figures,
         "autoencoder": _autoencoder_context(summary["autoencoder"]),
         "pso": _pso_context(summary["pso"]),
-        "claims": claim_rows(evaluate_claims(summary, published, settings=params.settings, sizes=summary.get("sizes"))),
-        "claims_rule": CLAIMS_RULE,
-        "preview_rule": PREVIEW_RULE,
+        "claims": claim_rows(summary["claims"]),
+        "claims_rule": summary["definitions"]["claims"],
+        "preview_rule": summary["definitions"]["claims_preview"],
         "sensitivity": _sensitivity_context(sensitivity),
         "choices": [d for d in deviations if d["kind"] == "choice"],
         "errata": [d for d in deviations if d["kind"] == "erratum"],

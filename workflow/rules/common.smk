@@ -238,11 +238,6 @@ def run_key(*parts):
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def words(values):
-    """Values as shell words."""
-    return " ".join(shlex.quote(str(v)) for v in values)
-
-
 def flags(settings):
     """`--key-with-dashes value` for every setting that is not null, in sorted order (so that
     reordering keys in a config file does not change the command)."""
@@ -403,9 +398,12 @@ GRID = {
     "autoencoder_seeds": SEEDS,
     "pso_seeds": SEEDS,
 }
-AGGREGATE_ARGS = " ".join(
-    f"--{key.replace('_', '-')} {words(values)}" for key, values in GRID.items()
-)
+# aggregate also judges the paper's claims: the settings that make a verdict a preview.
+AGGREGATE_PARAMS = {
+    **GRID,
+    # what trainact.claims.preview_reasons judges
+    "settings": {"train": config["train"], "dataset": config["dataset"]},
+}
 FIGURE_PARAMS = {
     **GRID,
     "model": config["model"],
