@@ -17,9 +17,12 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from fixtures_results import DISTINCT_VAL_OFFSETS, build_results, distinct_bests  # noqa: E402
 
+from trainact import formatting as fm  # noqa: E402
+from trainact import pdf  # noqa: E402
 from trainact import provenance as prov  # noqa: E402
 from trainact import report as rp  # noqa: E402
 from trainact.aggregate import aggregate, load_published, summarize_claims  # noqa: E402
+from trainact.claims import NOT_SUPPORTED  # noqa: E402
 from trainact.cli import main  # noqa: E402
 from trainact.figures import output_files  # noqa: E402
 
@@ -361,21 +364,28 @@ def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
 
 
 def test_tex_escape():
-    assert rp.tex_escape(SPECIAL) == (
+    assert fm.tex_escape(SPECIAL) == (
         r"a\_b 50\% \& \#1 \$x \{y\} \textasciitilde{}z \textasciicircum{}w \textbackslash{}q"
     )
-    assert rp.tex_escape("-0.67 and 1e-7, --pdf, [−4, 4] ± Δ") == r"$-$0.67 and 1e-7, -{}-pdf, [$-$4, 4] $\pm$ $\Delta$"
-    assert rp.tex_escape("<a|b>") == r"\textless{}a\textbar{}b\textgreater{}"
-    assert rp.tex_escape("café ✓") == "café ?"
+    assert fm.tex_escape("-0.67 and 1e-7, --pdf, [−4, 4] ± Δ") == r"$-$0.67 and 1e-7, -{}-pdf, [$-$4, 4] $\pm$ $\Delta$"
+    assert fm.tex_escape("<a|b>") == r"\textless{}a\textbar{}b\textgreater{}"
+    assert fm.tex_escape("café ✓") == "café ?"
     # inside \texttt: ASCII printed from the typewriter font's own slots, breaks after , / : =
-    assert rp.tex_code('a_b {"k": 1}') == r'a\char95{}b \char123{}"k":\allowbreak{} 1\char125{}'
-    assert rp.tex_code("x & 5% --pdf ~/d") == r"x \& 5\% --pdf \char126{}/\allowbreak{}d"
+    assert fm.tex_code('a_b {"k": 1}') == r'a\char95{}b \char123{}"k":\allowbreak{} 1\char125{}'
+    assert fm.tex_code("x & 5% --pdf ~/d") == r"x \& 5\% --pdf \char126{}/\allowbreak{}d"
+
+
+def test_numbers_are_formatted_only_when_finite():
+    assert (fm.fmt(0.123456, 4), fm.fmt(-0.0001, 2, signed=True), fm.fmt(None, 2)) == ("0.1235", "+0.00", "n/a")
+    assert fm.fmt_mean_std(0.5, float("nan"), 3) == "0.500" and fm.fmt_seconds(3725.4) == "1:02:05"
+    assert fm._finite(1) and fm._finite(0.5) and not fm._finite(True) and not fm._finite("0.5")
+    assert not fm._finite(float("inf")) and not fm._finite(float("nan")) and not fm._finite(None)
 
 
 def test_tex_keeps_special_characters_escaped(rendered):
     _, written = rendered
     tex = written["tex"].read_text()
-    escaped = rp.tex_escape(SPECIAL)
+    escaped = fm.tex_escape(SPECIAL)
     assert f"\\item \\textbf{{Odd\\_name 100\\%.}} {escaped}" in tex
     assert "Fake CPU\\_v2 @ 3GHz (8 logical cores)" in tex and "Fake GPU \\#1" in tex
     assert SPECIAL not in tex
@@ -387,7 +397,7 @@ def test_markdown_and_tex_share_the_numbers(rendered):
     _, body = markdown_table(written["md"].read_text(), "## 3 Table 1")
     tex = written["tex"].read_text()
     for row in body:
-        assert f"{row[0]} & {row[1]} & {rp.tex_escape(row[2])} & {row[3]} & {rp.tex_escape(row[4])}" in tex
+        assert f"{row[0]} & {row[1]} & {fm.tex_escape(row[2])} & {row[3]} & {fm.tex_escape(row[4])}" in tex
 
 
 # -------------------------------------------------------------------------------- sensitivity
@@ -468,7 +478,7 @@ def test_sensitivity_in_the_verdicts_and_its_own_section(rendered_with_sensitivi
         "calibrated+none +, fixed+none −." in sensitivity
     )
     tex = written["tex"].read_text()
-    assert rp.tex_escape(claim1) in tex
+    assert fm.tex_escape(claim1) in tex
     assert "fixed+none & Small & validation & Fourier-CNN & 3 & $-$2.91 $\\pm$ 0.00 & [$-$2.91, $-$2.91] \\\\" in tex
     assert "fixed+none & fixed & none & not supported & not supported \\\\" in tex
 
@@ -486,7 +496,7 @@ def test_claim_rows_format_the_evidence():
         for seed, v in enumerate(vs)
     ]
     rows = rp.claim_rows(summarize_claims(pd.DataFrame(runs), load_published()))
-    assert rows[0]["verdict"] == rp.NOT_SUPPORTED
+    assert rows[0]["verdict"] == NOT_SUPPORTED
     assert (
         "middle: Fourier-CNN − CNN: -4.30 pp [-4.30, -4.30], n=3 (-4.30, -4.30, -4.30) → not supported"
         in rows[0]["evidence"]
@@ -511,18 +521,18 @@ def test_claim_rows_format_the_evidence():
 
 
 def test_pdf_modes(monkeypatch):
-    monkeypatch.setattr(rp.shutil, "which", lambda name: None)
-    assert rp.pdf_plan("never") == (False, "PDF not requested (--pdf never).")
-    build, note = rp.pdf_plan("auto")
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
+    assert pdf.pdf_plan("never") == (False, "PDF not requested (--pdf never).")
+    build, note = pdf.pdf_plan("auto")
     assert not build and "No TeX installation found" in note
     with pytest.raises(ValueError, match="no TeX installation"):
-        rp.pdf_plan("always")
-    monkeypatch.setattr(rp.shutil, "which", lambda name: f"/usr/bin/{name}")
-    assert rp.pdf_plan("auto")[0] and rp.pdf_plan("always")[0]
+        pdf.pdf_plan("always")
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert pdf.pdf_plan("auto")[0] and pdf.pdf_plan("always")[0]
 
 
 def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(rp.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
     results = build_results(tmp_path / "out", sizes=["small"], activations=["relu"], seeds=[0])
     aggregate(results, results / "tables", ["small"], ["relu"], [0])
     params = {"sizes": ["small"], "activations": ["relu"], "seeds": [0]}
@@ -563,6 +573,13 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
     assert "Sensitivity to unstated choices: not run." in section(text, "## 8 ", "## 9 ")
     assert main(argv + ["--sensitivity", str(tmp_path / "nowhere.json")]) == 2
     assert "nowhere.json" in capsys.readouterr().err
+    # the verdicts are summary.json's (trainact aggregate judged them): the report renders them as stored
+    summary_path = results / "tables" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["claims"][0]["verdict"] = "verdict as stored"
+    summary_path.write_text(json.dumps(summary))
+    assert main(argv) == 0
+    assert "**verdict as stored**" in section((results / "paper" / "report.md").read_text(), "## 1 Verdicts", "## 2 ")
     (results / "figures" / "fig4.pdf").unlink()
     assert main(argv) == 2
     assert "fig4.pdf" in capsys.readouterr().err
@@ -602,11 +619,11 @@ def test_deviation_entries_are_checked(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not rp.tex_available() or shutil.which("pdftotext") is None, reason="needs latexmk, pdflatex, pdftotext"
+    not pdf.tex_available() or shutil.which("pdftotext") is None, reason="needs latexmk, pdflatex, pdftotext"
 )
 def test_latex_compiles_and_contains_table1(rendered, tmp_path):
     results, written = rendered
-    built = rp.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
+    built = pdf.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
     text = subprocess.run(["pdftotext", "-layout", str(built), "-"], capture_output=True, text=True, check=True).stdout
     assert "Small Fourier-CNN" in text and "0.6424 ± 0.0020" in text
     _, body = markdown_table(written["md"].read_text(), "## 3 Table 1")

@@ -2,22 +2,16 @@
 
 One context dict (:func:`build_context`) feeds both templates, ``paper/report.md.j2`` and
 ``paper/report.tex.j2`` (Jinja2, ``StrictUndefined``: a missing key is an error, never an empty
-cell). Numbers are formatted here, once, so both documents show the same digits:
-
-* accuracy as a fraction with 4 decimals (as the paper's Table 1), loss with 3 decimals;
-* accuracy differences between models (Table 2, claims) in percentage points with 2 decimals;
-* PSO/RMSProp accuracy ratio with 3 decimals.
-
-The ``tex`` filter escapes LaTeX's special characters (``\\ & % $ # _ { } ~ ^ < > |``) and maps the
-few non-ASCII symbols the text uses (``± × → ≤ ≥ ≈ − – — Δ ω ε ρ Σ √ · ‖ ∂``) to LaTeX; ``texcode``
-does the same for ``\\texttt`` content (commands, paths, JSON), printing ASCII as typed and allowing
-line breaks after ``, / : =``; the ``md`` filter escapes ``|`` inside Markdown table cells.
+cell). This module assembles that context and renders it; it computes no statistic. The numbers
+come from ``summary.json`` (``trainact aggregate``: the tables, the Section 5 experiments and the
+verdicts on the paper's claims), ``trainact sensitivity``'s JSON and the provenance; their
+rounding and the templates' ``tex``, ``texcode`` and ``md`` filters are :mod:`trainact.formatting`,
+the PDF build is :mod:`trainact.pdf`.
 
 The report opens with its answer: a "Verdicts" section (the claims of the paper, each with its
 verdict, key numbers, seeds and whether it is a preview; then whether any verdict depends on the
 choices the paper leaves open, from ``trainact sensitivity``'s JSON given with ``--sensitivity``).
-The claims' verdicts (intervals, verdicts, previews) are judged by ``trainact aggregate``
-(:mod:`trainact.claims`) and stored in ``summary.json``; this module only formats them. The run's full settings close the report as an appendix.
+The run's full settings close the report as an appendix.
 """
 
 from __future__ import annotations
@@ -25,14 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,52 +31,33 @@ from typing import Any
 import jinja2
 import yaml
 
-from trainact.aggregate import (
-    METRICS,
-    MODEL_NAMES,
-    SIZES,
-    SPLITS,
-    TRAINABLE,
-    load_published,
-)
-
-# The claims engine lives in trainact.claims; its names stay importable from here.
-from trainact.claims import (  # noqa: F401
-    CLAIMS_RULE,
-    INCONCLUSIVE,
-    NOT_RUN,
-    NOT_SUPPORTED,
-    PREVIEW_CONSISTENT,
-    PREVIEW_INCONCLUSIVE,
-    PREVIEW_INCONSISTENT,
-    PREVIEW_RULE,
-    SINGLE_SEED_HALF_WIDTH_PP,
-    SINGLE_SEED_HALF_WIDTH_RATIO,
-    SUPPORTED,
-    T_975,
-    Evidence,
-    combine,
-    interval,
-    positive_evidence,
-    preview_reasons,
-    region_verdict,
-    verdict_label,
-)
+from trainact.aggregate import METRICS, SPLITS, load_published
+from trainact.claims import NOT_RUN
 from trainact.figures import AUTOENCODER_FIGURE, FIGURE_NUMBERS, PSO_FIGURE, FigureParams, figure_stems
-from trainact.files import atomic_write, write_text_atomic
+from trainact.files import write_text_atomic
+from trainact.formatting import (
+    ACC_DECIMALS,
+    LOSS_DECIMALS,
+    MISSING,
+    PP_DECIMALS,
+    RATIO_DECIMALS,
+    ROUNDING_NOTE,
+    evidence_text,
+    fmt,
+    fmt_mean_std,
+    fmt_seconds,
+    interval_text,
+    md_cell,
+    metric_decimals,
+    paper_text,
+    tex_code,
+    tex_escape,
+)
+from trainact.grid import MODEL_NAMES, SIZES, TRAINABLE
+from trainact.pdf import build_pdf, pdf_plan
 
 log = logging.getLogger(__name__)
 
-ACC_DECIMALS = 4
-LOSS_DECIMALS = 3
-PP_DECIMALS = 2
-RATIO_DECIMALS = 3
-ROUNDING_NOTE = (
-    "Accuracies are fractions with 4 decimals (as in the paper's Table 1), losses have 3 decimals; "
-    "differences of accuracy between models (Table 2, claims) are in percentage points (pp) with "
-    "2 decimals; reproduced values are mean ± sample standard deviation over seeds (no ± with one seed)."
-)
-MISSING = "n/a"
 TEMPLATE_NAMES = {"md": "report.md.j2", "tex": "report.tex.j2"}
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "paper"
 
@@ -108,112 +78,6 @@ FIGURE_CAPTIONS = {
 }
 
 
-# --------------------------------------------------------------------------------- filters
-
-
-TEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-    '"': "''",
-}
-TEX_UNICODE = {
-    "±": r"$\pm$",
-    "×": r"$\times$",
-    "→": r"$\rightarrow$",
-    "≤": r"$\leq$",
-    "≥": r"$\geq$",
-    "≈": r"$\approx$",
-    "−": r"$-$",
-    "–": "--",
-    "—": "---",
-    "Δ": r"$\Delta$",
-    "ω": r"$\omega$",
-    "ε": r"$\varepsilon$",
-    "ρ": r"$\rho$",
-    "Σ": r"$\Sigma$",
-    "π": r"$\pi$",
-    "√": r"$\surd$",
-    "·": r"$\cdot$",
-    "‖": r"$\|$",
-    "∂": r"$\partial$",
-    "…": r"\dots{}",
-    "‘": "`",
-    "’": "'",
-    "“": "``",
-    "”": "''",
-    "µ": r"$\mu$",
-    "°": r"\textdegree{}",
-    "\u00a0": "~",
-}
-
-
-def tex_escape(value: Any) -> str:
-    """``value`` as LaTeX text: special characters escaped, known symbols mapped.
-
-    A ``-`` before a digit at the start of a number becomes a math minus; ``--`` is kept as two
-    hyphens (no en-dash ligature); letters of Latin-1 pass (``inputenc`` handles them); any other
-    character without a mapping becomes ``?`` so that the document always compiles.
-    """
-    text = str(value)
-    out = []
-    for i, ch in enumerate(text):
-        prev = text[i - 1] if i else ""
-        nxt = text[i + 1] if i + 1 < len(text) else ""
-        if ch in TEX_SPECIAL:
-            out.append(TEX_SPECIAL[ch])
-        elif ch == "-" and nxt.isdigit() and not (prev.isalnum() or prev == "."):
-            out.append("$-$")
-        elif ch == "-" and nxt == "-":
-            out.append("-{}")
-        elif ch in TEX_UNICODE:
-            out.append(TEX_UNICODE[ch])
-        elif ord(ch) < 128 or (ord(ch) < 256 and unicodedata.category(ch).startswith("L")):
-            out.append(ch)
-        else:
-            out.append("?")
-    return "".join(out)
-
-
-#: Characters that ``\texttt`` prints from the typewriter font's own ASCII slots (OT1 ``cmtt``).
-TEX_CODE_CHARS = {ch: f"\\char{ord(ch)}{{}}" for ch in "\\{}~^_<>|"}
-TEX_CODE_CHARS.update({"'": r"\char13{}", "`": r"\char18{}"})  # upright quote, grave accent in cmtt
-#: After these characters a long code string (a JSON slice, a path) may break across lines.
-TEX_CODE_BREAKS = ",/:="
-
-
-def tex_code(value: Any) -> str:
-    """``value`` as the content of ``\\texttt{...}``: every ASCII character printed as itself
-    (``{ } \\ ~ ^ _ < > | ' ` `` from the typewriter font, ``" -`` unchanged), ``& % $ #`` escaped,
-    line breaks allowed after ``, / : =``; other characters as in :func:`tex_escape`."""
-    out = []
-    for ch in str(value):
-        if ch in TEX_CODE_CHARS:
-            out.append(TEX_CODE_CHARS[ch])
-        elif ch in '"-':
-            out.append(ch)
-        else:
-            out.append(tex_escape(ch))
-        if ch in TEX_CODE_BREAKS:
-            out.append(r"\allowbreak{}")
-    return "".join(out)
-
-
-def md_cell(value: Any) -> str:
-    """``value`` inside a Markdown table cell: ``|`` escaped, line breaks as ``<br>``."""
-    return str(value).replace("|", r"\|").replace("\n", "<br>")
-
-
 def environment(templates: Path) -> jinja2.Environment:
     """The Jinja2 environment of both templates: strict, no autoescape, ``tex`` and ``md`` filters."""
     env = jinja2.Environment(
@@ -230,79 +94,7 @@ def environment(templates: Path) -> jinja2.Environment:
     return env
 
 
-# ------------------------------------------------------------------------------ formatting
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def fmt(value: Any, decimals: int, signed: bool = False) -> str:
-    """``value`` rounded to ``decimals``; ``+`` on non-negative values when ``signed``; ``n/a`` if missing."""
-    if not _finite(value):
-        return MISSING
-    text = f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
-    if text.startswith("-") and float(text) == 0:  # a tiny negative rounds to zero: no "-0.00"
-        text = ("+" if signed else "") + text[1:]
-    return text
-
-
-def fmt_mean_std(mean: Any, std: Any, decimals: int, signed: bool = False) -> str:
-    """``mean ± std``, or just ``mean`` when the std is undefined (one seed)."""
-    if not _finite(mean):
-        return MISSING
-    text = fmt(mean, decimals, signed)
-    return f"{text} ± {fmt(std, decimals)}" if _finite(std) else text
-
-
-def fmt_seconds(seconds: Any) -> str:
-    """Wall time as ``h:mm:ss``."""
-    if not _finite(seconds):
-        return MISSING
-    total = int(round(seconds))
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
-
-
-def _decimals(metric: str) -> int:
-    return ACC_DECIMALS if metric.endswith("_acc") else LOSS_DECIMALS
-
-
-# ---------------------------------------------------------------------------------- claims
-
-
-def _comparison_decimals(unit: str) -> tuple[int, bool, str]:
-    """Decimals, sign and unit suffix of a comparison: points (signed) or the PSO/RMSProp ratio."""
-    return (PP_DECIMALS, True, " pp") if unit == "pp" else (RATIO_DECIMALS, False, "")
-
-
-def interval_text(comparison: Mapping[str, Any]) -> str:
-    """``label: mean unit [low, high]``: a comparison's key numbers (the verdicts table)."""
-    decimals, signed, unit = _comparison_decimals(comparison["unit"])
-    return (
-        f"{comparison['label']}: {fmt(comparison['mean'], decimals, signed)}{unit} "
-        f"[{fmt(comparison['low'], decimals, signed)}, {fmt(comparison['high'], decimals, signed)}]"
-    )
-
-
-def evidence_text(comparison: Mapping[str, Any], preview: bool = False) -> str:
-    """One evidence line: mean [interval], n (per-seed values), the note, and the verdict when judged."""
-    decimals, signed, _ = _comparison_decimals(comparison["unit"])
-    per_seed = ", ".join(fmt(v, decimals, signed) for v in comparison["values"])
-    text = f"{interval_text(comparison)}, n={len(comparison['values'])} ({per_seed})"
-    if comparison.get("note"):
-        text += f" ({comparison['note']})"
-    if comparison["judged"]:
-        text += f" → {verdict_label(comparison['verdict'], preview)}"
-    return text
-
-
-def paper_text(paper: Mapping[str, Any]) -> str:
-    """The paper's own numbers for a claim: ``source: label value, ...``."""
-    values = [
-        f"{v['label']} " + (fmt(v["value"], PP_DECIMALS, True) if v["unit"] == "pp" else fmt(v["value"], ACC_DECIMALS))
-        for v in paper["values"]
-    ]
-    return paper["source"] + (": " + ", ".join(values) if values else "")
+# ----------------------------------------------------------------------------------- claims
 
 
 def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -396,7 +188,7 @@ def _sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any
 class ReportParams:
     """The ``--params`` slice of ``trainact report``: the figure parameters (to know which figures
     exist) plus ``preset`` (name of the config preset), ``settings`` (the run's config, shown as
-    a key/value list in the appendix and read by :func:`trainact.claims.preview_reasons`) and,
+    a key/value list in the appendix; the claims' preview rule judged it in ``trainact aggregate``) and,
     when no ``--provenance`` file is given, ``dataset`` and ``benchmarks`` paths for
     :func:`trainact.provenance.collect`."""
 
@@ -456,9 +248,9 @@ def _table1_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     for record in summary["table1"]:
         cells = {
             metric: {
-                "repro": fmt_mean_std(record[f"{metric}_mean"], record[f"{metric}_std"], _decimals(metric)),
-                "paper": fmt(record[f"{metric}_published"], _decimals(metric)),
-                "diff": fmt(record[f"{metric}_diff"], _decimals(metric), signed=True),
+                "repro": fmt_mean_std(record[f"{metric}_mean"], record[f"{metric}_std"], metric_decimals(metric)),
+                "paper": fmt(record[f"{metric}_published"], metric_decimals(metric)),
+                "diff": fmt(record[f"{metric}_diff"], metric_decimals(metric), signed=True),
             }
             for metric in METRICS
         }
@@ -688,47 +480,6 @@ def render(context: Mapping[str, Any], out_dir: Path, templates: Path = DEFAULT_
         write_text_atomic(path, text)
         written[kind] = path
     return written
-
-
-def tex_available() -> bool:
-    """Whether ``latexmk`` and ``pdflatex`` are on PATH (the workflow lists report.pdf only then)."""
-    return shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
-
-
-def build_pdf(tex_path: Path, figures_dir: Path, out_pdf: Path, timeout_s: float = 600) -> Path:
-    """Compile ``tex_path`` with ``latexmk -pdf`` in a temporary folder (figures copied to
-    ``figures/`` there, which the document's ``\\graphicspath`` searches first) and move the PDF
-    to ``out_pdf``. Raises ``RuntimeError`` with the end of the LaTeX log on failure."""
-    with tempfile.TemporaryDirectory(prefix="trainact-report-") as tmp:
-        work = Path(tmp)
-        shutil.copy2(tex_path, work / "report.tex")
-        (work / "figures").mkdir()
-        for path in Path(figures_dir).glob("*.pdf"):
-            shutil.copy2(path, work / "figures" / path.name)
-        command = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"]
-        done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0 or not (work / "report.pdf").is_file():
-            log_path = work / "report.log"
-            tail = log_path.read_text(errors="replace")[-3000:] if log_path.is_file() else done.stdout[-3000:]
-            raise RuntimeError(f"latexmk failed on {tex_path} (exit {done.returncode}); end of the log:\n{tail}")
-        out_pdf = atomic_write(out_pdf, lambda tmp: shutil.copy2(work / "report.pdf", tmp))
-    return out_pdf
-
-
-def pdf_plan(mode: str) -> tuple[bool, str]:
-    """Whether to build the PDF for ``--pdf mode`` and the note the report prints about it."""
-    if mode not in ("auto", "always", "never"):
-        raise ValueError(f"--pdf must be auto, always or never, got {mode!r}")
-    if mode == "never":
-        return False, "PDF not requested (--pdf never)."
-    if tex_available():
-        return True, "PDF built from report.tex with latexmk -pdf."
-    if mode == "always":
-        raise ValueError("--pdf always, but no TeX installation was found (latexmk/pdflatex not on PATH)")
-    return False, (
-        "No TeX installation found (latexmk/pdflatex not on PATH): report.pdf was not built. "
-        "Install latexmk and TeX Live (texlive-latex-base, -recommended, -extra) and rerun."
-    )
 
 
 def make_report(
