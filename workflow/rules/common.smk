@@ -132,7 +132,7 @@ DISPATCH_MODULES = {"trainact", "trainact.__main__", "trainact.cli"}
 # Data files that a module reads at run time (through importlib.resources).
 MODULE_DATA = {
     "trainact.aggregate": ["published_tables.json"],
-    "trainact.report": ["deviations.yaml"],
+    "trainact.paper_report": ["deviations.yaml"],
 }
 # Command family -> the module whose command its jobs run.
 FAMILY_ENTRY = {
@@ -144,7 +144,7 @@ FAMILY_ENTRY = {
     "figures": "trainact.figures",
     "provenance": "trainact.provenance",
     "sensitivity": "trainact.sensitivity",
-    "report": "trainact.report",
+    "paper_report": "trainact.paper_report",
 }
 
 
@@ -531,7 +531,7 @@ FIGURE_ACTIVATION_INPUTS = [
 REPORT_TEMPLATES = [
     os.path.relpath(REPO / "paper" / name) for name in ("report.md.j2", "report.tex.j2")
 ]
-# The paper report's pdf exists only where a TeX engine does (trainact.report builds it with
+# The paper report's pdf exists only where a TeX engine does (trainact.paper_report builds it with
 # latexmk and pdflatex).
 HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
 PAPER_PDF = [f"{PAPER}/report.pdf"] if HAVE_TEX else []

@@ -1,4 +1,4 @@
-"""Report: numbers land in the right Markdown cells, LaTeX escaping, claim verdicts, PDF modes, provenance."""
+"""Paper report: numbers land in the right Markdown cells, LaTeX escaping, claim verdicts, PDF modes, provenance."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from fixtures_results import DISTINCT_VAL_OFFSETS, build_results, distinct_bests
 from trainact import formatting as fm  # noqa: E402
 from trainact import pdf  # noqa: E402
 from trainact import provenance as prov  # noqa: E402
-from trainact import report as rp  # noqa: E402
+from trainact import paper_report as rp  # noqa: E402
 from trainact.aggregate import aggregate, load_published, summarize_claims  # noqa: E402
 from trainact.claims import NOT_SUPPORTED  # noqa: E402
 from trainact.cli import main  # noqa: E402
@@ -113,7 +113,7 @@ def rendered(tmp_path_factory):
         pdf="never",
         provenance=FAKE_PROVENANCE,
         deviations=deviations,
-        command="trainact report --x",
+        command="trainact paper-report --x",
     )
     return results, written
 
@@ -139,7 +139,7 @@ def rendered_distinct(tmp_path_factory):
     tiny_figures(results / "figures", output_files(params.figures))
     return rp.make_report(
         results, results / "tables", results / "figures", results / "paper", params,
-        pdf="never", provenance=FAKE_PROVENANCE, command="trainact report --x",
+        pdf="never", provenance=FAKE_PROVENANCE, command="trainact paper-report --x",
     )  # fmt: skip
 
 
@@ -228,7 +228,7 @@ def test_markdown_lists_figures_sections_and_rerun(rendered):
     assert "| train | 27 | 1:02:05 |" in text
     assert "total 1:02:17" in text
     assert "matches yes" in text
-    assert "`trainact report --x`" in text
+    assert "`trainact paper-report --x`" in text
     _, seeds = markdown_table(text, "PSO-trained middle CNN")
     assert [row[-1] for row in seeds] == ["0.500", "0.500"]
 
@@ -443,7 +443,7 @@ def rendered_with_sensitivity(rendered, tmp_path_factory):
         params,
         pdf="never",
         provenance=FAKE_PROVENANCE,
-        command="trainact report --x",
+        command="trainact paper-report --x",
         sensitivity=root / "sensitivity" / "sensitivity.json",
     )
 
@@ -540,7 +540,7 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
     provenance = tmp_path / "provenance.json"
     provenance.write_text(json.dumps(FAKE_PROVENANCE))
     argv = [
-        "report",
+        "paper-report",
         "--results",
         str(results),
         "--tables",

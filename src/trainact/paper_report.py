@@ -1,4 +1,4 @@
-"""The reproduction report: Markdown and LaTeX (and a PDF where TeX is installed).
+"""The paper report (``trainact paper-report``): Markdown and LaTeX (and a PDF where TeX is installed).
 
 One context dict (:func:`build_context`) feeds both templates, ``paper/report.md.j2`` and
 ``paper/report.tex.j2`` (Jinja2, ``StrictUndefined``: a missing key is an error, never an empty
@@ -186,11 +186,11 @@ def _sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any
 
 @dataclass(frozen=True)
 class ReportParams:
-    """The ``--params`` slice of ``trainact report``: the figure parameters (to know which figures
-    exist) plus ``preset`` (name of the config preset), ``settings`` (the run's config, shown as
-    a key/value list in the appendix; the claims' preview rule judged it in ``trainact aggregate``) and,
-    when no ``--provenance`` file is given, ``dataset`` and ``benchmarks`` paths for
-    :func:`trainact.provenance.collect`."""
+    """The ``--params`` slice of ``trainact paper-report``: the figure parameters (to know which
+    figures exist) plus ``preset`` (name of the config preset), ``settings`` (the run's config,
+    shown as a key/value list in the appendix; the claims' preview rule judged it in ``trainact
+    aggregate``) and, when no ``--provenance`` file is given, ``dataset`` and ``benchmarks``
+    paths for :func:`trainact.provenance.collect`."""
 
     figures: FigureParams
     preset: str = "custom"
@@ -492,7 +492,7 @@ def make_report(
     templates: Path = DEFAULT_TEMPLATES,
     provenance: Mapping[str, Any] | None = None,
     deviations: Sequence[Mapping[str, str]] | None = None,
-    command: str = "trainact report",
+    command: str = "trainact paper-report",
     sensitivity: Path | None = None,
 ) -> dict[str, Path]:
     """Render the report from ``<tables>/summary.json`` and the figures; build the PDF per ``pdf``.
@@ -530,7 +530,7 @@ def make_report(
     if build:
         written["pdf"] = build_pdf(written["tex"], figures_dir, Path(out_dir) / "report.pdf")
     else:
-        print(f"trainact report: {note}", file=sys.stderr)
+        print(f"trainact paper-report: {note}", file=sys.stderr)
     log.info("report written: %s (results %s)", ", ".join(str(p) for p in written.values()), results)
     return written
 
@@ -538,7 +538,7 @@ def make_report(
 # --------------------------------------------------------------------------------------- CLI
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def _cmd_paper_report(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
     try:
@@ -564,7 +564,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers) -> None:
     parser = subparsers.add_parser(
-        "report",
+        "paper-report",
         help="report.md, report.tex (and report.pdf) from the tables and figures",
         description="Render the reproduction report. --pdf auto builds report.pdf only when latexmk and "
         "pdflatex are installed (and says so in report.md otherwise).",
@@ -594,4 +594,4 @@ def register_cli(subparsers) -> None:
         default=None,
         help="YAML deviation lists (default: the packaged trainact/deviations.yaml)",
     )
-    parser.set_defaults(func=_cmd_report)
+    parser.set_defaults(func=_cmd_paper_report)
