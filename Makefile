@@ -29,8 +29,9 @@ quick: $(STAMP)
 smoke: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile workflow/presets/smoke.yaml $(SNAKEMAKE_ARGS)
 
+# The paper report (rule paper_report) and everything it needs.
 report: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) report $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --cores $(CORES) paper_report $(SNAKEMAKE_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m trainact bench
@@ -50,7 +51,7 @@ device-wheels: $(STAMP)
 # about 7-12 minutes on 2 cores. Prints the survivors, then killed/total per module.
 # (OMP_NUM_THREADS=1: torch's thread pool does not survive mutmut's fork; its children hang.)
 MUTATION_CHILDREN ?= 2
-MUTATION_MUTANTS := 'trainact.aggregate.*' 'trainact.claims.*' 'trainact.settings.*' 'trainact.checkpoints.*' \
+MUTATION_MUTANTS := 'trainact.aggregate.*' 'trainact.grid.*' 'trainact.claims.*' 'trainact.settings.*' 'trainact.checkpoints.*' \
 	'trainact.train.xǁTrainSettingsǁ*' \
 	'trainact.activations.x_fourier_reference__*' 'trainact.activations.x_linear_combination_reference__*' \
 	'trainact.activations.x_guarded_weight_sum__*' 'trainact.activations.x__identity__*' \
@@ -61,7 +62,7 @@ define MUTATION_SCORE_PY
 import fnmatch, glob, json
 from collections import Counter
 modules = {
-    "aggregate": ["trainact.aggregate.*"],
+    "aggregate": ["trainact.aggregate.*", "trainact.grid.*"],
     "claims": ["trainact.claims.*"],
     "settings + TrainSettings": ["trainact.settings.*", "trainact.train.x\u01c1TrainSettings\u01c1*"],
     "checkpoints + fingerprint": ["trainact.checkpoints.*"],

@@ -76,7 +76,7 @@ def paper_like_bests(size: str, activation: str, seed: int) -> dict[str, float]:
 
 # Validation-accuracy offsets from the paper's Table 1, per model and seed (0, 1, 2), chosen by hand
 # so that every Table 2 cell has its own mean, a non-zero spread and a non-zero difference from
-# the paper, and the claims get mixed verdicts (worked out in tests/test_report.py). The training
+# the paper, and the claims get mixed verdicts (worked out in tests/test_paper_report.py). The training
 # accuracy takes the negated offsets.
 DISTINCT_VAL_OFFSETS: dict[tuple[str, str], tuple[float, float, float]] = {
     ("small", "relu"): (0.000, 0.004, -0.004),

@@ -11,6 +11,7 @@ import pytest
 from fixtures_results import ACC_PEAK, LOSS_PEAK, build_results, history_frame, paper_like_bests, write_csv
 
 from trainact import aggregate as agg
+from trainact.claims import CLAIMS_RULE, PREVIEW_RULE
 from trainact.cli import main
 
 SEEDS = (0, 1, 2)
@@ -224,18 +225,11 @@ def test_cli_writes_every_table(tmp_path):
         str(results),
         "--out-dir",
         str(out),
-        "--sizes",
-        "middle",
-        "small",
-        "--activations",
-        "relu",
-        "fourier",
-        "lc",
-        "--seeds",
-        "0",
-        "1",
-        "--pso-seeds",
-        "0",
+        "--params",
+        json.dumps(
+            {"sizes": ["middle", "small"], "activations": ["relu", "fourier", "lc"], "seeds": [0, 1], "pso_seeds": [0],
+             "settings": {"train": {"epochs": 8}, "dataset": {"train_per_class": 300}}}
+        ),  # fmt: skip
     ]
     assert main(argv) == 0
     for name in ("table1.csv", "table1.json", "table2.csv", "table2.json", "runs.csv", "summary.json"):
@@ -252,6 +246,15 @@ def test_cli_writes_every_table(tmp_path):
     ]
     summary = strict_json(out / "summary.json")
     assert summary["pso"]["status"] == "ok" and summary["autoencoder"]["status"] == "not run"
+    # the settings given decide the claims' preview reasons; the claims are judged on the grid's sizes
+    assert summary["claims"][0]["preview_reasons"] == [
+        "2 seeds (< 3)",
+        "8 epochs (paper: learning-rate drops after epochs [20, 40, 60] over at least 60 epochs)",
+        "3,000 training images (paper: 50,000)",
+    ]
+    assert summary["claims"][0]["scope"] == "small and middle networks only"
+    with pytest.raises(ValueError, match="'settings' must be a mapping"):
+        agg.aggregate(results, out, ["small"], ["relu"], [0], settings=["train"])
 
 
 def test_pso_needs_its_reference_run(tmp_path):
@@ -268,11 +271,8 @@ def test_cli_names_a_missing_history(tmp_path, capsys):
         str(results),
         "--out-dir",
         str(tmp_path / "t"),
-        "--sizes",
-        "small",
-        "--seeds",
-        "0",
-        "1",
+        "--params",
+        json.dumps({"sizes": ["small"], "seeds": [0, 1]}),
     ]
     assert main(argv) == 2
     message = capsys.readouterr().err
@@ -286,10 +286,8 @@ def test_cli_rejects_an_unknown_size(tmp_path, capsys):
         str(tmp_path),
         "--out-dir",
         str(tmp_path / "t"),
-        "--sizes",
-        "huge",
-        "--seeds",
-        "0",
+        "--params",
+        json.dumps({"sizes": ["huge"], "seeds": [0]}),
     ]
     assert main(argv) == 2
     assert "huge" in capsys.readouterr().err
@@ -410,7 +408,8 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="trainact.aggregate"):
         summary = agg.aggregate(results, out, ["middle"], ["relu", "fourier"], [0, 1], [1], [0])
     assert list(summary) == [
-        "sizes", "activations", "seeds", "definitions", "runs", "table1", "table2", "diverged", "autoencoder", "pso", "source",
+        "sizes", "activations", "seeds", "definitions", "runs", "table1", "table2", "diverged", "autoencoder", "pso",
+        "claims", "source",
     ]  # fmt: skip
     assert (summary["sizes"], summary["activations"], summary["seeds"]) == (["middle"], ["relu", "fourier"], [0, 1])
     assert summary["definitions"] == {
@@ -419,6 +418,8 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
         "table2": "100 * (best acc - best acc of the ReLU CNN of the same size and seed), "
         "mean and sample std over paired seeds, percentage points",
         "accuracy_unit": "fraction in [0, 1]",
+        "claims": CLAIMS_RULE,
+        "claims_preview": PREVIEW_RULE,
     }
     assert summary["source"].startswith("Z. Liao, Trainable Activation Function in Image Classification")
     assert [r["run"] for r in summary["runs"]] == [
@@ -451,6 +452,21 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     assert pso["ratio"]["mean"] == pytest.approx(row["ratio"]) and pso["ratio"]["n"] == 1
     assert pso["pso_best_test_acc"]["mean"] == pytest.approx(row["pso_best_test_acc"])
     assert pso["rmsprop_best_val_acc"]["mean"] == pytest.approx(row["rmsprop_best_val_acc"])
+    # the claims, judged on the sizes of the grid: claim 1's middle Fourier comparison is Table 2's
+    # paired differences, claim 2 has no small or large networks, claims 3 and 4 one seed each
+    claims = summary["claims"]
+    assert [c["number"] for c in claims] == [1, 2, 3, 4]
+    assert list(claims[0]) == [
+        "number", "claim", "short", "source", "paper", "scope", "comparisons", "missing",
+        "n_seeds", "preview", "preview_reasons", "outcome", "verdict",
+    ]  # fmt: skip
+    (fourier,) = claims[0]["comparisons"]
+    (t2_val,) = [r for r in summary["table2"] if r["split"] == "val"]
+    assert fourier["label"] == "middle: Fourier-CNN − CNN" and fourier["mean"] == pytest.approx(t2_val["mean_pp"])
+    assert claims[0]["missing"] == ["middle: LC-CNN − CNN"] and claims[0]["verdict"] == "not run"
+    assert claims[1]["outcome"] == "not run" and claims[2]["n_seeds"] == claims[3]["n_seeds"] == 1
+    assert claims[3]["preview_reasons"] == ["1 seed (< 3)"]
+    assert strict_json(out / "summary.json")["claims"] == claims
     # the files: CSVs without an index column, JSON indented by one space
     runs_csv = pd.read_csv(out / "runs.csv")
     assert list(runs_csv.columns[:4]) == ["size", "activation", "seed", "run"]
@@ -483,32 +499,41 @@ def test_the_cli_parses_every_option(tmp_path):
 
     parser = argparse.ArgumentParser()
     agg.register_cli(parser.add_subparsers())
-    args = parser.parse_args(["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "1", "2"])
-    assert (args.results, args.out_dir, args.seeds) == (agg.Path("r"), agg.Path("o"), [1, 2])
-    assert (args.sizes, args.activations) == (["small", "middle", "large"], ["relu", "fourier", "lc"])
-    assert (args.autoencoder_seeds, args.pso_seeds, args.func) == ([], [], agg._cmd_aggregate)
-    args = parser.parse_args(
-        ["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "0", "--sizes", "small", "--activations", "lc",
-         "--autoencoder-seeds", "--pso-seeds", "3", "4"]
-    )  # fmt: skip
-    assert (args.sizes, args.activations, args.autoencoder_seeds, args.pso_seeds) == (["small"], ["lc"], [], [3, 4])
-    assert parser.parse_args(["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "0", "--autoencoder-seeds", "5"]).autoencoder_seeds == [5]
-    for missing in ("--results", "--out-dir", "--seeds"):
-        argv = ["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "0"]
+    args = parser.parse_args(["aggregate", "--params", '{"seeds": [1, 2]}', "--results", "r", "--out-dir", "o"])
+    assert (args.results, args.out_dir, args.params) == (agg.Path("r"), agg.Path("o"), '{"seeds": [1, 2]}')
+    assert args.func == agg._cmd_aggregate
+    for missing in ("--params", "--results", "--out-dir"):
+        argv = ["aggregate", "--params", "{}", "--results", "r", "--out-dir", "o"]
         index = argv.index(missing)
         with pytest.raises(SystemExit):
             parser.parse_args(argv[:index] + argv[index + 2 :])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["aggregate", "--results", "r", "--out-dir", "o", "--seeds"])
-    with pytest.raises(SystemExit):
-        parser.parse_args(["aggregate", "--results", "r", "--out-dir", "o", "--seeds", "0", "--sizes"])
+    # the --params slice: sizes and activations default to all, the Section 5 seeds to none
+    assert agg.aggregate_params({"seeds": [1, 2]}) == {
+        "sizes": ["small", "middle", "large"],
+        "activations": ["relu", "fourier", "lc"],
+        "seeds": [1, 2],
+        "autoencoder_seeds": [],
+        "pso_seeds": [],
+        "settings": {},
+    }
+    given = {"sizes": ["small"], "activations": ["lc"], "seeds": [0], "autoencoder_seeds": [], "pso_seeds": [3, 4],
+             "settings": {"train": {"epochs": 2}}}  # fmt: skip
+    assert agg.aggregate_params(given) == given
+    with pytest.raises(ValueError, match=r"unknown aggregate parameter\(s\) \['size'\]"):
+        agg.aggregate_params({"size": ["small"], "seeds": [0]})
+    with pytest.raises(ValueError, match="'seeds' is missing"):
+        agg.aggregate_params({"sizes": ["small"]})
+    with pytest.raises(ValueError, match="'sizes' must be a list"):
+        agg.aggregate_params({"sizes": "small", "seeds": [0]})
+    with pytest.raises(ValueError, match="'pso_seeds' must be a list of integers"):
+        agg.aggregate_params({"seeds": [0], "pso_seeds": ["3"]})
 
 
 def test_cli_runs_the_autoencoder_summary(tmp_path):
     results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0], autoencoder_seeds=[0])
     out = tmp_path / "tables"
-    argv = ["aggregate", "--results", str(results), "--out-dir", str(out), "--sizes", "middle", "--seeds", "0",
-            "--autoencoder-seeds", "0"]  # fmt: skip
+    params = {"sizes": ["middle"], "seeds": [0], "autoencoder_seeds": [0]}
+    argv = ["aggregate", "--params", json.dumps(params), "--results", str(results), "--out-dir", str(out)]
     assert main(argv) == 0
     assert json.loads((out / "summary.json").read_text())["autoencoder"]["status"] == "ok"
 

@@ -1,13 +1,18 @@
-"""Claims engine: intervals, region verdicts, claims 1-4, the sizes scope and preview labels."""
+"""Claims engine: intervals, region verdicts, claims 1-4, the sizes scope and preview labels.
+
+The claims are judged as ``trainact aggregate`` judges them: on the paired differences of
+``aggregate.summarize_claims`` (:func:`evaluate` below)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from trainact import aggregate as agg
 from trainact import claims as cl
 from trainact.aggregate import load_published
 
@@ -35,12 +40,23 @@ def paper_shaped(spread=(0.0, 0.002, 0.004)):
     return {key: [row["val_acc"] + s for s in spread] for key, row in PUBLISHED.items()}
 
 
+def evaluate(summary, published=None, **kwargs):
+    """The claims on ``summary``'s runs and Section 5 parts, as ``trainact aggregate`` judges them."""
+    return agg.summarize_claims(
+        pd.DataFrame(summary["runs"]),
+        published if published is not None else load_published(),
+        autoencoder=summary.get("autoencoder"),
+        pso=summary.get("pso"),
+        **kwargs,
+    )
+
+
 def outcomes(summary, **kwargs):
-    return [claim["outcome"] for claim in cl.evaluate_claims(summary, **kwargs)]
+    return [claim["outcome"] for claim in evaluate(summary, **kwargs)]
 
 
 def verdicts(summary, **kwargs):
-    return [claim["verdict"] for claim in cl.evaluate_claims(summary, **kwargs)]
+    return [claim["verdict"] for claim in evaluate(summary, **kwargs)]
 
 
 # ------------------------------------------------------------------------------ the engine
@@ -57,7 +73,7 @@ def test_interval_uses_student_t():
 
 
 def test_claims_supported_on_the_paper_numbers():
-    claims = cl.evaluate_claims(summary_with(paper_shaped()))
+    claims = evaluate(summary_with(paper_shaped()))
     assert [c["verdict"] for c in claims[:2]] == [cl.SUPPORTED, cl.SUPPORTED]
     assert [c["preview"] for c in claims[:2]] == [False, False] and claims[0]["n_seeds"] == 3
     # small Fourier - ReLU: 0.6423 - 0.5914 = 5.09 pp on every seed: a zero-width interval
@@ -70,7 +86,7 @@ def test_claims_supported_on_the_paper_numbers():
 def test_claim1_not_supported_when_fourier_loses_at_one_size():
     values = paper_shaped()
     values[("middle", "fourier")] = [v - 0.08 for v in values[("middle", "fourier")]]  # 4.3 pp below ReLU
-    claims = cl.evaluate_claims(summary_with(values))
+    claims = evaluate(summary_with(values))
     assert claims[0]["verdict"] == cl.NOT_SUPPORTED
     middle = [c for c in claims[0]["comparisons"] if c["label"] == "middle: Fourier-CNN − CNN"]
     assert middle[0]["verdict"] == cl.NOT_SUPPORTED and middle[0]["mean"] == pytest.approx(
@@ -99,7 +115,7 @@ def test_claims_3_and_4_follow_their_numbers():
     ]
     pso_rows = [{"ratio": r} for r in (0.48, 0.52, 0.50)]
     summary = summary_with(base, {"status": "ok", "per_seed": ae_rows}, {"status": "ok", "per_seed": pso_rows})
-    claims = cl.evaluate_claims(summary)
+    claims = evaluate(summary)
     assert [c["verdict"] for c in claims[2:]] == [cl.SUPPORTED, cl.SUPPORTED]
     assert [c["judged"] for c in claims[2]["comparisons"]] == [True, False, False]
     assert claims[3]["comparisons"][0]["note"] == "claimed region [0.4, 0.6]"
@@ -108,7 +124,7 @@ def test_claims_3_and_4_follow_their_numbers():
     summary = summary_with(base, {"status": "ok", "per_seed": ae_rows}, {"status": "ok", "per_seed": pso_rows})
     assert verdicts(summary)[2:] == [cl.NOT_SUPPORTED, cl.NOT_SUPPORTED]
     pso_rows = [{"ratio": r} for r in (0.45, 0.62)]  # interval straddles 0.6; two seeds: a preview
-    claim4 = cl.evaluate_claims(summary_with(base, pso={"status": "ok", "per_seed": pso_rows}))[3]
+    claim4 = evaluate(summary_with(base, pso={"status": "ok", "per_seed": pso_rows}))[3]
     assert claim4["outcome"] == cl.INCONCLUSIVE and claim4["verdict"] == cl.PREVIEW_INCONCLUSIVE
     assert claim4["preview_reasons"] == ["2 seeds (< 3)"]
 
@@ -118,7 +134,7 @@ def test_claims_3_and_4_follow_their_numbers():
 
 def test_missing_size_makes_a_claim_not_run():
     values = {key: v for key, v in paper_shaped().items() if key[0] != "large"}
-    claims = cl.evaluate_claims(summary_with(values))
+    claims = evaluate(summary_with(values))
     assert [c["verdict"] for c in claims[:2]] == [cl.NOT_RUN, cl.NOT_RUN]
     assert "large: Fourier-CNN − CNN" in claims[0]["missing"]
     assert claims[0]["n_seeds"] is None and claims[0]["preview"] is False
@@ -126,7 +142,7 @@ def test_missing_size_makes_a_claim_not_run():
 
 def test_claims_on_the_small_networks_only():
     values = {key: v for key, v in paper_shaped().items() if key[0] == "small"}
-    claims = cl.evaluate_claims(summary_with(values), sizes=["small"])
+    claims = evaluate(summary_with(values), sizes=["small"])
     assert claims[0]["verdict"] == "supported (small networks only)" and claims[0]["outcome"] == cl.SUPPORTED
     assert claims[0]["scope"] == "small networks only"
     assert [c["label"] for c in claims[0]["comparisons"]] == ["small: Fourier-CNN − CNN", "small: LC-CNN − CNN"]
@@ -141,21 +157,21 @@ def test_claims_on_the_small_networks_only():
 
 def test_claim2_is_not_run_without_small_or_large_networks():
     values = {key: v for key, v in paper_shaped().items() if key[0] == "middle"}
-    claims = cl.evaluate_claims(summary_with(values), sizes=["middle"])
+    claims = evaluate(summary_with(values), sizes=["middle"])
     assert claims[0]["verdict"] == "supported (middle networks only)"
     assert claims[1]["verdict"] == cl.NOT_RUN and len(claims[1]["missing"]) == 4
     assert cl.scope_text(["small", "large"]) == "small and large networks only"
     # claim 2 is about small and large networks: with small and middle its scope is the small ones
     values = {key: v for key, v in paper_shaped().items() if key[0] != "large"}
-    claims = cl.evaluate_claims(summary_with(values), sizes=["small", "middle"])
+    claims = evaluate(summary_with(values), sizes=["small", "middle"])
     assert claims[0]["verdict"] == "supported (small and middle networks only)"
     assert claims[1]["verdict"] == "supported (small networks only)"
     values = {key: v for key, v in paper_shaped().items() if key[0] != "middle"}
-    claims = cl.evaluate_claims(summary_with(values), sizes=["small", "large"])
+    claims = evaluate(summary_with(values), sizes=["small", "large"])
     assert claims[0]["verdict"] == "supported (small and large networks only)" and claims[1]["verdict"] == cl.SUPPORTED
     assert cl.scope_text(["large", "small", "middle"]) is None
     with pytest.raises(ValueError, match="huge"):
-        cl.evaluate_claims(summary_with(values), sizes=["huge"])
+        evaluate(summary_with(values), sizes=["huge"])
 
 
 # --------------------------------------------------------------------------------- previews
@@ -208,23 +224,23 @@ def test_preview_reasons_schedule_rule():
 
 def test_verdict_labels_with_one_seed_and_with_three():
     # three seeds, no settings: plain verdicts
-    three = cl.evaluate_claims(summary_with(paper_shaped()), settings={})
+    three = evaluate(summary_with(paper_shaped()), settings={})
     assert three[0]["verdict"] == cl.SUPPORTED and three[0]["preview_reasons"] == []
     # one seed: small +5.09/+4.23, middle +3.70/+1.64, large +1.27/+3.17: 1.64 and 1.27 < the 2 pp margin
     values = {key: [row["val_acc"]] for key, row in PUBLISHED.items()}
-    one = cl.evaluate_claims(summary_with(values))[0]
+    one = evaluate(summary_with(values))[0]
     assert (one["outcome"], one["verdict"]) == (cl.INCONCLUSIVE, "preview: inconclusive")
     assert one["preview"] is True and one["preview_reasons"] == ["1 seed (< 3)"] and one["n_seeds"] == 1
     for size in ("middle", "large"):
         for activation in ("fourier", "lc"):
             values[(size, activation)] = [values[(size, "relu")][0] + 0.03]
-    one = cl.evaluate_claims(summary_with(values))[0]
+    one = evaluate(summary_with(values))[0]
     assert (one["outcome"], one["verdict"]) == (cl.SUPPORTED, "preview: consistent with the claim")
     values[("small", "fourier")] = [values[("small", "relu")][0] - 0.03]
-    one = cl.evaluate_claims(summary_with(values))[0]
+    one = evaluate(summary_with(values))[0]
     assert (one["outcome"], one["verdict"]) == (cl.NOT_SUPPORTED, "preview: inconsistent with the claim")
     # three seeds but the quick schedule: still a preview
-    quick = cl.evaluate_claims(summary_with(paper_shaped()), settings=QUICK_LIKE)[0]
+    quick = evaluate(summary_with(paper_shaped()), settings=QUICK_LIKE)[0]
     assert quick["verdict"] == cl.PREVIEW_CONSISTENT
     assert quick["preview_reasons"] == [QUICK_SCHEDULE, "3,000 training images (paper: 50,000)"]
     # no preview label is ever "supported" / "not supported"
@@ -237,7 +253,10 @@ def test_claims_module_is_torch_free():
 
     names = {n for m in trainact_closure("trainact.claims") for n in imported_names(m)}
     assert not {n.split(".")[0] for n in names} & {"torch", "jinja2", "matplotlib"}
-    assert "trainact.report" not in trainact_closure("trainact.claims")
+    assert "trainact.paper_report" not in trainact_closure("trainact.claims")
+    # pure over aggregate's numbers: aggregate runs the check, so claims must not import it back
+    assert "trainact.aggregate" not in trainact_closure("trainact.claims")
+    assert "trainact.claims" in trainact_closure("trainact.aggregate")
 
 
 # ------------------------------------------------------------------ what each claim says (pinned)
@@ -305,7 +324,7 @@ CLAIM_KEYS = [
 def test_each_claim_states_its_text_source_and_the_papers_numbers():
     summary = summary_with(paper_shaped())
     del summary["autoencoder"], summary["pso"]  # an old summary without the Section 5 parts: not run
-    claims = cl.evaluate_claims(summary)
+    claims = evaluate(summary)
     assert [list(c) for c in claims] == [CLAIM_KEYS] * 4
     assert [(c["number"], c["claim"], c["short"], c["source"]) for c in claims] == CLAIM_TEXTS
     assert [c["paper"] for c in claims] == PAPER_OF_CLAIM
@@ -325,7 +344,7 @@ def test_each_claim_states_its_text_source_and_the_papers_numbers():
 
 def test_not_run_claims_keep_their_text_and_name_what_is_missing():
     values = {key: v for key, v in paper_shaped().items() if key[0] == "middle"}
-    claims = cl.evaluate_claims(summary_with(values), sizes=["middle"])
+    claims = evaluate(summary_with(values), sizes=["middle"])
     assert [(c["number"], c["claim"], c["short"], c["source"]) for c in claims] == CLAIM_TEXTS
     assert [c["paper"] for c in claims] == PAPER_OF_CLAIM
     assert claims[1]["missing"] == [
@@ -339,7 +358,7 @@ def test_not_run_claims_keep_their_text_and_name_what_is_missing():
     # claims 3 and 4 with their runs: the same texts
     ae_rows = [{"diff_best_val_acc_pp": 2.0, "diff_first_val_acc_pp": 1.0, "diff_final_val_acc_pp": 0.5}] * 3
     pso_rows = [{"ratio": 0.5}] * 3
-    ran = cl.evaluate_claims(
+    ran = evaluate(
         summary_with(paper_shaped(), {"status": "ok", "per_seed": ae_rows}, {"status": "ok", "per_seed": pso_rows})
     )
     assert [(c["number"], c["claim"], c["short"], c["source"]) for c in ran] == CLAIM_TEXTS
@@ -355,7 +374,7 @@ def test_the_published_numbers_given_are_the_ones_shown():
     published = load_published()
     published["table2"] = [{**r, "improvement_pp": 9.99} if r["size"] == "small" else r for r in published["table2"]]
     published["table1"] = [{**r, "val_acc": 0.111} if r["size"] == "large" else r for r in published["table1"]]
-    claims = cl.evaluate_claims(summary_with(paper_shaped()), published=published)
+    claims = evaluate(summary_with(paper_shaped()), published=published)
     assert [v["value"] for v in claims[0]["paper"]["values"]] == [9.99, 9.99, 3.7, 1.64, 1.27, 3.17]
     assert [v["value"] for v in claims[1]["paper"]["values"]] == [0.6423, 0.6337, 0.5914, 0.111, 0.111, 0.111]
 
@@ -408,24 +427,22 @@ def test_interval_beyond_thirty_degrees_of_freedom_uses_the_value_at_thirty():
 
 
 def test_pairs_use_only_seeds_both_runs_have_with_a_finite_best():
-    summary = {
-        "runs": [
+    runs = pd.DataFrame(
+        [
             {"size": "small", "activation": "fourier", "seed": 0, "best_val_acc": 0.60},
             {"size": "small", "activation": "fourier", "seed": 1, "best_val_acc": 0.62},
             {"size": "small", "activation": "fourier", "seed": 2, "best_val_acc": float("nan")},
             {"size": "small", "activation": "fourier", "seed": 3, "best_val_acc": None},
-            {"size": "small", "activation": "fourier", "seed": 4, "best_val_acc": True},
             {"size": "small", "activation": "relu", "seed": 1, "best_val_acc": 0.50},
             {"size": "small", "activation": "relu", "seed": 2, "best_val_acc": 0.50},
             {"size": "small", "activation": "relu", "seed": 3, "best_val_acc": 0.50},
-            {"size": "small", "activation": "relu", "seed": 4, "best_val_acc": 0.50},
             {"size": "small", "activation": "relu", "seed": 5, "best_val_acc": 0.50},
             {"size": "middle", "activation": "fourier", "seed": 1, "best_val_acc": 0.99},
         ]
-    }
-    assert cl.paired_pp(summary, "small", "fourier", "relu") == [pytest.approx(12.0)]  # seed 1 only
-    assert cl._finite(1) and cl._finite(0.5) and not cl._finite(True) and not cl._finite("0.5")
-    assert not cl._finite(float("inf")) and not cl._finite(float("nan")) and not cl._finite(None)
+    )
+    (claim1,) = [c for c in evaluate({"runs": runs.to_dict(orient="records")}, sizes=["small"]) if c["number"] == 1]
+    assert claim1["comparisons"][0]["values"] == [pytest.approx(12.0)]  # seed 1 only
+    assert claim1["missing"] == ["small: LC-CNN − CNN"]
 
 
 def test_preview_reasons_for_early_drops_without_epochs_and_other_rates_of_the_same_length():
@@ -441,7 +458,7 @@ def test_preview_reasons_for_early_drops_without_epochs_and_other_rates_of_the_s
 
 
 def test_claim4_with_one_seed_shows_the_ratio_and_its_assumed_margin():
-    claim4 = cl.evaluate_claims(summary_with(paper_shaped(), pso={"status": "ok", "per_seed": [{"ratio": 0.5}]}))[3]
+    claim4 = evaluate(summary_with(paper_shaped(), pso={"status": "ok", "per_seed": [{"ratio": 0.5}]}))[3]
     (ratio,) = claim4["comparisons"]
     assert ratio == {
         "label": "PSO best test acc / RMSProp best val acc",
@@ -459,5 +476,5 @@ def test_claim4_with_one_seed_shows_the_ratio_and_its_assumed_margin():
 
 def test_unknown_sizes_are_named():
     with pytest.raises(ValueError) as caught:
-        cl.evaluate_claims(summary_with(paper_shaped()), sizes=["small", "huge"])
+        evaluate(summary_with(paper_shaped()), sizes=["small", "huge"])
     assert str(caught.value) == "unknown sizes ['huge']; choose from ['small', 'middle', 'large']"

@@ -8,7 +8,7 @@ import pytest
 from fixtures_results import EPOCHS, build_results, fourier_layer, history_frame, lc_layer
 
 from trainact import figures as fg
-from trainact.aggregate import ACTIVATIONS
+from trainact.paper_facts import ACTIVATIONS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

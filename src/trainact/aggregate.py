@@ -18,8 +18,17 @@ Definitions (the paper's Table 1: "best accuracy and loss of each network"):
   absolute percentage points, for validation and training; mean and standard deviation of these
   paired per-seed differences over the seeds both runs share.
 
+The paper's claims are judged here too, on the same paired differences as Table 2
+(:func:`summarize_claims`, the pure check of :mod:`trainact.claims`), so that their verdicts,
+intervals and preview reasons are data in ``summary.json`` and the report only renders them.
+
 Outputs (``<out>/tables``): ``table1.csv|json``, ``table2.csv|json``, ``runs.csv`` (per-run
-bests) and ``summary.json`` (everything the report and its claims check need).
+bests) and ``summary.json`` (everything the report needs, the claims' verdicts included).
+
+``trainact aggregate --params JSON --results DIR --out-dir DIR``: the JSON is the grid the
+results hold (``sizes``, ``activations``, ``seeds``, ``autoencoder_seeds``, ``pso_seeds``) and
+``settings`` (the run's ``train`` and ``dataset`` config, which decide whether a verdict is a
+preview).
 """
 
 from __future__ import annotations
@@ -36,40 +45,37 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from trainact.claims import CLAIMS_RULE, PREVIEW_RULE, compared_pairs, evaluate_claims
 from trainact.files import write_text_atomic
+from trainact.paper_facts import (
+    ACTIVATIONS,
+    AUTOENCODER_MODEL,
+    PSO_MODEL,
+    PUBLISHED_TABLES,
+    SIZES,
+    SPLITS,
+    TRAINABLE,
+    autoencoder_run_dir,
+    check_names,
+    model_name,
+    pso_run_dir,
+    train_run_dir,
+)
 
 log = logging.getLogger(__name__)
 
-SIZES = ("small", "middle", "large")
-ACTIVATIONS = ("relu", "fourier", "lc")
-TRAINABLE = ("fourier", "lc")
-SPLITS = ("val", "train")  # Table 2's column order: validation first
 METRICS = ("train_acc", "train_loss", "val_acc", "val_loss")
-MODEL_NAMES = {"relu": "CNN", "fourier": "Fourier-CNN", "lc": "LC-CNN"}
 HISTORY_REQUIRED = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "status")
 PSO_REQUIRED = ("generation", "train_acc", "test_acc")
 PRETRAIN_REQUIRED = ("stage", "epoch", "loss")
-#: The paper's "PSO reaches about half of BP's accuracy", as a region of the PSO/RMSProp
-#: accuracy ratio (the report's claims check and Figure 9 use it).
-ABOUT_HALF = (0.4, 0.6)
-#: Accuracy of guessing among CIFAR-10's ten classes.
-CHANCE_ACCURACY = 0.1
-#: Per-model baselines of the two Section 5 experiments (paths under ``<out>/train``).
-AUTOENCODER_BASELINE = ("middle", "fourier")
-PSO_REFERENCE = ("middle", "relu")
 
 
 # ----------------------------------------------------------------------------- small helpers
 
 
-def model_name(size: str, activation: str) -> str:
-    """The paper's row label, e.g. ``"Small Fourier-CNN"``."""
-    return f"{size.capitalize()} {MODEL_NAMES[activation]}"
-
-
 def load_published() -> dict[str, Any]:
     """The paper's Table 1 and Table 2 as data (``trainact/published_tables.json``)."""
-    text = resources.files("trainact").joinpath("published_tables.json").read_text(encoding="utf-8")
+    text = resources.files("trainact").joinpath(PUBLISHED_TABLES).read_text(encoding="utf-8")
     return json.loads(text)
 
 
@@ -103,19 +109,11 @@ def stats(values: Iterable[float]) -> dict[str, Any]:
     }
 
 
-def check_names(kind: str, names: Sequence[str], allowed: Sequence[str]) -> list[str]:
-    """``names`` in the paper's order, or ``ValueError`` naming the unknown ones."""
-    unknown = [n for n in names if n not in allowed]
-    if unknown:
-        raise ValueError(f"unknown {kind} {unknown}; choose from {list(allowed)}")
-    return [n for n in allowed if n in set(names)]
-
-
 # ------------------------------------------------------------------------------------ paths
 
 
 def train_history_path(results: Path, size: str, activation: str, seed: int) -> Path:
-    return Path(results) / "train" / f"{size}-{activation}" / f"seed{seed}" / "history.csv"
+    return Path(results) / train_run_dir(size, activation, seed) / "history.csv"
 
 
 def train_activations_path(results: Path, size: str, activation: str, seed: int) -> Path:
@@ -123,15 +121,15 @@ def train_activations_path(results: Path, size: str, activation: str, seed: int)
 
 
 def autoencoder_pretrain_path(results: Path, seed: int) -> Path:
-    return Path(results) / "autoencoder" / f"seed{seed}" / "pretrain.csv"
+    return Path(results) / autoencoder_run_dir(seed) / "pretrain.csv"
 
 
 def autoencoder_history_path(results: Path, seed: int) -> Path:
-    return Path(results) / "autoencoder" / f"seed{seed}" / "finetune" / "history.csv"
+    return Path(results) / autoencoder_run_dir(seed) / "finetune" / "history.csv"
 
 
 def pso_history_path(results: Path, seed: int) -> Path:
-    return Path(results) / "pso" / f"seed{seed}" / "history.csv"
+    return Path(results) / pso_run_dir(seed) / "history.csv"
 
 
 # ---------------------------------------------------------------------------------- readers
@@ -334,7 +332,7 @@ def summarize_autoencoder(results: Path, seeds: Sequence[int]) -> dict[str, Any]
     if not seeds:
         return {"status": "not run", "seeds": []}
     per_seed, stages, runs = [], [], []
-    size, activation = AUTOENCODER_BASELINE
+    size, activation = AUTOENCODER_MODEL
     for seed in seeds:
         pretrained = best_of_history(read_history(autoencoder_history_path(results, seed)))
         baseline = best_of_history(read_history(train_history_path(results, size, activation, seed)))
@@ -381,7 +379,7 @@ def summarize_pso(results: Path, seeds: Sequence[int]) -> dict[str, Any]:
     if not seeds:
         return {"status": "not run", "seeds": []}
     per_seed = []
-    size, activation = PSO_REFERENCE
+    size, activation = PSO_MODEL
     for seed in seeds:
         pso = read_csv_checked(pso_history_path(results, seed), PSO_REQUIRED).sort_values("generation")
         reference = best_of_history(read_history(train_history_path(results, size, activation, seed)))
@@ -409,6 +407,35 @@ def summarize_pso(results: Path, seeds: Sequence[int]) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------------ claims
+
+
+def summarize_claims(
+    runs: pd.DataFrame,
+    published: Mapping[str, Any],
+    *,
+    autoencoder: Mapping[str, Any] | None = None,
+    pso: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    sizes: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The paper's four claims judged on ``runs`` (:func:`trainact.claims.evaluate_claims`).
+
+    Claims 1 and 2 get the paired per-seed validation differences of
+    :func:`paired_differences_pp` (Table 2's numbers) for each comparison they make on ``sizes``
+    (default all three); claims 3 and 4 the Section 5 summaries (absent: not run). ``settings``
+    (the run's config) decides which verdicts are previews.
+    """
+    sizes = list(SIZES) if sizes is None else check_names("sizes", sizes, SIZES)
+    differences = {
+        (size, better, worse): [float(v) for v in paired_differences_pp(runs, size, "val", better, baseline=worse)]
+        for size, better, worse in compared_pairs(sizes)
+    }
+    return evaluate_claims(
+        differences, published, autoencoder=autoencoder, pso=pso, settings=settings, sizes=sizes
+    )
+
+
 # -------------------------------------------------------------------------------------- main
 
 
@@ -434,8 +461,15 @@ def aggregate(
     seeds: Sequence[int],
     autoencoder_seeds: Sequence[int] = (),
     pso_seeds: Sequence[int] = (),
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Read every expected history, write the tables and ``summary.json``; return the summary."""
+    """Read every expected history, write the tables and ``summary.json``; return the summary.
+
+    ``settings``: the run's config (``train``, ``dataset``), for the claims' preview rule
+    (:func:`trainact.claims.preview_reasons`; without it only the number of seeds is judged).
+    """
+    if settings is not None and not isinstance(settings, Mapping):
+        raise ValueError(f"aggregate parameter 'settings' must be a mapping (the run's config), got {settings!r}")
     sizes = check_names("sizes", sizes, SIZES)
     activations = check_names("activations", activations, ACTIVATIONS)
     if not seeds:
@@ -446,6 +480,7 @@ def aggregate(
     t2 = table2(runs, published)
     autoencoder = summarize_autoencoder(results, autoencoder_seeds)
     pso = summarize_pso(results, pso_seeds)
+    claims = summarize_claims(runs, published, autoencoder=autoencoder, pso=pso, settings=settings, sizes=sizes)
     run_records = _records(runs)
     summary = json_ready(
         {
@@ -458,6 +493,8 @@ def aggregate(
                 "table2": "100 * (best acc - best acc of the ReLU CNN of the same size and seed), "
                 "mean and sample std over paired seeds, percentage points",
                 "accuracy_unit": "fraction in [0, 1]",
+                "claims": CLAIMS_RULE,
+                "claims_preview": PREVIEW_RULE,
             },
             "runs": run_records,
             "table1": _records(t1),
@@ -465,6 +502,7 @@ def aggregate(
             "diverged": diverged_runs(run_records + autoencoder.get("runs", [])),
             "autoencoder": autoencoder,
             "pso": pso,
+            "claims": claims,
             "source": published["source"],
         }
     )
@@ -494,13 +532,39 @@ def aggregate(
 # --------------------------------------------------------------------------------------- CLI
 
 
+#: The keys of ``--params``: the grid the results hold and the settings the claims judge.
+PARAM_KEYS = ("sizes", "activations", "seeds", "autoencoder_seeds", "pso_seeds", "settings")
+
+
+def aggregate_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of :func:`aggregate` from its ``--params`` JSON; unknown keys and a
+    missing ``seeds`` are errors, ``sizes`` and ``activations`` default to all of them."""
+    unknown = sorted(set(params) - set(PARAM_KEYS))
+    if unknown:
+        raise ValueError(f"unknown aggregate parameter(s) {unknown}; known: {list(PARAM_KEYS)}")
+    if "seeds" not in params:
+        raise ValueError("aggregate parameter 'seeds' is missing")
+    for key in ("sizes", "activations", "seeds", "autoencoder_seeds", "pso_seeds"):
+        if key in params and not isinstance(params[key], list):
+            raise ValueError(f"aggregate parameter {key!r} must be a list, got {params[key]!r}")
+    for key in ("seeds", "autoencoder_seeds", "pso_seeds"):
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in params.get(key, [])):
+            raise ValueError(f"aggregate parameter {key!r} must be a list of integers, got {params[key]!r}")
+    return {
+        "sizes": params.get("sizes", list(SIZES)),
+        "activations": params.get("activations", list(ACTIVATIONS)),
+        "seeds": params["seeds"],
+        "autoencoder_seeds": params.get("autoencoder_seeds", []),
+        "pso_seeds": params.get("pso_seeds", []),
+        "settings": params.get("settings", {}),
+    }
+
+
 def _cmd_aggregate(args: argparse.Namespace) -> int:
-    from trainact.cli import CLIError
+    from trainact.cli import CLIError, parse_params
 
     try:
-        aggregate(
-            args.results, args.out_dir, args.sizes, args.activations, args.seeds, args.autoencoder_seeds, args.pso_seeds
-        )
+        aggregate(args.results, args.out_dir, **aggregate_params(parse_params(args.params)))
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     return 0
@@ -509,25 +573,17 @@ def _cmd_aggregate(args: argparse.Namespace) -> int:
 def register_cli(subparsers) -> None:
     parser = subparsers.add_parser(
         "aggregate",
-        help="Table 1, Table 2 and summary.json from the training histories",
+        help="Table 1, Table 2, the claims' verdicts and summary.json from the training histories",
         description="Best-over-epochs per run, mean/std over seeds per model, improvements over "
-        "ReLU in percentage points, beside the paper's published values.",
+        "ReLU in percentage points, beside the paper's published values; the paper's claims judged "
+        "on them.",
+    )
+    parser.add_argument(
+        "--params",
+        required=True,
+        help="JSON: sizes, activations (default: all), seeds, autoencoder_seeds, pso_seeds "
+        "(none: 'not run'), settings (the run's train and dataset config, for the preview rule)",
     )
     parser.add_argument("--results", required=True, type=Path, help="results folder (<out>)")
     parser.add_argument("--out-dir", required=True, type=Path, help="where the tables go (<out>/tables)")
-    parser.add_argument("--sizes", nargs="+", default=list(SIZES), help="expected sizes (default: all)")
-    parser.add_argument(
-        "--activations", nargs="+", default=list(ACTIVATIONS), help="expected activations (default: all)"
-    )
-    parser.add_argument("--seeds", nargs="+", type=int, required=True, help="expected seeds")
-    parser.add_argument(
-        "--autoencoder-seeds",
-        nargs="*",
-        type=int,
-        default=[],
-        help="seeds of the autoencoder experiment (none: 'not run')",
-    )
-    parser.add_argument(
-        "--pso-seeds", nargs="*", type=int, default=[], help="seeds of the PSO experiment (none: 'not run')"
-    )
     parser.set_defaults(func=_cmd_aggregate)

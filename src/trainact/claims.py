@@ -22,9 +22,13 @@ Claims 1 and 2 can be evaluated on the sizes a run has (``sizes=``): the verdict
 scope, e.g. "supported (small networks only)", and claim 2 keeps only its comparisons on those
 sizes.
 
-This module computes; it formats no numbers. :mod:`trainact.report` turns the raw comparisons
-(mean, interval, per-seed values) into text with its rounding, and ``trainact sensitivity``
-(:mod:`trainact.sensitivity`) stores them in its JSON.
+The functions here are pure: they judge numbers that :mod:`trainact.aggregate` has computed
+(the paired per-seed differences of :func:`trainact.aggregate.paired_differences_pp`, the Section
+5 summaries) and import nothing of it, so that ``trainact aggregate`` can run the check and store
+its result in ``summary.json`` (``aggregate.summarize_claims``); ``trainact sensitivity``
+(:mod:`trainact.sensitivity`) runs the same check per variant. This module formats no numbers:
+:mod:`trainact.formatting` turns the raw comparisons (mean, interval, per-seed values) into the
+report's text.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from trainact.aggregate import ABOUT_HALF, MODEL_NAMES, SIZES, TRAINABLE, check_names, load_published
+from trainact.paper_facts import ABOUT_HALF, MODEL_NAMES, SIZES, TRAINABLE, check_names
 from trainact.settings import (
     MIN_SEEDS_FOR_VERDICT,
     PAPER_LEARNING_RATES,
@@ -222,24 +226,6 @@ def combine(verdicts: Sequence[str]) -> str:
     return INCONCLUSIVE
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _per_seed_best(summary: Mapping[str, Any], size: str, activation: str, split: str = "val") -> dict[int, float]:
-    return {
-        int(r["seed"]): r[f"best_{split}_acc"]
-        for r in summary["runs"]
-        if r["size"] == size and r["activation"] == activation and _finite(r[f"best_{split}_acc"])
-    }
-
-
-def paired_pp(summary: Mapping[str, Any], size: str, better: str, worse: str) -> list[float]:
-    """Per-seed ``100 * (best val acc of better - that of worse)`` over the seeds both have."""
-    a, b = _per_seed_best(summary, size, better), _per_seed_best(summary, size, worse)
-    return [100.0 * (a[s] - b[s]) for s in sorted(set(a) & set(b))]
-
-
 # ------------------------------------------------------------------------------------ claims
 
 
@@ -285,13 +271,34 @@ def _claim(
     }
 
 
+#: Claim 2's comparisons: Fourier-CNN over the other two on small networks, LC-CNN on large ones.
+CLAIM2_PAIRS = (
+    ("small", "fourier", "lc"),
+    ("small", "fourier", "relu"),
+    ("large", "lc", "fourier"),
+    ("large", "lc", "relu"),
+)
+
+
+def claim1_pairs(sizes: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Claim 1's comparisons ``(size, better, worse)`` on ``sizes``: each trainable CNN over ReLU."""
+    return [(size, activation, "relu") for size in sizes for activation in TRAINABLE]
+
+
+def compared_pairs(sizes: Sequence[str]) -> list[tuple[str, str, str]]:
+    """Every ``(size, better, worse)`` whose paired validation differences claims 1 and 2 judge
+    on ``sizes``: what :func:`evaluate_claims` looks up in its ``differences``."""
+    pairs = claim1_pairs(sizes) + [p for p in CLAIM2_PAIRS if p[0] in sizes]
+    return list(dict.fromkeys(pairs))
+
+
 def _comparison_claim(
     number: int,
     claim: str,
     short: str,
     source: str,
     paper: Mapping[str, Any],
-    summary: Mapping[str, Any],
+    differences: Mapping[tuple[str, str, str], Sequence[float]],
     pairs: Sequence[tuple[str, str, str]],
     settings: Mapping[str, Any],
     scope: str | None,
@@ -299,8 +306,8 @@ def _comparison_claim(
     evidence, missing = [], []
     for size, better, worse in pairs:
         label = f"{size}: {MODEL_NAMES[better]} − {MODEL_NAMES[worse]}"
-        values = paired_pp(summary, size, better, worse)
-        if values:
+        values = differences.get((size, better, worse), ())
+        if len(values):
             evidence.append(positive_evidence(label, values))
         else:
             missing.append(label)
@@ -309,17 +316,25 @@ def _comparison_claim(
 
 
 def evaluate_claims(
-    summary: Mapping[str, Any],
-    published: Mapping[str, Any] | None = None,
+    differences: Mapping[tuple[str, str, str], Sequence[float]],
+    published: Mapping[str, Any],
+    *,
+    autoencoder: Mapping[str, Any] | None = None,
+    pso: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
     sizes: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The four claims of the paper, each with its evidence over seeds and a verdict (module doc).
 
-    ``summary`` is what ``trainact aggregate`` writes (``runs`` with ``best_val_acc`` per size,
-    activation and seed; ``autoencoder`` and ``pso``). ``settings``: the run's config, for
-    :func:`preview_reasons` (empty: the seed rule only). ``sizes``: evaluate claims 1 and 2 on
-    these sizes only (default all three: a missing size makes them "not run").
+    ``differences``: per ``(size, better, worse)`` of :func:`compared_pairs` the per-seed paired
+    differences of best validation accuracy in points (seeds both runs have;
+    :func:`trainact.aggregate.paired_differences_pp`); a comparison absent or empty was not run.
+    ``published``: the paper's tables (:func:`trainact.aggregate.load_published`).
+    ``autoencoder``, ``pso``: the Section 5 summaries of ``trainact aggregate`` (``per_seed``
+    rows with ``diff_*_val_acc_pp``, ``ratio``); absent or not ``"ok"``: claims 3 and 4 not run.
+    ``settings``: the run's config, for :func:`preview_reasons` (empty: the seed rule only).
+    ``sizes``: evaluate claims 1 and 2 on these sizes only (default all three: a missing size
+    makes them "not run").
 
     Each claim is a dict: ``number, claim, short, source, paper`` (``source`` and ``values`` of
     the paper's own numbers), ``scope`` (``None`` or e.g. "small networks only"),
@@ -327,7 +342,6 @@ def evaluate_claims(
     runs), ``n_seeds``, ``preview``, ``preview_reasons``, ``outcome`` (supported / not supported /
     inconclusive / not run) and ``verdict`` (the outcome as shown: preview label, scope).
     """
-    published = published if published is not None else load_published()
     settings = settings if settings is not None else {}
     sizes = list(SIZES) if sizes is None else check_names("sizes", sizes, SIZES)
     scope = scope_text(sizes)
@@ -335,7 +349,6 @@ def evaluate_claims(
     paper_t2 = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in published["table2"]}
     claims = []
 
-    pairs = [(size, activation, "relu") for size in sizes for activation in TRAINABLE]
     paper = {
         "source": "Table 2 (validation, pp)",
         "values": [
@@ -356,20 +369,14 @@ def evaluate_claims(
             "Fourier-CNN and LC-CNN beat the ReLU CNN at every size",
             "Section 3",
             paper,
-            summary,
-            pairs,
+            differences,
+            claim1_pairs(sizes),
             settings,
             scope,
         )
     )
 
-    all_pairs = [
-        ("small", "fourier", "lc"),
-        ("small", "fourier", "relu"),
-        ("large", "lc", "fourier"),
-        ("large", "lc", "relu"),
-    ]
-    pairs = [p for p in all_pairs if p[0] in sizes]
+    pairs = [p for p in CLAIM2_PAIRS if p[0] in sizes]
     # claim 2 is about the small and the large networks: its scope is the part of those present
     claim2_sizes = [s for s in sizes if s in ("small", "large")]
     scope2 = None if len(claim2_sizes) == 2 else scope_text(claim2_sizes) if claim2_sizes else None
@@ -387,15 +394,17 @@ def evaluate_claims(
     )
     short2 = "Fourier-CNN best on small networks, LC-CNN best on large ones"
     if pairs:
-        claims.append(_comparison_claim(2, claim2, short2, "Sections 3 and 6", paper, summary, pairs, settings, scope2))
+        claims.append(
+            _comparison_claim(2, claim2, short2, "Sections 3 and 6", paper, differences, pairs, settings, scope2)
+        )
     else:
-        missing = [f"{size}: {MODEL_NAMES[b]} − {MODEL_NAMES[w]}" for size, b, w in all_pairs]
+        missing = [f"{size}: {MODEL_NAMES[b]} − {MODEL_NAMES[w]}" for size, b, w in CLAIM2_PAIRS]
         claims.append(_claim(2, claim2, short2, "Sections 3 and 6", paper, NOT_RUN, settings, missing=missing))
 
     claim3 = "Autoencoder pretraining improves the middle Fourier-CNN (higher best validation accuracy)."
     short3 = "Autoencoder pretraining improves the middle Fourier-CNN"
     paper = {"source": "Figure 8 only (no numbers)", "values": []}
-    autoencoder = summary.get("autoencoder", {"status": NOT_RUN})
+    autoencoder = autoencoder or {"status": NOT_RUN}
     if autoencoder.get("status") != "ok":
         claims.append(_claim(3, claim3, short3, "Sections 5.1 and 6", paper, NOT_RUN, settings))
     else:
@@ -410,7 +419,7 @@ def evaluate_claims(
     claim4 = "PSO training reaches about half of the accuracy that BP (RMSProp) reaches (middle CNN)."
     short4 = "PSO reaches about half of RMSProp's accuracy (middle CNN)"
     paper = {"source": "Figure 9 only (no numbers)", "values": []}
-    pso = summary.get("pso", {"status": NOT_RUN})
+    pso = pso or {"status": NOT_RUN}
     if pso.get("status") != "ok":
         claims.append(_claim(4, claim4, short4, "Sections 5.2 and 6", paper, NOT_RUN, settings))
     else:

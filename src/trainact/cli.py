@@ -34,7 +34,7 @@ COMMANDS = {
     "aggregate": "trainact.aggregate",
     "sensitivity": "trainact.sensitivity",
     "figures": "trainact.figures",
-    "report": "trainact.report",
+    "paper-report": "trainact.paper_report",
     "provenance": "trainact.provenance",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))

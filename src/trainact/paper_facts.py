@@ -12,7 +12,7 @@ so a figure leads to its code in one hop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 # ----------------------------------------------------------------------------------- models
@@ -49,6 +49,14 @@ SPLIT_WORDS: dict[str, str] = {"val": "validation", "train": "training"}
 def model_name(size: str, activation: str) -> str:
     """The paper's row label, e.g. ``"Small Fourier-CNN"``."""
     return f"{size.capitalize()} {MODEL_NAMES[activation]}"
+
+
+def check_names(kind: str, names: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    """``names`` in the paper's order, or ``ValueError`` naming the unknown ones."""
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {kind} {unknown}; choose from {list(allowed)}")
+    return [n for n in allowed if n in set(names)]
 
 
 # ---------------------------------------------------------------------------------- figures

@@ -10,8 +10,9 @@ initialisation the choice does not touch). Per variant:
   differences ``100 * (best acc - best acc of the ReLU CNN, same size and seed)``: ``n_pairs``,
   mean, sample std and the 95 % t-interval of :func:`trainact.claims.interval` (points);
 * mean best validation accuracy per size and activation;
-* the verdicts of claims 1 and 2 on the sizes present (:func:`trainact.claims.evaluate_claims`,
-  preview-labelled by :func:`trainact.claims.preview_reasons` from the run's config).
+* the verdicts of claims 1 and 2 on the sizes present (:func:`trainact.aggregate.summarize_claims`,
+  the same check ``trainact aggregate`` runs on the main grid, preview-labelled by
+  :func:`trainact.claims.preview_reasons` from the run's config).
 
 Outcome: for each of claims 1 and 2, the verdict under every variant and whether it depends on
 the choice; for each size and trainable activation, whether the sign of the mean validation
@@ -35,20 +36,16 @@ from typing import Any
 import pandas as pd
 
 from trainact.aggregate import (
-    ACTIVATIONS,
-    MODEL_NAMES,
-    SIZES,
-    SPLITS,
-    TRAINABLE,
-    check_names,
     collect_runs,
     json_ready,
     load_published,
     paired_differences_pp,
     stats,
+    summarize_claims,
 )
-from trainact.claims import NOT_RUN as VERDICT_NOT_RUN, SINGLE_SEED_HALF_WIDTH_PP, evaluate_claims, interval, preview_reasons
+from trainact.claims import NOT_RUN as VERDICT_NOT_RUN, SINGLE_SEED_HALF_WIDTH_PP, interval, preview_reasons
 from trainact.files import write_text_atomic
+from trainact.paper_facts import ACTIVATIONS, MODEL_NAMES, SIZES, SPLITS, TRAINABLE, check_names
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +214,7 @@ def evaluate_variant(
     """Table 2 with intervals, mean best val acc and the claim 1/2 verdicts of one variant."""
     sizes, activations = study["sizes"], study["activations"]
     runs = variant_runs(variant, sizes, study["seeds"])
-    summary = {"runs": json_ready(runs.to_dict(orient="records"))}
-    claims = evaluate_claims(summary, published, settings=study["settings"], sizes=sizes)
+    claims = summarize_claims(runs, published, settings=study["settings"], sizes=sizes)
     return {
         **variant,
         "reference": variant["name"] == study["reference"],

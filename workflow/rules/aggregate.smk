@@ -1,9 +1,11 @@
 # Table 1 and Table 2 of the paper (best value per run, mean and spread over seeds), the
-# per-run bests, and summary.json with the Section 5 experiments, for the figures and report.
+# per-run bests, and summary.json with the Section 5 experiments and the verdicts on the
+# paper's claims, for the figures and report.
 #
 # What makes each output (src/trainact/):
 #   aggregate    tables/table1.*, table2.*, runs.csv, summary.json   aggregate.aggregate
-#                (table1, table2, collect_runs, summarize_autoencoder, summarize_pso)
+#                (table1, table2, collect_runs, summarize_autoencoder, summarize_pso,
+#                summarize_claims with claims.evaluate_claims)
 #   sensitivity  tables/sensitivity.json, sensitivity.csv            sensitivity.sensitivity
 
 
@@ -32,14 +34,13 @@ rule aggregate:
     conda:
         "../../envs/analysis.yaml"
     params:
-        slice=canonical(GRID),
-        args=AGGREGATE_ARGS,
+        slice=canonical(AGGREGATE_PARAMS),
         code=CODE["aggregate"],
         results=lambda wc: OUT,
         out_dir=lambda wc, output: os.path.dirname(output.summary),
     shell:
-        "python -m trainact aggregate --results {params.results:q}"
-        " --out-dir {params.out_dir:q} {params.args} > {log:q} 2>&1"
+        "python -m trainact aggregate --params {params.slice:q} --results {params.results:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 # The sensitivity study (config `sensitivity`): Table 2 and the verdicts of claims 1 and 2 per

@@ -71,7 +71,7 @@ DISPATCH_MODULES = {"trainact", "trainact.__main__", "trainact.cli"}
 # Data files that a module reads at run time (through importlib.resources).
 MODULE_DATA = {
     "trainact.aggregate": ["published_tables.json"],
-    "trainact.report": ["deviations.yaml"],
+    "trainact.paper_report": ["deviations.yaml"],
 }
 # Command family -> the module whose command its jobs run.
 FAMILY_ENTRY = {
@@ -83,7 +83,7 @@ FAMILY_ENTRY = {
     "figures": "trainact.figures",
     "provenance": "trainact.provenance",
     "sensitivity": "trainact.sensitivity",
-    "report": "trainact.report",
+    "paper_report": "trainact.paper_report",
 }
 
 
@@ -175,11 +175,6 @@ def canonical(value):
 def run_key(*parts):
     """sha256 of the params that decide a job's results (config slice, code digest)."""
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
-
-
-def words(values):
-    """Values as shell words."""
-    return " ".join(shlex.quote(str(v)) for v in values)
 
 
 def flags(settings):
@@ -342,9 +337,12 @@ GRID = {
     "autoencoder_seeds": SEEDS,
     "pso_seeds": SEEDS,
 }
-AGGREGATE_ARGS = " ".join(
-    f"--{key.replace('_', '-')} {words(values)}" for key, values in GRID.items()
-)
+# aggregate also judges the paper's claims: the settings that make a verdict a preview.
+AGGREGATE_PARAMS = {
+    **GRID,
+    # what trainact.claims.preview_reasons judges
+    "settings": {"train": config["train"], "dataset": config["dataset"]},
+}
 FIGURE_PARAMS = {
     **GRID,
     "model": config["model"],
@@ -453,7 +451,7 @@ FIGURE_ACTIVATION_INPUTS = [
 REPORT_TEMPLATES = [
     os.path.relpath(REPO / "paper" / name) for name in ("report.md.j2", "report.tex.j2")
 ]
-# The paper report's pdf exists only where a TeX engine does (trainact.report builds it with
+# The paper report's pdf exists only where a TeX engine does (trainact.paper_report builds it with
 # latexmk and pdflatex).
 HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
 PAPER_PDF = [f"{PAPER}/report.pdf"] if HAVE_TEX else []

@@ -1,12 +1,12 @@
 # The reproduction report: provenance (dataset checksum, hardware, versions, the devices of the
 # training runs from their summary.json, wall times from the benchmark files), then report.md
 # and report.tex from the tables and figures, and report.pdf where a TeX engine is installed.
-# `snakemake report` builds it.
+# `snakemake paper_report` builds it (`snakemake report` too: the rule `report` below).
 #
 # What makes each output (src/trainact/):
-#   provenance  provenance.json                        provenance.collect (run_devices)
-#   report      paper/report.md, report.tex, .pdf      report.make_report (build_context,
-#                                                      render with paper/*.j2, build_pdf)
+#   provenance    provenance.json                      provenance.collect (run_devices)
+#   paper_report  paper/report.md, report.tex, .pdf    paper_report.make_report (build_context,
+#                                                      render with paper/*.j2; pdf.build_pdf)
 
 
 rule provenance:
@@ -35,7 +35,7 @@ rule provenance:
         " --summaries {input.summaries:q} > {log:q} 2>&1"
 
 
-rule report:
+rule paper_report:
     input:
         summary=TABLE_FILES["summary.json"],
         sensitivity=SENSITIVITY_FILES[0],
@@ -47,12 +47,12 @@ rule report:
         # folder of every rule that the flagged path is given to, so the flagged object must
         # not also reach rule all (Snakefile). PAPER_PDF holds no path or one.
         **{
-            "pdf": report(path, caption="../report/paper.rst", category="Paper report")
+            "pdf": report(path, caption=caption("paper_report"), category="Paper report")
             for path in PAPER_PDF
         },
         markdown=report(
             f"{PAPER}/report.md",
-            caption="../report/paper.rst",
+            caption=caption("paper_report"),
             category="Paper report",
         ),
         tex=f"{PAPER}/report.tex",
@@ -65,15 +65,25 @@ rule report:
     params:
         slice=canonical(REPORT_PARAMS),
         pdf="always" if HAVE_TEX else "never",
-        code=CODE["report"],
+        code=CODE["paper_report"],
         results=lambda wc: OUT,
         tables=lambda wc, input: os.path.dirname(input.summary),
         figures=lambda wc: FIGURES,
         templates=lambda wc, input: os.path.dirname(input.templates[0]),
         out_dir=lambda wc, output: os.path.dirname(output.markdown),
     shell:
-        "python -m trainact report --results {params.results:q} --tables {params.tables:q}"
+        "python -m trainact paper-report --results {params.results:q} --tables {params.tables:q}"
         " --figures {params.figures:q} --out-dir {params.out_dir:q}"
         " --params {params.slice:q} --pdf {params.pdf} --provenance {input.provenance:q}"
         " --templates {params.templates:q} --sensitivity {input.sensitivity:q}"
         " > {log:q} 2>&1"
+
+
+# `snakemake report`, the name the paper report's target had first: its files, nothing to run.
+localrules:
+    report,
+
+
+rule report:
+    input:
+        PAPER_FILES,

@@ -1,23 +1,17 @@
-"""The reproduction report: Markdown and LaTeX (and a PDF where TeX is installed).
+"""The paper report (``trainact paper-report``): Markdown and LaTeX (and a PDF where TeX is installed).
 
 One context dict (:func:`build_context`) feeds both templates, ``paper/report.md.j2`` and
 ``paper/report.tex.j2`` (Jinja2, ``StrictUndefined``: a missing key is an error, never an empty
-cell). Numbers are formatted here, once, so both documents show the same digits:
-
-* accuracy as a fraction with 4 decimals (as the paper's Table 1), loss with 3 decimals;
-* accuracy differences between models (Table 2, claims) in percentage points with 2 decimals;
-* PSO/RMSProp accuracy ratio with 3 decimals.
-
-The ``tex`` filter escapes LaTeX's special characters (``\\ & % $ # _ { } ~ ^ < > |``) and maps the
-few non-ASCII symbols the text uses (``± × → ≤ ≥ ≈ − – — Δ ω ε ρ Σ √ · ‖ ∂``) to LaTeX; ``texcode``
-does the same for ``\\texttt`` content (commands, paths, JSON), printing ASCII as typed and allowing
-line breaks after ``, / : =``; the ``md`` filter escapes ``|`` inside Markdown table cells.
+cell). This module assembles that context and renders it; it computes no statistic. The numbers
+come from ``summary.json`` (``trainact aggregate``: the tables, the Section 5 experiments and the
+verdicts on the paper's claims), ``trainact sensitivity``'s JSON and the provenance; their
+rounding and the templates' ``tex``, ``texcode`` and ``md`` filters are :mod:`trainact.formatting`,
+the PDF build is :mod:`trainact.pdf`.
 
 The report opens with its answer: a "Verdicts" section (the claims of the paper, each with its
 verdict, key numbers, seeds and whether it is a preview; then whether any verdict depends on the
 choices the paper leaves open, from ``trainact sensitivity``'s JSON given with ``--sensitivity``).
-The claims engine itself (intervals, verdicts, previews) is :mod:`trainact.claims`; this module only
-formats what it returns. The run's full settings close the report as an appendix.
+The run's full settings close the report as an appendix.
 """
 
 from __future__ import annotations
@@ -25,14 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import shlex
-import shutil
-import subprocess
 import sys
-import tempfile
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,165 +31,38 @@ from typing import Any
 import jinja2
 import yaml
 
-from trainact.aggregate import (
-    METRICS,
-    MODEL_NAMES,
-    SIZES,
-    SPLITS,
-    TRAINABLE,
-    load_published,
-)
-
-# The claims engine lives in trainact.claims; its names stay importable from here.
-from trainact.claims import (  # noqa: F401
-    CLAIMS_RULE,
-    INCONCLUSIVE,
-    NOT_RUN,
-    NOT_SUPPORTED,
-    PREVIEW_CONSISTENT,
-    PREVIEW_INCONCLUSIVE,
-    PREVIEW_INCONSISTENT,
-    PREVIEW_RULE,
-    SINGLE_SEED_HALF_WIDTH_PP,
-    SINGLE_SEED_HALF_WIDTH_RATIO,
-    SUPPORTED,
-    T_975,
-    Evidence,
-    combine,
-    evaluate_claims,
-    interval,
-    paired_pp,
-    positive_evidence,
-    preview_reasons,
-    region_verdict,
-    verdict_label,
-)
+from trainact.aggregate import METRICS, load_published
+from trainact.claims import NOT_RUN
 from trainact.figures import FigureParams, figure_stems
 from trainact.paper_facts import FIGURES
-from trainact.files import atomic_write, write_text_atomic
+from trainact.files import write_text_atomic
+from trainact.formatting import (
+    ACC_DECIMALS,
+    LOSS_DECIMALS,
+    MISSING,
+    PP_DECIMALS,
+    RATIO_DECIMALS,
+    ROUNDING_NOTE,
+    evidence_text,
+    fmt,
+    fmt_mean_std,
+    fmt_seconds,
+    interval_text,
+    md_cell,
+    metric_decimals,
+    paper_text,
+    tex_code,
+    tex_escape,
+)
+from trainact.paper_facts import MODEL_NAMES, SIZES, SPLIT_WORDS, SPLITS, TRAINABLE
+from trainact.pdf import build_pdf, pdf_plan
 
 log = logging.getLogger(__name__)
 
-ACC_DECIMALS = 4
-LOSS_DECIMALS = 3
-PP_DECIMALS = 2
-RATIO_DECIMALS = 3
-ROUNDING_NOTE = (
-    "Accuracies are fractions with 4 decimals (as in the paper's Table 1), losses have 3 decimals; "
-    "differences of accuracy between models (Table 2, claims) are in percentage points (pp) with "
-    "2 decimals; reproduced values are mean ± sample standard deviation over seeds (no ± with one seed)."
-)
-MISSING = "n/a"
 TEMPLATE_NAMES = {"md": "report.md.j2", "tex": "report.tex.j2"}
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "paper"
 
 FIGURE_CAPTIONS = {stem: f"{figure.title}. {figure.caption}" for stem, figure in FIGURES.items()}
-
-
-# --------------------------------------------------------------------------------- filters
-
-
-TEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-    "<": r"\textless{}",
-    ">": r"\textgreater{}",
-    "|": r"\textbar{}",
-    '"': "''",
-}
-TEX_UNICODE = {
-    "±": r"$\pm$",
-    "×": r"$\times$",
-    "→": r"$\rightarrow$",
-    "≤": r"$\leq$",
-    "≥": r"$\geq$",
-    "≈": r"$\approx$",
-    "−": r"$-$",
-    "–": "--",
-    "—": "---",
-    "Δ": r"$\Delta$",
-    "ω": r"$\omega$",
-    "ε": r"$\varepsilon$",
-    "ρ": r"$\rho$",
-    "Σ": r"$\Sigma$",
-    "π": r"$\pi$",
-    "√": r"$\surd$",
-    "·": r"$\cdot$",
-    "‖": r"$\|$",
-    "∂": r"$\partial$",
-    "…": r"\dots{}",
-    "‘": "`",
-    "’": "'",
-    "“": "``",
-    "”": "''",
-    "µ": r"$\mu$",
-    "°": r"\textdegree{}",
-    "\u00a0": "~",
-}
-
-
-def tex_escape(value: Any) -> str:
-    """``value`` as LaTeX text: special characters escaped, known symbols mapped.
-
-    A ``-`` before a digit at the start of a number becomes a math minus; ``--`` is kept as two
-    hyphens (no en-dash ligature); letters of Latin-1 pass (``inputenc`` handles them); any other
-    character without a mapping becomes ``?`` so that the document always compiles.
-    """
-    text = str(value)
-    out = []
-    for i, ch in enumerate(text):
-        prev = text[i - 1] if i else ""
-        nxt = text[i + 1] if i + 1 < len(text) else ""
-        if ch in TEX_SPECIAL:
-            out.append(TEX_SPECIAL[ch])
-        elif ch == "-" and nxt.isdigit() and not (prev.isalnum() or prev == "."):
-            out.append("$-$")
-        elif ch == "-" and nxt == "-":
-            out.append("-{}")
-        elif ch in TEX_UNICODE:
-            out.append(TEX_UNICODE[ch])
-        elif ord(ch) < 128 or (ord(ch) < 256 and unicodedata.category(ch).startswith("L")):
-            out.append(ch)
-        else:
-            out.append("?")
-    return "".join(out)
-
-
-#: Characters that ``\texttt`` prints from the typewriter font's own ASCII slots (OT1 ``cmtt``).
-TEX_CODE_CHARS = {ch: f"\\char{ord(ch)}{{}}" for ch in "\\{}~^_<>|"}
-TEX_CODE_CHARS.update({"'": r"\char13{}", "`": r"\char18{}"})  # upright quote, grave accent in cmtt
-#: After these characters a long code string (a JSON slice, a path) may break across lines.
-TEX_CODE_BREAKS = ",/:="
-
-
-def tex_code(value: Any) -> str:
-    """``value`` as the content of ``\\texttt{...}``: every ASCII character printed as itself
-    (``{ } \\ ~ ^ _ < > | ' ` `` from the typewriter font, ``" -`` unchanged), ``& % $ #`` escaped,
-    line breaks allowed after ``, / : =``; other characters as in :func:`tex_escape`."""
-    out = []
-    for ch in str(value):
-        if ch in TEX_CODE_CHARS:
-            out.append(TEX_CODE_CHARS[ch])
-        elif ch in '"-':
-            out.append(ch)
-        else:
-            out.append(tex_escape(ch))
-        if ch in TEX_CODE_BREAKS:
-            out.append(r"\allowbreak{}")
-    return "".join(out)
-
-
-def md_cell(value: Any) -> str:
-    """``value`` inside a Markdown table cell: ``|`` escaped, line breaks as ``<br>``."""
-    return str(value).replace("|", r"\|").replace("\n", "<br>")
 
 
 def environment(templates: Path) -> jinja2.Environment:
@@ -219,83 +81,11 @@ def environment(templates: Path) -> jinja2.Environment:
     return env
 
 
-# ------------------------------------------------------------------------------ formatting
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def fmt(value: Any, decimals: int, signed: bool = False) -> str:
-    """``value`` rounded to ``decimals``; ``+`` on non-negative values when ``signed``; ``n/a`` if missing."""
-    if not _finite(value):
-        return MISSING
-    text = f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
-    if text.startswith("-") and float(text) == 0:  # a tiny negative rounds to zero: no "-0.00"
-        text = ("+" if signed else "") + text[1:]
-    return text
-
-
-def fmt_mean_std(mean: Any, std: Any, decimals: int, signed: bool = False) -> str:
-    """``mean ± std``, or just ``mean`` when the std is undefined (one seed)."""
-    if not _finite(mean):
-        return MISSING
-    text = fmt(mean, decimals, signed)
-    return f"{text} ± {fmt(std, decimals)}" if _finite(std) else text
-
-
-def fmt_seconds(seconds: Any) -> str:
-    """Wall time as ``h:mm:ss``."""
-    if not _finite(seconds):
-        return MISSING
-    total = int(round(seconds))
-    return f"{total // 3600}:{total % 3600 // 60:02d}:{total % 60:02d}"
-
-
-def _decimals(metric: str) -> int:
-    return ACC_DECIMALS if metric.endswith("_acc") else LOSS_DECIMALS
-
-
-# ---------------------------------------------------------------------------------- claims
-
-
-def _comparison_decimals(unit: str) -> tuple[int, bool, str]:
-    """Decimals, sign and unit suffix of a comparison: points (signed) or the PSO/RMSProp ratio."""
-    return (PP_DECIMALS, True, " pp") if unit == "pp" else (RATIO_DECIMALS, False, "")
-
-
-def interval_text(comparison: Mapping[str, Any]) -> str:
-    """``label: mean unit [low, high]``: a comparison's key numbers (the verdicts table)."""
-    decimals, signed, unit = _comparison_decimals(comparison["unit"])
-    return (
-        f"{comparison['label']}: {fmt(comparison['mean'], decimals, signed)}{unit} "
-        f"[{fmt(comparison['low'], decimals, signed)}, {fmt(comparison['high'], decimals, signed)}]"
-    )
-
-
-def evidence_text(comparison: Mapping[str, Any], preview: bool = False) -> str:
-    """One evidence line: mean [interval], n (per-seed values), the note, and the verdict when judged."""
-    decimals, signed, _ = _comparison_decimals(comparison["unit"])
-    per_seed = ", ".join(fmt(v, decimals, signed) for v in comparison["values"])
-    text = f"{interval_text(comparison)}, n={len(comparison['values'])} ({per_seed})"
-    if comparison.get("note"):
-        text += f" ({comparison['note']})"
-    if comparison["judged"]:
-        text += f" → {verdict_label(comparison['verdict'], preview)}"
-    return text
-
-
-def paper_text(paper: Mapping[str, Any]) -> str:
-    """The paper's own numbers for a claim: ``source: label value, ...``."""
-    values = [
-        f"{v['label']} " + (fmt(v["value"], PP_DECIMALS, True) if v["unit"] == "pp" else fmt(v["value"], ACC_DECIMALS))
-        for v in paper["values"]
-    ]
-    return paper["source"] + (": " + ", ".join(values) if values else "")
+# ----------------------------------------------------------------------------------- claims
 
 
 def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The claims of :func:`trainact.claims.evaluate_claims` with every number formatted."""
+    """The claims of ``summary.json`` (judged by ``trainact aggregate``) with every number formatted."""
     rows = []
     for claim in claims:
         evidence = [evidence_text(c, claim["preview"]) for c in claim["comparisons"]]
@@ -322,7 +112,6 @@ def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 # ----------------------------------------------------------------------------- sensitivity
 
 
-SPLIT_WORDS = {"val": "validation", "train": "training"}
 SENSITIVITY_NOT_RUN = "Sensitivity to unstated choices: not run."
 
 
@@ -383,11 +172,11 @@ def _sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any
 
 @dataclass(frozen=True)
 class ReportParams:
-    """The ``--params`` slice of ``trainact report``: the figure parameters (to know which figures
-    exist) plus ``preset`` (name of the config preset), ``settings`` (the run's config, shown as
-    a key/value list in the appendix and read by :func:`trainact.claims.preview_reasons`) and,
-    when no ``--provenance`` file is given, ``dataset`` and ``benchmarks`` paths for
-    :func:`trainact.provenance.collect`."""
+    """The ``--params`` slice of ``trainact paper-report``: the figure parameters (to know which
+    figures exist) plus ``preset`` (name of the config preset), ``settings`` (the run's config,
+    shown as a key/value list in the appendix; the claims' preview rule judged it in ``trainact
+    aggregate``) and, when no ``--provenance`` file is given, ``dataset`` and ``benchmarks``
+    paths for :func:`trainact.provenance.collect`."""
 
     figures: FigureParams
     preset: str = "custom"
@@ -445,9 +234,9 @@ def _table1_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     for record in summary["table1"]:
         cells = {
             metric: {
-                "repro": fmt_mean_std(record[f"{metric}_mean"], record[f"{metric}_std"], _decimals(metric)),
-                "paper": fmt(record[f"{metric}_published"], _decimals(metric)),
-                "diff": fmt(record[f"{metric}_diff"], _decimals(metric), signed=True),
+                "repro": fmt_mean_std(record[f"{metric}_mean"], record[f"{metric}_std"], metric_decimals(metric)),
+                "paper": fmt(record[f"{metric}_published"], metric_decimals(metric)),
+                "diff": fmt(record[f"{metric}_diff"], metric_decimals(metric), signed=True),
             }
             for metric in METRICS
         }
@@ -647,9 +436,9 @@ def build_context(
         "figures": figures,
         "autoencoder": _autoencoder_context(summary["autoencoder"]),
         "pso": _pso_context(summary["pso"]),
-        "claims": claim_rows(evaluate_claims(summary, published, settings=params.settings, sizes=summary.get("sizes"))),
-        "claims_rule": CLAIMS_RULE,
-        "preview_rule": PREVIEW_RULE,
+        "claims": claim_rows(summary["claims"]),
+        "claims_rule": summary["definitions"]["claims"],
+        "preview_rule": summary["definitions"]["claims_preview"],
         "sensitivity": _sensitivity_context(sensitivity),
         "choices": [d for d in deviations if d["kind"] == "choice"],
         "errata": [d for d in deviations if d["kind"] == "erratum"],
@@ -679,47 +468,6 @@ def render(context: Mapping[str, Any], out_dir: Path, templates: Path = DEFAULT_
     return written
 
 
-def tex_available() -> bool:
-    """Whether ``latexmk`` and ``pdflatex`` are on PATH (the workflow lists report.pdf only then)."""
-    return shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
-
-
-def build_pdf(tex_path: Path, figures_dir: Path, out_pdf: Path, timeout_s: float = 600) -> Path:
-    """Compile ``tex_path`` with ``latexmk -pdf`` in a temporary folder (figures copied to
-    ``figures/`` there, which the document's ``\\graphicspath`` searches first) and move the PDF
-    to ``out_pdf``. Raises ``RuntimeError`` with the end of the LaTeX log on failure."""
-    with tempfile.TemporaryDirectory(prefix="trainact-report-") as tmp:
-        work = Path(tmp)
-        shutil.copy2(tex_path, work / "report.tex")
-        (work / "figures").mkdir()
-        for path in Path(figures_dir).glob("*.pdf"):
-            shutil.copy2(path, work / "figures" / path.name)
-        command = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "report.tex"]
-        done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout_s)
-        if done.returncode != 0 or not (work / "report.pdf").is_file():
-            log_path = work / "report.log"
-            tail = log_path.read_text(errors="replace")[-3000:] if log_path.is_file() else done.stdout[-3000:]
-            raise RuntimeError(f"latexmk failed on {tex_path} (exit {done.returncode}); end of the log:\n{tail}")
-        out_pdf = atomic_write(out_pdf, lambda tmp: shutil.copy2(work / "report.pdf", tmp))
-    return out_pdf
-
-
-def pdf_plan(mode: str) -> tuple[bool, str]:
-    """Whether to build the PDF for ``--pdf mode`` and the note the report prints about it."""
-    if mode not in ("auto", "always", "never"):
-        raise ValueError(f"--pdf must be auto, always or never, got {mode!r}")
-    if mode == "never":
-        return False, "PDF not requested (--pdf never)."
-    if tex_available():
-        return True, "PDF built from report.tex with latexmk -pdf."
-    if mode == "always":
-        raise ValueError("--pdf always, but no TeX installation was found (latexmk/pdflatex not on PATH)")
-    return False, (
-        "No TeX installation found (latexmk/pdflatex not on PATH): report.pdf was not built. "
-        "Install latexmk and TeX Live (texlive-latex-base, -recommended, -extra) and rerun."
-    )
-
-
 def make_report(
     results: Path,
     tables: Path,
@@ -730,7 +478,7 @@ def make_report(
     templates: Path = DEFAULT_TEMPLATES,
     provenance: Mapping[str, Any] | None = None,
     deviations: Sequence[Mapping[str, str]] | None = None,
-    command: str = "trainact report",
+    command: str = "trainact paper-report",
     sensitivity: Path | None = None,
 ) -> dict[str, Path]:
     """Render the report from ``<tables>/summary.json`` and the figures; build the PDF per ``pdf``.
@@ -768,7 +516,7 @@ def make_report(
     if build:
         written["pdf"] = build_pdf(written["tex"], figures_dir, Path(out_dir) / "report.pdf")
     else:
-        print(f"trainact report: {note}", file=sys.stderr)
+        print(f"trainact paper-report: {note}", file=sys.stderr)
     log.info("report written: %s (results %s)", ", ".join(str(p) for p in written.values()), results)
     return written
 
@@ -776,7 +524,7 @@ def make_report(
 # --------------------------------------------------------------------------------------- CLI
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
+def _cmd_paper_report(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
     try:
@@ -802,7 +550,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers) -> None:
     parser = subparsers.add_parser(
-        "report",
+        "paper-report",
         help="report.md, report.tex (and report.pdf) from the tables and figures",
         description="Render the reproduction report. --pdf auto builds report.pdf only when latexmk and "
         "pdflatex are installed (and says so in report.md otherwise).",
@@ -832,4 +580,4 @@ def register_cli(subparsers) -> None:
         default=None,
         help="YAML deviation lists (default: the packaged trainact/deviations.yaml)",
     )
-    parser.set_defaults(func=_cmd_report)
+    parser.set_defaults(func=_cmd_paper_report)

@@ -1,4 +1,4 @@
-"""Report: numbers land in the right Markdown cells, LaTeX escaping, claim verdicts, PDF modes, provenance."""
+"""Paper report: numbers land in the right Markdown cells, LaTeX escaping, claim verdicts, PDF modes, provenance."""
 
 from __future__ import annotations
 
@@ -13,12 +13,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from fixtures_results import DISTINCT_VAL_OFFSETS, build_results, distinct_bests  # noqa: E402
 
+from trainact import formatting as fm  # noqa: E402
+from trainact import pdf  # noqa: E402
 from trainact import provenance as prov  # noqa: E402
-from trainact import report as rp  # noqa: E402
-from trainact.aggregate import aggregate, load_published  # noqa: E402
+from trainact import paper_report as rp  # noqa: E402
+from trainact.aggregate import aggregate, load_published, summarize_claims  # noqa: E402
+from trainact.claims import NOT_SUPPORTED  # noqa: E402
 from trainact.cli import main  # noqa: E402
 from trainact.figures import output_files  # noqa: E402
 
@@ -87,8 +91,9 @@ def rendered(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     results = build_results(root / "out", seeds=SEEDS, bests=offset_bests, autoencoder_seeds=[0, 1], pso_seeds=[0, 1])
     aggregate(
-        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1], [0, 1]
-    )
+        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1], [0, 1],
+        settings=PAPER_SETTINGS,
+    )  # fmt: skip
     params = {
         "sizes": ["small", "middle", "large"],
         "seeds": list(SEEDS),
@@ -108,7 +113,7 @@ def rendered(tmp_path_factory):
         pdf="never",
         provenance=FAKE_PROVENANCE,
         deviations=deviations,
-        command="trainact report --x",
+        command="trainact paper-report --x",
     )
     return results, written
 
@@ -124,8 +129,9 @@ def rendered_distinct(tmp_path_factory):
         autoencoder_gain={0: 0.015, 1: 0.025, 2: 0.020}, pso_ratio={0: 0.30, 1: 0.31},
     )  # fmt: skip
     aggregate(
-        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1, 2], [0, 1]
-    )
+        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1, 2], [0, 1],
+        settings=PAPER_SETTINGS,
+    )  # fmt: skip
     params = rp.ReportParams.from_dict(
         {"sizes": ["small", "middle", "large"], "seeds": list(SEEDS), "autoencoder_seeds": [0, 1, 2],
          "pso_seeds": [0, 1], "preset": "test", "settings": PAPER_SETTINGS}
@@ -133,7 +139,7 @@ def rendered_distinct(tmp_path_factory):
     tiny_figures(results / "figures", output_files(params.figures))
     return rp.make_report(
         results, results / "tables", results / "figures", results / "paper", params,
-        pdf="never", provenance=FAKE_PROVENANCE, command="trainact report --x",
+        pdf="never", provenance=FAKE_PROVENANCE, command="trainact paper-report --x",
     )  # fmt: skip
 
 
@@ -222,7 +228,7 @@ def test_markdown_lists_figures_sections_and_rerun(rendered):
     assert "| train | 27 | 1:02:05 |" in text
     assert "total 1:02:17" in text
     assert "matches yes" in text
-    assert "`trainact report --x`" in text
+    assert "`trainact paper-report --x`" in text
     _, seeds = markdown_table(text, "PSO-trained middle CNN")
     assert [row[-1] for row in seeds] == ["0.500", "0.500"]
 
@@ -358,21 +364,28 @@ def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
 
 
 def test_tex_escape():
-    assert rp.tex_escape(SPECIAL) == (
+    assert fm.tex_escape(SPECIAL) == (
         r"a\_b 50\% \& \#1 \$x \{y\} \textasciitilde{}z \textasciicircum{}w \textbackslash{}q"
     )
-    assert rp.tex_escape("-0.67 and 1e-7, --pdf, [−4, 4] ± Δ") == r"$-$0.67 and 1e-7, -{}-pdf, [$-$4, 4] $\pm$ $\Delta$"
-    assert rp.tex_escape("<a|b>") == r"\textless{}a\textbar{}b\textgreater{}"
-    assert rp.tex_escape("café ✓") == "café ?"
+    assert fm.tex_escape("-0.67 and 1e-7, --pdf, [−4, 4] ± Δ") == r"$-$0.67 and 1e-7, -{}-pdf, [$-$4, 4] $\pm$ $\Delta$"
+    assert fm.tex_escape("<a|b>") == r"\textless{}a\textbar{}b\textgreater{}"
+    assert fm.tex_escape("café ✓") == "café ?"
     # inside \texttt: ASCII printed from the typewriter font's own slots, breaks after , / : =
-    assert rp.tex_code('a_b {"k": 1}') == r'a\char95{}b \char123{}"k":\allowbreak{} 1\char125{}'
-    assert rp.tex_code("x & 5% --pdf ~/d") == r"x \& 5\% --pdf \char126{}/\allowbreak{}d"
+    assert fm.tex_code('a_b {"k": 1}') == r'a\char95{}b \char123{}"k":\allowbreak{} 1\char125{}'
+    assert fm.tex_code("x & 5% --pdf ~/d") == r"x \& 5\% --pdf \char126{}/\allowbreak{}d"
+
+
+def test_numbers_are_formatted_only_when_finite():
+    assert (fm.fmt(0.123456, 4), fm.fmt(-0.0001, 2, signed=True), fm.fmt(None, 2)) == ("0.1235", "+0.00", "n/a")
+    assert fm.fmt_mean_std(0.5, float("nan"), 3) == "0.500" and fm.fmt_seconds(3725.4) == "1:02:05"
+    assert fm._finite(1) and fm._finite(0.5) and not fm._finite(True) and not fm._finite("0.5")
+    assert not fm._finite(float("inf")) and not fm._finite(float("nan")) and not fm._finite(None)
 
 
 def test_tex_keeps_special_characters_escaped(rendered):
     _, written = rendered
     tex = written["tex"].read_text()
-    escaped = rp.tex_escape(SPECIAL)
+    escaped = fm.tex_escape(SPECIAL)
     assert f"\\item \\textbf{{Odd\\_name 100\\%.}} {escaped}" in tex
     assert "Fake CPU\\_v2 @ 3GHz (8 logical cores)" in tex and "Fake GPU \\#1" in tex
     assert SPECIAL not in tex
@@ -384,7 +397,7 @@ def test_markdown_and_tex_share_the_numbers(rendered):
     _, body = markdown_table(written["md"].read_text(), "## 3 Table 1")
     tex = written["tex"].read_text()
     for row in body:
-        assert f"{row[0]} & {row[1]} & {rp.tex_escape(row[2])} & {row[3]} & {rp.tex_escape(row[4])}" in tex
+        assert f"{row[0]} & {row[1]} & {fm.tex_escape(row[2])} & {row[3]} & {fm.tex_escape(row[4])}" in tex
 
 
 # -------------------------------------------------------------------------------- sensitivity
@@ -430,7 +443,7 @@ def rendered_with_sensitivity(rendered, tmp_path_factory):
         params,
         pdf="never",
         provenance=FAKE_PROVENANCE,
-        command="trainact report --x",
+        command="trainact paper-report --x",
         sensitivity=root / "sensitivity" / "sensitivity.json",
     )
 
@@ -465,7 +478,7 @@ def test_sensitivity_in_the_verdicts_and_its_own_section(rendered_with_sensitivi
         "calibrated+none +, fixed+none −." in sensitivity
     )
     tex = written["tex"].read_text()
-    assert rp.tex_escape(claim1) in tex
+    assert fm.tex_escape(claim1) in tex
     assert "fixed+none & Small & validation & Fourier-CNN & 3 & $-$2.91 $\\pm$ 0.00 & [$-$2.91, $-$2.91] \\\\" in tex
     assert "fixed+none & fixed & none & not supported & not supported \\\\" in tex
 
@@ -474,7 +487,7 @@ def test_sensitivity_in_the_verdicts_and_its_own_section(rendered_with_sensitivi
 
 
 def test_claim_rows_format_the_evidence():
-    """The engine's raw comparisons (trainact.claims) become text here, with the report's rounding."""
+    """The raw comparisons in summary.json (aggregate's claims) become text here, with the report's rounding."""
     values = {(r["size"], r["activation"]): [r["val_acc"] + d for d in (0.0, 0.002, 0.004)] for r in PUBLISHED.values()}
     values[("middle", "fourier")] = [v - 0.08 for v in values[("middle", "fourier")]]  # 4.3 pp below ReLU
     runs = [
@@ -482,9 +495,8 @@ def test_claim_rows_format_the_evidence():
         for (size, activation), vs in values.items()
         for seed, v in enumerate(vs)
     ]
-    summary = {"runs": runs, "autoencoder": {"status": "not run"}, "pso": {"status": "not run"}}
-    rows = rp.claim_rows(rp.evaluate_claims(summary))
-    assert rows[0]["verdict"] == rp.NOT_SUPPORTED
+    rows = rp.claim_rows(summarize_claims(pd.DataFrame(runs), load_published()))
+    assert rows[0]["verdict"] == NOT_SUPPORTED
     assert (
         "middle: Fourier-CNN − CNN: -4.30 pp [-4.30, -4.30], n=3 (-4.30, -4.30, -4.30) → not supported"
         in rows[0]["evidence"]
@@ -492,8 +504,8 @@ def test_claim_rows_format_the_evidence():
     assert rows[2]["evidence"] == ["not run"] and rows[2]["seeds"] == "–" and rows[2]["preview"] == "no"
     # one seed: the arrows carry the preview labels too; the scope is named
     one = {key: vs[:1] for key, vs in values.items() if key[0] == "small"}
-    summary["runs"] = [{"size": s, "activation": a, "seed": 0, "best_val_acc": vs[0]} for (s, a), vs in one.items()]
-    claim1, claim2, *_ = rp.claim_rows(rp.evaluate_claims(summary, sizes=["small"]))
+    runs = [{"size": s, "activation": a, "seed": 0, "best_val_acc": vs[0]} for (s, a), vs in one.items()]
+    claim1, claim2, *_ = rp.claim_rows(summarize_claims(pd.DataFrame(runs), load_published(), sizes=["small"]))
     assert claim1["verdict"] == "preview: consistent with the claim (small networks only)"
     assert claim1["evidence"] == [
         "small: Fourier-CNN − CNN: +5.09 pp [+3.09, +7.09], n=1 (+5.09) → preview: consistent with the claim",
@@ -509,18 +521,18 @@ def test_claim_rows_format_the_evidence():
 
 
 def test_pdf_modes(monkeypatch):
-    monkeypatch.setattr(rp.shutil, "which", lambda name: None)
-    assert rp.pdf_plan("never") == (False, "PDF not requested (--pdf never).")
-    build, note = rp.pdf_plan("auto")
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
+    assert pdf.pdf_plan("never") == (False, "PDF not requested (--pdf never).")
+    build, note = pdf.pdf_plan("auto")
     assert not build and "No TeX installation found" in note
     with pytest.raises(ValueError, match="no TeX installation"):
-        rp.pdf_plan("always")
-    monkeypatch.setattr(rp.shutil, "which", lambda name: f"/usr/bin/{name}")
-    assert rp.pdf_plan("auto")[0] and rp.pdf_plan("always")[0]
+        pdf.pdf_plan("always")
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: f"/usr/bin/{name}")
+    assert pdf.pdf_plan("auto")[0] and pdf.pdf_plan("always")[0]
 
 
 def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(rp.shutil, "which", lambda name: None)
+    monkeypatch.setattr(pdf.shutil, "which", lambda name: None)
     results = build_results(tmp_path / "out", sizes=["small"], activations=["relu"], seeds=[0])
     aggregate(results, results / "tables", ["small"], ["relu"], [0])
     params = {"sizes": ["small"], "activations": ["relu"], "seeds": [0]}
@@ -528,7 +540,7 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
     provenance = tmp_path / "provenance.json"
     provenance.write_text(json.dumps(FAKE_PROVENANCE))
     argv = [
-        "report",
+        "paper-report",
         "--results",
         str(results),
         "--tables",
@@ -561,6 +573,13 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
     assert "Sensitivity to unstated choices: not run." in section(text, "## 8 ", "## 9 ")
     assert main(argv + ["--sensitivity", str(tmp_path / "nowhere.json")]) == 2
     assert "nowhere.json" in capsys.readouterr().err
+    # the verdicts are summary.json's (trainact aggregate judged them): the report renders them as stored
+    summary_path = results / "tables" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    summary["claims"][0]["verdict"] = "verdict as stored"
+    summary_path.write_text(json.dumps(summary))
+    assert main(argv) == 0
+    assert "**verdict as stored**" in section((results / "paper" / "report.md").read_text(), "## 1 Verdicts", "## 2 ")
     (results / "figures" / "fig4.pdf").unlink()
     assert main(argv) == 2
     assert "fig4.pdf" in capsys.readouterr().err
@@ -600,12 +619,12 @@ def test_deviation_entries_are_checked(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    not rp.tex_available() or shutil.which("pdftotext") is None, reason="needs latexmk, pdflatex, pdftotext"
+    not pdf.tex_available() or shutil.which("pdftotext") is None, reason="needs latexmk, pdflatex, pdftotext"
 )
 def test_latex_compiles_and_contains_table1(rendered, tmp_path):
     results, written = rendered
-    pdf = rp.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    built = pdf.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
+    text = subprocess.run(["pdftotext", "-layout", str(built), "-"], capture_output=True, text=True, check=True).stdout
     assert "Small Fourier-CNN" in text and "0.6424 ± 0.0020" in text
     _, body = markdown_table(written["md"].read_text(), "## 3 Table 1")
     for row in body:
