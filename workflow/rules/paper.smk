@@ -47,7 +47,9 @@ rule paper_report:
         # folder of every rule that the flagged path is given to, so the flagged object must
         # not also reach rule all (Snakefile). PAPER_PDF holds no path or one.
         **{
-            "pdf": report(path, caption=caption("paper_report"), category="Paper report")
+            "pdf": report(
+                path, caption=caption("paper_report"), category="Paper report"
+            )
             for path in PAPER_PDF
         },
         markdown=report(
