@@ -13,7 +13,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-report: "workflow/report/workflow.rst"
+# The front page of Snakemake's HTML report (`snakemake --report report.html`); the captions of
+# its results are trainact.paper_facts' (workflow/rules/common.smk writes them out).
+report: "workflow/html_report/workflow.rst"
 
 
 wildcard_constraints:
