@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from trainact.cli import main
-from trainact.data import PreparedData
+from trainact.cifar import PreparedData
 from trainact.models import build_model
 from trainact.pso import (
     HISTORY_COLUMNS,

@@ -230,7 +230,7 @@ def pretrain(
     """Pretrain the conv stages and the dense hidden layer of a fresh classifier greedily, stage by
     stage, as autoencoders.
 
-    ``data`` is a :class:`trainact.data.PreparedData`; only its training images are used.
+    ``data`` is a :class:`trainact.cifar.PreparedData`; only its training images are used.
     Writes ``pretrain.csv`` (one row per stage-epoch: ``stage`` 0-based, 0-2 the conv stages
     ``model.stages[0..2]`` and 3 the dense layer ``model.head[1]``, see :func:`stage_names`;
     ``epoch`` 1-based within the stage, ``loss`` the epoch's mean reconstruction MSE over the
@@ -243,7 +243,7 @@ def pretrain(
     from tqdm.auto import tqdm
 
     from trainact.calibration import calibrate
-    from trainact.data import DeviceDataset
+    from trainact.loader import DeviceDataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -393,7 +393,7 @@ def _split_params(text: str, allowed: set[str]) -> dict[str, Any]:
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError
-    from trainact.data import load_prepared
+    from trainact.cifar import load_prepared
 
     params = _split_params(args.params, {"model", "autoencoder"})
     try:
@@ -420,7 +420,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError
-    from trainact.data import load_prepared
+    from trainact.cifar import load_prepared
 
     params = _split_params(args.params, {"model", "autoencoder", "train"})
     try:

@@ -398,7 +398,7 @@ class StepProfile:
 
 
 def _meta_dataset(images: int) -> Any:
-    from trainact.data import DeviceDataset
+    from trainact.loader import DeviceDataset
 
     return DeviceDataset(
         torch.empty((images, *IMAGE_SHAPE), dtype=torch.uint8, device=PROFILE_DEVICE),
@@ -545,7 +545,7 @@ def _host_step_ms(size: str, activation: str, model_cfg: dict, steps: int) -> fl
     warmup = 3  # the first calls compile the activation kernels (impl auto/compiled)
     images = torch.zeros((warmup + steps, *IMAGE_SHAPE), dtype=torch.uint8)
     labels = torch.zeros(warmup + steps, dtype=torch.int64)
-    from trainact.data import DeviceDataset
+    from trainact.loader import DeviceDataset
 
     batches = DeviceDataset(images, labels, "cpu").batches(
         1, shuffle=True, seed=0, epoch=1

@@ -374,7 +374,7 @@ def train_pso(
     progress: bool = True,
     stop_after_generation: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Train a CNN's weights by PSO on ``data`` (a :class:`trainact.data.PreparedData`).
+    """Train a CNN's weights by PSO on ``data`` (a :class:`trainact.cifar.PreparedData`).
 
     Writes into ``out_dir``: ``history.csv`` (one row per generation, generation 0 being the
     initial swarm), ``checkpoint.pt`` (about once a minute and after the last generation) and, when the run completes,
@@ -386,7 +386,7 @@ def train_pso(
 
     from trainact.activations import reset_kernel_report
     from trainact.calibration import calibrate
-    from trainact.data import DeviceDataset
+    from trainact.loader import DeviceDataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -583,7 +583,7 @@ def bench_evaluators(
 
 def _cmd_pso(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
-    from trainact.data import load_prepared
+    from trainact.cifar import load_prepared
 
     params = parse_params(args.params)
     unknown = sorted(set(params) - {"model", "pso"})
