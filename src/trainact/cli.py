@@ -30,7 +30,7 @@ COMMANDS = {
     "ae-pretrain": "trainact.autoencoder",
     "ae-finetune": "trainact.autoencoder",
     "pso": "trainact.pso",
-    "pso-bench": "trainact.pso",
+    "pso-bench": "trainact.bench",
     "aggregate": "trainact.aggregate",
     "sensitivity": "trainact.sensitivity",
     "figures": "trainact.figures",
