@@ -23,7 +23,7 @@ from trainact.autoencoder import (
     stage_names,
 )
 from trainact.cli import main
-from trainact.data import PreparedData
+from trainact.cifar import PreparedData
 from trainact.models import build_model
 from trainact.runtime import seed_everything
 

@@ -106,11 +106,12 @@ def test_bench_cli_json(capsys):
             "steps and warmup must be >= 1, got 128, 0, 3",
         ),
         (["--device", "tpu9"], "unknown device 'tpu9'"),
-        (["--params", '{"impl": "fast"}'], "unknown activation impl 'fast'"),
+        (["--params", '{"model": {"impl": "fast"}}'], "unknown activation impl 'fast'"),
         (
-            ["--params", '{"filters": {"small": [4]}}'],
+            ["--params", '{"model": {"filters": {"small": [4]}}}'],
             "filters must be three positive integers",
         ),
+        (["--params", '{"impl": "eager"}'], "unknown key(s) ['impl']; expected 'model'"),
     ],
 )
 def test_bench_cli_errors_name_the_bad_value(argv, message, capsys):
@@ -121,7 +122,7 @@ def test_bench_cli_errors_name_the_bad_value(argv, message, capsys):
 def test_bench_cli_table_then_pso_evaluators_side_by_side(capsys):
     """The text report: the throughput table, then PSO's vectorised and looped evaluation of
     the same swarm (tiny filters through --params, so it takes a second)."""
-    tiny = json.dumps({"filters": {"small": [2, 4, 4]}, "hidden": 8})
+    tiny = json.dumps({"model": {"filters": {"small": [2, 4, 4]}, "hidden": 8}})
     argv = ["bench", "--sizes", "small", "--activations", "relu", "--batch-size", "4",
             "--steps", "2", "--warmup", "1", "--device", "cpu", "--impl", "eager",
             "--params", tiny, "--no-progress"]  # fmt: skip
@@ -205,7 +206,7 @@ def test_step_profile_counts_flops_and_launches_by_hand():
 
 def test_bench_cli_profile_table_and_json(capsys):
     argv = ["bench", "--profile", "--sizes", "small", "--activations", "relu", "lc",
-            "--params", json.dumps(TINY), "--batch-size", "4", "--eval-batch-size", "10",
+            "--params", json.dumps({"model": TINY}), "--batch-size", "4", "--eval-batch-size", "10",
             "--impl", "eager", "--steps", "2", "--no-progress"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -223,3 +224,16 @@ def test_bench_cli_profile_table_and_json(capsys):
 
     assert main([*argv, "--eval-batch-size", "0"]) == 2
     assert "batch sizes must be >= 1" in capsys.readouterr().err
+
+
+def test_pso_bench_cli_json(capsys):
+    """`pso-bench` times PSO's two evaluators on the same swarm; its --params has the shape of
+    `bench`'s, `{"model": {...}}`."""
+    tiny = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
+    argv = ["pso-bench", "--particles", "3", "--batch-size", "16", "--chunk-size", "8", "--repeats", "2"]
+    argv += ["--device", "cpu", "--json", "--no-progress", "--params", json.dumps({"model": tiny})]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["particles"] == 3 and result["batch_size"] == 16
+    assert result["vectorised_images_per_s"] > 0 and result["looped_images_per_s"] > 0
+    assert result["max_abs_loss_difference"] < 1e-4

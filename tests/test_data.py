@@ -1,4 +1,5 @@
-"""Tests for trainact.data: download, safe archive reading, prepare, synthetic archive, loader.
+"""Tests of the data pipeline: trainact.download, .prepare (safe archive reading), .synthetic,
+.cifar (the prepared file) and .loader.
 
 Everything runs on small synthetic archives built in tmp_path; HTTP tests use a loopback
 server (127.0.0.1, port 0) that can honour or ignore Range and break off mid-transfer.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pickle
 import re
@@ -22,7 +24,8 @@ import numpy as np
 import pytest
 import torch
 
-from trainact import cli, data
+from trainact import cifar, cli, download, loader, prepare
+from trainact.synthetic import build_synthetic_archive
 
 # md5 of build_synthetic_archive() with default arguments. It must not change between runs,
 # machines or numpy versions; update it only together with a deliberate change of the generator.
@@ -42,7 +45,7 @@ def archive_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def synthetic(archive_dir: Path) -> tuple[Path, str]:
     """The default synthetic archive (bytes keys) and its md5."""
     path = archive_dir / "synthetic.tar.gz"
-    return path, data.build_synthetic_archive(path)
+    return path, build_synthetic_archive(path)
 
 
 def read_reference(archive: Path) -> dict[str, np.ndarray | list[str]]:
@@ -178,13 +181,13 @@ def http_server(synthetic: tuple[Path, str]):
 
 
 def test_synthetic_archive_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
-    first = data.build_synthetic_archive(tmp_path / "a.tar.gz")
-    second = data.build_synthetic_archive(tmp_path / "b.tar.gz")
+    first = build_synthetic_archive(tmp_path / "a.tar.gz")
+    second = build_synthetic_archive(tmp_path / "b.tar.gz")
     assert first == second == DEFAULT_SYNTHETIC_MD5
     assert (tmp_path / "a.tar.gz").read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
-    assert data.file_md5(tmp_path / "a.tar.gz") == first
-    assert data.build_synthetic_archive(tmp_path / "c.tar.gz", seed=1) != first
-    assert data.build_synthetic_archive(tmp_path / "d.tar.gz", train_per_class=21) != first
+    assert download.file_md5(tmp_path / "a.tar.gz") == first
+    assert build_synthetic_archive(tmp_path / "c.tar.gz", seed=1) != first
+    assert build_synthetic_archive(tmp_path / "d.tar.gz", train_per_class=21) != first
 
 
 def test_synthetic_archive_has_official_layout(synthetic: tuple[Path, str]) -> None:
@@ -224,16 +227,16 @@ def test_synthetic_archive_has_official_layout(synthetic: tuple[Path, str]) -> N
     meta = batches["cifar-10-batches-py/batches.meta"]
     assert meta == {
         b"num_cases_per_batch": 40,
-        b"label_names": [name.encode() for name in data.CLASS_NAMES],
+        b"label_names": [name.encode() for name in cifar.CLASS_NAMES],
         b"num_vis": 3072,
     }
 
 
 def test_synthetic_classes_are_learnable(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     """A tiny CNN reaches far above chance (10%) on the test split within 5 short epochs."""
-    prepared = data.load_prepared(data.prepare(synthetic[0], tmp_path / "p.npz", progress=False))
-    train = data.DeviceDataset(prepared.train_images, prepared.train_labels, "cpu")
-    test = data.DeviceDataset(prepared.test_images, prepared.test_labels, "cpu")
+    prepared = cifar.load_prepared(prepare.prepare(synthetic[0], tmp_path / "p.npz", progress=False))
+    train = loader.DeviceDataset(prepared.train_images, prepared.train_labels, "cpu")
+    test = loader.DeviceDataset(prepared.test_images, prepared.test_labels, "cpu")
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, padding=1),
@@ -260,12 +263,12 @@ def test_synthetic_classes_are_learnable(tmp_path: Path, synthetic: tuple[Path, 
 
 def test_download_file_url_and_plain_path(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     source, md5 = synthetic
-    by_url = data.download(
+    by_url = download.download(
         source.resolve().as_uri(), md5, tmp_path / "a" / "c.tar.gz", progress=False
     )
     assert by_url == tmp_path / "a" / "c.tar.gz"
     assert by_url.read_bytes() == source.read_bytes()
-    by_path = data.download(str(source), md5.upper(), tmp_path / "b.tar.gz", progress=False)
+    by_path = download.download(str(source), md5.upper(), tmp_path / "b.tar.gz", progress=False)
     assert by_path.read_bytes() == source.read_bytes()
     assert not (tmp_path / "b.tar.gz.part").exists()
 
@@ -278,7 +281,7 @@ def test_download_skips_when_dest_has_right_md5(
     dest.write_bytes(source.read_bytes())
     mtime = dest.stat().st_mtime_ns
     missing_source = (tmp_path / "gone.tar.gz").as_uri()  # would fail if it were read
-    assert data.download(missing_source, md5, dest, progress=False) == dest
+    assert download.download(missing_source, md5, dest, progress=False) == dest
     assert dest.stat().st_mtime_ns == mtime
 
 
@@ -287,8 +290,8 @@ def test_download_wrong_md5_leaves_nothing(tmp_path: Path, synthetic: tuple[Path
     wrong = "0" * 32
     dest = tmp_path / "c.tar.gz"
     url = source.resolve().as_uri()
-    with pytest.raises(data.ChecksumError) as error:
-        data.download(url, wrong, dest, progress=False)
+    with pytest.raises(download.ChecksumError) as error:
+        download.download(url, wrong, dest, progress=False)
     message = str(error.value)
     assert wrong in message and md5 in message and url in message
     assert list(tmp_path.iterdir()) == []
@@ -297,8 +300,8 @@ def test_download_wrong_md5_leaves_nothing(tmp_path: Path, synthetic: tuple[Path
 def test_download_never_deletes_its_own_source(tmp_path: Path) -> None:
     source = tmp_path / "c.tar.gz"
     source.write_bytes(b"not the archive")
-    with pytest.raises(data.ChecksumError, match="0" * 32):
-        data.download(str(source), "0" * 32, source, progress=False)
+    with pytest.raises(download.ChecksumError, match="0" * 32):
+        download.download(str(source), "0" * 32, source, progress=False)
     assert source.read_bytes() == b"not the archive"
 
 
@@ -308,12 +311,12 @@ def test_download_refetches_dest_with_wrong_md5(
     source, md5 = synthetic
     dest = tmp_path / "c.tar.gz"
     dest.write_bytes(b"stale")
-    data.download(source.resolve().as_uri(), md5, dest, progress=False)
+    download.download(source.resolve().as_uri(), md5, dest, progress=False)
     assert dest.read_bytes() == source.read_bytes()
 
 
 def test_download_http_full(tmp_path: Path, http_server: ArchiveServer) -> None:
-    dest = data.download(
+    dest = download.download(
         http_server.url, md5_of(http_server.payload), tmp_path / "c.tar.gz", progress=False
     )
     assert dest.read_bytes() == http_server.payload
@@ -325,7 +328,7 @@ def test_download_http_resumes_partial_file(tmp_path: Path, http_server: Archive
     dest = tmp_path / "c.tar.gz"
     done = len(payload) // 3
     (tmp_path / "c.tar.gz.part").write_bytes(payload[:done])
-    data.download(http_server.url, md5_of(payload), dest, progress=False)
+    download.download(http_server.url, md5_of(payload), dest, progress=False)
     assert dest.read_bytes() == payload
     assert http_server.requests == [
         {
@@ -345,7 +348,7 @@ def test_download_http_restarts_when_range_ignored(
     http_server.honour_range = False
     dest = tmp_path / "c.tar.gz"
     (tmp_path / "c.tar.gz.part").write_bytes(b"\xff" * 1000)  # appending to it would corrupt
-    data.download(http_server.url, md5_of(payload), dest, progress=False)
+    download.download(http_server.url, md5_of(payload), dest, progress=False)
     assert dest.read_bytes() == payload
     assert [(r["range"], r["status"]) for r in http_server.requests] == [("bytes=1000-", 200)]
 
@@ -355,7 +358,7 @@ def test_download_http_restarts_when_part_is_too_long(
 ) -> None:
     payload = http_server.payload
     (tmp_path / "c.tar.gz.part").write_bytes(payload + b"junk")  # server answers 416
-    dest = data.download(http_server.url, md5_of(payload), tmp_path / "c.tar.gz", progress=False)
+    dest = download.download(http_server.url, md5_of(payload), tmp_path / "c.tar.gz", progress=False)
     assert dest.read_bytes() == payload
     assert [r["status"] for r in http_server.requests] == [416, 200]
 
@@ -367,20 +370,20 @@ def test_download_http_broken_transfer_keeps_part_and_resumes(
     dest = tmp_path / "c.tar.gz"
     part = tmp_path / "c.tar.gz.part"
     http_server.cut_after = 100_000
-    with pytest.raises(data.DownloadError, match=re.escape(http_server.url)):
-        data.download(http_server.url, md5_of(payload), dest, progress=False)
+    with pytest.raises(download.DownloadError, match=re.escape(http_server.url)):
+        download.download(http_server.url, md5_of(payload), dest, progress=False)
     assert part.read_bytes() == payload[:100_000]
     assert not dest.exists()
     http_server.cut_after = None
-    data.download(http_server.url, md5_of(payload), dest, progress=False)
+    download.download(http_server.url, md5_of(payload), dest, progress=False)
     assert dest.read_bytes() == payload
     assert [r["range"] for r in http_server.requests] == [None, "bytes=100000-"]
 
 
 def test_download_http_wrong_md5(tmp_path: Path, http_server: ArchiveServer) -> None:
     wrong = "f" * 32
-    with pytest.raises(data.ChecksumError) as error:
-        data.download(http_server.url, wrong, tmp_path / "c.tar.gz", progress=False)
+    with pytest.raises(download.ChecksumError) as error:
+        download.download(http_server.url, wrong, tmp_path / "c.tar.gz", progress=False)
     assert wrong in str(error.value) and md5_of(http_server.payload) in str(error.value)
     assert http_server.url in str(error.value)
     assert list(tmp_path.iterdir()) == []
@@ -388,8 +391,8 @@ def test_download_http_wrong_md5(tmp_path: Path, http_server: ArchiveServer) -> 
 
 def test_download_http_error_names_url(tmp_path: Path, http_server: ArchiveServer) -> None:
     url = http_server.url.replace("cifar.tar.gz", "missing.tar.gz")
-    with pytest.raises(data.DownloadError, match=r"HTTP 404") as error:
-        data.download(url, "0" * 32, tmp_path / "c.tar.gz", progress=False)
+    with pytest.raises(download.DownloadError, match=r"HTTP 404") as error:
+        download.download(url, "0" * 32, tmp_path / "c.tar.gz", progress=False)
     assert url in str(error.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -399,11 +402,11 @@ def test_download_unreachable_and_missing_sources(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/cifar.tar.gz"
-    with pytest.raises(data.DownloadError, match=re.escape(url)):
-        data.download(url, "0" * 32, tmp_path / "c.tar.gz", progress=False)
+    with pytest.raises(download.DownloadError, match=re.escape(url)):
+        download.download(url, "0" * 32, tmp_path / "c.tar.gz", progress=False)
     missing = (tmp_path / "nothing.tar.gz").as_uri()
-    with pytest.raises(data.DownloadError, match=re.escape(missing)):
-        data.download(missing, "0" * 32, tmp_path / "c.tar.gz", progress=False)
+    with pytest.raises(download.DownloadError, match=re.escape(missing)):
+        download.download(missing, "0" * 32, tmp_path / "c.tar.gz", progress=False)
 
 
 @pytest.mark.parametrize(
@@ -416,7 +419,7 @@ def test_download_unreachable_and_missing_sources(tmp_path: Path) -> None:
 )
 def test_download_rejects_bad_arguments(tmp_path: Path, url: str, md5: str, pattern: str) -> None:
     with pytest.raises(ValueError, match=re.escape(pattern)):
-        data.download(url, md5, tmp_path / "c.tar.gz", progress=False)
+        download.download(url, md5, tmp_path / "c.tar.gz", progress=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -427,11 +430,11 @@ def test_prepare_keeps_archive_contents_exactly(
     tmp_path: Path, synthetic: tuple[Path, str]
 ) -> None:
     source, md5 = synthetic
-    out = data.prepare(source, tmp_path / "sub" / "cifar.npz", progress=False)
+    out = prepare.prepare(source, tmp_path / "sub" / "cifar.npz", progress=False)
     reference = read_reference(source)
     with np.load(out, allow_pickle=False) as npz:
-        assert sorted(npz.files) == sorted(data.PREPARED_KEYS)
-    prepared = data.load_prepared(out)
+        assert sorted(npz.files) == sorted(cifar.PREPARED_KEYS)
+    prepared = cifar.load_prepared(out)
     for split, count in (("train", 200), ("test", 100)):
         images = getattr(prepared, f"{split}_images")
         labels = getattr(prepared, f"{split}_labels")
@@ -439,7 +442,7 @@ def test_prepare_keeps_archive_contents_exactly(
         assert labels.dtype == np.int64 and labels.shape == (count,)
         np.testing.assert_array_equal(images, reference[f"{split}_images"])
         np.testing.assert_array_equal(labels, reference[f"{split}_labels"])
-    assert prepared.class_names == list(data.CLASS_NAMES) == reference["class_names"]
+    assert prepared.class_names == list(cifar.CLASS_NAMES) == reference["class_names"]
     assert prepared.source_md5 == md5
     assert [p.name for p in out.parent.iterdir()] == ["cifar.npz"]  # no temp file left
 
@@ -447,12 +450,12 @@ def test_prepare_keeps_archive_contents_exactly(
 def test_prepare_accepts_str_keys(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     """Archives rebuilt under Python 3 pickle str keys; the pixels are the same seed's."""
     str_archive = tmp_path / "str.tar.gz"
-    str_md5 = data.build_synthetic_archive(str_archive, str_keys=True)
+    str_md5 = build_synthetic_archive(str_archive, str_keys=True)
     with tarfile.open(str_archive) as tar:
         batch = pickle.load(tar.extractfile("cifar-10-batches-py/data_batch_1"), encoding="bytes")
     assert "data" in batch and b"data" not in batch
-    from_str = data.load_prepared(data.prepare(str_archive, tmp_path / "s.npz", progress=False))
-    from_bytes = data.load_prepared(data.prepare(synthetic[0], tmp_path / "b.npz", progress=False))
+    from_str = cifar.load_prepared(prepare.prepare(str_archive, tmp_path / "s.npz", progress=False))
+    from_bytes = cifar.load_prepared(prepare.prepare(synthetic[0], tmp_path / "b.npz", progress=False))
     for key in ("train_images", "train_labels", "test_images", "test_labels"):
         np.testing.assert_array_equal(getattr(from_str, key), getattr(from_bytes, key))
     assert from_str.class_names == from_bytes.class_names
@@ -494,8 +497,8 @@ def test_prepare_rejects_unsafe_members(
 ) -> None:
     archive = rewrite_archive(synthetic[0], tmp_path / "evil.tar.gz", extra=[(member, content)])
     out = tmp_path / "out.npz"
-    with pytest.raises(data.ArchiveError, match=re.escape(reason)) as error:
-        data.prepare(archive, out, progress=False)
+    with pytest.raises(prepare.ArchiveError, match=re.escape(reason)) as error:
+        prepare.prepare(archive, out, progress=False)
     assert repr(member.name) in str(error.value)
     assert not out.exists()
 
@@ -511,13 +514,13 @@ class _RunsShellCommand:
 def test_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     crafted = f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
-    with pytest.raises(data.ForbiddenGlobalError, match=r"os\.system"):
-        data.restricted_loads(crafted)
-    with pytest.raises(data.ForbiddenGlobalError, match=r"builtins\.eval"):
-        data.restricted_loads(b"cbuiltins\neval\n(S'1'\ntR.")
+    with pytest.raises(prepare.ForbiddenGlobalError, match=r"os\.system"):
+        prepare.restricted_loads(crafted)
+    with pytest.raises(prepare.ForbiddenGlobalError, match=r"builtins\.eval"):
+        prepare.restricted_loads(b"cbuiltins\neval\n(S'1'\ntR.")
     # _codecs.encode is admitted for latin-1 only (how protocol 2 stores bytes).
-    with pytest.raises(data.ForbiddenGlobalError, match="zlib"):
-        data.restricted_loads(
+    with pytest.raises(prepare.ForbiddenGlobalError, match="zlib"):
+        prepare.restricted_loads(
             b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00zlib\x86R."
         )
     assert not marker.exists()
@@ -527,7 +530,7 @@ def test_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
 def test_restricted_unpickler_loads_numpy_batches(protocol: int) -> None:
     images = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
     batch = {b"data": images, "labels": [3, 7], "count": np.int64(2), b"name": b"batch"}
-    loaded = data.restricted_loads(pickle.dumps(batch, protocol=protocol))
+    loaded = prepare.restricted_loads(pickle.dumps(batch, protocol=protocol))
     np.testing.assert_array_equal(loaded[b"data"], images)
     assert loaded[b"data"].dtype == np.uint8
     assert loaded["labels"] == [3, 7] and loaded["count"] == 2 and loaded[b"name"] == b"batch"
@@ -541,8 +544,8 @@ def test_prepare_refuses_pickle_with_code(tmp_path: Path, synthetic: tuple[Path,
         tmp_path / "evil.tar.gz",
         replace={"cifar-10-batches-py/data_batch_3": evil},
     )
-    with pytest.raises(data.ArchiveError, match=r"data_batch_3.*forbidden global \w+\.system"):
-        data.prepare(archive, tmp_path / "out.npz", progress=False)
+    with pytest.raises(prepare.ArchiveError, match=r"data_batch_3.*forbidden global \w+\.system"):
+        prepare.prepare(archive, tmp_path / "out.npz", progress=False)
     assert not marker.exists()
     assert not (tmp_path / "out.npz").exists()
 
@@ -567,8 +570,8 @@ def test_prepare_validates_batches(
         tmp_path / "bad.tar.gz",
         replace={"cifar-10-batches-py/test_batch": pickle.dumps(batch, protocol=2)},
     )
-    with pytest.raises(data.ArchiveError, match=pattern) as error:
-        data.prepare(archive, tmp_path / "out.npz", progress=False)
+    with pytest.raises(prepare.ArchiveError, match=pattern) as error:
+        prepare.prepare(archive, tmp_path / "out.npz", progress=False)
     assert "cifar-10-batches-py/test_batch" in str(error.value)
 
 
@@ -578,22 +581,22 @@ def test_prepare_reports_missing_member_and_non_archive(
     archive = rewrite_archive(
         synthetic[0], tmp_path / "short.tar.gz", drop=("cifar-10-batches-py/data_batch_4",)
     )
-    with pytest.raises(data.ArchiveError, match="missing member.*data_batch_4"):
-        data.prepare(archive, tmp_path / "out.npz", progress=False)
+    with pytest.raises(prepare.ArchiveError, match="missing member.*data_batch_4"):
+        prepare.prepare(archive, tmp_path / "out.npz", progress=False)
     not_tar = tmp_path / "not.tar.gz"
     not_tar.write_bytes(b"hello")
-    with pytest.raises(data.ArchiveError, match="not a readable tar archive"):
-        data.prepare(not_tar, tmp_path / "out.npz", progress=False)
+    with pytest.raises(prepare.ArchiveError, match="not a readable tar archive"):
+        prepare.prepare(not_tar, tmp_path / "out.npz", progress=False)
     with pytest.raises(FileNotFoundError, match="absent.tar.gz"):
-        data.prepare(tmp_path / "absent.tar.gz", tmp_path / "out.npz", progress=False)
+        prepare.prepare(tmp_path / "absent.tar.gz", tmp_path / "out.npz", progress=False)
 
 
 def test_prepare_subsets(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     source = synthetic[0]
-    full = data.load_prepared(data.prepare(source, tmp_path / "full.npz", progress=False))
+    full = cifar.load_prepared(prepare.prepare(source, tmp_path / "full.npz", progress=False))
 
-    def subset(name: str, **kwargs) -> data.PreparedData:
-        return data.load_prepared(data.prepare(source, tmp_path / name, progress=False, **kwargs))
+    def subset(name: str, **kwargs) -> cifar.PreparedData:
+        return cifar.load_prepared(prepare.prepare(source, tmp_path / name, progress=False, **kwargs))
 
     first = subset("a.npz", train_per_class=5, test_per_class=3, seed=7)
     again = subset("b.npz", train_per_class=5, test_per_class=3, seed=7)
@@ -609,7 +612,7 @@ def test_prepare_subsets(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     np.testing.assert_array_equal(train_only.test_images, full.test_images)
     # A subset is made of original images with their labels, in the original order.
     for split in ("train", "test"):
-        keep = data.per_class_subset(
+        keep = prepare.per_class_subset(
             getattr(full, f"{split}_labels"),
             5 if split == "train" else 3,
             7,
@@ -637,7 +640,7 @@ def test_prepare_subset_errors(
     tmp_path: Path, synthetic: tuple[Path, str], kwargs: dict, pattern: str
 ) -> None:
     with pytest.raises(ValueError, match=pattern):
-        data.prepare(synthetic[0], tmp_path / "out.npz", progress=False, **kwargs)
+        prepare.prepare(synthetic[0], tmp_path / "out.npz", progress=False, **kwargs)
     assert not (tmp_path / "out.npz").exists()
 
 
@@ -645,7 +648,7 @@ def test_load_prepared_names_missing_keys(tmp_path: Path) -> None:
     path = tmp_path / "bad.npz"
     np.savez(path, train_images=np.zeros((1, 3, 32, 32), np.uint8))
     with pytest.raises(ValueError, match=r"bad\.npz.*missing train_labels"):
-        data.load_prepared(path)
+        cifar.load_prepared(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -654,10 +657,10 @@ def test_load_prepared_names_missing_keys(tmp_path: Path) -> None:
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
-def _identity_dataset(count: int, device: str) -> tuple[np.ndarray, data.DeviceDataset]:
+def _identity_dataset(count: int, device: str) -> tuple[np.ndarray, loader.DeviceDataset]:
     """Random images whose label is their own index, so each batch shows where it came from."""
     images = np.random.default_rng(0).integers(0, 256, size=(count, 3, 32, 32), dtype=np.uint8)
-    return images, data.DeviceDataset(images, np.arange(count), device)
+    return images, loader.DeviceDataset(images, np.arange(count), device)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -688,7 +691,7 @@ def test_device_dataset_order_depends_only_on_seed_and_epoch() -> None:
     _, first = _identity_dataset(50, "cpu")
     _, second = _identity_dataset(50, "cpu")
 
-    def order(dataset: data.DeviceDataset, seed: int, epoch: int) -> list[int]:
+    def order(dataset: loader.DeviceDataset, seed: int, epoch: int) -> list[int]:
         return torch.cat(
             [y for _, y in dataset.batches(8, shuffle=True, seed=seed, epoch=epoch)]
         ).tolist()
@@ -699,7 +702,7 @@ def test_device_dataset_order_depends_only_on_seed_and_epoch() -> None:
     assert order(second, 0, 5) == reference
     assert order(first, 0, 6) != reference
     assert order(first, 1, 5) != reference
-    assert data.epoch_seed(0, 5) == data.epoch_seed(0, 5) != data.epoch_seed(0, 6)
+    assert loader.epoch_seed(0, 5) == loader.epoch_seed(0, 5) != loader.epoch_seed(0, 6)
 
 
 def test_device_dataset_drop_last_and_argument_checks() -> None:
@@ -711,10 +714,10 @@ def test_device_dataset_drop_last_and_argument_checks() -> None:
     with pytest.raises(ValueError, match="batch size must be a positive integer, got 0"):
         dataset.batches(0)
     with pytest.raises(TypeError, match="uint8"):
-        data.DeviceDataset(np.zeros((2, 3, 32, 32), np.float32), [0, 1], "cpu")
+        loader.DeviceDataset(np.zeros((2, 3, 32, 32), np.float32), [0, 1], "cpu")
     with pytest.raises(ValueError, match=r"labels must have shape \(2,\)"):
-        data.DeviceDataset(np.zeros((2, 3, 32, 32), np.uint8), [0, 1, 2], "cpu")
-    from_tensor = data.DeviceDataset(
+        loader.DeviceDataset(np.zeros((2, 3, 32, 32), np.uint8), [0, 1, 2], "cpu")
+    from_tensor = loader.DeviceDataset(
         torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.tensor([1, 2], dtype=torch.int32), "cpu"
     )
     assert from_tensor.labels.dtype == torch.int64
@@ -730,30 +733,24 @@ def test_cli_synthetic_prepare_download(tmp_path: Path, capsys: pytest.CaptureFi
         cli.main(
             [
                 "synthetic-archive",
+                "--params",
+                json.dumps({"train_per_class": 4, "test_per_class": 2, "seed": 1}),
                 "--out",
                 str(archive),
-                "--train-per-class",
-                "4",
-                "--test-per-class",
-                "2",
-                "--seed",
-                "1",
             ]
         )
         == 0
     )
     md5 = capsys.readouterr().out.strip()
-    assert md5 == data.file_md5(archive)
+    assert md5 == download.file_md5(archive)
 
     fetched = tmp_path / "fetched.tar.gz"
     assert (
         cli.main(
             [
                 "download",
-                "--url",
-                archive.as_uri(),
-                "--md5",
-                md5,
+                "--params",
+                json.dumps({"url": archive.as_uri(), "md5": md5}),
                 "--out",
                 str(fetched),
                 "--no-progress",
@@ -770,12 +767,10 @@ def test_cli_synthetic_prepare_download(tmp_path: Path, capsys: pytest.CaptureFi
                 "prepare",
                 "--archive",
                 str(fetched),
+                "--params",
+                json.dumps({"train_per_class": 3, "test_per_class": None, "subset_seed": 2}),
                 "--out",
                 str(out),
-                "--train-per-class",
-                "3",
-                "--seed",
-                "2",
             ]
         )
         == 0
@@ -784,21 +779,19 @@ def test_cli_synthetic_prepare_download(tmp_path: Path, capsys: pytest.CaptureFi
     assert summary.count("\n") == 0
     assert "train 30" in summary and "test 20" in summary and "10 classes" in summary
     assert md5 in summary
-    assert np.bincount(data.load_prepared(out).train_labels).tolist() == [3] * 10
+    assert np.bincount(cifar.load_prepared(out).train_labels).tolist() == [3] * 10
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     archive = tmp_path / "synthetic.tar.gz"
-    data.build_synthetic_archive(archive, train_per_class=2, test_per_class=1)
+    build_synthetic_archive(archive, train_per_class=2, test_per_class=1)
     capsys.readouterr()
     assert (
         cli.main(
             [
                 "download",
-                "--url",
-                archive.as_uri(),
-                "--md5",
-                "0" * 32,
+                "--params",
+                json.dumps({"url": archive.as_uri(), "md5": "0" * 32}),
                 "--out",
                 str(tmp_path / "x.tar.gz"),
                 "--no-progress",
@@ -807,18 +800,19 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) 
         == 2
     )
     assert "expected " + "0" * 32 in capsys.readouterr().err
-    assert cli.main(["download", "--url", archive.as_uri(), "--out", str(tmp_path / "x")]) == 2
-    assert "--md5 is required" in capsys.readouterr().err
+    url_only = json.dumps({"url": archive.as_uri()})
+    assert cli.main(["download", "--params", url_only, "--out", str(tmp_path / "x")]) == 2
+    assert "md5 is required" in capsys.readouterr().err
     assert (
         cli.main(
             [
                 "prepare",
                 "--archive",
                 str(archive),
+                "--params",
+                json.dumps({"train_per_class": 3}),
                 "--out",
                 str(tmp_path / "x.npz"),
-                "--train-per-class",
-                "3",
             ]
         )
         == 2
@@ -837,6 +831,14 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) 
         == 2
     )
     assert "none.tar.gz" in capsys.readouterr().err
+    # --params holds exactly the rule's config slice: a key of another name or a value that is
+    # not an integer is refused, naming it.
+    wrong_key = json.dumps({"seed": 2})
+    assert cli.main(["prepare", "--archive", str(archive), "--params", wrong_key, "--out", "x"]) == 2
+    assert "unknown key(s) ['seed']" in capsys.readouterr().err
+    text_seed = json.dumps({"seed": "1"})
+    assert cli.main(["synthetic-archive", "--params", text_seed, "--out", "x"]) == 2
+    assert "seed must be an integer, got '1'" in capsys.readouterr().err
 
 
 def test_torchvision_reads_the_same_images_and_labels(tmp_path: Path) -> None:
@@ -850,10 +852,10 @@ def test_torchvision_reads_the_same_images_and_labels(tmp_path: Path) -> None:
     from torchvision.datasets import CIFAR10
 
     source = tmp_path / "str-keys.tar.gz"
-    data.build_synthetic_archive(source, str_keys=True)
+    build_synthetic_archive(source, str_keys=True)
     with tarfile.open(source) as archive:
         archive.extractall(tmp_path / "extracted", filter="data")
-    prepared = data.load_prepared(data.prepare(source, tmp_path / "p.npz", progress=False))
+    prepared = cifar.load_prepared(prepare.prepare(source, tmp_path / "p.npz", progress=False))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(CIFAR10, "_check_integrity", lambda self: True)
         patch.setattr("torchvision.datasets.cifar.check_integrity", lambda *args, **kwargs: True)

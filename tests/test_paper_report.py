@@ -22,6 +22,7 @@ from trainact import pdf  # noqa: E402
 from trainact import provenance as prov  # noqa: E402
 from trainact import paper_report as rp  # noqa: E402
 from trainact.aggregate import aggregate, load_published, summarize_claims  # noqa: E402
+from trainact.cifar import OFFICIAL_MD5  # noqa: E402
 from trainact.claims import NOT_SUPPORTED  # noqa: E402
 from trainact.cli import main  # noqa: E402
 from trainact.figures import output_files  # noqa: E402
@@ -66,8 +67,8 @@ FAKE_PROVENANCE = {
         "path": "data/cifar_10.npz",
         "bytes": 1,
         "md5": "0" * 32,
-        "source_md5": prov.CIFAR10_PYTHON_MD5,
-        "official_md5": prov.CIFAR10_PYTHON_MD5,
+        "source_md5": OFFICIAL_MD5,
+        "official_md5": OFFICIAL_MD5,
         "source_matches_official": True,
     },
     "hardware": {
@@ -658,10 +659,10 @@ def test_provenance_reads_benchmarks_dataset_and_git(tmp_path):
         prov.read_benchmarks(bench)
 
     npz = tmp_path / "cifar.npz"
-    np.savez(npz, train_labels=np.zeros(2, dtype=np.int64), source_md5=np.array(prov.CIFAR10_PYTHON_MD5))
+    np.savez(npz, train_labels=np.zeros(2, dtype=np.int64), source_md5=np.array(OFFICIAL_MD5))
     info = prov.dataset_info(npz)
     assert info["md5"] == hashlib.md5(npz.read_bytes()).hexdigest()
-    assert info["source_md5"] == prov.CIFAR10_PYTHON_MD5 and info["source_matches_official"] is True
+    assert info["source_md5"] == OFFICIAL_MD5 and info["source_matches_official"] is True
     archive = tmp_path / "cifar-10-python.tar.gz"
     archive.write_bytes(b"not the archive")
     assert prov.dataset_info(archive)["source_matches_official"] is False

@@ -17,7 +17,8 @@ import yaml
 
 from trainact.activations import Fourier, LinearCombination
 from trainact.autoencoder import AutoencoderSettings
-from trainact.models import DEFAULT_HIDDEN, PAPER_FILTERS, build_model, parameter_count
+from trainact.models import DEFAULT_HIDDEN, build_model, parameter_count
+from trainact.paper_facts import PAPER_FILTERS
 from trainact.pso import PSOSettings
 from trainact.train import TrainSettings
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from trainact.cli import main
-from trainact.data import PreparedData
+from trainact.cifar import PreparedData
 from trainact.models import build_model
 from trainact.pso import (
     HISTORY_COLUMNS,
@@ -219,7 +219,7 @@ def test_bad_settings_name_the_key_and_value(params, needle):
         PSOSettings.from_params(params)
 
 
-def test_cli_runs_pso_and_bench(tmp_path, capsys):
+def test_cli_runs_pso(tmp_path, capsys):
     data = tiny_data()
     np.savez(
         tmp_path / "data.npz",
@@ -238,14 +238,6 @@ def test_cli_runs_pso_and_bench(tmp_path, capsys):
     too_big = {"model": TINY_MODEL, "pso": {"fitness_batch_size": 1000}}
     assert main(base + ["--params", json.dumps(too_big)]) == 2
     assert "pso.fitness_batch_size = 1000 exceeds the 64" in capsys.readouterr().err
-
-    bench = ["pso-bench", "--particles", "3", "--batch-size", "16", "--chunk-size", "8", "--repeats", "2"]
-    bench += ["--device", "cpu", "--json", "--no-progress", "--params", json.dumps({"model": TINY_MODEL})]
-    assert main(bench) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert result["particles"] == 3 and result["batch_size"] == 16
-    assert result["vectorised_images_per_s"] > 0 and result["looped_images_per_s"] > 0
-    assert result["max_abs_loss_difference"] < 1e-4
 
 
 def test_vectorised_evaluation_of_a_non_vmappable_activation_says_what_to_change():

@@ -1,7 +1,7 @@
 """Real CIFAR-10, rebuilt from the JPEG copy in ../shared (skipped where ../shared is absent).
 
 The module fixture rebuilds ``cifar-10-python.tar.gz`` with ``shared/tools/cifar_jpeg_to_python.py``
-(about 30 s), fetches it through :func:`trainact.data.download` from a ``file://`` URL with the md5
+(about 30 s), fetches it through :func:`trainact.download.download` from a ``file://`` URL with the md5
 the tool printed, and prepares it, exactly as the workflow's download and prepare rules do.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainact import data
+from trainact import cifar, download, prepare
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TOOL = SHARED / "tools" / "cifar_jpeg_to_python.py"
@@ -52,20 +52,20 @@ def real_prepared(
     """Path of the prepared .npz of the full real data set."""
     rebuilt, md5 = real_archive
     folder = tmp_path_factory.mktemp("real-prepared")
-    archive = data.download(
+    archive = download.download(
         rebuilt.as_uri(), md5, folder / "cifar-10-python.tar.gz", progress=False
     )
-    yield data.prepare(archive, folder / "cifar10.npz", progress=False)
+    yield prepare.prepare(archive, folder / "cifar10.npz", progress=False)
 
 
 def test_real_cifar_prepared_counts(real_archive: tuple[Path, str], real_prepared: Path) -> None:
-    prepared = data.load_prepared(real_prepared)
+    prepared = cifar.load_prepared(real_prepared)
     assert prepared.train_images.shape == (50000, 3, 32, 32)
     assert prepared.test_images.shape == (10000, 3, 32, 32)
     assert prepared.train_images.dtype == prepared.test_images.dtype == np.uint8
     assert np.bincount(prepared.train_labels, minlength=10).tolist() == [5000] * 10
     assert np.bincount(prepared.test_labels, minlength=10).tolist() == [1000] * 10
-    assert prepared.class_names == list(data.CLASS_NAMES)
+    assert prepared.class_names == list(cifar.CLASS_NAMES)
     assert prepared.source_md5 == real_archive[1]
     # Real photographs, not blank or constant images.
     assert 80 < prepared.train_images.mean() < 180
@@ -81,7 +81,7 @@ def test_real_cifar_small_relu_one_epoch(real_prepared: Path, tmp_path: Path) ->
     settings = TrainSettings(epochs=1, device="cpu")
     seed_everything(settings.seed)
     model = build_model("small", "relu")
-    history = fit(model, data.load_prepared(real_prepared), settings, tmp_path, progress=False)
+    history = fit(model, cifar.load_prepared(real_prepared), settings, tmp_path, progress=False)
     print(f"small ReLU CNN, 1 epoch on real CIFAR-10: {history[-1]}")
     assert history[-1]["status"] == "ok"
     assert history[-1]["val_acc"] > 0.40

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainact.data import PreparedData
+from trainact.cifar import PreparedData
 from trainact.models import build_model
 from trainact.train import (
     HEALTH_COLUMNS,

@@ -316,7 +316,13 @@ def test_sensitivity_settings_rerun_only_the_study(smoke, tmp_path):
         # PSO shares trainact.runtime with the trainer, not trainact.train
         ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | DOWNSTREAM),
         ("cli.py", set()),
-        ("data.py", EVERY_JOB | {"synthetic_archive"}),
+        # the download code reruns nothing (here no job runs it: the smoke preset builds its
+        # archive; tests/test_reruns.py checks that no job that reads data imports it); the
+        # preparation code reruns prepare and all that reads its .npz (Snakemake plans before
+        # it runs, so it cannot know that the file will not change)
+        ("download.py", set()),
+        ("prepare.py", EVERY_JOB),
+        ("synthetic.py", EVERY_JOB | {"synthetic_archive"}),
         ("aggregate.py", {"sensitivity"} | DOWNSTREAM),
         ("paper_report.py", {"paper_report"}),
         ("formatting.py", {"paper_report"}),

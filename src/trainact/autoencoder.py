@@ -66,7 +66,8 @@ from torch.nn import functional as F
 from trainact.checkpoints import CheckpointClock, load_checkpoint
 from trainact.files import atomic_write
 from trainact.settings import ConfigSection
-from trainact.models import ACTIVATIONS, PAPER_FILTERS, PaperCNN, build_model
+from trainact.models import PaperCNN, build_model
+from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS
 from trainact.runtime import DEVICE_HELP, job_device, resolve_device, seed_everything
 from trainact.train import TrainingDiverged, TrainSettings, fit
 
@@ -230,7 +231,7 @@ def pretrain(
     """Pretrain the conv stages and the dense hidden layer of a fresh classifier greedily, stage by
     stage, as autoencoders.
 
-    ``data`` is a :class:`trainact.data.PreparedData`; only its training images are used.
+    ``data`` is a :class:`trainact.cifar.PreparedData`; only its training images are used.
     Writes ``pretrain.csv`` (one row per stage-epoch: ``stage`` 0-based, 0-2 the conv stages
     ``model.stages[0..2]`` and 3 the dense layer ``model.head[1]``, see :func:`stage_names`;
     ``epoch`` 1-based within the stage, ``loss`` the epoch's mean reconstruction MSE over the
@@ -243,7 +244,7 @@ def pretrain(
     from tqdm.auto import tqdm
 
     from trainact.calibration import calibrate
-    from trainact.data import DeviceDataset
+    from trainact.loader import DeviceDataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -393,7 +394,7 @@ def _split_params(text: str, allowed: set[str]) -> dict[str, Any]:
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError
-    from trainact.data import load_prepared
+    from trainact.cifar import load_prepared
 
     params = _split_params(args.params, {"model", "autoencoder"})
     try:
@@ -420,7 +421,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError
-    from trainact.data import load_prepared
+    from trainact.cifar import load_prepared
 
     params = _split_params(args.params, {"model", "autoencoder", "train"})
     try:

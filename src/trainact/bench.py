@@ -12,7 +12,7 @@ reported as ``first_step_s``.
 
 Below the table (not with ``--json``, whose list other tools read) it compares PSO's two
 particle evaluators the same way: all particles in one ``vmap``-ed pass against a loop over
-them (:func:`trainact.pso.bench_evaluators`; ``trainact pso-bench`` varies the setting).
+them (:func:`bench_evaluators`; ``trainact pso-bench`` varies the setting).
 
 ``--profile`` counts instead of timing (:func:`step_profile`): per network, the FLOPs of one
 training step and the device kernels it launches, by phase, with the activation kernels compiled
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
@@ -43,14 +43,15 @@ from tqdm import tqdm
 
 from trainact import activations as _activations_module
 from trainact.activations import IMPLS
-from trainact.models import ACTIVATIONS, PAPER_FILTERS, build_model, parameter_count
-from trainact.runtime import resolve_device
+from trainact.cifar import IMAGE_SHAPE, NUM_CLASSES
+from trainact.models import build_model, parameter_count
+from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS
+from trainact.pso import NetworkLoss
+from trainact.runtime import DEVICE_HELP, resolve_device, seed_everything
 
 BASELINE = "relu"
 # Optimiser settings of the trainer (paper: RMSProp, rho = 0.95, lr = 0.001 for the first epochs).
 RMSPROP = {"lr": 1e-3, "alpha": 0.95, "eps": 1e-7}
-IMAGE_SHAPE = (3, 32, 32)
-NUM_CLASSES = 10
 
 
 @dataclass
@@ -398,7 +399,7 @@ class StepProfile:
 
 
 def _meta_dataset(images: int) -> Any:
-    from trainact.data import DeviceDataset
+    from trainact.loader import DeviceDataset
 
     return DeviceDataset(
         torch.empty((images, *IMAGE_SHAPE), dtype=torch.uint8, device=PROFILE_DEVICE),
@@ -545,7 +546,7 @@ def _host_step_ms(size: str, activation: str, model_cfg: dict, steps: int) -> fl
     warmup = 3  # the first calls compile the activation kernels (impl auto/compiled)
     images = torch.zeros((warmup + steps, *IMAGE_SHAPE), dtype=torch.uint8)
     labels = torch.zeros(warmup + steps, dtype=torch.int64)
-    from trainact.data import DeviceDataset
+    from trainact.loader import DeviceDataset
 
     batches = DeviceDataset(images, labels, "cpu").batches(
         1, shuffle=True, seed=0, epoch=1
@@ -630,10 +631,119 @@ def format_profile(profiles: list[StepProfile]) -> str:
     return "\n".join(lines)
 
 
-def _command(args: argparse.Namespace) -> int:
+# ------------------------------------------------------------- PSO's particle evaluators
+
+
+def bench_evaluators(
+    *,
+    size: str = "middle",
+    activation: str = "relu",
+    particles: int = 10,
+    batch_size: int = 1000,
+    chunk_size: int = 500,
+    repeats: int = 5,
+    device: str | None = None,
+    model_cfg: dict[str, Any] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Time vectorised against looped fitness evaluation, interleaved in this process.
+
+    Each repeat times one vectorised and one looped evaluation of ``particles`` seeded networks on
+    ``batch_size`` random images (alternating which goes first); speeds are particle-images per
+    second. Returns the medians, the median of the per-repeat speed ratios and the largest loss
+    difference between the two evaluators.
+    """
+    torch_device = resolve_device(device)
+    seed_everything(seed)
+    models = [build_model(size, activation, model_cfg) for _ in range(particles)]
+    positions = torch.stack(
+        [nn.utils.parameters_to_vector(m.parameters()).detach() for m in models]
+    ).to(torch_device)
+    model = models[0].to(torch_device)
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(batch_size, 3, 32, 32, generator=generator).to(torch_device)
+    labels = torch.randint(0, 10, (batch_size,), generator=generator).to(torch_device)
+    objective = NetworkLoss(model, images, labels, chunk_size)
+
+    def timed(evaluator: Callable[[Tensor], Tensor]) -> tuple[float, Tensor]:
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        losses = evaluator(positions)
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - started, losses
+
+    timed(objective.vectorised)  # warm-up: allocator, kernel selection
+    timed(objective.looped)
+    vectorised_seconds, looped_seconds, ratios, max_diff = [], [], [], 0.0
+    for repeat in tqdm(
+        range(repeats), desc="pso-bench", unit="repeat", disable=not progress
+    ):
+        order = (
+            (objective.vectorised, objective.looped)
+            if repeat % 2 == 0
+            else (objective.looped, objective.vectorised)
+        )
+        results = {evaluator.__name__: timed(evaluator) for evaluator in order}
+        (vec_s, vec_losses), (loop_s, loop_losses) = (
+            results["vectorised"],
+            results["looped"],
+        )
+        vectorised_seconds.append(vec_s)
+        looped_seconds.append(loop_s)
+        ratios.append(loop_s / vec_s)
+        max_diff = max(max_diff, float((vec_losses - loop_losses).abs().max()))
+    images_evaluated = particles * batch_size
+    return {
+        "device": str(torch_device),
+        "size": size,
+        "activation": activation,
+        "particles": particles,
+        "batch_size": batch_size,
+        "chunk_size": chunk_size,
+        "repeats": repeats,
+        "vectorised_images_per_s": round(
+            images_evaluated / statistics.median(vectorised_seconds), 1
+        ),
+        "looped_images_per_s": round(
+            images_evaluated / statistics.median(looped_seconds), 1
+        ),
+        "speedup_median": round(statistics.median(ratios), 3),
+        "max_abs_loss_difference": max_diff,
+    }
+
+
+def format_evaluator_bench(result: dict[str, Any]) -> str:
+    """The text report of :func:`bench_evaluators` (``pso-bench``; ``bench`` below its table)."""
+    return (
+        f"PSO fitness evaluation, {result['size']}-{result['activation']} CNN, "
+        f"{result['particles']} particles x {result['batch_size']} images on "
+        f"{result['device']} (median of {result['repeats']}):\n"
+        f"  vectorised (vmap) {result['vectorised_images_per_s']:>12,.0f} images/s\n"
+        f"  looped            {result['looped_images_per_s']:>12,.0f} images/s\n"
+        f"  speed-up          {result['speedup_median']:>12.2f} x   "
+        f"(largest loss difference {result['max_abs_loss_difference']:.2e})"
+    )
+
+
+def _model_params(text: str | None) -> dict[str, Any]:
+    """The model slice of ``--params '{"model": {...}}'`` (the shape ``train`` and ``pso`` take
+    too, so one slice serves every command)."""
     from trainact.cli import CLIError, parse_params
 
-    model_cfg = parse_params(args.params)
+    params = parse_params(text)
+    unknown = sorted(set(params) - {"model"})
+    if unknown:
+        raise CLIError(f"--params has unknown key(s) {unknown}; expected 'model'")
+    return params.get("model", {})
+
+
+def _cli_bench(args: argparse.Namespace) -> int:
+    from trainact.cli import CLIError
+
+    model_cfg = _model_params(args.params)
     if args.profile:
         return _profile_command(args, model_cfg)
     try:
@@ -664,8 +774,6 @@ def _command(args: argparse.Namespace) -> int:
         # PSO's two particle evaluators (Section 5.2), also side by side in this process, on the
         # paper's PSO setting: the middle ReLU CNN (or the first size benched), 10 particles,
         # a 1,000-image fitness batch. `trainact pso-bench` varies these.
-        from trainact.pso import bench_evaluators, format_evaluator_bench
-
         size = "middle" if "middle" in args.sizes else args.sizes[0]
         result = bench_evaluators(
             size=size,
@@ -675,6 +783,32 @@ def _command(args: argparse.Namespace) -> int:
         )
         print()
         print(format_evaluator_bench(result))
+    return 0
+
+
+def _cli_pso_bench(args: argparse.Namespace) -> int:
+    from trainact.cli import CLIError
+
+    for flag in ("particles", "batch_size", "chunk_size", "repeats"):
+        if getattr(args, flag) < 1:
+            raise CLIError(
+                f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be >= 1"
+            )
+    try:
+        result = bench_evaluators(
+            size=args.size,
+            activation=args.activation,
+            particles=args.particles,
+            batch_size=args.batch_size,
+            chunk_size=args.chunk_size,
+            repeats=args.repeats,
+            device=args.device,
+            model_cfg=_model_params(args.params),
+            progress=not args.no_progress,
+        )
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    print(json.dumps(result, indent=1) if args.json else format_evaluator_bench(result))
     return 0
 
 
@@ -707,6 +841,7 @@ def _profile_command(args: argparse.Namespace, model_cfg: dict) -> int:
 
 
 def register_cli(subparsers: Any) -> None:
+    """Add ``bench`` and ``pso-bench`` to the ``trainact`` CLI."""
     parser = subparsers.add_parser(
         "bench",
         help="training throughput of each size x activation, relative to ReLU",
@@ -756,7 +891,7 @@ def register_cli(subparsers: Any) -> None:
     parser.add_argument(
         "--params",
         default=None,
-        help="model config slice as JSON (keys of build_model)",
+        help='JSON: {"model": {...}}, the model config slice (keys of build_model)',
     )
     parser.add_argument(
         "--json", action="store_true", help="print a JSON list instead of the table"
@@ -771,4 +906,28 @@ def register_cli(subparsers: Any) -> None:
         help="skip the comparison of PSO's vectorised and looped particle evaluation that "
         "follows the table (not in --json; `trainact pso-bench --json` gives it)",
     )
-    parser.set_defaults(func=_command)
+    parser.set_defaults(func=_cli_bench)
+
+    parser = subparsers.add_parser(
+        "pso-bench",
+        help="time vectorised against looped PSO fitness evaluation",
+        description="Interleaved timing of the two particle evaluators in one process; "
+        "prints medians.",
+    )
+    parser.add_argument("--particles", type=int, default=10)
+    parser.add_argument("--size", default="middle", help="small | middle | large")
+    parser.add_argument("--activation", default="relu", help="relu | fourier | lc")
+    parser.add_argument(
+        "--batch-size", type=int, default=1000, help="fitness batch (images)"
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, default=500, help="images per forward pass"
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument(
+        "--params", default="{}", help='JSON: {"model": {...}} (filters, hidden, impl)'
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_cli_pso_bench)

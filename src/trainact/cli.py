@@ -22,15 +22,15 @@ from typing import Any
 # Command -> the topic module that registers it, in the order ``--help`` lists them.
 # tests/test_cli.py checks this against what the modules register.
 COMMANDS = {
-    "download": "trainact.data",
-    "prepare": "trainact.data",
-    "synthetic-archive": "trainact.data",
+    "download": "trainact.download",
+    "prepare": "trainact.prepare",
+    "synthetic-archive": "trainact.synthetic",
     "train": "trainact.train",
     "bench": "trainact.bench",
     "ae-pretrain": "trainact.autoencoder",
     "ae-finetune": "trainact.autoencoder",
     "pso": "trainact.pso",
-    "pso-bench": "trainact.pso",
+    "pso-bench": "trainact.bench",
     "aggregate": "trainact.aggregate",
     "sensitivity": "trainact.sensitivity",
     "figures": "trainact.figures",

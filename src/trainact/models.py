@@ -27,13 +27,12 @@ import torch
 from torch import nn
 
 from trainact.activations import make_activation
-from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS  # noqa: F401  (re-exported for the trainers)
+from trainact.cifar import IMAGE_SHAPE, NUM_CLASSES
+from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS
 
 #: Input preprocessing: "none" (pixels in [0, 1], the paper's setting) or "standardize".
 PREPROCESSING = ("none", "standardize")
 DEFAULT_HIDDEN = 128
-IMAGE_SHAPE = (3, 32, 32)
-NUM_CLASSES = 10
 
 
 class InputStandardization(nn.Module):

@@ -28,10 +28,9 @@ import numpy as np
 import pandas as pd
 
 from trainact.aggregate import json_ready
+from trainact.cifar import OFFICIAL_MD5
 from trainact.files import write_text_atomic
 
-#: md5 of the official ``cifar-10-python.tar.gz`` (https://www.cs.toronto.edu/~kriz/cifar.html).
-CIFAR10_PYTHON_MD5 = "c58f30108f718f92721af3b95e74349a"
 PACKAGES = ("trainact", "torch", "torchvision", "numpy", "pandas", "matplotlib", "jinja2", "snakemake")
 CHUNK_BYTES = 1 << 20
 
@@ -58,8 +57,8 @@ def dataset_info(path: Path) -> dict[str, Any]:
     else:
         source = info["md5"]
     info["source_md5"] = source
-    info["official_md5"] = CIFAR10_PYTHON_MD5
-    info["source_matches_official"] = None if source is None else source == CIFAR10_PYTHON_MD5
+    info["official_md5"] = OFFICIAL_MD5
+    info["source_matches_official"] = None if source is None else source == OFFICIAL_MD5
     return info
 
 

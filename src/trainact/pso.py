@@ -36,7 +36,7 @@ Open choices (paper silent), each a :class:`PSOSettings` field:
 Evaluation is vectorised over particles: :meth:`NetworkLoss.vectorised` runs the network once per
 image chunk for all particles together (``torch.func.vmap`` of ``functional_call`` over stacked
 parameters); :meth:`NetworkLoss.looped` is the same sum, one particle at a time (for tests and the
-benchmark ``trainact pso-bench``).
+benchmark ``trainact pso-bench`` in :mod:`trainact.bench`).
 
 Crash safety: ``history.csv`` is rewritten after every generation; the swarm (positions, velocities,
 bests, random generator) and the history go to ``checkpoint.pt`` about once a minute and after the
@@ -52,7 +52,6 @@ import json
 import logging
 import math
 import os
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +63,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from trainact.settings import ConfigSection
-from trainact.models import ACTIVATIONS, PAPER_FILTERS, build_model
+from trainact.models import build_model
+from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS
 from trainact.checkpoints import CheckpointClock, load_checkpoint
 from trainact.files import atomic_write, write_text_atomic
 from trainact.runtime import (
@@ -374,7 +374,7 @@ def train_pso(
     progress: bool = True,
     stop_after_generation: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Train a CNN's weights by PSO on ``data`` (a :class:`trainact.data.PreparedData`).
+    """Train a CNN's weights by PSO on ``data`` (a :class:`trainact.cifar.PreparedData`).
 
     Writes into ``out_dir``: ``history.csv`` (one row per generation, generation 0 being the
     initial swarm), ``checkpoint.pt`` (about once a minute and after the last generation) and, when the run completes,
@@ -386,7 +386,7 @@ def train_pso(
 
     from trainact.activations import reset_kernel_report
     from trainact.calibration import calibrate
-    from trainact.data import DeviceDataset
+    from trainact.loader import DeviceDataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -505,85 +505,12 @@ def train_pso(
     return history
 
 
-# ---------------------------------------------------------------------------- benchmark
-
-
-def bench_evaluators(
-    *,
-    size: str = "middle",
-    activation: str = "relu",
-    particles: int = 10,
-    batch_size: int = 1000,
-    chunk_size: int = 500,
-    repeats: int = 5,
-    device: str | None = None,
-    model_cfg: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Time vectorised against looped fitness evaluation, interleaved in this process.
-
-    Each repeat times one vectorised and one looped evaluation of ``particles`` seeded networks on
-    ``batch_size`` random images (alternating which goes first); speeds are particle-images per
-    second. Returns the medians, the median of the per-repeat speed ratios and the largest loss
-    difference between the two evaluators.
-    """
-    from tqdm.auto import tqdm
-
-    torch_device = resolve_device(device)
-    seed_everything(seed)
-    models = [build_model(size, activation, model_cfg) for _ in range(particles)]
-    positions = torch.stack([nn.utils.parameters_to_vector(m.parameters()).detach() for m in models]).to(torch_device)
-    model = models[0].to(torch_device)
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.rand(batch_size, 3, 32, 32, generator=generator).to(torch_device)
-    labels = torch.randint(0, 10, (batch_size,), generator=generator).to(torch_device)
-    objective = NetworkLoss(model, images, labels, chunk_size)
-
-    def timed(evaluator: Callable[[Tensor], Tensor]) -> tuple[float, Tensor]:
-        if torch_device.type == "cuda":
-            torch.cuda.synchronize()
-        started = time.perf_counter()
-        losses = evaluator(positions)
-        if torch_device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - started, losses
-
-    timed(objective.vectorised)  # warm-up: allocator, kernel selection
-    timed(objective.looped)
-    vectorised_seconds, looped_seconds, ratios, max_diff = [], [], [], 0.0
-    for repeat in tqdm(range(repeats), desc="pso-bench", unit="repeat", disable=not progress):
-        order = (
-            (objective.vectorised, objective.looped) if repeat % 2 == 0 else (objective.looped, objective.vectorised)
-        )
-        results = {evaluator.__name__: timed(evaluator) for evaluator in order}
-        (vec_s, vec_losses), (loop_s, loop_losses) = results["vectorised"], results["looped"]
-        vectorised_seconds.append(vec_s)
-        looped_seconds.append(loop_s)
-        ratios.append(loop_s / vec_s)
-        max_diff = max(max_diff, float((vec_losses - loop_losses).abs().max()))
-    images_evaluated = particles * batch_size
-    return {
-        "device": str(torch_device),
-        "size": size,
-        "activation": activation,
-        "particles": particles,
-        "batch_size": batch_size,
-        "chunk_size": chunk_size,
-        "repeats": repeats,
-        "vectorised_images_per_s": round(images_evaluated / statistics.median(vectorised_seconds), 1),
-        "looped_images_per_s": round(images_evaluated / statistics.median(looped_seconds), 1),
-        "speedup_median": round(statistics.median(ratios), 3),
-        "max_abs_loss_difference": max_diff,
-    }
-
-
 # ----------------------------------------------------------------------------------- CLI
 
 
 def _cmd_pso(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
-    from trainact.data import load_prepared
+    from trainact.cifar import load_prepared
 
     params = parse_params(args.params)
     unknown = sorted(set(params) - {"model", "pso"})
@@ -607,42 +534,6 @@ def _cmd_pso(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_evaluator_bench(result: Mapping[str, Any]) -> str:
-    """The text report of :func:`bench_evaluators` (``pso-bench``, and ``bench`` below its table)."""
-    return (
-        f"PSO fitness evaluation, {result['size']}-{result['activation']} CNN, {result['particles']} "
-        f"particles x {result['batch_size']} images on {result['device']} (median of {result['repeats']}):\n"
-        f"  vectorised (vmap) {result['vectorised_images_per_s']:>12,.0f} images/s\n"
-        f"  looped            {result['looped_images_per_s']:>12,.0f} images/s\n"
-        f"  speed-up          {result['speedup_median']:>12.2f} x   "
-        f"(largest loss difference {result['max_abs_loss_difference']:.2e})"
-    )
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from trainact.cli import CLIError, parse_params
-
-    for flag in ("particles", "batch_size", "chunk_size", "repeats"):
-        if getattr(args, flag) < 1:
-            raise CLIError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be >= 1")
-    try:
-        result = bench_evaluators(
-            size=args.size,
-            activation=args.activation,
-            particles=args.particles,
-            batch_size=args.batch_size,
-            chunk_size=args.chunk_size,
-            repeats=args.repeats,
-            device=args.device,
-            model_cfg=parse_params(args.params).get("model", {}),
-            progress=not args.no_progress,
-        )
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-    print(json.dumps(result, indent=1) if args.json else format_evaluator_bench(result))
-    return 0
-
-
 def register_cli(subparsers) -> None:
     parser = subparsers.add_parser(
         "pso",
@@ -657,20 +548,3 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(func=_cmd_pso)
-
-    parser = subparsers.add_parser(
-        "pso-bench",
-        help="time vectorised against looped PSO fitness evaluation",
-        description="Interleaved timing of the two particle evaluators in one process; prints medians.",
-    )
-    parser.add_argument("--particles", type=int, default=10)
-    parser.add_argument("--size", default="middle", help="small | middle | large")
-    parser.add_argument("--activation", default="relu", help="relu | fourier | lc")
-    parser.add_argument("--batch-size", type=int, default=1000, help="fitness batch (images)")
-    parser.add_argument("--chunk-size", type=int, default=500, help="images per forward pass")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default=None, help=DEVICE_HELP)
-    parser.add_argument("--params", default="{}", help='JSON: {"model": {...}} (filters, hidden, impl)')
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=_cmd_bench)

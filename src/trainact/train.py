@@ -165,7 +165,7 @@ def fit(
     progress: bool = True,
     stop_after_epoch: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Train ``model`` on ``data`` (a :class:`trainact.data.PreparedData`), validate on its test split.
+    """Train ``model`` on ``data`` (a :class:`trainact.cifar.PreparedData`), validate on its test split.
 
     Writes into ``out_dir``: ``history.csv`` (one row per epoch), ``activation_health.csv`` (per
     epoch, from 0 = the start, and activation layer: input scale, share outside the Fourier fit
@@ -181,7 +181,7 @@ def fit(
 
     from trainact.activations import reset_kernel_report
     from trainact.calibration import HEALTH_IMAGES, activation_layers, calibration_batch, parameter_vector
-    from trainact.data import DeviceDataset
+    from trainact.loader import DeviceDataset
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -370,7 +370,7 @@ def save_results(
 def _cmd_train(args: argparse.Namespace) -> int:
     from trainact.calibration import calibrate
     from trainact.cli import CLIError, parse_params
-    from trainact.data import load_prepared
+    from trainact.cifar import load_prepared
     from trainact.models import build_model
     from trainact.runtime import resolve_device, seed_everything
 

@@ -12,7 +12,7 @@
 # changed.
 #
 # Nothing reads `snakemake.config` at job time: every command gets its slice through --params
-# or flags.
+# (file paths through flags).
 
 import hashlib
 import importlib.util
@@ -29,10 +29,11 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 REPO = Path(workflow.basedir)
+SRC = REPO / "src"
 SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"
 # The library's torch-free modules (config check, paper facts, source graph) are imported from
 # the repository's source, whether or not trainact is installed here.
-sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(SRC))
 from trainact import paper_facts
 from trainact.config_check import config_errors, merged
 
@@ -58,53 +59,11 @@ check_config(config)
 
 # ------------------------------------------------------------------------------- code digests
 
-SRC = REPO / "src"
-PACKAGE = SRC / "trainact"
-# The import graph is read from the repository's source (trainact.sourcegraph imports nothing
-# of the package but its empty __init__), whether or not trainact is installed here.
-sys.path.insert(0, str(SRC))
-from trainact.sourcegraph import module_file, trainact_closure
-
-# Imported by every command but running no experiment code: the package marker (version
-# string only), `python -m trainact`, and the argument dispatcher. Editing them reruns nothing.
-DISPATCH_MODULES = {"trainact", "trainact.__main__", "trainact.cli"}
-# Data files that a module reads at run time (through importlib.resources).
-MODULE_DATA = {
-    "trainact.aggregate": ["published_tables.json"],
-    "trainact.paper_report": ["deviations.yaml"],
-}
-# Command family -> the module whose command its jobs run.
-FAMILY_ENTRY = {
-    "data": "trainact.data",
-    "train": "trainact.train",
-    "autoencoder": "trainact.autoencoder",
-    "pso": "trainact.pso",
-    "aggregate": "trainact.aggregate",
-    "figures": "trainact.figures",
-    "provenance": "trainact.provenance",
-    "sensitivity": "trainact.sensitivity",
-    "paper_report": "trainact.paper_report",
-}
-
-
-def source_files(family):
-    """The files that the command of `family` runs: its module and, transitively, every
-    trainact module it imports, plus the data files they read (paths relative to src/).
-    """
-    seen = trainact_closure(FAMILY_ENTRY[family], skip=DISPATCH_MODULES)
-    files = {module_file(m) for m in seen}
-    files.update(PACKAGE / name for m in seen for name in MODULE_DATA.get(m, []))
-    return sorted(str(f.relative_to(SRC)) for f in files)
-
-
-def code_digest(family):
-    """sha256 over the names and contents of source_files(family)."""
-    digest = hashlib.sha256()
-    for relative in source_files(family):
-        digest.update(relative.encode() + b"\0")
-        digest.update((SRC / relative).read_bytes() + b"\0")
-    return digest.hexdigest()
-
+# trainact.sourcegraph (which imports nothing of the package but its __init__) names the module
+# of each command family, follows its imports and hashes the files (and the data files they
+# read). tests/test_reruns.py checks its boundaries (the training jobs do not run the download
+# code).
+from trainact.sourcegraph import FAMILY_ENTRY, code_digest
 
 CODE = {family: code_digest(family) for family in FAMILY_ENTRY}
 
@@ -177,16 +136,6 @@ def run_key(*parts):
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def flags(settings):
-    """`--key-with-dashes value` for every setting that is not null, in sorted order (so that
-    reordering keys in a config file does not change the command)."""
-    return " ".join(
-        f"--{key.replace('_', '-')} {shlex.quote(str(value))}"
-        for key, value in sorted(settings.items())
-        if value is not None
-    )
-
-
 def url_basename(url):
     """File name of the archive at `url` (`archive.tar.gz` when the URL names none)."""
     return os.path.basename(unquote(urlparse(url).path)) or "archive.tar.gz"
@@ -223,17 +172,10 @@ def train_slice(size, activation, model=None):
     return {"model": model_slice(size, activation, model), "train": config["train"]}
 
 
-SYNTHETIC_ARGS = flags(SYNTHETIC or {})
+DOWNLOAD_SLICE = {key: DATASET[key] for key in ("url", "md5")}
 PREPARE_SLICE = {
     key: DATASET[key] for key in ("train_per_class", "test_per_class", "subset_seed")
 }
-PREPARE_ARGS = flags(
-    {
-        "train_per_class": DATASET["train_per_class"],
-        "test_per_class": DATASET["test_per_class"],
-        "seed": DATASET["subset_seed"],
-    }
-)
 AE_PRETRAIN_SLICE = {
     "model": model_slice(*AE_MODEL),
     "autoencoder": config["autoencoder"],

@@ -2,9 +2,9 @@
 # the prepared .npz every training job reads.
 #
 # What makes each output (src/trainact/):
-#   download           resources/archives/<md5>/<name>   data.download
-#   synthetic_archive  data/synthetic/...tar.gz          data.build_synthetic_archive
-#   prepare            data/cifar10.npz                  data.prepare
+#   download           resources/archives/<md5>/<name>   download.download
+#   synthetic_archive  data/synthetic/...tar.gz          synthetic.build_synthetic_archive
+#   prepare            data/cifar10.npz                  prepare.prepare
 
 
 localrules:
@@ -20,12 +20,12 @@ rule download:
         f"{BENCHMARKS}/download/download.tsv"
     conda:
         "../../envs/training.yaml"
+    # No code digest: the command verifies the archive's md5, so no change of the download
+    # code can change what it writes (and editing it reruns nothing).
     params:
-        url=DATASET["url"],
-        md5=DATASET["md5"],
-        code=CODE["data"],
+        slice=canonical(DOWNLOAD_SLICE),
     shell:
-        "python -m trainact download --url {params.url:q} --md5 {params.md5:q}"
+        "python -m trainact download --params {params.slice:q}"
         " --out {output:q} --no-progress > {log:q} 2>&1"
 
 
@@ -44,10 +44,10 @@ if SYNTHETIC is not None:
             "../../envs/training.yaml"
         params:
             slice=canonical(SYNTHETIC),
-            args=SYNTHETIC_ARGS,
-            code=CODE["data"],
+            code=CODE["synthetic"],
         shell:
-            "python -m trainact synthetic-archive --out {output:q} {params.args} > {log:q} 2>&1"
+            "python -m trainact synthetic-archive --params {params.slice:q}"
+            " --out {output:q} > {log:q} 2>&1"
 
 
 rule prepare:
@@ -63,8 +63,7 @@ rule prepare:
         "../../envs/training.yaml"
     params:
         slice=canonical(PREPARE_SLICE),
-        args=PREPARE_ARGS,
-        code=CODE["data"],
+        code=CODE["prepare"],
     shell:
-        "python -m trainact prepare --archive {input.archive:q} --out {output:q}"
-        " {params.args} > {log:q} 2>&1"
+        "python -m trainact prepare --archive {input.archive:q}"
+        " --params {params.slice:q} --out {output:q} > {log:q} 2>&1"
