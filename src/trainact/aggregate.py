@@ -45,10 +45,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainact.claims import CLAIMS_RULE, PREVIEW_RULE, compared_pairs, evaluate_claims
-from trainact.claims import ABOUT_HALF  # noqa: F401  (Figure 9 draws the claimed region)
+# ABOUT_HALF (Figure 9 draws claim 4's region) and the grid's names are imported from here too
+# (figures, sensitivity, the tests).
+from trainact.claims import ABOUT_HALF, CLAIMS_RULE, PREVIEW_RULE, compared_pairs, evaluate_claims  # noqa: F401
 from trainact.files import write_text_atomic
-# The grid's names are imported from here too (figures, sensitivity, the report).
 from trainact.grid import ACTIVATIONS, MODEL_NAMES, SIZES, TRAINABLE, check_names, model_name  # noqa: F401
 
 log = logging.getLogger(__name__)
@@ -426,9 +426,7 @@ def summarize_claims(
         (size, better, worse): [float(v) for v in paired_differences_pp(runs, size, "val", better, baseline=worse)]
         for size, better, worse in compared_pairs(sizes)
     }
-    return evaluate_claims(
-        differences, published, autoencoder=autoencoder, pso=pso, settings=settings, sizes=sizes
-    )
+    return evaluate_claims(differences, published, autoencoder=autoencoder, pso=pso, settings=settings, sizes=sizes)
 
 
 # -------------------------------------------------------------------------------------- main
