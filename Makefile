@@ -51,7 +51,7 @@ device-wheels: $(STAMP)
 # about 7-12 minutes on 2 cores. Prints the survivors, then killed/total per module.
 # (OMP_NUM_THREADS=1: torch's thread pool does not survive mutmut's fork; its children hang.)
 MUTATION_CHILDREN ?= 2
-MUTATION_MUTANTS := 'trainact.aggregate.*' 'trainact.grid.*' 'trainact.claims.*' 'trainact.settings.*' 'trainact.checkpoints.*' \
+MUTATION_MUTANTS := 'trainact.aggregate.*' 'trainact.paper_facts.*' 'trainact.claims.*' 'trainact.settings.*' 'trainact.checkpoints.*' \
 	'trainact.train.xǁTrainSettingsǁ*' \
 	'trainact.activations.x_fourier_reference__*' 'trainact.activations.x_linear_combination_reference__*' \
 	'trainact.activations.x_guarded_weight_sum__*' 'trainact.activations.x__identity__*' \
@@ -62,7 +62,7 @@ define MUTATION_SCORE_PY
 import fnmatch, glob, json
 from collections import Counter
 modules = {
-    "aggregate": ["trainact.aggregate.*", "trainact.grid.*"],
+    "aggregate": ["trainact.aggregate.*", "trainact.paper_facts.*"],
     "claims": ["trainact.claims.*"],
     "settings + TrainSettings": ["trainact.settings.*", "trainact.train.x\u01c1TrainSettings\u01c1*"],
     "checkpoints + fingerprint": ["trainact.checkpoints.*"],

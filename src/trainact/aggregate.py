@@ -431,9 +431,7 @@ def summarize_claims(
         (size, better, worse): [float(v) for v in paired_differences_pp(runs, size, "val", better, baseline=worse)]
         for size, better, worse in compared_pairs(sizes)
     }
-    return evaluate_claims(
-        differences, published, autoencoder=autoencoder, pso=pso, settings=settings, sizes=sizes
-    )
+    return evaluate_claims(differences, published, autoencoder=autoencoder, pso=pso, settings=settings, sizes=sizes)
 
 
 # -------------------------------------------------------------------------------------- main
