@@ -13,6 +13,7 @@ import torch
 
 from trainact.cifar import PreparedData
 from trainact.models import build_model
+from trainact.sourcegraph import code_digest
 from trainact.train import (
     HEALTH_COLUMNS,
     HEALTH_NAME,
@@ -292,6 +293,42 @@ def test_divergence_after_the_first_epoch_keeps_the_last_good_weights(tmp_path, 
     good = torch.load(tmp_path / "good" / "model.pt")
     assert all(torch.equal(diverged[k], good[k]) for k in good)
     assert all(torch.isfinite(v).all() for v in diverged.values())
+
+
+def test_a_checkpoint_from_other_code_or_input_data_is_not_resumed(tmp_path, monkeypatch, caplog):
+    """The one stale-checkpoint rule (trainact.checkpoints.run_identity): same settings but other
+    code or other input bytes start the run over; the same identity resumes."""
+    import shutil
+
+    from trainact import checkpoints
+
+    data_file = tmp_path / "cifar10.npz"
+    data_file.write_bytes(b"the prepared data")
+    written_under = checkpoints.run_identity("train", data_file)
+    settings = TrainSettings(**FINGERPRINT_BASE)
+    first = tmp_path / "first"
+    seed_everything(settings.seed)
+    fit(build_model("small", "relu", TINY_MODEL), tiny_data(), settings, first, progress=False,
+        stop_after_epoch=1, identity=written_under)  # fmt: skip
+
+    def resumes(identity) -> bool:
+        out = tmp_path / f"run{len(list(tmp_path.iterdir()))}"
+        out.mkdir()
+        shutil.copy(first / "checkpoint.pt", out / "checkpoint.pt")
+        caplog.clear()
+        with caplog.at_level("INFO", logger="trainact.train"):
+            seed_everything(settings.seed)
+            fit(build_model("small", "relu", TINY_MODEL), tiny_data(), settings, out, progress=False, identity=identity)
+        return "resuming" in caplog.text
+
+    assert resumes(checkpoints.run_identity("train", data_file))
+    assert not resumes(None)
+    data_file.write_bytes(b"other prepared data")
+    assert not resumes(checkpoints.run_identity("train", data_file))
+    data_file.write_bytes(b"the prepared data")
+    monkeypatch.setattr(checkpoints, "code_digest", lambda family: "edited code")
+    assert not resumes(checkpoints.run_identity("train", data_file))
+    assert written_under["code"] == code_digest("train") and set(written_under) == {"code", "input cifar10.npz"}
 
 
 def test_a_damaged_checkpoint_is_set_aside_and_the_run_starts_over(tmp_path, caplog):

@@ -469,7 +469,8 @@ def test_schema_describes_every_key_and_config_sets_them_all():
 
 def test_rerun_after_a_code_edit_trains_afresh(smoke, tmp_path):
     """A job rerun for new code or settings must not resume the checkpoint its last run left:
-    fresh_start (workflow/rules/common.smk) deletes a checkpoint written under another key."""
+    the checkpoint's fingerprint holds the code and inputs it was written under
+    (trainact.checkpoints.run_identity)."""
     work = private_copy(smoke, tmp_path)
     target = f"{train_dir('small', 'relu')}/history.csv"
     log = work / OUT / "logs/train/small-relu-seed0.log"
@@ -486,14 +487,14 @@ def test_rerun_after_a_code_edit_trains_afresh(smoke, tmp_path):
 
 
 def test_an_interrupted_job_resumes_from_its_checkpoint(smoke, tmp_path):
-    """The other direction of fresh_start: a job that reruns under the same key (settings, code,
-    inputs), here because its outputs are gone as after a crash, keeps its checkpoint and the
-    trainer resumes from it instead of training again."""
+    """The other direction: a job that reruns under the same settings, code and inputs, here
+    because its outputs are gone as after a crash, resumes from its checkpoint instead of
+    training again."""
     work = private_copy(smoke, tmp_path)
     run = work / train_dir("small", "lc")
     log = work / OUT / "logs/train/small-lc-seed0.log"
     history = (run / "history.csv").read_text()
-    assert (run / "checkpoint.pt").is_file() and (run / "run-key.txt").is_file()
+    assert (run / "checkpoint.pt").is_file()
     for name in ("history.csv", "model.pt", "activations.json", "summary.json", "activation_health.csv"):
         (run / name).unlink()
     result = snakemake(work, f"{train_dir('small', 'lc')}/history.csv", "--cores", "2", *SMOKE)

@@ -63,7 +63,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainact.checkpoints import CheckpointClock, load_checkpoint
+from trainact.checkpoints import CheckpointClock, load_checkpoint, run_identity
 from trainact.files import atomic_write
 from trainact.settings import ConfigSection
 from trainact.models import PaperCNN, build_model
@@ -227,6 +227,7 @@ def pretrain(
     resume: bool = True,
     progress: bool = True,
     stop_after: tuple[int, int] | None = None,
+    identity: Mapping[str, str] | None = None,
 ) -> tuple[PaperCNN, list[dict[str, Any]]]:
     """Pretrain the conv stages and the dense hidden layer of a fresh classifier greedily, stage by
     stage, as autoencoders.
@@ -238,7 +239,8 @@ def pretrain(
     training images, ``seconds``), ``pretrain_checkpoint.pt`` (about once a minute and after the last stage-epoch) and, when all
     stages are done, ``pretrained.pt`` (the classifier's ``state_dict``: conv stages and dense layer
     pretrained, output layer at its seeded initialisation). ``stop_after=(stage, epoch)`` ends the call
-    after that stage-epoch, as a crash would (for tests of resumption).
+    after that stage-epoch, as a crash would (for tests of resumption). ``identity`` joins the
+    checkpoint's fingerprint (as in :func:`trainact.train.fit`).
     Returns the classifier and the rows. Raises :class:`TrainingDiverged` on a non-finite loss.
     """
     from tqdm.auto import tqdm
@@ -256,7 +258,11 @@ def pretrain(
     model.to(device)
     decoders.to(device)
     names = stage_names(model)
-    fingerprint = {**settings.checkpoint_fingerprint(model=model, decoders=decoders), "stages": names}
+    fingerprint = {
+        **settings.checkpoint_fingerprint(model=model, decoders=decoders),
+        "stages": names,
+        **(identity or {}),
+    }
     num_stages = len(names)
     total = num_stages * settings.epochs_per_stage
     rows: list[dict[str, Any]] = []
@@ -372,11 +378,13 @@ def finetune(
     *,
     resume: bool = True,
     progress: bool = True,
+    identity: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train the pretrained classifier with the ordinary trainer; returns :func:`fit`'s history."""
+    """Train the pretrained classifier with the ordinary trainer; returns :func:`fit`'s history
+    (``identity`` as there)."""
     seed_everything(train_settings.seed)
     model = load_pretrained(pretrained_path, settings, model_cfg)
-    return fit(model, data, train_settings, out_dir, resume=resume, progress=progress)
+    return fit(model, data, train_settings, out_dir, resume=resume, progress=progress, identity=identity)
 
 
 # ----------------------------------------------------------------------------------- CLI
@@ -412,6 +420,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
             args.out_dir,
             resume=not args.no_resume,
             progress=not args.no_progress,
+            identity=run_identity("autoencoder", args.data),
         )
     except TrainingDiverged as exc:
         log.error("%s", exc)
@@ -437,6 +446,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         finetune(
             args.pretrained, data, settings, train_settings, params.get("model", {}), args.out_dir,
             resume=not args.no_resume, progress=not args.no_progress,
+            identity=run_identity("autoencoder", args.data, args.pretrained),
         )  # fmt: skip
     except TrainingDiverged as exc:
         log.error("%s", exc)

@@ -9,6 +9,11 @@ never a dead end.
   wrote it; ``load_state_dict`` then moves weights and optimizer state to the job's device. (With
   ``map_location=<gpu>`` the saved random-number state would land on the GPU too, and
   ``torch.set_rng_state`` refuses it: every resume on a GPU crashed.)
+* **Valid only for the same run**: a checkpoint is resumed only when it was written under the
+  same settings and model structure (``ConfigSection.checkpoint_fingerprint``), the same code
+  and the same input files (:func:`run_identity`); any other is ignored and the job starts
+  over. This is the one stale-checkpoint rule, whoever starts the job (a workflow rule or a
+  user).
 * **Never a dead end**: a checkpoint that cannot be read (truncated by a full disk, damaged) is
   renamed to ``<name>.damaged-<time>`` with a warning that names both files, and the job starts
   over, instead of failing the same way on every rerun.
@@ -18,6 +23,7 @@ Every write goes through :func:`trainact.files.atomic_write` (temporary file, fs
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -27,8 +33,27 @@ from typing import Any, Callable, Mapping
 import torch
 
 from trainact.files import atomic_write
+from trainact.sourcegraph import code_digest
 
 log = logging.getLogger(__name__)
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_identity(family: str, *inputs: str | os.PathLike) -> dict[str, str]:
+    """What a job's checkpoint must have been written under, beyond its settings: the code its
+    command runs (:func:`trainact.sourcegraph.code_digest` of its command family, the digest
+    the workflow's rules carry) and the sha256 of each input file, by file name. Code or data
+    that changed since the checkpoint make it stale."""
+    identity = {"code": code_digest(family)}
+    identity.update({f"input {Path(path).name}": file_sha256(path) for path in inputs})
+    return identity
+
 
 #: Seconds between two checkpoints of a running job.
 CHECKPOINT_INTERVAL_S = 60.0

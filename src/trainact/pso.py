@@ -65,7 +65,7 @@ from torch.nn import functional as F
 from trainact.settings import ConfigSection
 from trainact.models import build_model
 from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS
-from trainact.checkpoints import CheckpointClock, load_checkpoint
+from trainact.checkpoints import CheckpointClock, load_checkpoint, run_identity
 from trainact.files import atomic_write, write_text_atomic
 from trainact.runtime import (
     DEVICE_HELP,
@@ -373,6 +373,7 @@ def train_pso(
     resume: bool = True,
     progress: bool = True,
     stop_after_generation: int | None = None,
+    identity: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Train a CNN's weights by PSO on ``data`` (a :class:`trainact.cifar.PreparedData`).
 
@@ -380,7 +381,8 @@ def train_pso(
     initial swarm), ``checkpoint.pt`` (about once a minute and after the last generation) and, when the run completes,
     ``best.pt`` (the ``state_dict`` of the network at ``P_g``) and ``summary.json`` (the last row's
     numbers, the device and how it ran). ``stop_after_generation`` ends the
-    call early (as a crash would) for tests of resumption. Returns the history rows.
+    call early (as a crash would) for tests of resumption. ``identity`` joins the checkpoint's
+    fingerprint (as in :func:`trainact.train.fit`). Returns the history rows.
     """
     from tqdm.auto import tqdm
 
@@ -453,7 +455,7 @@ def train_pso(
         )
         write_history(out_dir / HISTORY_NAME, history)
 
-    fingerprint = settings.checkpoint_fingerprint(model=model)
+    fingerprint = {**settings.checkpoint_fingerprint(model=model), **(identity or {})}
     checkpoint_path = out_dir / CHECKPOINT_NAME
     history: list[dict[str, Any]] = []
     clock = CheckpointClock()
@@ -530,6 +532,7 @@ def _cmd_pso(args: argparse.Namespace) -> int:
     train_pso(
         data, settings, params.get("model", {}), args.out_dir,
         resume=not args.no_resume, progress=not args.no_progress,
+        identity=run_identity("pso", args.data),
     )  # fmt: skip
     return 0
 

@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parent
 
 # Imported by every command but running no experiment code: the package marker (version
 # string only), `python -m trainact`, and the argument dispatcher. Editing them reruns nothing.
-DISPATCH_MODULES = frozenset({"trainact", "trainact.__main__", "trainact.cli"})
+DISPATCH_MODULES = frozenset({"trainact", "trainact.__main__", "trainact.cli", "trainact.sourcegraph"})
 # Data files that a module reads at run time (through importlib.resources).
 MODULE_DATA = {
     "trainact.aggregate": ("published_tables.json",),

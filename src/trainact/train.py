@@ -7,7 +7,7 @@ in ``config.yaml`` and the report's "Deviations" section.
 Crash safety: ``history.csv`` is rewritten after every epoch; the model, optimizer, history and
 RNG states go to ``checkpoint.pt`` about once a minute and after the last epoch
 (:mod:`trainact.checkpoints`: by time, read on the CPU, set aside when damaged). A run started
-again with the same settings resumes after the last checkpointed epoch; since each epoch's
+again with the same settings, code and data resumes after the last checkpointed epoch; since each epoch's
 shuffle order is a pure function of (seed, epoch), the resumed run ends with the same history
 and weights as an uninterrupted one (bit for bit on the CPU, and on a GPU under the determinism
 settings of :mod:`trainact.runtime`). A loss that turns non-finite ends the run with the weights
@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from trainact.checkpoints import CheckpointClock, load_checkpoint
+from trainact.checkpoints import CheckpointClock, load_checkpoint, run_identity
 from trainact.files import atomic_write, write_text_atomic
 from trainact.runtime import (
     DEVICE_HELP,
@@ -164,6 +164,7 @@ def fit(
     resume: bool = True,
     progress: bool = True,
     stop_after_epoch: int | None = None,
+    identity: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` on ``data`` (a :class:`trainact.cifar.PreparedData`), validate on its test split.
 
@@ -174,7 +175,9 @@ def fit(
     or diverges ``model.pt``, ``activations.json`` and ``summary.json``. The model arrives initialised: built after
     ``seed_everything`` and calibrated (:func:`trainact.calibration.calibrate`) or pretrained.
     ``stop_after_epoch`` ends the call early, with a checkpoint (as a crash right after one would),
-    for tests of resumption. Returns the history rows. Raises :class:`TrainingDiverged` on a
+    for tests of resumption. ``identity`` (:func:`trainact.checkpoints.run_identity`: the code and
+    input files the run depends on) joins the settings in the checkpoint's fingerprint, so a
+    checkpoint from other code or data is not resumed. Returns the history rows. Raises :class:`TrainingDiverged` on a
     non-finite loss, after writing the results of the last good epoch (the start for epoch 1).
     """
     from tqdm.auto import tqdm
@@ -193,7 +196,7 @@ def fit(
     optimizer = torch.optim.RMSprop(
         model.parameters(), lr=settings.learning_rate(1), alpha=settings.rho, eps=settings.eps
     )
-    fingerprint = settings.checkpoint_fingerprint(model=model)
+    fingerprint = {**settings.checkpoint_fingerprint(model=model), **(identity or {})}
     history: list[dict[str, Any]] = []
     # Activation health: measured on the calibration images, against the parameters' start.
     health_batch = calibration_batch(data.train_images, settings.seed)[:HEALTH_IMAGES]
@@ -388,7 +391,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = load_prepared(args.data)
     calibrate(model, data.train_images, settings.seed)
     try:
-        fit(model, data, settings, args.out_dir, resume=not args.no_resume, progress=not args.no_progress)
+        fit(
+            model, data, settings, args.out_dir, resume=not args.no_resume, progress=not args.no_progress,
+            identity=run_identity("train", args.data),
+        )  # fmt: skip
     except TrainingDiverged as exc:
         log.error("%s", exc)
         return 0 if args.allow_divergence else 3

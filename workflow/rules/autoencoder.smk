@@ -28,10 +28,8 @@ rule ae_pretrain:
     params:
         slice=canonical(AE_PRETRAIN_SLICE),
         code=CODE["autoencoder"],
-        key=run_key(canonical(AE_PRETRAIN_SLICE), CODE["autoencoder"]),
         out_dir=lambda wc, output: os.path.dirname(output.pretrain),
     shell:
-        "fresh_start {params.out_dir:q} {params.key} {input.data:q}; "
         "python -m trainact ae-pretrain --data {input.data:q} --seed {wildcards.seed}"
         " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
         " > {log:q} 2>&1"
@@ -60,10 +58,8 @@ rule ae_finetune:
     params:
         slice=canonical(AE_FINETUNE_SLICE),
         code=CODE["autoencoder"],
-        key=run_key(canonical(AE_FINETUNE_SLICE), CODE["autoencoder"]),
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:
-        "fresh_start {params.out_dir:q} {params.key} {input.data:q} {input.pretrained:q}; "
         "python -m trainact ae-finetune --data {input.data:q}"
         " --pretrained {input.pretrained:q} --seed {wildcards.seed}"
         " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"

@@ -76,23 +76,10 @@ CODE = {family: code_digest(family) for family in FAMILY_ENTRY}
 # interpreter even if the environment is not activated; otherwise it is the one on PATH (the
 # conda env under --sdm conda, or an activated environment).
 #
-# fresh_start DIR KEY FILE...: the long jobs resume from their checkpoint in DIR after a crash.
-# A checkpoint is only valid for the same settings, code and inputs, so the job's KEY (from its
-# config slice and code digest) and the sha256 of its input FILEs are kept in DIR/run-key.txt,
-# and a checkpoint written under another key is deleted before the command starts.
+# A job that reruns after a crash resumes from the checkpoint in its output folder only when that
+# was written under the same settings, code and input files (trainact.checkpoints.run_identity);
+# the library decides, so a job started by hand follows the same rule.
 
-# Snakemake formats the prefix like a shell command: literal braces are doubled.
-RUN_KEY_FILE = "run-key.txt"
-FRESH_START = (
-    "fresh_start() {{ "
-    'local dir="$1" key="$2"; shift 2; '
-    'key="$key $(sha256sum "$@" | cut -c1-64 | tr "\\n" " ")"; '
-    'mkdir -p "$dir"; '
-    f'if [ "$(cat "$dir/{RUN_KEY_FILE}" 2>/dev/null)" != "$key" ]; then '
-    'rm -f "$dir"/*checkpoint.pt; fi; '
-    f'printf "%s\\n" "$key" > "$dir/{RUN_KEY_FILE}"; '
-    "}}; "
-)
 # With --sdm conda (or apptainer) the job's environment brings python.
 SOFTWARE_DEPLOYMENT = bool(workflow.deployment_settings.deployment_method)
 PYTHON_BIN = ""
@@ -106,7 +93,6 @@ shell.prefix(
     + PYTHON_BIN
     + f"export PYTHONPATH={shlex.quote(str(SRC))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
     + DEVICE_POLICY
-    + FRESH_START
 )
 
 # ------------------------------------------------------------------------------ GPU slots
@@ -129,11 +115,6 @@ if "gpu" in workflow.global_resources and "gpu_slots" not in workflow.global_res
 def canonical(value):
     """The canonical JSON text of a config slice: sorted keys, no whitespace."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def run_key(*parts):
-    """sha256 of the params that decide a job's results (config slice, code digest)."""
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def url_basename(url):

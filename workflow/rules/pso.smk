@@ -26,10 +26,8 @@ rule pso:
     params:
         slice=canonical(PSO_SLICE),
         code=CODE["pso"],
-        key=run_key(canonical(PSO_SLICE), CODE["pso"]),
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:
-        "fresh_start {params.out_dir:q} {params.key} {input.data:q}; "
         "python -m trainact pso --data {input.data:q} --seed {wildcards.seed}"
         " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
         " > {log:q} 2>&1"

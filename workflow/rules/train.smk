@@ -30,12 +30,8 @@ rule train:
     params:
         slice=lambda wc: canonical(train_slice(wc.size, wc.activation)),
         code=CODE["train"],
-        key=lambda wc: run_key(
-            canonical(train_slice(wc.size, wc.activation)), CODE["train"]
-        ),
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:
-        "fresh_start {params.out_dir:q} {params.key} {input.data:q}; "
         "python -m trainact train --data {input.data:q} --size {wildcards.size}"
         " --activation {wildcards.activation} --seed {wildcards.seed}"
         " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
@@ -60,8 +56,4 @@ use rule train as train_variant with:
             train_slice(wc.size, wc.activation, VARIANT_MODELS[wc.variant])
         ),
         code=CODE["train"],
-        key=lambda wc: run_key(
-            canonical(train_slice(wc.size, wc.activation, VARIANT_MODELS[wc.variant])),
-            CODE["train"],
-        ),
         out_dir=lambda wc, output: os.path.dirname(output.history),
