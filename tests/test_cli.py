@@ -142,3 +142,42 @@ def test_environment_pins_lie_inside_pyproject_ranges():
         for name, version in pinned(env_file).items():
             assert name in ranges, f"{env_file}: {name} is not a dependency in pyproject.toml"
             assert version in ranges[name], f"{env_file}: {name}=={version} outside {ranges[name]}"
+
+
+# ------------------------------------------------------------------------- one CLI convention
+
+
+def command_parsers() -> dict[str, argparse.ArgumentParser]:
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(subparsers.choices)
+
+
+def test_every_command_follows_one_convention():
+    """Handlers are ``_cmd_<command>``; a config slice arrives as ``--params`` JSON; a command
+    writes one file to ``--out`` or several into ``--out-dir``, never both; progress bars can be
+    switched off where there are any."""
+    problems = []
+    for command, parser in command_parsers().items():
+        handler = parser.get_default("func")
+        if handler.__name__ != f"_cmd_{command.replace('-', '_')}":
+            problems.append(f"{command}: handler {handler.__name__}")
+        options = {o for action in parser._actions for o in action.option_strings}
+        if {"--out", "--out-dir"} <= options:
+            problems.append(f"{command}: both --out and --out-dir")
+        if "--output" in options or "--outdir" in options:
+            problems.append(f"{command}: --output/--outdir")
+    assert problems == []
+
+
+def test_every_rule_passes_its_config_slice_as_params():
+    """A rule whose params hold a config slice hands it to its command as ``--params``, the same
+    way everywhere (no slice spelled out as flags)."""
+    parsers = command_parsers()
+    for rule, (_, body) in rule_bodies().items():
+        if "slice=" not in body:
+            continue
+        shell = body[body.index("shell:"):]
+        command = re.search(r"python -m trainact ([\w-]+)", shell).group(1)
+        assert "--params {params.slice:q}" in shell, rule
+        assert "--params" in {o for a in parsers[command]._actions for o in a.option_strings}, command

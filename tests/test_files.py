@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from trainact.files import atomic_write, write_text_atomic
+from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
 
 
 def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -37,3 +37,14 @@ def test_new_file_replaces_the_old_one_and_has_ordinary_permissions(tmp_path):
     write_text_atomic(path, "new\n")
     assert path.read_text() == "new\n"
     assert sorted(p.name for p in path.parent.iterdir()) == ["table1.csv"]
+
+
+def test_csv_rows_in_the_declared_columns_missing_and_none_empty(tmp_path):
+    """The one CSV writer of every result: declared column order, other keys left out."""
+    path = write_csv_atomic(
+        tmp_path / "sub" / "history.csv",
+        [{"epoch": 1, "loss": 0.5, "extra": "x"}, {"loss": None, "epoch": 2}],
+        ("epoch", "loss", "status"),
+    )
+    assert path.read_text().splitlines() == ["epoch,loss,status", "1,0.5,", "2,,"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["history.csv"]

@@ -61,7 +61,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from trainact.paper_facts import ACTIVATIONS, LC_CANDIDATES
+from trainact.paper_facts import ACTIVATIONS
+from trainact.paper_facts import LC_CANDIDATES as PAPER_LC_CANDIDATES
 
 log = logging.getLogger(__name__)
 
@@ -1021,7 +1022,7 @@ class LinearCombination(_TrainableActivation):
 
     def __init__(
         self,
-        candidates: Sequence[str] = LC_CANDIDATES,
+        candidates: Sequence[str] = PAPER_LC_CANDIDATES,
         *,
         per_channel: bool = False,
         num_channels: int | None = None,

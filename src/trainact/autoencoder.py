@@ -50,7 +50,6 @@ pretraining starts again from scratch.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import os
@@ -64,7 +63,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainact.checkpoints import CheckpointClock, load_checkpoint, run_identity
-from trainact.files import atomic_write
+from trainact.files import atomic_write, write_csv_atomic
 from trainact.settings import ConfigSection
 from trainact.models import PaperCNN, build_model
 from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS
@@ -207,15 +206,7 @@ def build_decoders(model: PaperCNN, kind: str) -> nn.ModuleList:
 
 def write_pretrain_csv(path: Path, rows: list[Mapping[str, Any]]) -> None:
     """Write ``pretrain.csv`` atomically (columns stage, epoch, loss, seconds)."""
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=PRETRAIN_COLUMNS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: row[k] for k in PRETRAIN_COLUMNS})
-
-    atomic_write(path, write)
+    write_csv_atomic(path, rows, PRETRAIN_COLUMNS)
 
 
 def pretrain(
@@ -400,7 +391,7 @@ def _split_params(text: str, allowed: set[str]) -> dict[str, Any]:
     return params
 
 
-def _cmd_pretrain(args: argparse.Namespace) -> int:
+def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError
     from trainact.cifar import load_prepared
 
@@ -428,7 +419,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_finetune(args: argparse.Namespace) -> int:
+def _cmd_ae_finetune(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError
     from trainact.cifar import load_prepared
 
@@ -471,7 +462,7 @@ def register_cli(subparsers) -> None:
         description="Greedy layer-wise autoencoder pretraining; writes pretrain.csv and pretrained.pt. Resumable.",
     )
     _common_arguments(parser, 'JSON: {"model": {...}, "autoencoder": {...}}')
-    parser.set_defaults(func=_cmd_pretrain)
+    parser.set_defaults(func=_cmd_ae_pretrain)
 
     parser = subparsers.add_parser(
         "ae-finetune",
@@ -485,4 +476,4 @@ def register_cli(subparsers) -> None:
         action="store_true",
         help="exit 0 when the loss goes non-finite (the history is marked 'diverged')",
     )
-    parser.set_defaults(func=_cmd_finetune)
+    parser.set_defaults(func=_cmd_ae_finetune)

@@ -740,7 +740,7 @@ def _model_params(text: str | None) -> dict[str, Any]:
     return params.get("model", {})
 
 
-def _cli_bench(args: argparse.Namespace) -> int:
+def _cmd_bench(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError
 
     model_cfg = _model_params(args.params)
@@ -786,7 +786,7 @@ def _cli_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cli_pso_bench(args: argparse.Namespace) -> int:
+def _cmd_pso_bench(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError
 
     for flag in ("particles", "batch_size", "chunk_size", "repeats"):
@@ -906,7 +906,7 @@ def register_cli(subparsers: Any) -> None:
         help="skip the comparison of PSO's vectorised and looped particle evaluation that "
         "follows the table (not in --json; `trainact pso-bench --json` gives it)",
     )
-    parser.set_defaults(func=_cli_bench)
+    parser.set_defaults(func=_cmd_bench)
 
     parser = subparsers.add_parser(
         "pso-bench",
@@ -930,4 +930,4 @@ def register_cli(subparsers: Any) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=_cli_pso_bench)
+    parser.set_defaults(func=_cmd_pso_bench)

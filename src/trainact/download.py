@@ -245,10 +245,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="archive path to write")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.set_defaults(func=_cli_download)
+    parser.set_defaults(func=_cmd_download)
 
 
-def _cli_download(args: argparse.Namespace) -> int:
+def _cmd_download(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
     params = parse_params(args.params)

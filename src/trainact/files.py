@@ -10,10 +10,12 @@ filesystem stay readable by the group like any other file.
 
 from __future__ import annotations
 
+import csv
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
@@ -41,3 +43,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], object]) -> Pa
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` with :func:`atomic_write`."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+    """Write ``rows`` as CSV with :func:`atomic_write`: a header of ``columns``, then each row's
+    values of those columns in that order (other keys are not written); a missing or ``None``
+    value is an empty cell. Every CSV result (histories, pretraining losses, health) uses it."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(columns))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+
+    return atomic_write(path, write)

@@ -387,10 +387,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         '"subset_seed": N} (null: every image of the split; default seed 0)',
     )
     parser.add_argument("--out", required=True, type=Path, help=".npz path to write")
-    parser.set_defaults(func=_cli_prepare)
+    parser.set_defaults(func=_cmd_prepare)
 
 
-def _cli_prepare(args: argparse.Namespace) -> int:
+def _cmd_prepare(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
     params = parse_params(args.params)

@@ -47,7 +47,6 @@ and ends bit for bit where an uninterrupted run ends (CPU).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -66,7 +65,7 @@ from trainact.settings import ConfigSection
 from trainact.models import build_model
 from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS
 from trainact.checkpoints import CheckpointClock, load_checkpoint, run_identity
-from trainact.files import atomic_write, write_text_atomic
+from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
 from trainact.runtime import (
     DEVICE_HELP,
     SUMMARY_NAME,
@@ -335,15 +334,7 @@ class NetworkLoss:
 
 def write_history(path: Path, rows: list[Mapping[str, Any]]) -> None:
     """Write the PSO history CSV atomically (columns :data:`HISTORY_COLUMNS`)."""
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: row[k] for k in HISTORY_COLUMNS})
-
-    atomic_write(path, write)
+    write_csv_atomic(path, rows, HISTORY_COLUMNS)
 
 
 def check_subset_sizes(settings: PSOSettings, num_train: int) -> None:

@@ -238,10 +238,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "(default 20, 10 and 0)",
     )
     parser.add_argument("--out", required=True, type=Path, help="archive path to write")
-    parser.set_defaults(func=_cli_synthetic_archive)
+    parser.set_defaults(func=_cmd_synthetic_archive)
 
 
-def _cli_synthetic_archive(args: argparse.Namespace) -> int:
+def _cmd_synthetic_archive(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
     params = parse_params(args.params)

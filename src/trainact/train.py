@@ -17,7 +17,6 @@ of its last good epoch.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -31,7 +30,7 @@ import torch
 from torch import nn
 
 from trainact.checkpoints import CheckpointClock, load_checkpoint, run_identity
-from trainact.files import atomic_write, write_text_atomic
+from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
 from trainact.runtime import (
     DEVICE_HELP,
     SUMMARY_NAME,
@@ -125,22 +124,9 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the history's last row is marked ``diverged``."""
 
 
-def write_rows(path: Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    """Write a CSV atomically: all rows, the given column order, missing or ``None`` as empty."""
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
-
-    atomic_write(path, write)
-
-
 def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """Write the history CSV atomically (all rows, fixed column order)."""
-    write_rows(path, rows, HISTORY_COLUMNS)
+    write_csv_atomic(path, rows, HISTORY_COLUMNS)
 
 
 def health_rows(epoch: int, model: nn.Module, batch: torch.Tensor, start: Sequence[torch.Tensor]) -> list[dict]:
@@ -236,7 +222,7 @@ def fit(
     if not health:
         health = health_rows(0, model, health_batch, start)
     write_history(out_dir / HISTORY_NAME, history)
-    write_rows(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
+    write_csv_atomic(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
 
     loss_fn = nn.CrossEntropyLoss()
     first_epoch = len(history) + 1
@@ -304,7 +290,7 @@ def fit(
         stopping = stop_after_epoch is not None and epoch >= stop_after_epoch
         clock.save_if_due(checkpoint_path, checkpoint_state, force=epoch == settings.epochs or stopping)
         write_history(out_dir / HISTORY_NAME, history)
-        write_rows(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
+        write_csv_atomic(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
         epochs.set_postfix(val_acc=f"{val_acc:.4f}", train_loss=f"{train_loss:.3f}")
         log.info(
             "epoch %d/%d lr %g train loss %.4f acc %.4f | val loss %.4f acc %.4f | %.0f img/s",
