@@ -273,7 +273,7 @@ FIGURE_PARAMS = {
 }
 # The report lists the whole config, under the preset's name, but for `devices` (where the jobs
 # ran changes no result; the report shows the devices the runs used, from provenance).
-REPORT_PARAMS = {
+PAPER_REPORT_PARAMS = {
     **FIGURE_PARAMS,
     "preset": config["report"]["preset"],
     "settings": {key: value for key, value in config.items() if key != "devices"},
@@ -371,7 +371,7 @@ FIGURE_ACTIVATION_INPUTS = [
 
 # The report's Jinja templates live in paper/ beside the Snakefile; as inputs, editing them
 # reruns the report.
-REPORT_TEMPLATES = [
+PAPER_REPORT_TEMPLATES = [
     os.path.relpath(REPO / "paper" / name) for name in ("report.md.j2", "report.tex.j2")
 ]
 # The paper report's pdf exists only where a TeX engine does (trainact.paper_report builds it with

@@ -41,7 +41,7 @@ rule paper_report:
         sensitivity=SENSITIVITY_FILES[0],
         figures=FIGURE_FILES,
         provenance=PROVENANCE,
-        templates=REPORT_TEMPLATES,
+        templates=PAPER_REPORT_TEMPLATES,
     output:
         # Flagged for the HTML report here only: Snakemake resolves a caption against the
         # folder of every rule that the flagged path is given to, so the flagged object must
@@ -65,7 +65,7 @@ rule paper_report:
     conda:
         "../../envs/analysis.yaml"
     params:
-        slice=canonical(REPORT_PARAMS),
+        slice=canonical(PAPER_REPORT_PARAMS),
         pdf="always" if HAVE_TEX else "never",
         code=CODE["paper_report"],
         results=lambda wc: OUT,
