@@ -381,21 +381,11 @@ def finetune(
 # ----------------------------------------------------------------------------------- CLI
 
 
-def _split_params(text: str, allowed: set[str]) -> dict[str, Any]:
-    from trainact.cli import CLIError, parse_params
-
-    params = parse_params(text)
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise CLIError(f"--params has unknown key(s) {unknown}; expected {sorted(allowed)}")
-    return params
-
-
 def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
-    from trainact.cli import CLIError
+    from trainact.cli import CLIError, parse_params
     from trainact.cifar import load_prepared
 
-    params = _split_params(args.params, {"model", "autoencoder"})
+    params = parse_params(args.params, ("model", "autoencoder"))
     try:
         settings = AutoencoderSettings.from_params(params.get("autoencoder", {}), seed=args.seed, device=args.device)
         resolve_device(settings.device)
@@ -420,10 +410,10 @@ def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_ae_finetune(args: argparse.Namespace) -> int:
-    from trainact.cli import CLIError
+    from trainact.cli import CLIError, parse_params
     from trainact.cifar import load_prepared
 
-    params = _split_params(args.params, {"model", "autoencoder", "train"})
+    params = parse_params(args.params, ("model", "autoencoder", "train"))
     try:
         settings = AutoencoderSettings.from_params(params.get("autoencoder", {}), seed=args.seed)
         train_settings = TrainSettings.from_params(params.get("train", {}), seed=args.seed, device=args.device)

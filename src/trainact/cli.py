@@ -17,6 +17,7 @@ import importlib
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 # Command -> the topic module that registers it, in the order ``--help`` lists them.
@@ -44,8 +45,9 @@ class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2, no traceback."""
 
 
-def parse_params(text: str | None) -> dict[str, Any]:
-    """Parse a ``--params`` JSON object, naming the bad text when it is not one."""
+def parse_params(text: str | None, keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """Parse a ``--params`` JSON object, naming the bad text when it is not one; with ``keys``,
+    a key not among them is an error that names it and the expected ones."""
     if text is None or text == "":
         return {}
     try:
@@ -54,6 +56,12 @@ def parse_params(text: str | None) -> dict[str, Any]:
         raise CLIError(f"--params is not valid JSON ({exc}): {text!r}") from None
     if not isinstance(value, dict):
         raise CLIError(f"--params must be a JSON object, got {type(value).__name__}: {text!r}")
+    if keys is not None:
+        keys = list(keys)
+        unknown = sorted(set(value) - set(keys))
+        if unknown:
+            expected = " and ".join(repr(k) for k in keys) if len(keys) <= 2 else repr(keys)
+            raise CLIError(f"--params has unknown key(s) {unknown}; expected {expected}")
     return value
 
 

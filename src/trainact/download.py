@@ -251,10 +251,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_download(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
-    params = parse_params(args.params)
-    unknown = sorted(set(params) - set(DOWNLOAD_KEYS))
-    if unknown:
-        raise CLIError(f"--params has unknown key(s) {unknown}; expected {list(DOWNLOAD_KEYS)}")
+    params = parse_params(args.params, DOWNLOAD_KEYS)
     url = params.get("url", OFFICIAL_URL)
     md5 = params.get("md5")
     if md5 is None:

@@ -393,10 +393,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
-    params = parse_params(args.params)
-    unknown = sorted(set(params) - set(PREPARE_DEFAULTS))
-    if unknown:
-        raise CLIError(f"--params has unknown key(s) {unknown}; expected {list(PREPARE_DEFAULTS)}")
+    params = parse_params(args.params, PREPARE_DEFAULTS)
     settings = {**PREPARE_DEFAULTS, **params}
     for key, value in settings.items():
         nullable = key != "subset_seed"

@@ -505,10 +505,7 @@ def _cmd_pso(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
     from trainact.cifar import load_prepared
 
-    params = parse_params(args.params)
-    unknown = sorted(set(params) - {"model", "pso"})
-    if unknown:
-        raise CLIError(f"--params has unknown key(s) {unknown}; expected 'model' and 'pso'")
+    params = parse_params(args.params, ("model", "pso"))
     try:
         settings = PSOSettings.from_params(params.get("pso", {}), seed=args.seed, device=args.device)
         resolve_device(settings.device)

@@ -244,12 +244,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_synthetic_archive(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
 
-    params = parse_params(args.params)
-    unknown = sorted(set(params) - set(SYNTHETIC_DEFAULTS))
-    if unknown:
-        raise CLIError(
-            f"--params has unknown key(s) {unknown}; expected {list(SYNTHETIC_DEFAULTS)}"
-        )
+    params = parse_params(args.params, SYNTHETIC_DEFAULTS)
     settings = {**SYNTHETIC_DEFAULTS, **params}
     for key, value in settings.items():
         if not isinstance(value, int) or isinstance(value, bool):

@@ -363,10 +363,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from trainact.models import build_model
     from trainact.runtime import resolve_device, seed_everything
 
-    params = parse_params(args.params)
-    unknown = sorted(set(params) - {"model", "train"})
-    if unknown:
-        raise CLIError(f"--params has unknown key(s) {unknown}; expected 'model' and 'train'")
+    params = parse_params(args.params, ("model", "train"))
     try:
         settings = TrainSettings.from_params(params.get("train", {}), seed=args.seed, device=args.device)
         resolve_device(settings.device)  # fail before loading data; fit gets the same device
