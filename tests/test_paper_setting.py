@@ -155,3 +155,11 @@ def test_schema_defaults_are_config_yaml_values():
         if path[:2] != ("dataset", "synthetic") and value != default:
             differ[".".join(path)] = (default, value)
     assert differ == {}
+
+
+def test_config_downloads_the_official_archive_by_its_published_md5():
+    """The md5 lives in cifar.py (the download's default, provenance's check) and in config.yaml
+    (what the workflow passes); they must be the same archive."""
+    from trainact.cifar import OFFICIAL_MD5, OFFICIAL_URL
+
+    assert (CONFIG["dataset"]["url"], CONFIG["dataset"]["md5"]) == (OFFICIAL_URL, OFFICIAL_MD5)

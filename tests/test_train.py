@@ -297,14 +297,15 @@ def test_divergence_after_the_first_epoch_keeps_the_last_good_weights(tmp_path, 
 
 def test_a_checkpoint_from_other_code_or_input_data_is_not_resumed(tmp_path, monkeypatch, caplog):
     """The one stale-checkpoint rule (trainact.checkpoints.run_identity): same settings but other
-    code or other input bytes start the run over; the same identity resumes."""
+    code, model config or input bytes start the run over; the same identity resumes."""
     import shutil
 
     from trainact import checkpoints
 
     data_file = tmp_path / "cifar10.npz"
     data_file.write_bytes(b"the prepared data")
-    written_under = checkpoints.run_identity("train", data_file)
+    model_cfg = {"fourier": {"init": "relu_fit"}}
+    written_under = checkpoints.run_identity("train", model_cfg, data_file)
     settings = TrainSettings(**FINGERPRINT_BASE)
     first = tmp_path / "first"
     seed_everything(settings.seed)
@@ -321,14 +322,17 @@ def test_a_checkpoint_from_other_code_or_input_data_is_not_resumed(tmp_path, mon
             fit(build_model("small", "relu", TINY_MODEL), tiny_data(), settings, out, progress=False, identity=identity)
         return "resuming" in caplog.text
 
-    assert resumes(checkpoints.run_identity("train", data_file))
+    assert resumes(checkpoints.run_identity("train", model_cfg, data_file))
     assert not resumes(None)
+    # a model setting the network's structure does not show (its activations' start)
+    assert not resumes(checkpoints.run_identity("train", {"fourier": {"init": "calibrated"}}, data_file))
     data_file.write_bytes(b"other prepared data")
-    assert not resumes(checkpoints.run_identity("train", data_file))
+    assert not resumes(checkpoints.run_identity("train", model_cfg, data_file))
     data_file.write_bytes(b"the prepared data")
     monkeypatch.setattr(checkpoints, "code_digest", lambda family: "edited code")
-    assert not resumes(checkpoints.run_identity("train", data_file))
-    assert written_under["code"] == code_digest("train") and set(written_under) == {"code", "input cifar10.npz"}
+    assert not resumes(checkpoints.run_identity("train", model_cfg, data_file))
+    assert written_under["code"] == code_digest("train")
+    assert set(written_under) == {"code", "model config", "input cifar10.npz"}
 
 
 def test_a_damaged_checkpoint_is_set_aside_and_the_run_starts_over(tmp_path, caplog):

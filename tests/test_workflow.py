@@ -537,7 +537,7 @@ def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_pa
     finished = snakemake(work, "--cores", "2", *SMOKE, timeout=1200)
     assert finished.returncode == 0, finished.stderr[-5000:]
     assert {key: histories[key].stat().st_mtime_ns for key in kept} == kept
-    for size in SIZES:  # trained afresh: the failed run's key discarded the old checkpoint
+    for size in SIZES:  # trained afresh: the checkpoint of the failed settings is not resumed
         rows = read_rows(histories[(size, "fourier")])
         assert [r["status"] for r in rows] == ["ok", "ok"]
     assert plan(work) == {}

@@ -401,7 +401,7 @@ def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
             args.out_dir,
             resume=not args.no_resume,
             progress=not args.no_progress,
-            identity=run_identity("autoencoder", args.data),
+            identity=run_identity("autoencoder", params.get("model", {}), args.data),
         )
     except TrainingDiverged as exc:
         log.error("%s", exc)
@@ -427,7 +427,7 @@ def _cmd_ae_finetune(args: argparse.Namespace) -> int:
         finetune(
             args.pretrained, data, settings, train_settings, params.get("model", {}), args.out_dir,
             resume=not args.no_resume, progress=not args.no_progress,
-            identity=run_identity("autoencoder", args.data, args.pretrained),
+            identity=run_identity("autoencoder", params.get("model", {}), args.data, args.pretrained),
         )  # fmt: skip
     except TrainingDiverged as exc:
         log.error("%s", exc)

@@ -24,6 +24,7 @@ Every write goes through :func:`trainact.files.atomic_write` (temporary file, fs
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import time
@@ -45,12 +46,17 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def run_identity(family: str, *inputs: str | os.PathLike) -> dict[str, str]:
-    """What a job's checkpoint must have been written under, beyond its settings: the code its
-    command runs (:func:`trainact.sourcegraph.code_digest` of its command family, the digest
-    the workflow's rules carry) and the sha256 of each input file, by file name. Code or data
-    that changed since the checkpoint make it stale."""
-    identity = {"code": code_digest(family)}
+def run_identity(family: str, model_cfg: Mapping[str, Any], *inputs: str | os.PathLike) -> dict[str, str]:
+    """What a job's checkpoint must have been written under, beyond its settings section (which
+    ``ConfigSection.checkpoint_fingerprint`` holds): the code its command runs
+    (:func:`trainact.sourcegraph.code_digest` of its command family, the digest the workflow's
+    rules carry), the model config the network was built from (initialisation and all, which the
+    network's structure does not show), and the sha256 of each input file, by file name. Other
+    code, model settings or data since the checkpoint make it stale."""
+    identity = {
+        "code": code_digest(family),
+        "model config": json.dumps(model_cfg, sort_keys=True, separators=(",", ":")),
+    }
     identity.update({f"input {Path(path).name}": file_sha256(path) for path in inputs})
     return identity
 

@@ -520,7 +520,7 @@ def _cmd_pso(args: argparse.Namespace) -> int:
     train_pso(
         data, settings, params.get("model", {}), args.out_dir,
         resume=not args.no_resume, progress=not args.no_progress,
-        identity=run_identity("pso", args.data),
+        identity=run_identity("pso", params.get("model", {}), args.data),
     )  # fmt: skip
     return 0
 

@@ -376,7 +376,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         fit(
             model, data, settings, args.out_dir, resume=not args.no_resume, progress=not args.no_progress,
-            identity=run_identity("train", args.data),
+            identity=run_identity("train", params.get("model", {}), args.data),
         )  # fmt: skip
     except TrainingDiverged as exc:
         log.error("%s", exc)

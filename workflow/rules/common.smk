@@ -1,5 +1,8 @@
-# Shared definitions of the workflow: config validation, output paths, the config slices and
-# code digests that the jobs carry in their params, and the shell prefix of every job.
+# Shared definitions of the workflow: what the rules read (output paths from
+# trainact.paper_facts, the config slices and code digests that the jobs carry in their params,
+# the captions of the HTML report) and the shell prefix of every job. The config check, the
+# digests and the paper's facts are library code (trainact.config_check, trainact.sourcegraph,
+# trainact.paper_facts), tested there.
 #
 # Reruns follow Snakemake's rerun triggers (mtime, params, input, software-env, code). Every
 # job's params hold exactly the config slice it uses, as canonical JSON (sorted keys, so that
@@ -14,7 +17,6 @@
 # Nothing reads `snakemake.config` at job time: every command gets its slice through --params
 # (file paths through flags).
 
-import hashlib
 import importlib.util
 import json
 import os
