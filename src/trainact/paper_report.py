@@ -62,8 +62,6 @@ log = logging.getLogger(__name__)
 TEMPLATE_NAMES = {"md": "report.md.j2", "tex": "report.tex.j2"}
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[2] / "paper"
 
-FIGURE_CAPTIONS = {stem: f"{figure.title}. {figure.caption}" for stem, figure in FIGURES.items()}
-
 
 def environment(templates: Path) -> jinja2.Environment:
     """The Jinja2 environment of both templates: strict, no autoescape, ``tex`` and ``md`` filters."""
@@ -386,7 +384,13 @@ def build_context(
     published = published if published is not None else load_published()
     figures_rel = Path(os.path.relpath(Path(figures_dir), Path(out_dir))).as_posix()
     figures = [
-        {"stem": stem, "caption": FIGURE_CAPTIONS[stem], "png": f"{figures_rel}/{stem}.png", "pdf": f"{stem}.pdf"}
+        {
+            "stem": stem,
+            "title": FIGURES[stem].title,
+            "caption": FIGURES[stem].caption,
+            "png": f"{figures_rel}/{stem}.png",
+            "pdf": f"{stem}.pdf",
+        }
         for stems in figure_stems(params.figures).values()
         for stem in stems
     ]
