@@ -243,13 +243,14 @@ if SENS_VARIANTS and not _reference:
             "roots": {a: OUT for a in SENS_ACTIVATIONS},
         },
     )
+# What trainact.claims.preview_reasons judges, for the claims of aggregate and of the study.
+CLAIM_SETTINGS = {"train": config["train"], "dataset": config["dataset"]}
 SENSITIVITY_PARAMS = {
     "sizes": SENS_SIZES,
     "activations": SENS_ACTIVATIONS,
     "seeds": SEEDS,
     "reference": (_reference or ["main"])[0],
-    # what trainact.claims.preview_reasons judges
-    "settings": {"train": config["train"], "dataset": config["dataset"]},
+    "settings": CLAIM_SETTINGS,
     "variants": SENS_SPEC_VARIANTS if SENS_VARIANTS else [],
 }
 
@@ -263,11 +264,7 @@ GRID = {
     "pso_seeds": SEEDS,
 }
 # aggregate also judges the paper's claims: the settings that make a verdict a preview.
-AGGREGATE_PARAMS = {
-    **GRID,
-    # what trainact.claims.preview_reasons judges
-    "settings": {"train": config["train"], "dataset": config["dataset"]},
-}
+AGGREGATE_PARAMS = {**GRID, "settings": CLAIM_SETTINGS}
 FIGURE_PARAMS = {
     **GRID,
     "model": config["model"],
