@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
+from trainact.files import atomic_write, file_digest, file_md5, write_csv_atomic, write_text_atomic
 
 
 def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -48,3 +48,12 @@ def test_csv_rows_in_the_declared_columns_missing_and_none_empty(tmp_path):
     )
     assert path.read_text().splitlines() == ["epoch,loss,status", "1,0.5,", "2,,"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["history.csv"]
+
+
+def test_file_digest_reads_the_whole_file_in_any_algorithm(tmp_path):
+    import hashlib
+
+    data = bytes(range(256)) * 9000  # over 2 MiB: more than one read
+    (tmp_path / "f").write_bytes(data)
+    assert file_digest(tmp_path / "f", "sha256") == hashlib.sha256(data).hexdigest()
+    assert file_md5(tmp_path / "f") == hashlib.md5(data).hexdigest()

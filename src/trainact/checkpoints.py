@@ -23,7 +23,6 @@ Every write goes through :func:`trainact.files.atomic_write` (temporary file, fs
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -33,18 +32,10 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from trainact.files import atomic_write
+from trainact.files import atomic_write, file_digest
 from trainact.sourcegraph import code_digest
 
 log = logging.getLogger(__name__)
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def run_identity(family: str, model_cfg: Mapping[str, Any], *inputs: str | os.PathLike) -> dict[str, str]:
     """What a job's checkpoint must have been written under, beyond its settings section (which
@@ -57,7 +48,7 @@ def run_identity(family: str, model_cfg: Mapping[str, Any], *inputs: str | os.Pa
         "code": code_digest(family),
         "model config": json.dumps(model_cfg, sort_keys=True, separators=(",", ":")),
     }
-    identity.update({f"input {Path(path).name}": file_sha256(path) for path in inputs})
+    identity.update({f"input {Path(path).name}": file_digest(path, "sha256") for path in inputs})
     return identity
 
 

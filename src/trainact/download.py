@@ -11,7 +11,6 @@ changes).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from trainact import __version__
 from trainact.cifar import OFFICIAL_MD5, OFFICIAL_URL
+from trainact.files import file_md5
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,6 @@ class ChecksumError(ValueError):
 
 class DownloadError(OSError):
     """The source could not be fetched (unreachable host, HTTP error, missing local file)."""
-
-
-def file_md5(path: str | os.PathLike[str]) -> str:
-    """md5 hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _normalise_md5(md5: str) -> str:

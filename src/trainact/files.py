@@ -1,4 +1,4 @@
-"""Writing result files so that a crash never leaves half of one.
+"""Writing result files so that a crash never leaves half of one; reading a file's digest.
 
 Every file the commands write (prepared data, histories, checkpoints, models, tables, figures,
 the report) goes through :func:`atomic_write`: the content is written to a temporary sibling,
@@ -11,6 +11,7 @@ filesystem stay readable by the group like any other file.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -58,3 +59,14 @@ def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]],
                 writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
 
     return atomic_write(path, write)
+
+
+def file_digest(path: str | os.PathLike, algorithm: str) -> str:
+    """Hex digest (``"md5"``, ``"sha256"``, ...) of a file's bytes, read in chunks."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, algorithm).hexdigest()
+
+
+def file_md5(path: str | os.PathLike) -> str:
+    """Hex md5 of a file: how the CIFAR-10 archive is identified (download, provenance)."""
+    return file_digest(path, "md5")

@@ -15,7 +15,6 @@ the activation kernels that ran), grouped by :func:`run_devices`.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -29,20 +28,9 @@ import pandas as pd
 
 from trainact.aggregate import json_ready
 from trainact.cifar import OFFICIAL_MD5
-from trainact.files import write_text_atomic
+from trainact.files import file_md5, write_text_atomic
 
 PACKAGES = ("trainact", "torch", "torchvision", "numpy", "pandas", "matplotlib", "jinja2", "snakemake")
-CHUNK_BYTES = 1 << 20
-
-
-def file_md5(path: Path) -> str:
-    """Hex md5 of a file, read in 1 MiB chunks."""
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
 
 def dataset_info(path: Path) -> dict[str, Any]:
     """Checksums of the dataset file: its own md5, and for a prepared ``.npz`` the md5 of the
