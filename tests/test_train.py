@@ -400,3 +400,86 @@ def test_summary_records_the_device_determinism_and_kernels(tmp_path):
     assert summary["activation_kernels"]["implementations"] == ["eager"]  # TINY_MODEL: impl eager
     assert set(summary["determinism"]) >= {"cudnn_benchmark", "tf32_matmul", "deterministic_algorithms"}
     assert summary["compile_cache"]
+
+
+# ------------------------------------------------------------------ trunks and branches
+
+
+def run_schedule(out_dir, boundaries, rates, epochs, activation="lc", **kwargs):
+    settings_kwargs = {k: kwargs.pop(k) for k in ("snapshot_epochs", "batch_size") if k in kwargs}
+    settings = TrainSettings(
+        epochs=epochs, batch_size=settings_kwargs.get("batch_size", 32), lr_boundaries=boundaries,
+        learning_rates=rates, snapshot_epochs=settings_kwargs.get("snapshot_epochs", ()), device="cpu",
+    )  # fmt: skip
+    seed_everything(settings.seed)
+    model = build_model("small", activation, TINY_MODEL)
+    return fit(model, tiny_data(), settings, out_dir, progress=False, **kwargs)
+
+
+def comparable(rows):
+    """History rows without the wall-clock columns."""
+    return [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in rows]
+
+
+@pytest.mark.parametrize("activation", ["relu", "fourier", "lc"])
+def test_a_branch_equals_its_schedule_run_from_scratch(tmp_path, activation):
+    """Trunk: 4 epochs at 1e-3 with snapshots after 1 and 3; branch at L = 1 and 3 with a tail of
+    2 epochs at 1e-4 and 1 at 1e-5. Each branch equals the same schedule run from the start: the
+    history (eval-mode training accuracy included), the health rows and the weights, bit for bit."""
+    trunk = run_schedule(tmp_path / "trunk", (100,), (1e-3, 1e-4), 4, activation, snapshot_epochs=(1, 3))
+    assert len(trunk) == 4
+    for L in (1, 3):
+        schedule = ((L, L + 2), (1e-3, 1e-4, 1e-5), L + 3)
+        scratch = run_schedule(tmp_path / f"scratch{L}", *schedule, activation)
+        branch = run_schedule(
+            tmp_path / f"branch{L}", *schedule, activation, branch_from=tmp_path / "trunk" / "snapshots" / f"epoch{L}.pt"
+        )
+        assert comparable(branch) == comparable(scratch)
+        assert comparable(branch[:L]) == comparable(trunk[:L])  # the trunk's epochs, copied, not recomputed
+        a = torch.load(tmp_path / f"scratch{L}" / "model.pt")
+        b = torch.load(tmp_path / f"branch{L}" / "model.pt")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert (tmp_path / f"branch{L}" / HEALTH_NAME).read_text() == (tmp_path / f"scratch{L}" / HEALTH_NAME).read_text()
+
+
+def test_a_branch_computes_no_trunk_epoch(tmp_path, monkeypatch):
+    """Branching after epoch 3 of a 4-epoch schedule trains exactly one epoch: 3 optimiser steps."""
+    run_schedule(tmp_path / "trunk", (), (1e-3,), 3, snapshot_epochs=(3,))
+    steps = []
+    real = torch.optim.RMSprop.step
+    monkeypatch.setattr(torch.optim.RMSprop, "step", lambda self, *a, **k: (steps.append(1), real(self, *a, **k))[1])
+    run_schedule(tmp_path / "branch", (3,), (1e-3, 1e-4), 4, branch_from=tmp_path / "trunk" / "snapshots" / "epoch3.pt")
+    assert len(steps) == 3
+
+
+def test_a_branch_of_another_trunk_is_refused(tmp_path):
+    from trainact.train import SnapshotMismatch
+
+    run_schedule(tmp_path / "trunk", (), (1e-3,), 2, snapshot_epochs=(2,))
+    snapshot = tmp_path / "trunk" / "snapshots" / "epoch2.pt"
+    with pytest.raises(SnapshotMismatch, match="learning rates for epochs 1-2"):
+        run_schedule(tmp_path / "b1", (1,), (1e-3, 1e-4), 4, branch_from=snapshot)
+    with pytest.raises(SnapshotMismatch, match="batch_size"):
+        run_schedule(tmp_path / "b2", (2,), (1e-3, 1e-4), 4, branch_from=snapshot, batch_size=16)
+    with pytest.raises(SnapshotMismatch, match="no snapshot"):
+        run_schedule(tmp_path / "b3", (2,), (1e-3, 1e-4), 4, branch_from=tmp_path / "missing.pt")
+
+
+def test_train_eval_accuracy_is_eval_mode_on_a_fixed_subset(tmp_path):
+    """The eval-mode accuracy on the fixed training subset equals runtime.evaluate on those images."""
+    from trainact.loader import DeviceDataset
+    from trainact.runtime import evaluate
+    from trainact.train import train_eval_subset
+
+    data = tiny_data()
+    subset = train_eval_subset(len(data.train_labels), 50)
+    assert len(set(subset.tolist())) == 50 and subset.tolist() == sorted(subset.tolist())
+    assert train_eval_subset(96, 50).tolist() == subset.tolist()  # the same for every run
+    assert train_eval_subset(30, 50).tolist() == list(range(30))
+    settings = TrainSettings(epochs=1, batch_size=32, train_eval_images=50, device="cpu")
+    seed_everything(0)
+    model = build_model("small", "relu", TINY_MODEL)
+    history = fit(model, data, settings, tmp_path, progress=False)
+    loss, acc = evaluate(model, DeviceDataset(data.train_images[subset], data.train_labels[subset]), 1000)
+    assert history[-1]["train_eval_acc"] == round(acc, 6)
+    assert history[-1]["train_eval_loss"] == round(loss, 6)

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from trainact.checkpoints import CheckpointClock, load_checkpoint, run_identity
+from trainact.checkpoints import CheckpointClock, load_checkpoint, run_identity, save_checkpoint
 from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
 from trainact.runtime import (
     DEVICE_HELP,
@@ -56,6 +56,8 @@ HISTORY_COLUMNS = (
     "train_acc",
     "val_loss",
     "val_acc",
+    "train_eval_loss",
+    "train_eval_acc",
     "seconds",
     "images_per_s",
     "status",
@@ -75,6 +77,8 @@ HEALTH_COLUMNS = (
 )
 HEALTH_NAME = "activation_health.csv"
 CHECKPOINT_NAME = "checkpoint.pt"
+#: ``<out_dir>/snapshots/epoch<L>.pt``: the state after epoch L, where a branch of the schedule starts.
+SNAPSHOT_DIR = "snapshots"
 HISTORY_NAME = "history.csv"
 MODEL_NAME = "model.pt"
 ACTIVATIONS_NAME = "activations.json"
@@ -85,7 +89,10 @@ class TrainSettings(ConfigSection):
     """Every training hyperparameter. Defaults are the paper's setting (Section 2.2)."""
 
     SECTION = "train"
-    RESUMABLE_ACROSS = ("device", "eval_batch_size", "epochs")
+    # snapshot_epochs only says which states to keep: it changes neither results nor state.
+    RESUMABLE_ACROSS = ("device", "eval_batch_size", "epochs", "snapshot_epochs")
+    #: What a trunk and its branches may differ in: the schedule past the branch point.
+    SCHEDULE_KEYS = ("epochs", "lr_boundaries", "learning_rates", "snapshot_epochs")
 
     epochs: int = 80  # paper: schedule defined past 60 but no total given; we stop at 80
     batch_size: int = 128  # paper silent
@@ -95,6 +102,13 @@ class TrainSettings(ConfigSection):
     rho: float = 0.95  # RMSProp decay, paper
     eps: float = 1e-7  # paper silent; Keras' RMSprop default (the paper's rho naming is Keras')
     eval_batch_size: int = 1000  # evaluation only; does not change results
+    # Eval-mode loss and accuracy on a fixed subset of this many training images after every
+    # epoch (the same images for every run, TRAIN_EVAL_SEED): the measure of memorisation that
+    # the running training accuracy is not. 0 = off. Evaluation only; does not change results.
+    train_eval_images: int = 10_000
+    # Epochs after which the full state is kept as snapshots/epoch<L>.pt, for branches of the
+    # schedule (trainact train --branch-from). Does not change results.
+    snapshot_epochs: tuple[int, ...] = ()
     seed: int = 0
     device: str | None = None  # trainact.runtime: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
@@ -105,6 +119,10 @@ class TrainSettings(ConfigSection):
             self.fail("batch_size", self.batch_size, "must be >= 1")
         if self.eval_batch_size < 1:
             self.fail("eval_batch_size", self.eval_batch_size, "must be >= 1")
+        if self.train_eval_images < 0:
+            self.fail("train_eval_images", self.train_eval_images, "must be >= 0")
+        if any(not 1 <= e <= self.epochs for e in self.snapshot_epochs):
+            self.fail("snapshot_epochs", list(self.snapshot_epochs), f"must lie in 1..epochs = {self.epochs}")
         for key, value, why in schedule_problems(self.lr_boundaries, self.learning_rates):
             self.fail(key, value, why)
         if any(not (lr > 0) for lr in self.learning_rates):
@@ -118,6 +136,32 @@ class TrainSettings(ConfigSection):
         """Learning rate of 1-based ``epoch`` (the paper's eq. (1))."""
         index = sum(epoch > boundary for boundary in self.lr_boundaries)
         return float(self.learning_rates[index])
+
+    def learning_rates_until(self, epoch: int) -> list[float]:
+        """The learning rate of each epoch 1..``epoch``: what a trunk and a branch must share."""
+        return [self.learning_rate(e) for e in range(1, epoch + 1)]
+
+
+#: Seed of the fixed training subset evaluated in eval mode after each epoch (the same for all runs).
+TRAIN_EVAL_SEED = 0
+
+
+def train_eval_subset(count: int, n: int) -> "np.ndarray":
+    """Sorted indices of ``n`` of ``count`` training images, the same for every run (all if fewer)."""
+    import numpy as np
+
+    if n >= count:
+        return np.arange(count)
+    return np.sort(np.random.default_rng(TRAIN_EVAL_SEED).choice(count, size=n, replace=False))
+
+
+def snapshot_path(out_dir: str | os.PathLike, epoch: int) -> Path:
+    """Where a run keeps its state after ``epoch`` (``TrainSettings.snapshot_epochs``)."""
+    return Path(out_dir) / SNAPSHOT_DIR / f"epoch{epoch}.pt"
+
+
+class SnapshotMismatch(ValueError):
+    """A branch's settings, code or data differ from its trunk's beyond the schedule's tail."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -151,6 +195,7 @@ def fit(
     progress: bool = True,
     stop_after_epoch: int | None = None,
     identity: Mapping[str, str] | None = None,
+    branch_from: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` on ``data`` (a :class:`trainact.cifar.PreparedData`), validate on its test split.
 
@@ -189,20 +234,46 @@ def fit(
     start = [parameter_vector(module) for _, module in activation_layers(model)]
     health: list[dict[str, Any]] = []
 
+    def restore(state: Mapping[str, Any]) -> None:
+        nonlocal history, start, health
+        # On the CPU as loaded; load_state_dict moves weights and optimizer state to the device.
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history = list(state["history"])
+        start = [vector.to(device) for vector in state["activation_start"]]
+        health = list(state["health"])
+        set_rng_state(state["rng"], device)
+
     checkpoint_path = out_dir / CHECKPOINT_NAME
     checkpoint = load_checkpoint(checkpoint_path) if resume else None
+    resumed = False
     if checkpoint is not None:
         if checkpoint.get("fingerprint") == fingerprint and len(checkpoint["history"]) <= settings.epochs:
-            # On the CPU as loaded; load_state_dict moves weights and optimizer state to the device.
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            history = list(checkpoint["history"])
-            start = [vector.to(device) for vector in checkpoint["activation_start"]]
-            health = list(checkpoint["health"])
-            set_rng_state(checkpoint["rng"], device)
+            restore(checkpoint)
+            resumed = True
             log.info("resuming %s after epoch %d", out_dir, len(history))
         else:
             log.warning("%s was written with other settings; training from scratch", checkpoint_path)
+    shared = {k: v for k, v in fingerprint.items() if k not in settings.SCHEDULE_KEYS}
+    if branch_from is not None and not resumed:
+        snapshot = load_checkpoint(branch_from)
+        if snapshot is None or "branch" not in snapshot:
+            raise SnapshotMismatch(f"{branch_from}: no snapshot of a trunk run there")
+        branch_epoch = snapshot["branch"]["epoch"]
+        differing = sorted(k for k in set(shared) | set(snapshot["branch"]["shared"])
+                           if shared.get(k) != snapshot["branch"]["shared"].get(k))  # fmt: skip
+        if differing:
+            raise SnapshotMismatch(f"{branch_from}: the trunk was run with other {', '.join(differing)}")
+        if snapshot["branch"]["learning_rates"] != settings.learning_rates_until(branch_epoch):
+            raise SnapshotMismatch(
+                f"{branch_from}: the trunk's learning rates for epochs 1-{branch_epoch} "
+                f"{snapshot['branch']['learning_rates']} are not this schedule's "
+                f"{settings.learning_rates_until(branch_epoch)}"
+            )
+        if branch_epoch > settings.epochs:
+            raise SnapshotMismatch(f"{branch_from}: epoch {branch_epoch} lies past train.epochs = {settings.epochs}")
+        restore(snapshot)
+        log.info("branching %s from %s after epoch %d", out_dir, branch_from, branch_epoch)
     # The weights a divergence falls back to: the last good epoch's (kept in memory, because the
     # checkpoint is written by time and may be older).
     last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -224,6 +295,9 @@ def fit(
     write_history(out_dir / HISTORY_NAME, history)
     write_csv_atomic(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
 
+    # Eval-mode accuracy on a fixed subset of the training images (memorisation, not the running mean).
+    subset = train_eval_subset(len(train_set), settings.train_eval_images)
+    train_eval_set = DeviceDataset(data.train_images[subset], data.train_labels[subset], device)
     loss_fn = nn.CrossEntropyLoss()
     first_epoch = len(history) + 1
     epochs = tqdm(
@@ -273,6 +347,9 @@ def fit(
                 + (f"after epoch {epoch - 1}" if epoch > 1 else "of the start")
             )
         val_loss, val_acc = evaluate(model, val_set, settings.eval_batch_size)
+        train_eval_loss, train_eval_acc = (
+            evaluate(model, train_eval_set, settings.eval_batch_size) if len(train_eval_set) else (None, None)
+        )
         row = {
             "epoch": epoch,
             "lr": lr,
@@ -280,6 +357,8 @@ def fit(
             "train_acc": round(correct.item() / len(train_set), 6),
             "val_loss": round(val_loss, 6),
             "val_acc": round(val_acc, 6),
+            "train_eval_loss": None if train_eval_loss is None else round(train_eval_loss, 6),
+            "train_eval_acc": None if train_eval_acc is None else round(train_eval_acc, 6),
             "seconds": round(time.perf_counter() - started, 3),
             "images_per_s": round(len(train_set) / train_seconds, 1),
             "status": "ok",
@@ -289,6 +368,9 @@ def fit(
         last_good = {k: v.detach().clone() for k, v in model.state_dict().items()}
         stopping = stop_after_epoch is not None and epoch >= stop_after_epoch
         clock.save_if_due(checkpoint_path, checkpoint_state, force=epoch == settings.epochs or stopping)
+        if epoch in settings.snapshot_epochs:
+            branch = {"epoch": epoch, "learning_rates": settings.learning_rates_until(epoch), "shared": shared}
+            save_checkpoint(snapshot_path(out_dir, epoch), {**checkpoint_state(), "branch": branch})
         write_history(out_dir / HISTORY_NAME, history)
         write_csv_atomic(out_dir / HEALTH_NAME, health, HEALTH_COLUMNS)
         epochs.set_postfix(val_acc=f"{val_acc:.4f}", train_loss=f"{train_loss:.3f}")
@@ -376,8 +458,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     try:
         fit(
             model, data, settings, args.out_dir, resume=not args.no_resume, progress=not args.no_progress,
-            identity=run_identity("train", params.get("model", {}), args.data),
+            identity=run_identity("train", params.get("model", {}), args.data), branch_from=args.branch_from,
         )  # fmt: skip
+    except SnapshotMismatch as exc:
+        raise CLIError(str(exc)) from None
     except TrainingDiverged as exc:
         log.error("%s", exc)
         return 0 if args.allow_divergence else 3
@@ -398,6 +482,12 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--out-dir", required=True, type=Path)
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument(
+        "--branch-from",
+        type=Path,
+        default=None,
+        help="a trunk's snapshots/epoch<L>.pt: continue from it with this schedule's epochs after L",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--allow-divergence",
