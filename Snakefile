@@ -22,6 +22,7 @@ wildcard_constraints:
     size="small|middle|large",
     activation="relu|fourier|lc",
     seed=r"\d+",
+    first_phase=r"\d+",
 
 
 include: "workflow/rules/common.smk"
@@ -45,3 +46,5 @@ rule all:
         FIGURE_FILES,
         PROVENANCE,
         PAPER_FILES,
+        SCHEDULE_AXIS_FILES,
+        SCHEDULE_AXIS_FIGURES,

@@ -34,6 +34,7 @@ COMMANDS = {
     "pso-bench": "trainact.bench",
     "aggregate": "trainact.aggregate",
     "sensitivity": "trainact.sensitivity",
+    "schedule-axis": "trainact.schedule_axis",
     "figures": "trainact.figures",
     "paper-report": "trainact.paper_report",
     "provenance": "trainact.provenance",

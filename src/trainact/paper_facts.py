@@ -233,6 +233,15 @@ CAPTIONS: dict[str, Caption] = {
         "config's sensitivity section, the networks it names trained again with the grid's seeds "
         "and schedule. The paper report says whether a verdict depends on these choices.",
     ),
+    "schedule_axis": Caption(
+        "The schedule axis",
+        "Per length L of the first learning-rate phase (L epochs at the first rate, then the same "
+        "short tail), the paired difference of each trainable activation over the ReLU CNN of the "
+        "same size and seed, in percentage points, at the final epoch (the verdicts' endpoint) and "
+        "best over epochs (the paper's measure): mean and 95 % Student-t interval over seeds (no "
+        "interval from one seed); the eval-mode training accuracy at epoch L; and the verdict of "
+        "claims 1 and 2 at each L. The paper's own schedule is the reference row.",
+    ),
     "paper_report": Caption(
         "Reproduction report",
         "Markdown; report.tex beside it, and report.pdf where TeX is installed: what was "
@@ -260,6 +269,9 @@ TABLES_DIR, FIGURES_DIR, PAPER_REPORT_DIR = "tables", "figures", "paper"
 TABLE_FILES: tuple[str, ...] = ("table1.csv", "table1.json", "table2.csv", "table2.json", "runs.csv", "summary.json")
 #: The files of ``<out>/tables`` that ``trainact sensitivity`` writes.
 SENSITIVITY_FILES: tuple[str, ...] = ("sensitivity.json", "sensitivity.csv")
+#: The files of ``<out>/tables`` that ``trainact schedule-axis`` writes, and its figure's stem.
+SCHEDULE_AXIS_FILES: tuple[str, ...] = ("schedule_axis.json", "schedule_axis.csv")
+SCHEDULE_AXIS_FIGURE = "schedule_axis"
 
 
 def train_run_dir(size: str, activation: str, seed: int | str) -> str:

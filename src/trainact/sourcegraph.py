@@ -42,6 +42,7 @@ FAMILY_ENTRY = {
     "figures": "trainact.figures",
     "provenance": "trainact.provenance",
     "sensitivity": "trainact.sensitivity",
+    "schedule_axis": "trainact.schedule_axis",
     "paper_report": "trainact.paper_report",
 }
 

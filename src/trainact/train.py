@@ -299,6 +299,12 @@ def fit(
     subset = train_eval_subset(len(train_set), settings.train_eval_images)
     train_eval_set = DeviceDataset(data.train_images[subset], data.train_labels[subset], device)
     loss_fn = nn.CrossEntropyLoss()
+    # What the summary states of the schedule: optimiser steps, not only epochs, per learning rate.
+    schedule = {
+        "train_images": len(train_set),
+        "batch_size": settings.batch_size,
+        "steps_per_epoch": train_set.num_batches(settings.batch_size),
+    }
     first_epoch = len(history) + 1
     epochs = tqdm(
         range(first_epoch, settings.epochs + 1),
@@ -340,7 +346,7 @@ def fit(
             write_history(out_dir / HISTORY_NAME, history)
             # Keep the outputs complete (the workflow expects them): the last good weights.
             model.load_state_dict(last_good)
-            save_results(model, out_dir, history, run_info)
+            save_results(model, out_dir, history, run_info, schedule)
             raise TrainingDiverged(
                 f"{out_dir}: the training loss became non-finite in epoch {epoch} (lr {lr:g}); "
                 f"stopped; model.pt holds the weights "
@@ -382,7 +388,7 @@ def fit(
         if stopping:
             return history
 
-    save_results(model, out_dir, history, run_info)
+    save_results(model, out_dir, history, run_info, schedule)
     return history
 
 
@@ -404,13 +410,19 @@ def activation_parameters(model: nn.Module) -> list[dict[str, Any]]:
 
 
 def save_results(
-    model: nn.Module, out_dir: Path, history: list[dict[str, Any]], run_info: Mapping[str, Any]
+    model: nn.Module,
+    out_dir: Path,
+    history: list[dict[str, Any]],
+    run_info: Mapping[str, Any],
+    schedule: Mapping[str, Any] | None = None,
 ) -> None:
     """Final (or last good) weights, learned activations and a summary of a run.
 
     ``run_info`` (from :func:`trainact.runtime.job_device`) says where and how it ran: the
     device, the determinism settings, the compile cache; the summary adds which implementation
-    of the activations ran (:func:`trainact.runtime.run_record`).
+    of the activations ran (:func:`trainact.runtime.run_record`). ``schedule`` (training images,
+    batch size, steps per epoch) gives the optimiser steps per learning rate and the training
+    time summed over the epochs.
     """
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -430,9 +442,23 @@ def save_results(
         "final_val_acc": ok[-1]["val_acc"] if ok else None,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "status": history[-1]["status"] if history else "empty",
+        **(dict(schedule) if schedule else {}),
+        "steps_by_learning_rate": _steps_by_learning_rate(ok, schedule["steps_per_epoch"]) if schedule else None,
+        "train_seconds": round(sum(r["seconds"] for r in ok), 3),
         **run_record(run_info),
     }
     write_text_atomic(out_dir / SUMMARY_NAME, json.dumps(summary, indent=1))
+
+
+def _steps_by_learning_rate(rows: Sequence[Mapping[str, Any]], steps_per_epoch: int) -> list[dict[str, Any]]:
+    """``[{lr, epochs, steps}]`` over the epochs run, in order (a phase per learning rate)."""
+    phases: list[dict[str, Any]] = []
+    for row in rows:
+        if phases and phases[-1]["lr"] == row["lr"]:
+            phases[-1]["epochs"] += 1
+        else:
+            phases.append({"lr": row["lr"], "epochs": 1})
+    return [{**p, "steps": p["epochs"] * steps_per_epoch} for p in phases]
 
 
 # ----------------------------------------------------------------------------------- CLI

@@ -68,3 +68,38 @@ rule sensitivity:
     shell:
         "python -m trainact sensitivity --params {params.slice:q}"
         " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+# The schedule axis (config `schedule_axis`): per L the paired differences over the ReLU CNN at
+# the final epoch and best over epochs, the eval-mode training accuracy at epoch L, the verdicts
+# of claims 1 and 2, and the figure of the differences against L; "not run" when the axis is off.
+rule schedule_axis:
+    input:
+        SCHEDULE_AXIS_INPUTS,
+    output:
+        json=SCHEDULE_AXIS_FILES[0],
+        csv=report(
+            SCHEDULE_AXIS_FILES[1],
+            caption=caption("schedule_axis"),
+            category="Tables",
+        ),
+        figure=report(
+            SCHEDULE_AXIS_FIGURES[0],
+            caption=caption("schedule_axis"),
+            category="Figures",
+        ),
+        figure_pdf=SCHEDULE_AXIS_FIGURES[1],
+    log:
+        f"{LOGS}/schedule_axis.log",
+    benchmark:
+        f"{BENCHMARKS}/aggregate/schedule_axis.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        slice=canonical(SCHEDULE_AXIS_PARAMS),
+        code=CODE["schedule_axis"],
+        out_dir=lambda wc, output: os.path.dirname(output.json),
+        figure_dir=lambda wc, output: os.path.dirname(output.figure),
+    shell:
+        "python -m trainact schedule-axis --params {params.slice:q}"
+        " --out-dir {params.out_dir:q} --figure-dir {params.figure_dir:q} > {log:q} 2>&1"

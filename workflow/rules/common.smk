@@ -36,7 +36,7 @@ SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"
 # The library's torch-free modules (config check, paper facts, source graph) are imported from
 # the repository's source, whether or not trainact is installed here.
 sys.path.insert(0, str(SRC))
-from trainact import paper_facts
+from trainact import paper_facts, schedules
 from trainact.config_check import config_errors, merged
 
 # ----------------------------------------------------------------------------- config checks
@@ -254,6 +254,46 @@ SENSITIVITY_PARAMS = {
     "variants": SENS_SPEC_VARIANTS if SENS_VARIANTS else [],
 }
 
+# Schedule axis (config `schedule_axis`, trainact.schedules): per L of first_phase_epochs, the
+# networks trained L epochs at the first learning rate and then the tail. A point whose schedule
+# is the train config's own is the main grid (nothing trained for it); every other point is a
+# branch from the snapshot after epoch L of one trunk per network and seed.
+AXIS = config["schedule_axis"]
+AXIS_SIZES, AXIS_ACTIVATIONS = AXIS["sizes"], AXIS["activations"]
+AXIS_BRANCHES = schedules.branch_points(config["train"], AXIS) if AXIS["enabled"] else []
+AXIS_POINTS = [
+    {
+        "first_phase": L,
+        "root": f"{OUT}/schedule_axis/L{L}" if L in AXIS_BRANCHES else OUT,
+        "train": schedules.branch_train(config["train"], AXIS, L),
+    }
+    for L in (AXIS["first_phase_epochs"] if AXIS["enabled"] else [])
+]
+SCHEDULE_AXIS_PARAMS = {
+    "sizes": AXIS_SIZES,
+    "activations": AXIS_ACTIVATIONS,
+    "seeds": SEEDS,
+    "points": AXIS_POINTS,
+    # The paper's own schedule: the main grid, trained with the train config.
+    "reference": {"root": OUT, "train": config["train"]},
+    "settings": CLAIM_SETTINGS,
+}
+
+
+def trunk_slice(size, activation):
+    return {
+        "model": model_slice(size, activation),
+        "train": schedules.trunk_train(config["train"], AXIS),
+    }
+
+
+def branch_slice(size, activation, first_phase):
+    return {
+        "model": model_slice(size, activation),
+        "train": schedules.branch_train(config["train"], AXIS, int(first_phase)),
+    }
+
+
 # What aggregate, figures and report are told to expect. The Section 5 experiments run for
 # every seed of the grid.
 GRID = {
@@ -302,6 +342,10 @@ TABLES = f"{OUT}/{paper_facts.TABLES_DIR}"
 FIGURES = f"{OUT}/{paper_facts.FIGURES_DIR}"
 PAPER = f"{OUT}/{paper_facts.PAPER_REPORT_DIR}"
 PROVENANCE = f"{OUT}/provenance.json"
+TRUNK_DIR = f"{OUT}/schedule_axis/trunk/{paper_facts.train_run_dir(*RUN_WILDCARDS)}"
+BRANCH_DIR = (
+    f"{OUT}/schedule_axis/L{{first_phase}}/{paper_facts.train_run_dir(*RUN_WILDCARDS)}"
+)
 
 
 def train_file(name, size, activation, seed, root=OUT):
@@ -336,6 +380,23 @@ SENSITIVITY_INPUTS = sorted(
     if SENS_VARIANTS
     else []
 )
+# Every history (and run summary) the schedule axis reads: its branches' and the main grid's.
+SCHEDULE_AXIS_INPUTS = sorted(
+    {
+        train_file(name, size, a, seed, root=point["root"])
+        for point in AXIS_POINTS + [SCHEDULE_AXIS_PARAMS["reference"]]
+        for a in AXIS_ACTIVATIONS
+        for size in AXIS_SIZES
+        for seed in SEEDS
+        for name in ("history.csv", "summary.json")
+    }
+    if AXIS_POINTS
+    else []
+)
+SCHEDULE_AXIS_FILES = [f"{TABLES}/{name}" for name in paper_facts.SCHEDULE_AXIS_FILES]
+SCHEDULE_AXIS_FIGURES = [
+    f"{FIGURES}/{paper_facts.SCHEDULE_AXIS_FIGURE}.{ext}" for ext in ("png", "pdf")
+]
 # The summary.json of every training, fine-tuning and PSO run (their devices, for provenance).
 RUN_SUMMARIES = sorted(
     {
@@ -344,6 +405,7 @@ RUN_SUMMARIES = sorted(
         + RESULT_INPUTS["finetune"]
         + RESULT_INPUTS["pso"]
         + SENSITIVITY_INPUTS
+        + [p for p in SCHEDULE_AXIS_INPUTS if p.endswith("history.csv")]
     }
 )
 SENSITIVITY_FILES = [f"{TABLES}/{name}" for name in paper_facts.SENSITIVITY_FILES]
