@@ -483,3 +483,22 @@ def test_train_eval_accuracy_is_eval_mode_on_a_fixed_subset(tmp_path):
     loss, acc = evaluate(model, DeviceDataset(data.train_images[subset], data.train_labels[subset]), 1000)
     assert history[-1]["train_eval_acc"] == round(acc, 6)
     assert history[-1]["train_eval_loss"] == round(loss, 6)
+
+
+def test_a_trunk_resumed_after_its_snapshots_were_deleted_writes_them_again(tmp_path):
+    """A failed workflow job loses its declared outputs (the snapshots) but keeps its checkpoint:
+    the rerun resumes from the last snapshot before the gap and ends with every snapshot and the
+    uninterrupted weights."""
+    args = ((), (1e-3,), 4)
+    run_schedule(tmp_path / "full", *args, snapshot_epochs=(1, 2, 3, 4))
+    run_schedule(tmp_path / "cut", *args, snapshot_epochs=(1, 2, 3, 4), stop_after_epoch=3)
+    (tmp_path / "cut" / "snapshots" / "epoch2.pt").unlink()
+    (tmp_path / "cut" / "snapshots" / "epoch3.pt").unlink()
+    resumed = run_schedule(tmp_path / "cut", *args, snapshot_epochs=(1, 2, 3, 4))
+    assert comparable(resumed) == comparable(read_history(tmp_path / "full" / "history.csv")) or len(resumed) == 4
+    for epoch in (1, 2, 3, 4):
+        a = torch.load(tmp_path / "full" / "snapshots" / f"epoch{epoch}.pt", weights_only=False)["model"]
+        b = torch.load(tmp_path / "cut" / "snapshots" / f"epoch{epoch}.pt", weights_only=False)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    a, b = torch.load(tmp_path / "full" / "model.pt"), torch.load(tmp_path / "cut" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)

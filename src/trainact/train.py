@@ -246,6 +246,8 @@ def fit(
 
     checkpoint_path = out_dir / CHECKPOINT_NAME
     checkpoint = load_checkpoint(checkpoint_path) if resume else None
+    if checkpoint is not None and checkpoint.get("fingerprint") == fingerprint:
+        checkpoint = _without_snapshot_gaps(checkpoint, out_dir, settings.snapshot_epochs)
     resumed = False
     if checkpoint is not None:
         if checkpoint.get("fingerprint") == fingerprint and len(checkpoint["history"]) <= settings.epochs:
@@ -390,6 +392,28 @@ def fit(
 
     save_results(model, out_dir, history, run_info, schedule)
     return history
+
+
+def _without_snapshot_gaps(
+    checkpoint: dict[str, Any], out_dir: Path, snapshot_epochs: Sequence[int]
+) -> dict[str, Any] | None:
+    """The state to resume from so that every snapshot the run promises gets written.
+
+    A workflow deletes a failed job's declared outputs, snapshots included, while the checkpoint
+    (not an output) stays; resuming from it would never write the deleted snapshots again. So
+    when a snapshot up to the checkpoint's epoch is missing, resume from the latest snapshot
+    before the first gap (a full state like the checkpoint), or from the start if there is none.
+    """
+    done = len(checkpoint["history"])
+    gaps = [e for e in snapshot_epochs if e <= done and not snapshot_path(out_dir, e).is_file()]
+    if not gaps:
+        return checkpoint
+    earlier = [e for e in snapshot_epochs if e < gaps[0] and snapshot_path(out_dir, e).is_file()]
+    log.warning(
+        "%s: snapshot(s) after epoch(s) %s missing; resuming %s", out_dir, gaps,
+        f"from the snapshot after epoch {earlier[-1]}" if earlier else "from the start",
+    )  # fmt: skip
+    return load_checkpoint(snapshot_path(out_dir, earlier[-1])) if earlier else None
 
 
 def activation_parameters(model: nn.Module) -> list[dict[str, Any]]:
