@@ -413,10 +413,14 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     ]  # fmt: skip
     assert (summary["sizes"], summary["activations"], summary["seeds"]) == (["middle"], ["relu", "fourier"], [0, 1])
     assert summary["definitions"] == {
-        "best": "per run, max accuracy and min loss over the ok epochs, each independently",
-        "table1": "mean and sample std (ddof=1) over seeds of the per-run bests; diff = mean - published",
+        "best": "per run, max accuracy and min loss over the ok epochs, each independently "
+        "(the paper's measure: the best test accuracy over epochs)",
+        "final": "per run, the last ok epoch's accuracy: the endpoint of every verdict",
+        "late_spread": "per run, sample std of val_acc over the last 5 ok epochs",
+        "table1": "mean and sample std (ddof=1) over seeds of the per-run bests; diff = mean - published; "
+        "final_*: of the final epoch",
         "table2": "100 * (best acc - best acc of the ReLU CNN of the same size and seed), "
-        "mean and sample std over paired seeds, percentage points",
+        "mean and sample std over paired seeds, percentage points; final_*: the same at the final epoch",
         "accuracy_unit": "fraction in [0, 1]",
         "claims": CLAIMS_RULE,
         "claims_preview": PREVIEW_RULE,
@@ -432,7 +436,7 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     autoencoder = summary["autoencoder"]
     assert list(autoencoder) == [
         "status", "seeds", "baseline_run", "per_seed", "diff_best_val_acc_pp", "diff_final_val_acc_pp",
-        "diff_first_val_acc_pp", "pretrain_stages", "runs",
+        "diff_first_val_acc_pp", "diff_epochs_to_target", "pretrain_stages", "runs",
     ]  # fmt: skip
     assert autoencoder["baseline_run"] == "train/middle-fourier"
     assert autoencoder["runs"][0]["run"] == "autoencoder/seed1/finetune" and autoencoder["runs"][0]["seed"] == 1
@@ -443,11 +447,14 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     assert autoencoder["diff_final_val_acc_pp"]["mean"] == pytest.approx(row["diff_final_val_acc_pp"])
     assert autoencoder["diff_first_val_acc_pp"]["mean"] == pytest.approx(row["diff_first_val_acc_pp"])
     pso = summary["pso"]
-    assert list(pso) == ["status", "seeds", "reference_run", "per_seed", "pso_best_test_acc", "rmsprop_best_val_acc", "ratio"]
+    assert list(pso) == [
+        "status", "seeds", "reference_run", "per_seed", "pso_best_test_acc", "rmsprop_best_val_acc", "ratio", "final_ratio",
+    ]  # fmt: skip
     assert pso["reference_run"] == "train/middle-relu" and pso["seeds"] == [0]
     (row,) = pso["per_seed"]
     assert list(row) == [
-        "seed", "generations", "pso_best_test_acc", "pso_final_test_acc", "pso_best_train_acc", "rmsprop_best_val_acc", "ratio",
+        "seed", "generations", "pso_best_test_acc", "pso_final_test_acc", "pso_best_train_acc", "rmsprop_best_val_acc",
+        "rmsprop_final_val_acc", "ratio", "final_ratio",
     ]  # fmt: skip
     assert pso["ratio"]["mean"] == pytest.approx(row["ratio"]) and pso["ratio"]["n"] == 1
     assert pso["pso_best_test_acc"]["mean"] == pytest.approx(row["pso_best_test_acc"])
@@ -455,7 +462,7 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     # the claims, judged on the sizes of the grid: claim 1's middle Fourier comparison is Table 2's
     # paired differences, claim 2 has no small or large networks, claims 3 and 4 one seed each
     claims = summary["claims"]
-    assert [c["number"] for c in claims] == [1, 2, 3, 4]
+    assert [c["number"] for c in claims] == [1, 2, 3, 4, 5, 6, 7]
     assert list(claims[0]) == [
         "number", "claim", "short", "source", "paper", "scope", "comparisons", "missing",
         "n_seeds", "preview", "preview_reasons", "outcome", "verdict",
@@ -556,6 +563,7 @@ def test_tables_use_the_published_values_passed_and_nan_where_the_paper_has_none
     no_relu = agg.table2(runs.loc[runs["activation"] == "lc"], custom)
     assert no_relu.empty and list(no_relu.columns) == [
         "size", "split", "activation", "n_pairs", "mean_pp", "std_pp", "published_pp", "diff_pp",
+        "final_n_pairs", "final_mean_pp", "final_std_pp",
     ]  # fmt: skip
 
 
@@ -592,3 +600,79 @@ def test_tables_load_the_published_values_themselves_when_none_are_given(tmp_pat
     runs = agg.collect_runs(build_results(tmp_path / "out", sizes=["small"], seeds=[0]), ["small"], ["relu", "lc"], [0])
     assert agg.table1(runs).set_index("activation")["val_acc_published"].to_dict() == {"relu": 0.5914, "lc": 0.6337}
     assert agg.table2(runs).set_index("split")["published_pp"].to_dict() == {"val": 4.23, "train": 1.21}
+
+
+# ------------------------------------------------------------------ the final epoch: the verdicts' endpoint
+
+
+def test_final_epoch_values_and_the_late_spread():
+    history = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 4, 5, 6, 7],
+            "train_acc": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.9],
+            "train_loss": [1.0] * 7,
+            "val_acc": [0.10, 0.50, 0.40, 0.45, 0.42, 0.44, 0.99],
+            "val_loss": [1.0] * 7,
+            "train_eval_acc": [0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.9],
+            "status": ["ok"] * 6 + ["diverged"],  # the last row is not ok: the final epoch is 6
+        }
+    )
+    best = agg.best_of_history(history)
+    assert (best["best_val_acc"], best["final_val_acc"]) == (0.50, 0.44)
+    assert (best["final_train_acc"], best["final_train_eval_acc"]) == (0.6, 0.55)
+    # last 5 ok epochs: 0.50, 0.40, 0.45, 0.42, 0.44
+    assert best["late_val_acc_spread"] == pytest.approx(statistics.stdev([0.50, 0.40, 0.45, 0.42, 0.44]))
+    old = agg.best_of_history(history.drop(columns="train_eval_acc").iloc[:1])
+    assert math.isnan(old["final_train_eval_acc"]) and math.isnan(old["late_val_acc_spread"])  # one epoch: no spread
+    runs = pd.DataFrame([{"size": "small", "activation": "relu", "seed": 0, "final_val_acc": 0.5}])
+    with pytest.raises(ValueError, match="unknown endpoint 'peak'"):
+        agg.paired_differences_pp(runs, "small", "val", "fourier", endpoint="peak")
+
+
+def test_verdicts_use_the_final_epoch_not_the_best(tmp_path):
+    """Fourier's best epoch beats ReLU's best by 5 points, but its final epoch is 3 points below
+    ReLU's on every seed: Table 2 (the paper's measure) shows +5, claims 1 and 7 judge -3."""
+    results = tmp_path / "out"
+    for seed in SEEDS:
+        shift = 0.001 * seed
+        for activation, curve in (
+            ("relu", [0.40, 0.50, 0.55, 0.56, 0.57]),
+            ("fourier", [0.45, 0.62, 0.50, 0.52, 0.54]),
+        ):
+            frame = pd.DataFrame(
+                {
+                    "epoch": range(1, 6),
+                    "train_acc": [v + 0.1 for v in curve],
+                    "train_loss": 1.0,
+                    "val_acc": [v + shift for v in curve],
+                    "val_loss": 1.0,
+                    "train_eval_acc": [v + 0.2 for v in curve],
+                    "status": "ok",
+                }
+            )
+            write_csv(agg.train_history_path(results, "small", activation, seed), frame)
+    summary = agg.aggregate(results, tmp_path / "tables", ["small"], ["relu", "fourier"], list(SEEDS))
+    (val,) = [r for r in summary["table2"] if r["split"] == "val"]
+    assert val["mean_pp"] == pytest.approx(5.0) and val["final_mean_pp"] == pytest.approx(-3.0)
+    claims = {c["number"]: c for c in summary["claims"]}
+    assert claims[1]["comparisons"][0]["values"] == pytest.approx([-3.0] * 3)
+    assert claims[1]["comparisons"][0]["verdict"] == "not supported"
+    # -3 pp is beyond the 1 pp margin (the claim itself is not run: the grid has no LC-CNN)
+    assert claims[7]["comparisons"][0]["verdict"] == "not supported" and claims[7]["missing"] == ["small: LC-CNN − CNN"]
+    # the eval-mode training accuracy is recorded: claim 6 needs middle or large networks
+    assert claims[6]["outcome"] == "not run" and claims[6]["missing"] == ["middle networks", "large networks"]
+    (small_fourier,) = [r for r in summary["table1"] if r["activation"] == "fourier"]
+    assert small_fourier["val_acc_mean"] == pytest.approx(0.621) and small_fourier["final_val_acc_mean"] == pytest.approx(0.541)
+    assert small_fourier["final_train_eval_acc_mean"] == pytest.approx(0.74)
+
+
+def test_epochs_to_reach_and_the_autoencoder_convergence(tmp_path):
+    history = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [0.3, 0.5, 0.6], "status": "ok"})
+    assert agg.epochs_to_reach(history, 0.5) == 2 and agg.epochs_to_reach(history, 0.61) == 4  # never: 3 + 1
+    results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0], autoencoder_seeds=[0])
+    (row,) = agg.summarize_autoencoder(results, [0])["per_seed"]
+    # the fixture's final epoch (6) is 0.02 below the peak (4); 0.95 of the baseline's final accuracy
+    # (0.6738 - 0.002 - 0.02 = 0.6518 -> 0.6192) is reached by the baseline at epoch 1 (peak - 0.03 =
+    # 0.6418) and by the pretrained run (2 points higher) at epoch 1 too: no difference
+    assert row["target_val_acc"] == pytest.approx(0.95 * row["baseline_final_val_acc"])
+    assert (row["pretrained_epochs_to_target"], row["baseline_epochs_to_target"], row["diff_epochs_to_target"]) == (1, 1, 0)

@@ -10,17 +10,25 @@ Definitions (the paper's Table 1: "best accuracy and loss of each network"):
 
 * per run, the best value of each of ``train_acc``, ``train_loss``, ``val_acc``, ``val_loss`` is
   taken independently over the epochs: the maximum accuracy and the minimum loss (so the four
-  numbers may come from different epochs). Rows whose ``status`` is not ``"ok"`` (a diverged
-  epoch) are ignored and counted;
+  numbers may come from different epochs). This is the paper's measure: the best *test*
+  accuracy over epochs (``val_acc`` is CIFAR-10's test batch), a model selection on the test set.
+  Rows whose ``status`` is not ``"ok"`` (a diverged epoch) are ignored and counted;
+* per run, the *final* epoch (the last ``ok`` one): ``final_val_acc``, ``final_train_acc``
+  (train mode, running mean over the epoch) and ``final_train_eval_acc`` (eval mode, on a fixed
+  training subset; NaN for histories without it), and ``late_val_acc_spread``, the sample std of
+  ``val_acc`` over the last :data:`LATE_EPOCHS` ok epochs (the epoch-to-epoch noise the best
+  over epochs picks from);
 * per model, the mean, sample standard deviation (ddof = 1; undefined with one seed) and number
-  of seeds of those per-run bests;
-* Table 2: ``100 * (best acc of Fourier/LC - best acc of ReLU)`` of the same size and seed, in
-  absolute percentage points, for validation and training; mean and standard deviation of these
-  paired per-seed differences over the seeds both runs share.
+  of seeds of those per-run values;
+* Table 2: ``100 * (acc of Fourier/LC - acc of ReLU)`` of the same size and seed, in absolute
+  percentage points, for validation and training, at the best epoch (``mean_pp``, the paper's)
+  and at the final one (``final_mean_pp``); mean and standard deviation of these paired per-seed
+  differences over the seeds both runs share.
 
-The paper's claims are judged here too, on the same paired differences as Table 2
-(:func:`summarize_claims`, the pure check of :mod:`trainact.claims`), so that their verdicts,
-intervals and preview reasons are data in ``summary.json`` and the report only renders them.
+The paper's claims are judged here too, on the final-epoch paired differences (the endpoint
+fixed in advance; :func:`summarize_claims`, the pure check of :mod:`trainact.claims`), so that
+their verdicts, intervals and preview reasons are data in ``summary.json`` and the report only
+renders them.
 
 Outputs (``<out>/tables``): ``table1.csv|json``, ``table2.csv|json``, ``runs.csv`` (per-run
 bests) and ``summary.json`` (everything the report needs, the claims' verdicts included).
@@ -45,7 +53,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainact.claims import CLAIMS_RULE, PREVIEW_RULE, compared_pairs, evaluate_claims
+from trainact.claims import CLAIMS_RULE, CONVERGENCE_SHARE, PREVIEW_RULE, claim1_pairs, compared_pairs, evaluate_claims
 from trainact.files import write_text_atomic
 from trainact.paper_facts import (
     ACTIVATIONS,
@@ -65,6 +73,12 @@ from trainact.paper_facts import (
 log = logging.getLogger(__name__)
 
 METRICS = ("train_acc", "train_loss", "val_acc", "val_loss")
+#: Per-run final-epoch accuracies (the verdicts' endpoint); ``train_eval_acc`` may be absent.
+FINAL_METRICS = ("train_acc", "train_eval_acc", "val_acc")
+#: The endpoints a paired difference can be taken at: the final epoch, or the paper's best over epochs.
+ENDPOINTS = ("final", "best")
+#: Epochs at the end of a run whose validation accuracy's spread is reported (late_val_acc_spread).
+LATE_EPOCHS = 5
 HISTORY_REQUIRED = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "status")
 PSO_REQUIRED = ("generation", "train_acc", "test_acc")
 PRETRAIN_REQUIRED = ("stage", "epoch", "loss")
@@ -166,7 +180,10 @@ def best_of_history(history: pd.DataFrame) -> dict[str, Any]:
 
     Also returns ``epochs_ok``, ``epochs_ignored`` (rows whose status is not ``ok``),
     ``diverged_epoch`` (first epoch marked ``diverged``, else ``None``), the epoch of the best
-    validation accuracy and the final ``ok`` epoch's validation accuracy.
+    validation accuracy, the first ``ok`` epoch's validation accuracy, the last ``ok`` epoch's
+    ``final_<m>`` for ``m`` in :data:`FINAL_METRICS` (NaN where the history lacks the column or
+    the value) and ``late_val_acc_spread`` (sample std of ``val_acc`` over the last
+    :data:`LATE_EPOCHS` ok epochs, fewer in a shorter run; NaN with one).
     """
     ok = ok_rows(history)
     diverged = history.loc[history["status"] == "diverged", "epoch"]
@@ -180,13 +197,19 @@ def best_of_history(history: pd.DataFrame) -> dict[str, Any]:
         row[f"best_{metric}"] = float(values.max() if metric.endswith("_acc") else values.min())
     val_acc = pd.to_numeric(ok["val_acc"], errors="coerce")
     row["best_val_acc_epoch"] = int(ok.loc[val_acc.idxmax(), "epoch"]) if val_acc.notna().any() else None
-    row["final_val_acc"] = float(val_acc.dropna().iloc[-1]) if val_acc.notna().any() else math.nan
     row["first_val_acc"] = float(val_acc.dropna().iloc[0]) if val_acc.notna().any() else math.nan
+    for metric in FINAL_METRICS:
+        values = pd.to_numeric(ok[metric], errors="coerce") if metric in ok.columns else None
+        # the endpoint is the last ok epoch, whatever its value: no picking among the epochs
+        row[f"final_{metric}"] = float(values.iloc[-1]) if values is not None and len(values) else math.nan
+    late = val_acc.iloc[-LATE_EPOCHS:].dropna()
+    row["late_val_acc_spread"] = float(late.std(ddof=1)) if len(late) > 1 else math.nan
     return row
 
 
 def collect_runs(results: Path, sizes: Sequence[str], activations: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
-    """One row per (size, activation, seed): the per-run bests of :func:`best_of_history`.
+    """One row per (size, activation, seed): the per-run bests, final-epoch accuracies and late
+    spread of :func:`best_of_history`.
 
     Every expected history must exist; a missing one raises ``FileNotFoundError`` naming it.
     """
@@ -219,7 +242,10 @@ def table1(runs: pd.DataFrame, published: Mapping[str, Any] | None = None) -> pd
 
     Columns: ``size, activation, model, n_seeds, n_diverged`` and for each metric ``m`` in
     ``train_acc, train_loss, val_acc, val_loss``: ``m_mean, m_std, m_published, m_diff``
-    (``diff = mean - published``, in the metric's own unit; accuracy as a fraction).
+    (``diff = mean - published``, in the metric's own unit; accuracy as a fraction) of the per-run
+    bests (the paper's measure); for each ``m`` of :data:`FINAL_METRICS` ``final_m_mean,
+    final_m_std`` of the final epoch; ``late_val_acc_spread_mean`` (mean over seeds of each run's
+    late spread).
     """
     published = published if published is not None else load_published()
     paper = {(r["size"], r["activation"]): r for r in published["table1"]}
@@ -239,18 +265,29 @@ def table1(runs: pd.DataFrame, published: Mapping[str, Any] | None = None) -> pd
             row[f"{metric}_std"] = summary["std"]
             row[f"{metric}_published"] = reference
             row[f"{metric}_diff"] = summary["mean"] - reference
+        for metric in FINAL_METRICS:
+            summary = stats(group[f"final_{metric}"])
+            row[f"final_{metric}_mean"] = summary["mean"]
+            row[f"final_{metric}_std"] = summary["std"]
+        row["late_val_acc_spread_mean"] = stats(group["late_val_acc_spread"])["mean"]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def paired_differences_pp(
-    runs: pd.DataFrame, size: str, split: str, activation: str, baseline: str = "relu"
+    runs: pd.DataFrame, size: str, split: str, activation: str, baseline: str = "relu", *, endpoint: str
 ) -> pd.Series:
-    """Per-seed ``100 * (best {split} acc of activation - that of baseline)``, same size and seed.
+    """Per-seed ``100 * ({endpoint} {split} acc of activation - that of baseline)``, same size and seed.
 
-    Only seeds where both runs have a finite best are paired; the result is indexed by seed.
+    ``endpoint``: ``"final"`` (the last ok epoch; the verdicts' endpoint) or ``"best"`` (the
+    paper's best over epochs). ``split``: ``val``, ``train`` or (final only) ``train_eval``.
+    Only seeds where both runs have a finite value are paired; the result is indexed by seed.
     """
-    column = f"best_{split}_acc"
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; choose from {list(ENDPOINTS)}")
+    column = f"{endpoint}_{split}_acc"
+    if column not in runs.columns:
+        raise ValueError(f"the runs have no column {column!r} (endpoint {endpoint!r}, split {split!r})")
     subset = runs.loc[runs["size"] == size]
     ours = subset.loc[subset["activation"] == activation].set_index("seed")[column]
     base = subset.loc[subset["activation"] == baseline].set_index("seed")[column]
@@ -262,8 +299,9 @@ def table2(runs: pd.DataFrame, published: Mapping[str, Any] | None = None) -> pd
     """Table 2: improvement of Fourier-CNN and LC-CNN over the same-size ReLU CNN, in points.
 
     Long format, one row per (size, split, activation): ``n_pairs, mean_pp, std_pp`` over the
-    paired per-seed differences, ``published_pp`` and ``diff_pp = mean_pp - published_pp``.
-    Empty when the runs contain no ReLU model.
+    paired per-seed differences of the best over epochs (the paper's measure), ``published_pp``
+    and ``diff_pp = mean_pp - published_pp``; ``final_n_pairs, final_mean_pp, final_std_pp`` of
+    the final-epoch differences (the verdicts' endpoint). Empty when the runs contain no ReLU model.
     """
     published = published if published is not None else load_published()
     paper = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in published["table2"]}
@@ -272,7 +310,8 @@ def table2(runs: pd.DataFrame, published: Mapping[str, Any] | None = None) -> pd
     for size in [s for s in SIZES if (s, "relu") in present]:
         for split in SPLITS:
             for activation in [a for a in TRAINABLE if (size, a) in present]:
-                summary = stats(paired_differences_pp(runs, size, split, activation))
+                summary = stats(paired_differences_pp(runs, size, split, activation, endpoint="best"))
+                final = stats(paired_differences_pp(runs, size, split, activation, endpoint="final"))
                 reference = paper.get((size, split, activation), math.nan)
                 rows.append(
                     {
@@ -284,9 +323,15 @@ def table2(runs: pd.DataFrame, published: Mapping[str, Any] | None = None) -> pd
                         "std_pp": summary["std"],
                         "published_pp": reference,
                         "diff_pp": summary["mean"] - reference,
+                        "final_n_pairs": final["n"],
+                        "final_mean_pp": final["mean"],
+                        "final_std_pp": final["std"],
                     }
                 )
-    columns = ["size", "split", "activation", "n_pairs", "mean_pp", "std_pp", "published_pp", "diff_pp"]
+    columns = [
+        "size", "split", "activation", "n_pairs", "mean_pp", "std_pp", "published_pp", "diff_pp",
+        "final_n_pairs", "final_mean_pp", "final_std_pp",
+    ]  # fmt: skip
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -322,26 +367,44 @@ def mean_curves(frames: Mapping[int, pd.DataFrame], index: str | Sequence[str], 
 # ------------------------------------------------------------------------ Section 5 experiments
 
 
+def epochs_to_reach(history: pd.DataFrame, target: float) -> int:
+    """The first ok epoch whose validation accuracy reaches ``target``; the last ok epoch + 1
+    when none does (a run that never gets there counts as one epoch slower than its length)."""
+    ok = ok_rows(history)
+    val_acc = pd.to_numeric(ok["val_acc"], errors="coerce")
+    reached = ok.loc[val_acc >= target, "epoch"]
+    return int(reached.iloc[0]) if len(reached) else int(ok["epoch"].max()) + 1 if len(ok) else 1
+
+
 def summarize_autoencoder(results: Path, seeds: Sequence[int]) -> dict[str, Any]:
     """Middle Fourier-CNN with vs without autoencoder pretraining, per seed and over seeds.
 
     Per seed: first/best/final validation accuracy of both runs and the differences (points);
-    per pretraining stage: epochs, first and final reconstruction loss. ``status`` is
-    ``"not run"`` when ``seeds`` is empty.
+    the convergence target (:data:`~trainact.claims.CONVERGENCE_SHARE` of the non-pretrained run's
+    final validation accuracy), the epochs each run takes to reach it (:func:`epochs_to_reach`)
+    and ``diff_epochs_to_target`` (not pretrained minus pretrained: positive is faster); per
+    pretraining stage: epochs, first and final reconstruction loss. ``status`` is ``"not run"``
+    when ``seeds`` is empty.
     """
     if not seeds:
         return {"status": "not run", "seeds": []}
     per_seed, stages, runs = [], [], []
     size, activation = AUTOENCODER_MODEL
     for seed in seeds:
-        pretrained = best_of_history(read_history(autoencoder_history_path(results, seed)))
-        baseline = best_of_history(read_history(train_history_path(results, size, activation, seed)))
+        pretrained_history = read_history(autoencoder_history_path(results, seed))
+        baseline_history = read_history(train_history_path(results, size, activation, seed))
+        pretrained, baseline = best_of_history(pretrained_history), best_of_history(baseline_history)
         runs.append({"run": f"autoencoder/seed{seed}/finetune", "seed": int(seed), **pretrained})
         row = {"seed": int(seed)}
         for key in ("first_val_acc", "best_val_acc", "final_val_acc"):
             row[f"pretrained_{key}"] = pretrained[key]
             row[f"baseline_{key}"] = baseline[key]
             row[f"diff_{key}_pp"] = 100.0 * (pretrained[key] - baseline[key])
+        target = CONVERGENCE_SHARE * baseline["final_val_acc"]
+        row["target_val_acc"] = target
+        row["pretrained_epochs_to_target"] = epochs_to_reach(pretrained_history, target)
+        row["baseline_epochs_to_target"] = epochs_to_reach(baseline_history, target)
+        row["diff_epochs_to_target"] = row["baseline_epochs_to_target"] - row["pretrained_epochs_to_target"]
         per_seed.append(row)
         pretrain = read_csv_checked(autoencoder_pretrain_path(results, seed), PRETRAIN_REQUIRED)
         for stage, group in pretrain.groupby("stage", sort=True):
@@ -364,6 +427,7 @@ def summarize_autoencoder(results: Path, seeds: Sequence[int]) -> dict[str, Any]
         "diff_best_val_acc_pp": stats(frame["diff_best_val_acc_pp"]),
         "diff_final_val_acc_pp": stats(frame["diff_final_val_acc_pp"]),
         "diff_first_val_acc_pp": stats(frame["diff_first_val_acc_pp"]),
+        "diff_epochs_to_target": stats(frame["diff_epochs_to_target"]),
         "pretrain_stages": json_ready(stages),
         "runs": json_ready(runs),
     }
@@ -373,8 +437,9 @@ def summarize_pso(results: Path, seeds: Sequence[int]) -> dict[str, Any]:
     """PSO-trained middle CNN against the RMSProp-trained one, per seed and over seeds.
 
     Per seed: best (over generations) and final test/train accuracy of the global best particle,
-    RMSProp's best validation accuracy (same size, ReLU, same seed) and the ratio
-    ``pso_best_test_acc / rmsprop_best_val_acc``. ``status`` is ``"not run"`` without seeds.
+    RMSProp's best and final validation accuracy (same size, ReLU, same seed), the paper's ratio
+    ``ratio = pso_best_test_acc / rmsprop_best_val_acc`` and the verdicts' ``final_ratio =
+    pso_final_test_acc / rmsprop_final_val_acc``. ``status`` is ``"not run"`` without seeds.
     """
     if not seeds:
         return {"status": "not run", "seeds": []}
@@ -383,16 +448,19 @@ def summarize_pso(results: Path, seeds: Sequence[int]) -> dict[str, Any]:
     for seed in seeds:
         pso = read_csv_checked(pso_history_path(results, seed), PSO_REQUIRED).sort_values("generation")
         reference = best_of_history(read_history(train_history_path(results, size, activation, seed)))
-        best_test = float(pd.to_numeric(pso["test_acc"], errors="coerce").max())
+        test_acc = pd.to_numeric(pso["test_acc"], errors="coerce")
+        best_test, final_test = float(test_acc.max()), float(test_acc.iloc[-1])
         per_seed.append(
             {
                 "seed": int(seed),
                 "generations": int(pso["generation"].max()),
                 "pso_best_test_acc": best_test,
-                "pso_final_test_acc": float(pso["test_acc"].iloc[-1]),
+                "pso_final_test_acc": final_test,
                 "pso_best_train_acc": float(pd.to_numeric(pso["train_acc"], errors="coerce").max()),
                 "rmsprop_best_val_acc": reference["best_val_acc"],
+                "rmsprop_final_val_acc": reference["final_val_acc"],
                 "ratio": best_test / reference["best_val_acc"],
+                "final_ratio": final_test / reference["final_val_acc"],
             }
         )
     frame = pd.DataFrame(per_seed)
@@ -404,6 +472,7 @@ def summarize_pso(results: Path, seeds: Sequence[int]) -> dict[str, Any]:
         "pso_best_test_acc": stats(frame["pso_best_test_acc"]),
         "rmsprop_best_val_acc": stats(frame["rmsprop_best_val_acc"]),
         "ratio": stats(frame["ratio"]),
+        "final_ratio": stats(frame["final_ratio"]),
     }
 
 
@@ -419,19 +488,37 @@ def summarize_claims(
     settings: Mapping[str, Any] | None = None,
     sizes: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The paper's four claims judged on ``runs`` (:func:`trainact.claims.evaluate_claims`).
+    """The paper's claims judged on ``runs`` (:func:`trainact.claims.evaluate_claims`).
 
-    Claims 1 and 2 get the paired per-seed validation differences of
-    :func:`paired_differences_pp` (Table 2's numbers) for each comparison they make on ``sizes``
-    (default all three); claims 3 and 4 the Section 5 summaries (absent: not run). ``settings``
-    (the run's config) decides which verdicts are previews.
+    The claims on the networks of Tables 1 and 2 get the per-seed paired differences of the
+    *final* epoch's validation accuracy (:func:`paired_differences_pp`, ``endpoint="final"``) for
+    each comparison they make on ``sizes`` (default all three), and claim 6 those of the
+    eval-mode training accuracy (``final_train_eval_acc``; absent: not run); claims 3 and 4 the
+    Section 5 summaries (absent: not run). ``settings`` (the run's config) decides which verdicts
+    are previews.
     """
     sizes = list(SIZES) if sizes is None else check_names("sizes", sizes, SIZES)
-    differences = {
-        (size, better, worse): [float(v) for v in paired_differences_pp(runs, size, "val", better, baseline=worse)]
-        for size, better, worse in compared_pairs(sizes)
-    }
-    return evaluate_claims(differences, published, autoencoder=autoencoder, pso=pso, settings=settings, sizes=sizes)
+
+    def per_seed(split: str, pairs: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[int, float]]:
+        return {
+            (size, better, worse): {
+                int(seed): float(value)
+                for seed, value in paired_differences_pp(runs, size, split, better, worse, endpoint="final").items()
+            }
+            for size, better, worse in pairs
+        }
+
+    differences = per_seed("val", compared_pairs(sizes))
+    train_eval = per_seed("train_eval", claim1_pairs(sizes)) if "final_train_eval_acc" in runs.columns else {}
+    return evaluate_claims(
+        differences,
+        published,
+        train_eval_differences=train_eval,
+        autoencoder=autoencoder,
+        pso=pso,
+        settings=settings,
+        sizes=sizes,
+    )
 
 
 # -------------------------------------------------------------------------------------- main
@@ -486,10 +573,14 @@ def aggregate(
             "activations": activations,
             "seeds": [int(s) for s in seeds],
             "definitions": {
-                "best": "per run, max accuracy and min loss over the ok epochs, each independently",
-                "table1": "mean and sample std (ddof=1) over seeds of the per-run bests; diff = mean - published",
+                "best": "per run, max accuracy and min loss over the ok epochs, each independently "
+                "(the paper's measure: the best test accuracy over epochs)",
+                "final": "per run, the last ok epoch's accuracy: the endpoint of every verdict",
+                "late_spread": f"per run, sample std of val_acc over the last {LATE_EPOCHS} ok epochs",
+                "table1": "mean and sample std (ddof=1) over seeds of the per-run bests; diff = mean - published; "
+                "final_*: of the final epoch",
                 "table2": "100 * (best acc - best acc of the ReLU CNN of the same size and seed), "
-                "mean and sample std over paired seeds, percentage points",
+                "mean and sample std over paired seeds, percentage points; final_*: the same at the final epoch",
                 "accuracy_unit": "fraction in [0, 1]",
                 "claims": CLAIMS_RULE,
                 "claims_preview": PREVIEW_RULE,

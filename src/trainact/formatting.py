@@ -5,7 +5,8 @@ LaTeX) show the same digits:
 
 * accuracy as a fraction with 4 decimals (as the paper's Table 1), loss with 3 decimals;
 * accuracy differences between models (Table 2, claims) in percentage points with 2 decimals;
-* PSO/RMSProp accuracy ratio with 3 decimals.
+* PSO/RMSProp accuracy ratio with 3 decimals; differences of epochs with 1 decimal; p-values
+  with 3 decimals (``< 0.001`` below).
 
 :func:`tex_escape` (the templates' ``tex`` filter) escapes LaTeX's special characters
 (``\\ & % $ # _ { } ~ ^ < > |``) and maps the few non-ASCII symbols the text uses
@@ -14,8 +15,9 @@ for ``\\texttt`` content (commands, paths, JSON), printing ASCII as typed and al
 after ``, / : =``; :func:`md_cell` (``md``) escapes ``|`` inside Markdown table cells.
 
 The claims' comparisons (``summary.json``'s ``claims``, judged by ``trainact aggregate``) become
-text here too (:func:`interval_text`, :func:`evidence_text`, :func:`paper_text`); nothing here
-computes a statistic.
+text here too (:func:`interval_text`, :func:`key_numbers_text`, :func:`evidence_text`,
+:func:`paper_text`); nothing here computes a statistic. An interval is printed only where one was
+measured: one seed reads "no interval (1 seed)" (:data:`trainact.claims.NO_INTERVAL`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from trainact.claims import verdict_label
+from trainact.claims import NO_INTERVAL, verdict_label
 
 ACC_DECIMALS = 4
 LOSS_DECIMALS = 3
 PP_DECIMALS = 2
 RATIO_DECIMALS = 3
+EPOCH_DECIMALS = 1
+P_DECIMALS = 3
 ROUNDING_NOTE = (
     "Accuracies are fractions with 4 decimals (as in the paper's Table 1), losses have 3 decimals; "
     "differences of accuracy between models (Table 2, claims) are in percentage points (pp) with "
@@ -187,28 +191,68 @@ def metric_decimals(metric: str) -> int:
 
 
 def _comparison_decimals(unit: str) -> tuple[int, bool, str]:
-    """Decimals, sign and unit suffix of a comparison: points (signed) or the PSO/RMSProp ratio."""
-    return (PP_DECIMALS, True, " pp") if unit == "pp" else (RATIO_DECIMALS, False, "")
+    """Decimals, sign and unit suffix of a comparison: points, epochs (signed) or the ratio."""
+    return {
+        "pp": (PP_DECIMALS, True, " pp"),
+        "epochs": (EPOCH_DECIMALS, True, " epochs"),
+    }.get(unit, (RATIO_DECIMALS, False, ""))
+
+
+def interval_bounds_text(low: Any, high: Any, decimals: int, signed: bool) -> str:
+    """``[low, high]``, or "no interval (1 seed)" where none was measured (``None`` bounds)."""
+    if low is None or high is None:
+        return NO_INTERVAL
+    return f"[{fmt(low, decimals, signed)}, {fmt(high, decimals, signed)}]"
+
+
+def p_text(p: Any) -> str:
+    """A p-value with 3 decimals, ``< 0.001`` below that."""
+    if not _finite(p):
+        return MISSING
+    return "< 0.001" if p < 10 ** -P_DECIMALS else fmt(p, P_DECIMALS)
 
 
 def interval_text(comparison: Mapping[str, Any]) -> str:
-    """``label: mean unit [low, high]``: a comparison's key numbers (the verdicts table)."""
+    """``label: mean unit [low, high]`` (or ``..., no interval (1 seed)``): a comparison's key numbers."""
     decimals, signed, unit = _comparison_decimals(comparison["unit"])
-    return (
-        f"{comparison['label']}: {fmt(comparison['mean'], decimals, signed)}{unit} "
-        f"[{fmt(comparison['low'], decimals, signed)}, {fmt(comparison['high'], decimals, signed)}]"
-    )
+    bounds = interval_bounds_text(comparison["low"], comparison["high"], decimals, signed)
+    mean = f"{comparison['label']}: {fmt(comparison['mean'], decimals, signed)}{unit}"
+    return f"{mean}, {bounds}" if bounds == NO_INTERVAL else f"{mean} {bounds}"
+
+
+def tests_text(comparison: Mapping[str, Any]) -> str:
+    """``Holm p 0.012, detectable 2.31 pp``: the comparison's Holm-adjusted wrong-direction p-value
+    and its minimum detectable difference; empty with one seed (neither exists)."""
+    decimals, _, unit = _comparison_decimals(comparison["unit"])
+    parts = []
+    if comparison.get("p_holm") is not None:
+        parts.append(f"Holm p {p_text(comparison['p_holm'])}")
+    if comparison.get("min_detectable") is not None:
+        parts.append(f"detectable {fmt(comparison['min_detectable'], decimals)}{unit}")
+    return ", ".join(parts)
+
+
+def key_numbers_text(comparison: Mapping[str, Any], preview: bool = False) -> str:
+    """One judged comparison in the verdicts table: mean, interval, its own verdict, Holm p and
+    the minimum detectable difference."""
+    tests = tests_text(comparison)
+    text = f"{interval_text(comparison)} → {verdict_label(comparison['verdict'], preview)}"
+    return f"{text} ({tests})" if tests else text
 
 
 def evidence_text(comparison: Mapping[str, Any], preview: bool = False) -> str:
-    """One evidence line: mean [interval], n (per-seed values), the note, and the verdict when judged."""
+    """One evidence line: mean [interval], n (per-seed values), the claimed region and note, and
+    for a judged comparison its verdict, Holm p and minimum detectable difference."""
     decimals, signed, _ = _comparison_decimals(comparison["unit"])
     per_seed = ", ".join(fmt(v, decimals, signed) for v in comparison["values"])
     text = f"{interval_text(comparison)}, n={len(comparison['values'])} ({per_seed})"
-    if comparison.get("note"):
-        text += f" ({comparison['note']})"
+    notes = [f"claimed {comparison['claimed']}"] if comparison.get("claimed") and comparison["judged"] else []
+    notes += [comparison["note"]] if comparison.get("note") else []
+    if notes:
+        text += f" ({'; '.join(notes)})"
     if comparison["judged"]:
-        text += f" → {verdict_label(comparison['verdict'], preview)}"
+        tests = tests_text(comparison)
+        text += f" → {verdict_label(comparison['verdict'], preview)}" + (f" ({tests})" if tests else "")
     return text
 
 

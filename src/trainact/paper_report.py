@@ -31,13 +31,14 @@ from typing import Any
 import jinja2
 import yaml
 
-from trainact.aggregate import METRICS, load_published
-from trainact.claims import NOT_RUN
+from trainact.aggregate import FINAL_METRICS, METRICS, load_published
+from trainact.claims import CONVERGENCE_SHARE, NOT_RUN
 from trainact.figures import FigureParams, figure_stems
 from trainact.paper_facts import FIGURES
 from trainact.files import write_text_atomic
 from trainact.formatting import (
     ACC_DECIMALS,
+    EPOCH_DECIMALS,
     LOSS_DECIMALS,
     MISSING,
     PP_DECIMALS,
@@ -47,7 +48,8 @@ from trainact.formatting import (
     fmt,
     fmt_mean_std,
     fmt_seconds,
-    interval_text,
+    interval_bounds_text,
+    key_numbers_text,
     md_cell,
     metric_decimals,
     paper_text,
@@ -98,7 +100,8 @@ def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "source": claim["source"],
                 "paper": paper_text(claim["paper"]),
                 "evidence": evidence or ["not run"],
-                "key_numbers": [interval_text(c) for c in claim["comparisons"] if c["judged"]] or ["not run"],
+                "key_numbers": [key_numbers_text(c, claim["preview"]) for c in claim["comparisons"] if c["judged"]]
+                or ["not run"],
                 "seeds": str(claim["n_seeds"]) if claim["n_seeds"] is not None else "–",
                 "preview": ("yes: " + "; ".join(claim["preview_reasons"])) if claim["preview"] else "no",
                 "verdict": claim["verdict"],
@@ -139,7 +142,7 @@ def _sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any
             "model": MODEL_NAMES[r["activation"]],
             "n": str(r["n_pairs"]),
             "mean": fmt_mean_std(r["mean_pp"], r["std_pp"], PP_DECIMALS, signed=True),
-            "interval": f"[{fmt(r['ci_low_pp'], PP_DECIMALS, True)}, {fmt(r['ci_high_pp'], PP_DECIMALS, True)}]",
+            "interval": interval_bounds_text(r["ci_low_pp"], r["ci_high_pp"], PP_DECIMALS, signed=True),
         }
         for v in variants
         for r in v["table2"]
@@ -238,12 +241,18 @@ def _table1_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
             for metric in METRICS
         }
+        final = {
+            metric: fmt_mean_std(record[f"final_{metric}_mean"], record[f"final_{metric}_std"], ACC_DECIMALS)
+            for metric in FINAL_METRICS
+        }
         rows.append(
             {
                 "model": record["model"],
                 "n": str(record["n_seeds"]),
                 "diverged": str(record["n_diverged"]),
                 "cells": cells,
+                "final": final,
+                "late_spread": fmt(record["late_val_acc_spread_mean"], ACC_DECIMALS),
             }
         )
     return rows
@@ -267,6 +276,11 @@ def _table2_rows(summary: Mapping[str, Any], published: Mapping[str, Any]) -> li
                     "paper": fmt(paper[(size, split, activation)], PP_DECIMALS, signed=True),
                     "diff": fmt(record["diff_pp"], PP_DECIMALS, signed=True) if record else MISSING,
                     "n": str(record["n_pairs"]) if record else "0",
+                    "final": (
+                        fmt_mean_std(record["final_mean_pp"], record["final_std_pp"], PP_DECIMALS, signed=True)
+                        if record
+                        else "not run"
+                    ),
                 }
         rows.append({"size": size.capitalize(), "cells": cells})
     return rows
@@ -282,6 +296,8 @@ def _autoencoder_context(autoencoder: Mapping[str, Any]) -> dict[str, Any]:
             "best": f"{fmt(r['pretrained_best_val_acc'], ACC_DECIMALS)} / {fmt(r['baseline_best_val_acc'], ACC_DECIMALS)}",
             "final": f"{fmt(r['pretrained_final_val_acc'], ACC_DECIMALS)} / {fmt(r['baseline_final_val_acc'], ACC_DECIMALS)}",
             "diff_best": fmt(r["diff_best_val_acc_pp"], PP_DECIMALS, signed=True),
+            "diff_final": fmt(r["diff_final_val_acc_pp"], PP_DECIMALS, signed=True),
+            "epochs_to_target": f"{r['pretrained_epochs_to_target']} / {r['baseline_epochs_to_target']}",
         }
         for r in autoencoder["per_seed"]
     ]
@@ -295,12 +311,16 @@ def _autoencoder_context(autoencoder: Mapping[str, Any]) -> dict[str, Any]:
         }
         for s in autoencoder["pretrain_stages"]
     ]
-    diff = autoencoder["diff_best_val_acc_pp"]
+    best, final = autoencoder["diff_best_val_acc_pp"], autoencoder["diff_final_val_acc_pp"]
+    epochs = autoencoder["diff_epochs_to_target"]
     return {
         "run": True,
         "rows": rows,
         "stages": stages,
-        "mean_diff_best": fmt_mean_std(diff["mean"], diff["std"], PP_DECIMALS, signed=True),
+        "mean_diff_best": fmt_mean_std(best["mean"], best["std"], PP_DECIMALS, signed=True),
+        "mean_diff_final": fmt_mean_std(final["mean"], final["std"], PP_DECIMALS, signed=True),
+        "mean_diff_epochs": fmt_mean_std(epochs["mean"], epochs["std"], EPOCH_DECIMALS, signed=True),
+        "convergence_share": f"{CONVERGENCE_SHARE:g}",
     }
 
 
@@ -315,6 +335,7 @@ def _pso_context(pso: Mapping[str, Any]) -> dict[str, Any]:
             "pso_train": fmt(r["pso_best_train_acc"], ACC_DECIMALS),
             "rmsprop": fmt(r["rmsprop_best_val_acc"], ACC_DECIMALS),
             "ratio": fmt(r["ratio"], RATIO_DECIMALS),
+            "final_ratio": fmt(r["final_ratio"], RATIO_DECIMALS),
         }
         for r in pso["per_seed"]
     ]
@@ -322,6 +343,7 @@ def _pso_context(pso: Mapping[str, Any]) -> dict[str, Any]:
         "run": True,
         "rows": rows,
         "mean_ratio": fmt_mean_std(pso["ratio"]["mean"], pso["ratio"]["std"], RATIO_DECIMALS),
+        "mean_final_ratio": fmt_mean_std(pso["final_ratio"]["mean"], pso["final_ratio"]["std"], RATIO_DECIMALS),
     }
 
 
@@ -429,6 +451,11 @@ def build_context(
             }
             for m in METRICS
         ],
+        "table1_final_metrics": [
+            {"key": m, "label": {"train_acc": "Final train acc", "train_eval_acc": "Final train acc (eval mode)",
+                                 "val_acc": "Final val acc"}[m]}
+            for m in FINAL_METRICS
+        ],  # fmt: skip
         "table1": _table1_rows(summary),
         "table2": _table2_rows(summary, published),
         "diverged": [
