@@ -112,6 +112,65 @@ def test_the_optimiser_steps_with_the_scheduled_learning_rate(tmp_path, monkeypa
     assert seen == [(1e-3, 0.95, 1e-7)] * 6 + [(1e-4, 0.95, 1e-7)] * 6
 
 
+def test_activation_lr_scale_one_is_the_papers_single_group(tmp_path, monkeypatch):
+    """The default builds RMSprop over model.parameters() in one group, as before the option:
+    the same history and weights bit for bit as that optimiser, written out here."""
+    from trainact import train
+
+    groups = []
+    real = train.parameter_groups
+    monkeypatch.setattr(train, "parameter_groups", lambda *a: groups.append(real(*a)) or groups[-1])
+    model, history = train_tiny(tmp_path / "default")
+    assert len(groups[0]) == 1 and train.LR_SCALE_KEY not in groups[0][0]  # the schedule's rate
+    assert [id(p) for p in groups[0][0]["params"]] == [id(p) for p in model.parameters()]
+
+    monkeypatch.setattr(train, "parameter_groups", lambda model, scale: model.parameters())
+    _, plain = train_tiny(tmp_path / "plain")
+    assert [{k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in history] == [
+        {k: v for k, v in r.items() if k not in ("seconds", "images_per_s")} for r in plain
+    ]
+    a, b = torch.load(tmp_path / "default" / "model.pt"), torch.load(tmp_path / "plain" / "model.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("activation, activation_group", [("fourier", True), ("lc", True), ("relu", False)])
+def test_activation_parameters_step_with_the_scaled_learning_rate(tmp_path, monkeypatch, activation, activation_group):
+    """train.activation_lr_scale = 0.1: at every step the activation layers' parameters get lr * 0.1,
+    the network's lr (96 images, batches of 32: 3 steps per epoch; 1e-3 in epochs 1-2, then 1e-4).
+    A ReLU network has no activation parameters: one group, the schedule's rate."""
+    from trainact.calibration import activation_layers
+
+    seen, members = [], []
+    real = torch.optim.RMSprop.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(tuple(g["lr"] for g in self.param_groups))
+        members.append([{id(p) for p in g["params"]} for g in self.param_groups])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.RMSprop, "step", spy)
+    settings = TrainSettings(
+        epochs=4, batch_size=32, lr_boundaries=(2,), learning_rates=(1e-3, 1e-4), device="cpu",
+        activation_lr_scale=0.1,
+    )  # fmt: skip
+    seed_everything(settings.seed)
+    model = build_model("small", activation, TINY_MODEL)
+    fit(model, tiny_data(), settings, tmp_path, progress=False)
+    if not activation_group:
+        assert seen == [(1e-3,)] * 6 + [(1e-4,)] * 6
+        return
+    assert seen == [(1e-3, 1e-3 * 0.1)] * 6 + [(1e-4, 1e-4 * 0.1)] * 6
+    activation_ids = {id(p) for _, m in activation_layers(model) for p in m.parameters()}
+    assert members[0] == [{id(p) for p in model.parameters()} - activation_ids, activation_ids]
+    assert len(activation_ids) == 4 * len(list(activation_layers(model)[0][1].parameters()))
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("inf"), float("nan")])
+def test_activation_lr_scale_must_be_positive_and_finite(scale):
+    with pytest.raises(ValueError, match="train.activation_lr_scale"):
+        TrainSettings(activation_lr_scale=scale)
+
+
 def test_interrupted_run_resumes_to_the_same_history_and_weights(tmp_path):
     _, full = train_tiny(tmp_path / "full")
     train_tiny(tmp_path / "split", stop_after_epoch=2)
@@ -194,8 +253,10 @@ def one_epoch_checkpoint(tmp_path_factory):
         ({"eps": 1e-6}, {}, False),
         ({"batch_size": 48}, {}, False),
         ({"seed": 1}, {}, False),
+        ({"activation_lr_scale": 0.1}, {}, False),
         # the model's structure alone, with the same settings
         ({}, {"hidden": 9}, False),
+        ({}, {"relu_gain": True}, False),
         # RESUMABLE_ACROSS: run length, evaluation chunking, device; and nothing changed
         ({"epochs": 3}, {}, True),
         ({"eval_batch_size": 7}, {}, True),

@@ -1082,6 +1082,65 @@ class LinearCombination(_TrainableActivation):
         )
 
 
+class GainReLU(_TrainableActivation):
+    r"""ReLU times a trainable gain: the control for the trainable activations' extra parameters.
+
+    .. math::
+        \mathrm{act}(x) = \Big(\sum_{i=1}^{k} g_i\Big)\, \mathrm{relu}(x)
+
+    with trainable gains :math:`g_i`, as many per layer (or per channel) as a
+    :class:`LinearCombination` with ``k`` candidates has weights, so that a ReLU network with these
+    layers has exactly the LC network's parameter count. It isolates one explanation of a
+    difference between the ReLU CNN and a trainable-activation CNN: extra trainable parameters
+    that can rescale a layer's output. The ``k`` gains act only through their sum (each gets the
+    same gradient, ``sum_x grad_y relu(x)``); under RMSProp each moves by about the learning rate
+    per step, so the sum moves ``k`` times as fast, as LC's ``k`` weights together move its mixture.
+
+    Start: :math:`g_i = 1/k`, whose sum is exactly 1 in float32 for every ``k <= 4`` (the number of
+    LC candidates), so the layer starts bit for bit as ``relu``.
+
+    Args:
+        num_gains: ``k``, the number of LC candidates the layer matches.
+        per_channel: one gain vector per channel (dimension 1 of the input), as LC's option.
+        num_channels: the number of channels ``C``; required with ``per_channel=True``.
+
+    Shape:
+        - Input: :math:`(N, *)`; with ``per_channel=True``: :math:`(N, C, *)`.
+        - Output: same shape and dtype as the input (the product is formed in at least float32).
+
+    Attributes:
+        gains: shape ``(k,)``, per channel ``(C, k)``.
+    """
+
+    def __init__(self, num_gains: int, *, per_channel: bool = False, num_channels: int | None = None):
+        super().__init__()
+        if not isinstance(num_gains, int) or num_gains < 1:
+            raise ValueError(f"GainReLU num_gains must be an integer >= 1, got {num_gains!r}")
+        _check_channels(per_channel, num_channels)
+        self.num_gains, self.per_channel = num_gains, per_channel
+        self.num_channels = num_channels if per_channel else None
+        initial = torch.full((num_gains,), 1.0 / num_gains)
+        if per_channel:
+            initial = initial.expand(num_channels, -1).clone()
+        self.gains = nn.Parameter(initial)
+
+    def _reference(self, x: Tensor) -> Tensor:
+        gain = self.gains.sum(-1)
+        if self.per_channel:
+            gain = gain.reshape(_channel_shape(x))
+        dtype = torch.promote_types(x.dtype, gain.dtype)
+        return (torch.relu(x).to(dtype) * gain.to(dtype)).to(x.dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Plain autograd (two cheap pointwise ops); no kernel of its own, no impl to choose.
+        self._check_input(x)
+        return self._reference(x)
+
+    def extra_repr(self) -> str:
+        channels = f", num_channels={self.num_channels}" if self.per_channel else ""
+        return f"num_gains={self.num_gains}, per_channel={self.per_channel}{channels}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Factory used by the models
 
@@ -1094,18 +1153,33 @@ def _keyword_options(cls: type) -> tuple[str, ...]:
     )
 
 
+def _lc_shape_options(model_cfg: dict, num_channels: int) -> dict[str, Any]:
+    """The LC options that decide its weights' shape (``candidates``, ``per_channel``), for a layer
+    of ``num_channels``: what :class:`GainReLU` matches (LC's own defaults where unset)."""
+    options = model_cfg.get("lc") or {}
+    shape = {key: options[key] for key in ("candidates", "per_channel") if key in options}
+    if shape.get("per_channel"):
+        shape["num_channels"] = num_channels
+    return shape
+
+
 def make_activation(name: str, num_channels: int, model_cfg: dict) -> nn.Module:
     """The activation module ``name`` (``relu``, ``fourier`` or ``lc``) for a layer of ``num_channels``.
 
     ``model_cfg`` keys read here (other keys belong to the model and are ignored):
     ``"fourier"``: dict of :class:`Fourier` keyword arguments; ``"lc"``: dict of
     :class:`LinearCombination` keyword arguments; ``"impl"``: default implementation for both
-    (a per-activation ``"impl"`` in those dicts wins). ``num_channels`` is used with ``per_channel``.
+    (a per-activation ``"impl"`` in those dicts wins); ``"relu_gain"``: ``relu`` becomes a
+    :class:`GainReLU` with as many gains as the ``"lc"`` settings give LC weights (one per
+    candidate, per channel with LC's ``per_channel``). ``num_channels`` is used with ``per_channel``.
     Raises ``ValueError`` naming an unknown activation, option or value.
     """
     _check_choice("activation", name, ACTIVATIONS)
     if name == "relu":
-        return nn.ReLU()
+        if not model_cfg.get("relu_gain", False):
+            return nn.ReLU()
+        lc = LinearCombination(**_lc_shape_options(model_cfg, num_channels))
+        return GainReLU(lc.weights.shape[-1], per_channel=lc.per_channel, num_channels=lc.num_channels)
     cls, section = (
         (Fourier, "fourier") if name == "fourier" else (LinearCombination, "lc")
     )

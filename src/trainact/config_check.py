@@ -59,10 +59,13 @@ def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, An
     return result
 
 
+#: The config sections a sensitivity variant may override (its settings merged over the config's).
+VARIANT_SECTIONS = ("model", "train")
+
+
 def sensitivity_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    """Each sensitivity initialisation, merged over ``model``, must be a valid model section,
-    and the initialisations' names must differ."""
-    model_schema = {**schema["properties"]["model"], "$defs": schema.get("$defs", {})}
+    """Each sensitivity variant's ``model`` and ``train`` settings, merged over the config's, must
+    be valid sections (the train schedule too), and the variants' names must differ."""
     entries = cfg["sensitivity"]["initialisations"]
     names = [entry["name"] for entry in entries]
     lines = [
@@ -70,8 +73,17 @@ def sensitivity_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any]) -> lis
         for name in sorted({n for n in names if names.count(n) > 1})
     ]
     for entry in entries:
-        for line in schema_errors(merged(cfg["model"], entry["model"]), model_schema):
-            lines.append(f"sensitivity.initialisations.{entry['name']} (merged over model): {line}")
+        for section in VARIANT_SECTIONS:
+            section_schema = {**schema["properties"][section], "$defs": schema.get("$defs", {})}
+            settings = merged(cfg[section], entry.get(section, {}))
+            problems = schema_errors(settings, section_schema)
+            if section == "train" and not problems:
+                problems = [
+                    f"{key} = {value!r}: {why}"
+                    for key, value, why in schedule_problems(settings["lr_boundaries"], settings["learning_rates"])
+                ]
+            for line in problems:
+                lines.append(f"sensitivity.initialisations.{entry['name']} (merged over {section}): {line}")
     return lines
 
 

@@ -13,10 +13,17 @@ our reading of it, stated once here and in ``config.yaml`` / the report's "Devia
         hidden = 128 for every size (the paper says only the filter numbers differ)
 
 Every activation is its own module instance (a trainable activation learns one set of
-parameters per layer, or per channel as an option). Initialisation is PyTorch's default
-(Kaiming-uniform with a = sqrt(5) for conv and linear weights); the data-dependent part of the
+parameters per layer, or per channel as an option). Initialisation (paper silent; option
+``init``, :data:`WEIGHT_INITS`): ``"pytorch"`` (default), PyTorch's own (Kaiming-uniform with
+a = sqrt(5) for conv and linear weights, biases uniform in +-1/sqrt(fan_in)), or
+``"glorot_uniform"``, Keras' default (weights uniform in +-sqrt(6 / (fan_in + fan_out)), biases
+zero), which the paper's Keras notation (rho) suggests it used. The data-dependent part of the
 start (standardisation statistics, Fourier layers fitted at their input's scale) is
 :func:`trainact.calibration.calibrate`, called right after :func:`build_model`.
+
+Option ``relu_gain`` (a control of the sensitivity study): the ReLU CNN's activation layers become
+:class:`trainact.activations.GainReLU`, ReLU times trainable gains, as many as the LC network's
+weights, so that the two differ in the function class, not in the parameter count.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from trainact.paper_facts import ACTIVATIONS, PAPER_FILTERS
 #: Input preprocessing: "none" (pixels in [0, 1], the paper's setting) or "standardize".
 PREPROCESSING = ("none", "standardize")
 DEFAULT_HIDDEN = 128
+#: Initialisation of the conv and dense layers: PyTorch's default or Keras' (Glorot-uniform, zero bias).
+WEIGHT_INITS = ("pytorch", "glorot_uniform")
 
 
 class InputStandardization(nn.Module):
@@ -83,7 +92,7 @@ class PaperCNN(nn.Module):
         activation: ``"relu"``, ``"fourier"`` or ``"lc"``.
         hidden: width of the hidden dense layer.
         model_cfg: activation settings passed to :func:`make_activation`
-            (keys ``fourier``, ``lc``, ``impl``).
+            (keys ``fourier``, ``lc``, ``impl``, ``relu_gain``).
         preprocessing: ``"none"`` or ``"standardize"`` (:class:`InputStandardization`).
 
     Shape:
@@ -170,13 +179,42 @@ def filters_for(size: str, model_cfg: Mapping[str, Any] | None = None) -> tuple[
     return table[size]
 
 
+def _checked_init(init: str) -> str:
+    if init not in WEIGHT_INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {WEIGHT_INITS}")
+    return init
+
+
+@torch.no_grad()
+def initialise_weights(model: nn.Module, init: str) -> None:
+    """Re-initialise every conv and dense layer of ``model`` as ``init`` says (:data:`WEIGHT_INITS`).
+
+    ``"pytorch"`` leaves the model untouched (the layers' constructors already drew PyTorch's
+    default), so it stays bit for bit what it was before this option existed. ``"glorot_uniform"``
+    draws each weight from ``U(-b, b)``, ``b = sqrt(6 / (fan_in + fan_out))``
+    (:func:`torch.nn.init.xavier_uniform_`; a conv's fans count its 3x3 receptive field) and sets
+    each bias to 0, as Keras' ``Conv2D`` and ``Dense`` do by default. Activation parameters are
+    not touched.
+    """
+    if _checked_init(init) == "pytorch":
+        return
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 def build_model(size: str, activation: str, model_cfg: Mapping[str, Any] | None = None) -> PaperCNN:
     """The CNN of the given size and activation, as configured by ``model_cfg``.
 
     ``model_cfg`` is the config's ``model`` slice: ``filters`` (size -> 3 ints),
-    ``hidden`` (int), ``fourier`` and ``lc`` (activation settings), ``impl``, ``preprocessing``.
+    ``hidden`` (int), ``fourier`` and ``lc`` (activation settings), ``impl``, ``preprocessing``,
+    ``init`` (:func:`initialise_weights`, after construction), ``relu_gain`` (ReLU layers as
+    :class:`trainact.activations.GainReLU`).
     """
     model_cfg = dict(model_cfg or {})
+    init = _checked_init(str(model_cfg.get("init", WEIGHT_INITS[0])))  # before anything is drawn
     model = PaperCNN(
         filters_for(size, model_cfg),
         activation,
@@ -184,6 +222,7 @@ def build_model(size: str, activation: str, model_cfg: Mapping[str, Any] | None 
         model_cfg=model_cfg,
         preprocessing=str(model_cfg.get("preprocessing", "none")),
     )
+    initialise_weights(model, init)
     model.size_name = size
     return model
 

@@ -101,6 +101,10 @@ class TrainSettings(ConfigSection):
     learning_rates: tuple[float, ...] = PAPER_LEARNING_RATES
     rho: float = 0.95  # RMSProp decay, paper
     eps: float = 1e-7  # paper silent; Keras' RMSprop default (the paper's rho naming is Keras')
+    # The activation layers' parameters (Fourier, LC, GainReLU) learn at lr * this factor, in an
+    # optimiser group of their own (a control: does the result depend on how fast they move?).
+    # 1.0 = the paper's single group over all parameters.
+    activation_lr_scale: float = 1.0
     eval_batch_size: int = 1000  # evaluation only; does not change results
     # Eval-mode loss and accuracy on a fixed subset of this many training images after every
     # epoch (the same images for every run, TRAIN_EVAL_SEED): the measure of memorisation that
@@ -131,6 +135,8 @@ class TrainSettings(ConfigSection):
             self.fail("rho", self.rho, "must be in [0, 1)")
         if not self.eps > 0:
             self.fail("eps", self.eps, "must be > 0")
+        if not (math.isfinite(self.activation_lr_scale) and self.activation_lr_scale > 0):
+            self.fail("activation_lr_scale", self.activation_lr_scale, "must be finite and > 0")
 
     def learning_rate(self, epoch: int) -> float:
         """Learning rate of 1-based ``epoch`` (the paper's eq. (1))."""
@@ -166,6 +172,30 @@ class SnapshotMismatch(ValueError):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the history's last row is marked ``diverged``."""
+
+
+#: Key of an optimiser parameter group: its learning rate is the schedule's times this factor.
+LR_SCALE_KEY = "lr_scale"
+
+
+def parameter_groups(model: nn.Module, activation_lr_scale: float) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: all parameters in one group (the paper's optimiser), or,
+    when ``activation_lr_scale != 1`` and the model has activation parameters, the network's
+    parameters and then the activation layers' (``calibration.activation_layers``), the latter
+    with ``LR_SCALE_KEY: activation_lr_scale``. Within each group the order is
+    ``model.parameters()``'s. The single group holds the same parameters in the same order as
+    ``RMSprop(model.parameters())``, so the default trains bit for bit as before the option.
+    """
+    from trainact.calibration import activation_layers
+
+    parameters = list(model.parameters())
+    activation_ids = {id(p) for _, module in activation_layers(model) for p in module.parameters()}
+    if activation_lr_scale == 1.0 or not activation_ids:
+        return [{"params": parameters}]
+    return [
+        {"params": [p for p in parameters if id(p) not in activation_ids]},
+        {"params": [p for p in parameters if id(p) in activation_ids], LR_SCALE_KEY: activation_lr_scale},
+    ]
 
 
 def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -225,7 +255,10 @@ def fit(
     train_set = DeviceDataset(data.train_images, data.train_labels, device)
     val_set = DeviceDataset(data.test_images, data.test_labels, device)
     optimizer = torch.optim.RMSprop(
-        model.parameters(), lr=settings.learning_rate(1), alpha=settings.rho, eps=settings.eps
+        parameter_groups(model, settings.activation_lr_scale),
+        lr=settings.learning_rate(1),
+        alpha=settings.rho,
+        eps=settings.eps,
     )
     fingerprint = {**settings.checkpoint_fingerprint(model=model), **(identity or {})}
     history: list[dict[str, Any]] = []
@@ -319,7 +352,8 @@ def fit(
     for epoch in epochs:
         lr = settings.learning_rate(epoch)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            # the activation group's factor (parameter_groups); the network's group has none
+            group["lr"] = lr * group[LR_SCALE_KEY] if LR_SCALE_KEY in group else lr
         model.train()
         started = time.perf_counter()
         # Sums stay on the device: no host synchronisation inside the loop.
@@ -418,11 +452,13 @@ def _without_snapshot_gaps(
 
 def activation_parameters(model: nn.Module) -> list[dict[str, Any]]:
     """Learned parameters of every trainable activation layer, as plain Python values."""
-    from trainact.activations import Fourier, LinearCombination
+    from trainact.activations import Fourier, GainReLU, LinearCombination
 
     layers = []
     for name, module in model.named_modules():
-        if isinstance(module, Fourier):
+        if isinstance(module, GainReLU):
+            layers.append({"name": name, "kind": "relu_gain", "params": module.learned_parameters()})
+        elif isinstance(module, Fourier):
             fit = list(module.fit_interval) if module.fit_interval is not None else None
             layers.append(
                 {"name": name, "kind": "fourier", "params": module.learned_parameters(), "fit_interval": fit}

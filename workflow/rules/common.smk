@@ -138,21 +138,36 @@ SYNTHETIC = DATASET["synthetic"]
 def model_slice(size, activation, model=None):
     """The part of `model` (default: the config's) that one network uses: its own filters, the
     input preprocessing, and only its activation's settings (a ReLU network does not rerun when
-    the Fourier settings change)."""
+    the Fourier settings change). The controls' keys join only when they change the network
+    (init other than pytorch; relu_gain for the ReLU network, with the LC settings that give its
+    gains' shape), so the slices of the runs made before those keys existed stay as they were.
+    """
     model = config["model"] if model is None else model
     used = {
         "hidden": model["hidden"],
         "filters": {size: model["filters"][size]},
         "preprocessing": model["preprocessing"],
     }
+    if model["init"] != "pytorch":
+        used["init"] = model["init"]
     if activation != "relu":
         used["impl"] = model["impl"]
         used[activation] = model[activation]
+    elif model["relu_gain"]:
+        used["relu_gain"] = True
+        used["lc"] = {key: model["lc"][key] for key in ("candidates", "per_channel")}
     return used
 
 
-def train_slice(size, activation, model=None):
-    return {"model": model_slice(size, activation, model), "train": config["train"]}
+def train_slice(size, activation, model=None, train=None):
+    """What one training job uses: its model slice and the train settings (default: the
+    config's), without activation_lr_scale where the network has no activation parameters
+    (a plain ReLU network trains the same under every scale, so its runs are reused)."""
+    model = config["model"] if model is None else model
+    train = config["train"] if train is None else train
+    if activation == "relu" and not model["relu_gain"]:
+        train = {k: v for k, v in train.items() if k != "activation_lr_scale"}
+    return {"model": model_slice(size, activation, model), "train": train}
 
 
 DOWNLOAD_SLICE = {key: DATASET[key] for key in ("url", "md5")}
@@ -166,15 +181,17 @@ AE_PRETRAIN_SLICE = {
 AE_FINETUNE_SLICE = {**AE_PRETRAIN_SLICE, "train": config["train"]}
 PSO_SLICE = {"model": model_slice(*PSO_MODEL), "pso": config["pso"]}
 # Sensitivity study: every (initialisation, preprocessing) combination is a variant with its own
-# model config. Per variant and activation the runs live under a root: the main results when the
-# networks' settings equal the main grid's, else an earlier variant's root with equal settings,
-# else <out>/sensitivity/<variant> (so nothing is trained twice).
+# model and train config (an entry's model and train settings merged over the config's). Per
+# variant and activation the runs live under a root: the main results when the networks'
+# settings (train_slice) equal the main grid's, else an earlier variant's root with equal
+# settings, else <out>/sensitivity/<variant> (so nothing is trained twice).
 SENSITIVITY = config["sensitivity"]
 SENS_SIZES, SENS_ACTIVATIONS = SENSITIVITY["sizes"], SENSITIVITY["activations"]
 
 
 def sensitivity_variants():
-    """[(name, initialisation, preprocessing, model config)] of the study (empty when off)."""
+    """[(name, initialisation, preprocessing, model config, train config)] of the study (empty
+    when off)."""
     if not SENSITIVITY["enabled"]:
         return []
     return [
@@ -182,7 +199,10 @@ def sensitivity_variants():
             f"{entry['name']}+{prep}",
             entry["name"],
             prep,
-            merged(merged(config["model"], entry["model"]), {"preprocessing": prep}),
+            merged(
+                merged(config["model"], entry.get("model", {})), {"preprocessing": prep}
+            ),
+            merged(config["train"], entry.get("train", {})),
         )
         for entry in SENSITIVITY["initialisations"]
         for prep in SENSITIVITY["preprocessing"]
@@ -192,24 +212,24 @@ def sensitivity_variants():
 def sensitivity_roots(variants):
     """variant name -> activation -> results root holding that variant's runs (see above)."""
 
-    def slices(model, activation):
-        return [canonical(model_slice(size, activation, model)) for size in SENS_SIZES]
+    def slices(model, train, activation):
+        return [
+            canonical(train_slice(size, activation, model, train))
+            for size in SENS_SIZES
+        ]
 
     roots = {}
-    for name, _, _, model in variants:
+    for name, _, _, model, train in variants:
         roots[name] = {}
         for activation in SENS_ACTIVATIONS:
-            same = (
-                [OUT]
-                if slices(model, activation) == slices(config["model"], activation)
-                else []
-            )
+            own = slices(model, train, activation)
+            same = [OUT] if own == slices(None, None, activation) else []
             same += [
                 roots[other][activation]
-                for other, _, _, other_model in variants
+                for other, _, _, other_model, other_train in variants
                 if other in roots
                 and other != name
-                and slices(other_model, activation) == slices(model, activation)
+                and slices(other_model, other_train, activation) == own
             ]
             roots[name][activation] = same[0] if same else f"{OUT}/sensitivity/{name}"
     return roots
@@ -217,11 +237,12 @@ def sensitivity_roots(variants):
 
 SENS_VARIANTS = sensitivity_variants()
 SENS_ROOTS = sensitivity_roots(SENS_VARIANTS)
-VARIANT_MODELS = {name: model for name, _, _, model in SENS_VARIANTS}
+# variant name -> (model config, train config): what rule train_variant's jobs use.
+VARIANT_SETTINGS = {name: (model, train) for name, _, _, model, train in SENS_VARIANTS}
 # The variant that is the main grid itself; without one, the main grid joins as "main".
 _reference = [
     n
-    for n, _, _, m in SENS_VARIANTS
+    for n, *_ in SENS_VARIANTS
     if all(SENS_ROOTS[n][a] == OUT for a in SENS_ACTIVATIONS)
 ]
 SENS_SPEC_VARIANTS = [
@@ -231,7 +252,7 @@ SENS_SPEC_VARIANTS = [
         "preprocessing": prep,
         "roots": SENS_ROOTS[name],
     }
-    for name, init, prep, _ in SENS_VARIANTS
+    for name, init, prep, *_ in SENS_VARIANTS
 ]
 if SENS_VARIANTS and not _reference:
     SENS_SPEC_VARIANTS.insert(

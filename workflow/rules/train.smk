@@ -38,8 +38,8 @@ rule train:
         " > {log:q} 2>&1"
 
 
-# The sensitivity study's runs: the same job with a variant's model settings (common.smk,
-# "Sensitivity study"); only runs that no other root already holds are asked for.
+# The sensitivity study's runs: the same job with a variant's model and train settings
+# (common.smk, "Sensitivity study"); only runs that no other root already holds are asked for.
 use rule train as train_variant with:
     output:
         history=f"{VARIANT_TRAIN_DIR}/history.csv",
@@ -53,7 +53,7 @@ use rule train as train_variant with:
         f"{BENCHMARKS}/sensitivity/{{variant}}/{{size}}-{{activation}}-seed{{seed}}.tsv"
     params:
         slice=lambda wc: canonical(
-            train_slice(wc.size, wc.activation, VARIANT_MODELS[wc.variant])
+            train_slice(wc.size, wc.activation, *VARIANT_SETTINGS[wc.variant])
         ),
         code=CODE["train"],
         out_dir=lambda wc, output: os.path.dirname(output.history),

@@ -1,0 +1,52 @@
+"""The workflow's config check (trainact.config_check) on the sensitivity study's variants."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from trainact.config_check import config_errors
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+def errors_with(initialisations: list[dict]) -> list[str]:
+    cfg = copy.deepcopy(CONFIG)
+    cfg["sensitivity"]["initialisations"] = initialisations
+    return config_errors(cfg, SCHEMA, lambda _: None)  # config.yaml sets every key
+
+
+def test_the_paper_config_and_its_controls_pass():
+    assert config_errors(copy.deepcopy(CONFIG), SCHEMA, lambda _: None) == []
+    controls = {e["name"]: e for e in CONFIG["sensitivity"]["initialisations"][-3:]}
+    assert controls == {
+        "relu_gain": {"name": "relu_gain", "model": {"relu_gain": True}},
+        "glorot": {"name": "glorot", "model": {"init": "glorot_uniform"}},
+        "slow_activation": {"name": "slow_activation", "train": {"activation_lr_scale": 0.1}},
+    }
+
+
+def test_a_variants_model_and_train_overrides_are_checked_merged():
+    lines = errors_with(
+        [
+            {"name": "bad_model", "model": {"init": "he"}},
+            {"name": "bad_train", "train": {"activation_lr_scale": 0}},
+            {"name": "bad_schedule", "train": {"learning_rates": [0.1]}},
+            {"name": "fine", "model": {"relu_gain": True}, "train": {"activation_lr_scale": 0.5}},
+        ]
+    )
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("sensitivity.initialisations.bad_model (merged over model): init = 'he'")
+    assert lines[1].startswith("sensitivity.initialisations.bad_train (merged over train): activation_lr_scale = 0")
+    assert lines[2].startswith(
+        "sensitivity.initialisations.bad_schedule (merged over train): learning_rates = [0.1]: needs one more entry"
+    )
+
+
+def test_a_variant_with_an_unknown_section_is_refused():
+    lines = errors_with([{"name": "odd", "pso": {"particles": 3}}])
+    assert any("'pso' was unexpected" in line for line in lines), lines
