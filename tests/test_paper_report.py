@@ -298,7 +298,7 @@ def test_claims_table_shows_each_rows_own_verdict_and_intervals(rendered_distinc
     )
     # the verdicts table at the top: the same verdicts, row by row, with the seeds and preview labels
     _, top = markdown_table(text, "## 1 Verdicts")
-    assert [(row[0], row[2], row[4], row[5]) for row in top] == [
+    assert [(row[0], row[2], row[5], row[6]) for row in top] == [
         ("1", "**not supported**", "3", "no"),
         ("2", "**inconclusive under the seed spread**", "3", "no"),
         ("3", "**inconclusive under the seed spread**", "3", "no"),
@@ -307,7 +307,7 @@ def test_claims_table_shows_each_rows_own_verdict_and_intervals(rendered_distinc
         ("6", "**not run**", "–", "no"),
         ("7", "**inconclusive under the seed spread**", "3", "no"),
     ]
-    assert top[0][3].split("<br>")[3] == (
+    assert top[0][4].split("<br>")[3] == (
         "middle: LC-CNN − CNN: -1.36 pp [-2.11, -0.61] → not supported (Holm p 0.048, detectable 0.93 pp)"
     )
 
@@ -334,8 +334,9 @@ def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
         "## 6 Autoencoder and PSO",
         "## 7 Claims check",
         "## 8 Sensitivity to unstated choices",
-        "## 9 Deviations and errata",
-        "## 10 How to rerun",
+        "## 9 Where the verdicts hold: the schedule axis",
+        "## 10 Deviations and errata",
+        "## 11 How to rerun",
         "## Appendix A: Run settings",
     ]
     assert text.index("Preset: `test`.") < text.index("## 1 Verdicts")

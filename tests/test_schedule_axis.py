@@ -163,3 +163,15 @@ def test_one_seed_gives_no_interval(tmp_path):
 
 def test_without_points_the_axis_is_not_run(tmp_path):
     assert schedule_axis.schedule_axis({"points": []})["status"] == "not run"
+
+
+def test_a_claim_that_depends_on_the_schedule_never_reads_as_a_plain_verdict():
+    from trainact.paper_report import with_axis_lines
+
+    rows = [{"number": 1, "verdict": "supported"}, {"number": 2, "verdict": "not supported"}, {"number": 3, "verdict": "x"}]
+    lines = {1: "depends on the schedule: consistent for L <= 5, inconsistent for L >= 15", 2: "inconsistent at every L (5, 10)"}
+    shown = with_axis_lines(rows, lines)
+    assert shown[0]["verdict"] == "depends on the schedule (at this run's schedule: supported)"
+    assert shown[0]["axis"] == lines[1]
+    assert shown[1]["verdict"] == "not supported" and shown[1]["axis"] == lines[2]
+    assert shown[2]["axis"] == "–"

@@ -34,7 +34,7 @@ import yaml
 from trainact.aggregate import FINAL_METRICS, METRICS, load_published
 from trainact.claims import CONVERGENCE_SHARE, NOT_RUN
 from trainact.figures import FigureParams, figure_stems
-from trainact.paper_facts import FIGURES
+from trainact.paper_facts import CAPTIONS, FIGURES, SCHEDULE_AXIS_FIGURE
 from trainact.files import write_text_atomic
 from trainact.formatting import (
     ACC_DECIMALS,
@@ -116,17 +116,23 @@ def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 SENSITIVITY_NOT_RUN = "Sensitivity to unstated choices: not run."
 
 
-def load_sensitivity(path: Path | None) -> dict[str, Any] | None:
-    """The JSON of ``trainact sensitivity`` (``None`` without a path); a missing file is an error."""
+def load_result(path: Path | None, command: str) -> dict[str, Any] | None:
+    """The JSON that ``trainact <command>`` wrote (``None`` without a path); a missing file or one
+    without a ``status`` is an error naming the path and the command."""
     if path is None:
         return None
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"expected file is missing: {path} (run 'trainact sensitivity' first)")
+        raise FileNotFoundError(f"expected file is missing: {path} (run 'trainact {command}' first)")
     document = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(document, Mapping) or "status" not in document:
-        raise ValueError(f"{path}: not a 'trainact sensitivity' result (no 'status')")
+        raise ValueError(f"{path}: not a 'trainact {command}' result (no 'status')")
     return document
+
+
+def load_sensitivity(path: Path | None) -> dict[str, Any] | None:
+    """The JSON of ``trainact sensitivity`` (``None`` without a path); a missing file is an error."""
+    return load_result(path, "sensitivity")
 
 
 def _sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -166,6 +172,80 @@ def _sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any
         "scope": f"sizes {', '.join(sensitivity['sizes'])}; seeds {', '.join(str(s) for s in sensitivity['seeds'])}",
         "preview": "; ".join(sensitivity["preview_reasons"]) if sensitivity["preview"] else None,
     }
+
+
+# --------------------------------------------------------------------------- schedule axis
+
+
+SCHEDULE_AXIS_NOT_RUN = "Schedule axis: not run."
+#: The start of a line over the axis whose claim is consistent at one L and inconsistent at another.
+DEPENDS = "depends on the schedule"
+
+
+def _schedule_axis_context(axis: Mapping[str, Any] | None, figures_rel: str) -> dict[str, Any]:
+    """The schedule axis with every number formatted; ``run`` false when absent or not run."""
+    if not axis or axis.get("status") != "ok":
+        return {"run": False, "summary": SCHEDULE_AXIS_NOT_RUN, "lines": {}}
+
+    def cell(point: Mapping[str, Any], activation: str, endpoint: str) -> str:
+        found = [d for d in point["differences"] if (d["activation"], d["endpoint"]) == (activation, endpoint)]
+        if not found or not found[0]["n"]:
+            return MISSING
+        d = found[0]
+        return f"{fmt(d['mean'], PP_DECIMALS, True)} {interval_bounds_text(d['low'], d['high'], PP_DECIMALS, True)}"
+
+    def fit_at_drop(point: Mapping[str, Any]) -> str:
+        return ", ".join(
+            f"{MODEL_NAMES[r['activation']].removesuffix('-CNN')} {fmt(r['at_drop'], ACC_DECIMALS)}"
+            for r in point["train_eval"]
+            if r["at_drop"] is not None
+        ) or MISSING
+
+    trainable = [a for a in TRAINABLE if a in axis["activations"]]
+    rows = []
+    for point in axis["points"] + [axis["reference"]]:
+        for size in axis["sizes"]:
+            sized = {**point, "differences": [d for d in point["differences"] if d["size"] == size],
+                     "train_eval": [r for r in point["train_eval"] if r["size"] == size]}  # fmt: skip
+            rows.append(
+                {
+                    "L": f"{point['first_phase']}" + (" (paper's schedule)" if point["reference"] else ""),
+                    "size": size.capitalize(),
+                    "schedule": point["schedule"],
+                    "final": [cell(sized, a, "final") for a in trainable],
+                    "best": [cell(sized, a, "best") for a in trainable],
+                    "fit_at_drop": fit_at_drop(sized),
+                    "claims": {c["number"]: c["verdict"] for c in point["claims"]},
+                }
+            )
+    lines = {int(k): v for k, v in axis["claim_lines"].items() if v != NOT_RUN and "not run" not in v.split(",")[0]}
+    return {
+        "run": True,
+        "summary": (
+            f"Schedule axis (Section 9): the same claims with L = {', '.join(str(p['first_phase']) for p in axis['points'])} "
+            f"epochs at the first learning rate, each then the same tail; sizes {', '.join(axis['sizes'])}, "
+            f"seeds {', '.join(str(s) for s in axis['seeds'])}."
+        ),
+        "lines": lines,
+        "models": [MODEL_NAMES[a] for a in trainable],
+        "claim_numbers": sorted(lines),
+        "rows": rows,
+        "figure": {"png": f"{figures_rel}/{SCHEDULE_AXIS_FIGURE}.png", "pdf": f"{SCHEDULE_AXIS_FIGURE}.pdf",
+                   "title": CAPTIONS[SCHEDULE_AXIS_FIGURE].title, "caption": CAPTIONS[SCHEDULE_AXIS_FIGURE].caption},  # fmt: skip
+    }
+
+
+def with_axis_lines(rows: Sequence[Mapping[str, Any]], lines: Mapping[int, str]) -> list[dict[str, Any]]:
+    """The claim rows with their line over the schedule axis; a claim whose line says it depends
+    on the schedule never reads as a plain verdict: "depends on the schedule (here: ...)"."""
+    result = []
+    for row in rows:
+        line = lines.get(row["number"])
+        verdict = row["verdict"]
+        if line and line.startswith(DEPENDS):
+            verdict = f"{DEPENDS} (at this run's schedule: {verdict})"
+        result.append({**row, "axis": line or "–", "verdict": verdict})
+    return result
 
 
 # --------------------------------------------------------------------------------- context
@@ -397,11 +477,13 @@ def build_context(
     command: str,
     published: Mapping[str, Any] | None = None,
     sensitivity: Mapping[str, Any] | None = None,
+    schedule_axis: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one context both templates render (every number already formatted).
 
     ``sensitivity``: the JSON of ``trainact sensitivity`` (absent or ``"status": "not run"``: the
-    report says the study was not run).
+    report says the study was not run). ``schedule_axis``: the JSON of ``trainact schedule-axis``
+    (likewise); its figure must then be in ``figures_dir``.
     """
     published = published if published is not None else load_published()
     figures_rel = Path(os.path.relpath(Path(figures_dir), Path(out_dir))).as_posix()
@@ -422,6 +504,13 @@ def build_context(
         for ext in ("png", "pdf")
         if not (Path(figures_dir) / f"{f['stem']}.{ext}").is_file()
     ]
+    axis = _schedule_axis_context(schedule_axis, figures_rel)
+    if axis["run"]:
+        missing += [
+            str(Path(figures_dir) / f"{SCHEDULE_AXIS_FIGURE}.{ext}")
+            for ext in ("png", "pdf")
+            if not (Path(figures_dir) / f"{SCHEDULE_AXIS_FIGURE}.{ext}").is_file()
+        ]
     if missing:
         raise FileNotFoundError(f"figure file(s) missing: {missing}")
     epochs = sorted({int(r["epochs_ok"]) for r in summary["runs"]})
@@ -467,7 +556,8 @@ def build_context(
         "figures": figures,
         "autoencoder": _autoencoder_context(summary["autoencoder"]),
         "pso": _pso_context(summary["pso"]),
-        "claims": claim_rows(summary["claims"]),
+        "claims": with_axis_lines(claim_rows(summary["claims"]), axis["lines"]),
+        "schedule_axis": axis,
         "claims_rule": summary["definitions"]["claims"],
         "preview_rule": summary["definitions"]["claims_preview"],
         "sensitivity": _sensitivity_context(sensitivity),
@@ -511,13 +601,15 @@ def make_report(
     deviations: Sequence[Mapping[str, str]] | None = None,
     command: str = "trainact paper-report",
     sensitivity: Path | None = None,
+    schedule_axis: Path | None = None,
 ) -> dict[str, Path]:
     """Render the report from ``<tables>/summary.json`` and the figures; build the PDF per ``pdf``.
 
     Without ``provenance``, it is collected now from ``params.dataset`` and ``params.benchmarks``
     (default ``<results>/benchmarks`` where that folder exists, the workflow's layout).
     ``sensitivity``: path of ``sensitivity.json`` (``trainact sensitivity``); without it the
-    sensitivity section says "not run".
+    sensitivity section says "not run". ``schedule_axis``: path of ``schedule_axis.json``
+    (``trainact schedule-axis``); without it the schedule-axis section says "not run".
     """
     from trainact.provenance import collect
 
@@ -542,6 +634,7 @@ def make_report(
         note,
         command,
         sensitivity=load_sensitivity(sensitivity),
+        schedule_axis=load_result(schedule_axis, "schedule-axis"),
     )
     written = render(context, out_dir, templates)
     if build:
@@ -573,6 +666,7 @@ def _cmd_paper_report(args: argparse.Namespace) -> int:
             deviations=load_deviations(args.deviations),
             command="trainact " + shlex.join(sys.argv[1:]),
             sensitivity=args.sensitivity,
+            schedule_axis=args.schedule_axis,
         )
     except (FileNotFoundError, ValueError, RuntimeError, jinja2.TemplateError) as exc:
         raise CLIError(str(exc)) from None
@@ -600,6 +694,12 @@ def register_cli(subparsers) -> None:
         type=Path,
         default=None,
         help="sensitivity.json from 'trainact sensitivity' (without it: the sensitivity section says 'not run')",
+    )
+    parser.add_argument(
+        "--schedule-axis",
+        type=Path,
+        default=None,
+        help="schedule_axis.json from 'trainact schedule-axis' (without it: that section says 'not run')",
     )
     parser.add_argument(
         "--templates", type=Path, default=DEFAULT_TEMPLATES, help="folder of report.md.j2 and report.tex.j2"

@@ -11,8 +11,8 @@ paper's own schedule (the main grid, the *reference*):
   interval from one seed);
 * the eval-mode accuracy on the fixed training subset at epoch L (the drop) and at the final
   epoch, per model: how far each network had fitted when the learning rate fell;
-* the verdicts of claims 1 and 2 on the axis' sizes (:func:`trainact.claims.evaluate_claims`
-  on the final-epoch differences);
+* the verdicts of the claims on the training runs (1, 2, 5-7 where the axis has their sizes;
+  :func:`trainact.aggregate.summarize_claims`, on the final-epoch differences);
 * each schedule in epochs and optimiser steps per learning rate.
 
 Outcome: per claim one line over the axis, e.g. "consistent for L <= 5, inconsistent for
@@ -38,8 +38,16 @@ from typing import Any
 
 import pandas as pd
 
-from trainact.aggregate import collect_runs, json_ready, load_published, read_history, train_history_path
-from trainact.claims import NOT_RUN, NOT_SUPPORTED, SUPPORTED, compared_pairs, evaluate_claims, interval
+from trainact.aggregate import (
+    collect_runs,
+    json_ready,
+    load_published,
+    paired_differences_pp,
+    read_history,
+    summarize_claims,
+    train_history_path,
+)
+from trainact.claims import CONSISTENT, INCONSISTENT, NOT_RUN, NOT_SUPPORTED, SUPPORTED, interval
 from trainact.files import write_csv_atomic, write_text_atomic
 from trainact.paper_facts import MODEL_NAMES, SCHEDULE_AXIS_FIGURE, SCHEDULE_AXIS_FILES, TRAINABLE
 from trainact.schedules import phases, schedule_text
@@ -60,10 +68,11 @@ CSV_COLUMNS = (
     "ci_low_pp",
     "ci_high_pp",
 )
-#: The claims judged along the axis (those on the grid's training runs).
-AXIS_CLAIMS = (1, 2)
+#: The claims judged along the axis: those on the grid's training runs (1, 2; the size trend 5,
+#: the generalisation gap 6 and non-inferiority 7 where the axis has their sizes).
+AXIS_CLAIMS = (1, 2, 5, 6, 7)
 #: How an outcome reads in the line over the axis (every point is a shortened schedule: a preview).
-OUTCOME_WORDS = {SUPPORTED: "consistent", NOT_SUPPORTED: "inconsistent"}
+OUTCOME_WORDS = {SUPPORTED: "consistent", CONSISTENT: "consistent", NOT_SUPPORTED: "inconsistent", INCONSISTENT: "inconsistent"}
 NOT_RUN_RESULT = {"status": "not run", "reason": "the schedule axis is off (schedule_axis.enabled)", "points": []}
 
 
@@ -80,9 +89,7 @@ def _mean_interval(values: Sequence[float]) -> dict[str, Any]:
     values = [float(v) for v in values]
     if not values:
         return {"n": 0, "values": [], "mean": None, "low": None, "high": None}
-    if len(values) == 1:
-        return {"n": 1, "values": values, "mean": values[0], "low": None, "high": None}
-    mean, low, high = interval(values, 0.0)
+    mean, low, high = interval(values)
     return {"n": len(values), "values": values, "mean": mean, "low": low, "high": high}
 
 
@@ -125,30 +132,19 @@ def judge_point(
     """One point of the axis (or the reference): differences, training fit at the drop, verdicts."""
     sizes, activations, seeds = params["sizes"], params["activations"], params["seeds"]
     runs = collect_runs(Path(root), sizes, activations, seeds)
-    differences, by_pair = [], {}
-    for size in sizes:
-        for activation in [a for a in TRAINABLE if a in activations and "relu" in activations]:
-            for endpoint, column in ENDPOINTS.items():
-                subset = runs.loc[runs["size"] == size]
-                ours = subset.loc[subset["activation"] == activation].set_index("seed")[column]
-                base = subset.loc[subset["activation"] == "relu"].set_index("seed")[column]
-                values = (100.0 * (ours - base)).dropna().sort_index()
-                differences.append(
-                    {"size": size, "activation": activation, "endpoint": endpoint, **_mean_interval(values.tolist())}
-                )
-                if endpoint == "final":
-                    by_pair[(size, activation, "relu")] = values.tolist()
-    # Claim 2 also compares the trainable CNNs with each other: the final-epoch pairs it needs.
-    for size, better, worse in compared_pairs(sizes):
-        if (size, better, worse) not in by_pair and better in activations and worse in activations:
-            subset = runs.loc[runs["size"] == size].set_index("seed")
-            ours = subset.loc[subset["activation"] == better, "final_val_acc"]
-            base = subset.loc[subset["activation"] == worse, "final_val_acc"]
-            by_pair[(size, better, worse)] = (100.0 * (ours - base)).dropna().sort_index().tolist()
-    settings = {**dict(params.get("settings") or {}), "train": dict(train)}
-    claims = [
-        c for c in evaluate_claims(by_pair, published, settings=settings, sizes=sizes) if c["number"] in AXIS_CLAIMS
+    differences = [
+        {
+            "size": size,
+            "activation": activation,
+            "endpoint": endpoint,
+            **_mean_interval(paired_differences_pp(runs, size, "val", activation, endpoint=endpoint).tolist()),
+        }
+        for size in sizes
+        for activation in [a for a in TRAINABLE if a in activations and "relu" in activations]
+        for endpoint in ENDPOINTS
     ]
+    settings = {**dict(params.get("settings") or {}), "train": dict(train)}
+    claims = [c for c in summarize_claims(runs, published, settings=settings, sizes=sizes) if c["number"] in AXIS_CLAIMS]
     first = _first_phase(train)
     train_images, steps = _steps(root, sizes[0], activations[0], seeds[0])
     return {
@@ -207,9 +203,9 @@ def axis_line(points: Sequence[Mapping[str, Any]], number: int) -> str:
         else:
             where = "at L = " + ", ".join(str(L) for L in Ls)
         parts.append(f"{word} {where}")
-    seen = {o for _, o in outcomes}
+    words = {OUTCOME_WORDS.get(o) for _, o in outcomes}
     text = ", ".join(parts)
-    return f"depends on the schedule: {text}" if {SUPPORTED, NOT_SUPPORTED} <= seen else text
+    return f"depends on the schedule: {text}" if {"consistent", "inconsistent"} <= words else text
 
 
 def check_params(params: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -39,7 +39,8 @@ rule paper_report:
     input:
         summary=TABLE_FILES["summary.json"],
         sensitivity=SENSITIVITY_FILES[0],
-        figures=FIGURE_FILES,
+        schedule_axis=SCHEDULE_AXIS_FILES[0],
+        figures=FIGURE_FILES + SCHEDULE_AXIS_FIGURES,
         provenance=PROVENANCE,
         templates=PAPER_REPORT_TEMPLATES,
     output:
@@ -78,6 +79,7 @@ rule paper_report:
         " --figures {params.figures:q} --out-dir {params.out_dir:q}"
         " --params {params.slice:q} --pdf {params.pdf} --provenance {input.provenance:q}"
         " --templates {params.templates:q} --sensitivity {input.sensitivity:q}"
+        " --schedule-axis {input.schedule_axis:q}"
         " > {log:q} 2>&1"
 
 
