@@ -483,3 +483,35 @@ def test_train_eval_accuracy_is_eval_mode_on_a_fixed_subset(tmp_path):
     loss, acc = evaluate(model, DeviceDataset(data.train_images[subset], data.train_labels[subset]), 1000)
     assert history[-1]["train_eval_acc"] == round(acc, 6)
     assert history[-1]["train_eval_loss"] == round(loss, 6)
+
+
+def test_heldout_accuracy_is_eval_mode_on_the_validation_split(tmp_path):
+    """With a validation split the history's heldout_* equal runtime.evaluate on its images, and
+    the training itself is the one without a split; without a split heldout_* stay empty."""
+    import dataclasses
+
+    from trainact.loader import DeviceDataset
+    from trainact.runtime import evaluate
+
+    held_out = tiny_data(n_train=30, seed=1)
+    data = dataclasses.replace(
+        tiny_data(), validation_images=held_out.train_images, validation_labels=held_out.train_labels
+    )
+    settings = TrainSettings(epochs=2, batch_size=32, device="cpu")
+    runs, models = {}, {}
+    for name, run_data in (("split", data), ("none", tiny_data())):
+        seed_everything(0)
+        models[name] = build_model("small", "relu", TINY_MODEL)
+        runs[name] = fit(models[name], run_data, settings, tmp_path / name, progress=False)
+    loss, acc = evaluate(models["split"], DeviceDataset(held_out.train_images, held_out.train_labels), 1000)
+    assert runs["split"][-1]["heldout_acc"] == round(acc, 6)
+    assert runs["split"][-1]["heldout_loss"] == round(loss, 6)
+    assert [r["heldout_acc"] for r in read_history(tmp_path / "split" / "history.csv")] == [
+        str(r["heldout_acc"]) for r in runs["split"]
+    ]
+    assert {r["heldout_acc"] for r in read_history(tmp_path / "none" / "history.csv")} == {""}
+
+    def without_heldout(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("heldout_")} for r in comparable(rows)]
+
+    assert without_heldout(runs["split"]) == without_heldout(runs["none"])
