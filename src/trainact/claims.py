@@ -73,7 +73,8 @@ PREVIEW_LABELS = {
     NOT_SUPPORTED: PREVIEW_INCONSISTENT,
     INCONCLUSIVE: PREVIEW_INCONCLUSIVE,
 }
-#: Classes of CIFAR-10: ``dataset.train_per_class`` images of each make the training set.
+#: Classes of CIFAR-10: ``dataset.train_per_class`` images of each make the training set, less
+#: ``dataset.validation_per_class`` of each held out.
 CLASSES = 10
 CLAIMS_RULE = (
     "Per claim, each comparison is a per-seed quantity: a paired difference of best validation accuracy "
@@ -111,7 +112,8 @@ def preview_reasons(settings: Mapping[str, Any], n_seeds: int) -> list[str]:
     """Why a verdict resting on ``n_seeds`` seeds of a run with config ``settings`` is a preview.
 
     ``settings`` is the run's whole config (keys ``train.epochs``, ``train.lr_boundaries``,
-    ``train.learning_rates``, ``dataset.train_per_class``, ``dataset.synthetic``); keys it lacks
+    ``train.learning_rates``, ``dataset.train_per_class``, ``dataset.validation_per_class``,
+    ``dataset.synthetic``); keys it lacks
     are not judged, so an empty mapping applies the seed rule only. An empty list: not a preview.
     """
     if not isinstance(settings, Mapping):
@@ -138,14 +140,19 @@ def preview_reasons(settings: Mapping[str, Any], n_seeds: int) -> list[str]:
         reasons.append(f"learning rates {_rates_list(rates)} (paper: {_rates_list(PAPER_LEARNING_RATES)})")
 
     dataset = settings.get("dataset") or {}
-    synthetic = dataset.get("synthetic")
+    synthetic, per_class = dataset.get("synthetic"), dataset.get("train_per_class")
+    # A validation split is held out of the training images: the networks train on the rest.
+    held_out = CLASSES * int(dataset.get("validation_per_class") or 0)
+    held_out_note = f", {held_out:,} held out for validation" if held_out else ""
     if synthetic:
-        images = CLASSES * int(synthetic["train_per_class"])
-        reasons.append(f"synthetic data, {images:,} training images (paper: CIFAR-10, {PAPER_TRAIN_IMAGES:,})")
-    elif dataset.get("train_per_class") is not None:
-        images = CLASSES * int(dataset["train_per_class"])
+        images = CLASSES * int(synthetic["train_per_class"]) - held_out
+        reasons.append(
+            f"synthetic data, {images:,} training images{held_out_note} (paper: CIFAR-10, {PAPER_TRAIN_IMAGES:,})"
+        )
+    else:
+        images = (PAPER_TRAIN_IMAGES if per_class is None else CLASSES * int(per_class)) - held_out
         if images < PAPER_TRAIN_IMAGES:
-            reasons.append(f"{images:,} training images (paper: {PAPER_TRAIN_IMAGES:,})")
+            reasons.append(f"{images:,} training images{held_out_note} (paper: {PAPER_TRAIN_IMAGES:,})")
     return reasons
 
 
