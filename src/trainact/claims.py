@@ -113,8 +113,8 @@ def preview_reasons(settings: Mapping[str, Any], n_seeds: int) -> list[str]:
 
     ``settings`` is the run's whole config (keys ``train.epochs``, ``train.lr_boundaries``,
     ``train.learning_rates``, ``dataset.train_per_class``, ``dataset.validation_per_class``,
-    ``dataset.synthetic``); keys it lacks
-    are not judged, so an empty mapping applies the seed rule only. An empty list: not a preview.
+    ``dataset.synthetic``); keys it lacks are not judged, so an empty mapping applies the seed
+    rule only. An empty list: not a preview.
     """
     if not isinstance(settings, Mapping):
         raise ValueError(f"settings must be a mapping (the run's config), got {settings!r}")

@@ -279,8 +279,7 @@ def per_class_subset(
 
     The permutation comes from ``numpy.random.default_rng([seed, stream])`` (train, test and
     validation use different streams, :data:`TRAIN_STREAM` etc., so no split's choice depends on
-    another's). The indices are
-    returned sorted, so the subset keeps the archive's order.
+    another's). The indices are returned sorted, so the subset keeps the archive's order.
 
     Raises:
         ValueError: ``per_class`` is not positive or a class has fewer images.
@@ -313,7 +312,7 @@ def hold_out_per_class(
     ``held_out`` ``(10 * per_class,)``. The held-out images are :func:`per_class_subset` of
     ``labels`` on :data:`VALIDATION_STREAM`, a generator of their own: the choice draws nothing
     from the training subset's stream, so the subset is the same with or without a validation
-    split, and the held-out positions within it are not tied to the draws that chose it.
+    split, and the held-out images are not merely the subset's first draws of each class.
 
     Raises:
         ValueError: ``per_class`` is not positive, or not less than the images of some class (every
