@@ -334,6 +334,18 @@ def test_preview_reasons_schedule_rule():
         "100 synthetic test images (paper: 10,000)",
     ]
     assert cl.preview_reasons({"dataset": {"train_per_class": 5000}}, 3) == []  # 50,000 images
+    # a validation split held out of the training images leaves fewer to train on
+    assert cl.preview_reasons({"dataset": {"train_per_class": None, "validation_per_class": 500}}, 3) == [
+        "45,000 training images, 5,000 held out for validation (paper: 50,000)"
+    ]
+    quick = {"train_per_class": 1000, "validation_per_class": 100, "synthetic": None}
+    assert cl.preview_reasons({"dataset": quick}, 3) == [
+        "9,000 training images, 1,000 held out for validation (paper: 50,000)"
+    ]
+    with_split = {**smoke["dataset"], "validation_per_class": 5}
+    assert cl.preview_reasons({"dataset": with_split}, 3) == [
+        "synthetic data, 250 training images, 50 held out for validation (paper: CIFAR-10, 50,000)"
+    ]
     with pytest.raises(ValueError, match="mapping"):
         cl.preview_reasons(["train"], 3)
 

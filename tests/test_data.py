@@ -634,6 +634,16 @@ def test_prepare_subsets(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
         ({"test_per_class": 11}, r"test split: class 0 \(airplane\) has only 10 images"),
         ({"train_per_class": 0}, "positive integer, got 0"),
         ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+        (
+            {"validation_per_class": 20},
+            r"validation split: validation_per_class = 20 leaves no training image of class 0 "
+            r"\(airplane\), which has 20; it must be less than 20",
+        ),
+        (
+            {"train_per_class": 5, "validation_per_class": 7},
+            r"validation_per_class = 7 leaves no training image of class 0 \(airplane\), which has 5",
+        ),
+        ({"validation_per_class": 0}, "validation_per_class must be a positive integer, got 0"),
     ],
 )
 def test_prepare_subset_errors(
@@ -642,6 +652,95 @@ def test_prepare_subset_errors(
     with pytest.raises(ValueError, match=pattern):
         prepare.prepare(synthetic[0], tmp_path / "out.npz", progress=False, **kwargs)
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_prepare_holds_out_a_stratified_validation_split(
+    tmp_path: Path, synthetic: tuple[Path, str]
+) -> None:
+    """k images of each class are held out of the 20 per class; the rest stay the training set,
+    both in the archive's order; together they are the training set without a split."""
+    source = synthetic[0]
+    full = cifar.load_prepared(prepare.prepare(source, tmp_path / "full.npz", progress=False))
+    out = prepare.prepare(source, tmp_path / "split.npz", validation_per_class=4, seed=7, progress=False)
+    with np.load(out, allow_pickle=False) as npz:
+        assert sorted(npz.files) == sorted(cifar.PREPARED_KEYS + cifar.VALIDATION_KEYS)
+    split = cifar.load_prepared(out)
+    assert split.has_validation and not full.has_validation
+    assert np.bincount(split.validation_labels).tolist() == [4] * 10
+    assert np.bincount(split.train_labels).tolist() == [16] * 10
+    kept, held_out = prepare.hold_out_per_class(full.train_labels, 4, 7)
+    assert np.all(np.diff(kept) > 0) and np.all(np.diff(held_out) > 0)
+    assert np.intersect1d(kept, held_out).size == 0
+    np.testing.assert_array_equal(np.union1d(kept, held_out), np.arange(len(full.train_labels)))
+    np.testing.assert_array_equal(split.validation_images, full.train_images[held_out])
+    np.testing.assert_array_equal(split.validation_labels, full.train_labels[held_out])
+    np.testing.assert_array_equal(split.train_images, full.train_images[kept])
+    np.testing.assert_array_equal(split.train_labels, full.train_labels[kept])
+    # No image is in both (the synthetic images are all distinct), and the test split is untouched.
+    as_rows = {image.tobytes() for image in split.train_images}
+    assert not as_rows & {image.tobytes() for image in split.validation_images}
+    np.testing.assert_array_equal(split.test_images, full.test_images)
+
+
+def test_validation_split_is_seeded(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
+    def split(name: str, seed: int) -> cifar.PreparedData:
+        out = tmp_path / name
+        return cifar.load_prepared(
+            prepare.prepare(synthetic[0], out, validation_per_class=3, seed=seed, progress=False)
+        )
+
+    first, again, other_seed = split("a.npz", 5), split("b.npz", 5), split("c.npz", 6)
+    for key in ("train_images", "train_labels", "validation_images", "validation_labels"):
+        np.testing.assert_array_equal(getattr(first, key), getattr(again, key))
+    assert not np.array_equal(first.validation_images, other_seed.validation_images)
+
+
+def test_validation_split_is_independent_of_the_subset_choice(
+    tmp_path: Path, synthetic: tuple[Path, str]
+) -> None:
+    """With train_per_class the split is held out of the subset, and the subset is the same
+    with or without it: the split draws from its own stream (VALIDATION_STREAM), not from the
+    subset's, so it is not simply the subset stream's first draws of each class."""
+    source = synthetic[0]
+
+    def prepared(name: str, **kwargs) -> cifar.PreparedData:
+        out = prepare.prepare(source, tmp_path / name, seed=3, progress=False, **kwargs)
+        return cifar.load_prepared(out)
+
+    full = prepared("full.npz")
+    subset = prepared("subset.npz", train_per_class=12)
+    split = prepared("split.npz", train_per_class=12, validation_per_class=3)
+    kept, held_out = prepare.hold_out_per_class(subset.train_labels, 3, 3)
+    np.testing.assert_array_equal(split.train_images, subset.train_images[kept])
+    np.testing.assert_array_equal(split.validation_images, subset.train_images[held_out])
+    np.testing.assert_array_equal(split.validation_labels, subset.train_labels[held_out])
+    np.testing.assert_array_equal(split.test_images, subset.test_images)
+    first_drawn = prepare.per_class_subset(full.train_labels, 3, 3, prepare.TRAIN_STREAM)
+    assert not np.array_equal(split.validation_images, full.train_images[first_drawn])
+
+
+def test_load_prepared_without_validation_arrays(tmp_path: Path) -> None:
+    """Files written before the split existed load with None; half a split is refused."""
+    arrays = {
+        "train_images": np.zeros((2, 3, 32, 32), np.uint8),
+        "train_labels": np.zeros(2, np.int64),
+        "test_images": np.zeros((1, 3, 32, 32), np.uint8),
+        "test_labels": np.zeros(1, np.int64),
+        "class_names": np.array(cifar.CLASS_NAMES, dtype=str),
+        "source_md5": np.array("0" * 32, dtype=str),
+    }
+    np.savez(tmp_path / "old.npz", **arrays)
+    old = cifar.load_prepared(tmp_path / "old.npz")
+    assert old.validation_images is None and old.validation_labels is None
+    assert not old.has_validation
+    np.savez(tmp_path / "half.npz", **arrays, validation_images=arrays["train_images"])
+    with pytest.raises(ValueError, match=r"half\.npz: has validation_images but not validation_labels"):
+        cifar.load_prepared(tmp_path / "half.npz")
+    bad_labels = arrays["train_labels"].astype(np.int32)
+    np.savez(tmp_path / "bad.npz", **arrays, validation_images=arrays["train_images"],
+             validation_labels=bad_labels)  # fmt: skip
+    with pytest.raises(ValueError, match=r"bad\.npz: validation_labels must be int64"):
+        cifar.load_prepared(tmp_path / "bad.npz")
 
 
 def test_load_prepared_names_missing_keys(tmp_path: Path) -> None:
@@ -780,6 +879,18 @@ def test_cli_synthetic_prepare_download(tmp_path: Path, capsys: pytest.CaptureFi
     assert "train 30" in summary and "test 20" in summary and "10 classes" in summary
     assert md5 in summary
     assert np.bincount(cifar.load_prepared(out).train_labels).tolist() == [3] * 10
+
+
+def test_cli_prepare_holds_out_a_validation_split(
+    tmp_path: Path, synthetic: tuple[Path, str], capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "cifar.npz"
+    params = json.dumps({"validation_per_class": 2, "subset_seed": 1})
+    assert cli.main(["prepare", "--archive", str(synthetic[0]), "--params", params, "--out", str(out)]) == 0
+    assert "train 180, validation 20, test 100 images" in capsys.readouterr().out
+    too_many = json.dumps({"validation_per_class": 25})
+    assert cli.main(["prepare", "--archive", str(synthetic[0]), "--params", too_many, "--out", str(out)]) == 2
+    assert "validation_per_class = 25 leaves no training image" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

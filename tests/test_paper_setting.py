@@ -163,3 +163,12 @@ def test_config_downloads_the_official_archive_by_its_published_md5():
     from trainact.cifar import OFFICIAL_MD5, OFFICIAL_URL
 
     assert (CONFIG["dataset"]["url"], CONFIG["dataset"]["md5"]) == (OFFICIAL_URL, OFFICIAL_MD5)
+
+
+def test_paper_config_trains_on_every_training_image():
+    """The paper trains on all 50,000 training images and validates on the test batch: no subset
+    and no validation split held out (that split is for choices made by measurement)."""
+    dataset = CONFIG["dataset"]
+    assert dataset["train_per_class"] is None and dataset["test_per_class"] is None
+    assert dataset["validation_per_class"] is None
+    assert dataset["synthetic"] is None

@@ -555,11 +555,45 @@ def test_a_trunk_resumed_after_its_snapshots_were_deleted_writes_them_again(tmp_
     run_schedule(tmp_path / "cut", *args, snapshot_epochs=(1, 2, 3, 4), stop_after_epoch=3)
     (tmp_path / "cut" / "snapshots" / "epoch2.pt").unlink()
     (tmp_path / "cut" / "snapshots" / "epoch3.pt").unlink()
-    resumed = run_schedule(tmp_path / "cut", *args, snapshot_epochs=(1, 2, 3, 4))
-    assert comparable(resumed) == comparable(read_history(tmp_path / "full" / "history.csv")) or len(resumed) == 4
+    run_schedule(tmp_path / "cut", *args, snapshot_epochs=(1, 2, 3, 4))
+    assert comparable(read_history(tmp_path / "cut" / "history.csv")) == comparable(
+        read_history(tmp_path / "full" / "history.csv")
+    )
     for epoch in (1, 2, 3, 4):
         a = torch.load(tmp_path / "full" / "snapshots" / f"epoch{epoch}.pt", weights_only=False)["model"]
         b = torch.load(tmp_path / "cut" / "snapshots" / f"epoch{epoch}.pt", weights_only=False)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a)
     a, b = torch.load(tmp_path / "full" / "model.pt"), torch.load(tmp_path / "cut" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_heldout_accuracy_is_eval_mode_on_the_validation_split(tmp_path):
+    """With a validation split the history's heldout_* equal runtime.evaluate on its images, and
+    the training itself is the one without a split; without a split heldout_* stay empty."""
+    import dataclasses
+
+    from trainact.loader import DeviceDataset
+    from trainact.runtime import evaluate
+
+    held_out = tiny_data(n_train=30, seed=1)
+    data = dataclasses.replace(
+        tiny_data(), validation_images=held_out.train_images, validation_labels=held_out.train_labels
+    )
+    settings = TrainSettings(epochs=2, batch_size=32, device="cpu")
+    runs, models = {}, {}
+    for name, run_data in (("split", data), ("none", tiny_data())):
+        seed_everything(0)
+        models[name] = build_model("small", "relu", TINY_MODEL)
+        runs[name] = fit(models[name], run_data, settings, tmp_path / name, progress=False)
+    loss, acc = evaluate(models["split"], DeviceDataset(held_out.train_images, held_out.train_labels), 1000)
+    assert runs["split"][-1]["heldout_acc"] == round(acc, 6)
+    assert runs["split"][-1]["heldout_loss"] == round(loss, 6)
+    assert [r["heldout_acc"] for r in read_history(tmp_path / "split" / "history.csv")] == [
+        str(r["heldout_acc"]) for r in runs["split"]
+    ]
+    assert {r["heldout_acc"] for r in read_history(tmp_path / "none" / "history.csv")} == {""}
+
+    def without_heldout(rows):
+        return [{k: v for k, v in r.items() if not k.startswith("heldout_")} for r in comparable(rows)]
+
+    assert without_heldout(runs["split"]) == without_heldout(runs["none"])

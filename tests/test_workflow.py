@@ -278,8 +278,10 @@ EVERY_JOB = {"prepare", "train", "train_variant", "ae_pretrain", "ae_finetune", 
         ({"train": {"rho": 0.9}}, {"train", "train_variant", "ae_finetune", "sensitivity"} | DOWNSTREAM, None),
         # the dataset: everything from the archive on
         ({"dataset": {"synthetic": {"seed": 1}}}, {"synthetic_archive"} | EVERY_JOB, None),
+        # a validation split: the prepared data and all that read them, not the archive
+        ({"dataset": {"validation_per_class": 5}}, EVERY_JOB, None),
     ],
-    ids=["lc", "train", "dataset"],
+    ids=["lc", "train", "dataset", "validation"],
 )
 def test_a_setting_reruns_the_jobs_that_use_it(smoke, tmp_path, setting, rerun, networks):
     extra = write_yaml(tmp_path / "setting.yaml", setting)
@@ -390,11 +392,13 @@ def test_bad_config_values_stop_before_any_job(smoke, tmp_path):
         "model": {"filters": {"small": [4, 8]}},
         "dataset": {"md5": "not-an-md5"},
     }
-    cross_key = {"train": {"learning_rates": [0.1]}}  # the smoke schedule has one boundary
+    # the smoke schedule has one boundary; the synthetic archive has 30 training images per class
+    cross_key = {"train": {"learning_rates": [0.1]}, "dataset": {"validation_per_class": 30}}
     messages = {
         "schema": ["train.epochs = 0", "'trian' was unexpected", "model.filters.small = [4, 8]",
                    "dataset.md5 = 'not-an-md5'"],
-        "cross": ["train.learning_rates = [0.1]: needs one more entry than train.lr_boundaries = [1]"],
+        "cross": ["train.learning_rates = [0.1]: needs one more entry than train.lr_boundaries = [1]",
+                  "dataset.validation_per_class = 30: must be less than dataset.synthetic.train_per_class = 30"],
     }
     for name, content in (("schema", schema_breaking), ("cross", cross_key)):
         extra = write_yaml(tmp_path / f"{name}.yaml", content)
@@ -462,6 +466,25 @@ def test_schema_describes_every_key_and_config_sets_them_all():
 
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     assert set(entries) - optional - synthetic == set(keys(config))
+
+
+def test_the_validation_split_must_leave_training_images():
+    """dataset.validation_per_class against the training images per class it is taken from."""
+    from trainact.config_check import validation_split_errors
+
+    dataset = {"train_per_class": None, "validation_per_class": 500, "synthetic": None}
+    assert validation_split_errors(dataset) == []
+    assert validation_split_errors({**dataset, "validation_per_class": None, "train_per_class": 1}) == []
+    assert validation_split_errors({**dataset, "train_per_class": 500}) == [
+        "dataset.validation_per_class = 500: must be less than dataset.train_per_class = 500, "
+        "so that every class keeps training images"
+    ]
+    synthetic = {"train_per_class": 30, "test_per_class": 10, "seed": 0}
+    errors = validation_split_errors({**dataset, "validation_per_class": 30, "synthetic": synthetic})
+    assert errors == [
+        "dataset.validation_per_class = 30: must be less than dataset.synthetic.train_per_class = 30, "
+        "so that every class keeps training images"
+    ]
 
 
 # ------------------------------------------------------------- runs that change the results

@@ -54,6 +54,9 @@ PREPARED_KEYS = (
     "source_md5",
 )
 """Arrays of a prepared ``.npz``, in the order :class:`PreparedData` lists them."""
+VALIDATION_KEYS = ("validation_images", "validation_labels")
+"""Arrays of the validation split held out from the training images, in a prepared ``.npz``
+only when ``dataset.validation_per_class`` is set (files without them load with ``None``)."""
 
 
 @dataclass
@@ -62,7 +65,10 @@ class PreparedData:
 
     Images are uint8 ``(N, 3, 32, 32)`` (channel planes R, G, B), labels int64 ``(N,)`` in
     ``0..9``, ``class_names`` the names of labels ``0..9``, ``source_md5`` the md5 of the archive
-    the data came from.
+    the data came from. ``validation_images`` ``(V, 3, 32, 32)`` and ``validation_labels``
+    ``(V,)`` are the images held out from the training set (``dataset.validation_per_class``),
+    on which choices made by measurement are made instead of on the test set; ``None`` when no
+    split was held out.
     """
 
     train_images: np.ndarray
@@ -71,15 +77,30 @@ class PreparedData:
     test_labels: np.ndarray
     class_names: list[str]
     source_md5: str
+    validation_images: np.ndarray | None = None
+    validation_labels: np.ndarray | None = None
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether a validation split was held out from the training images."""
+        return self.validation_labels is not None
 
 
 def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
-    """Read a ``.npz`` written by :func:`trainact.prepare.prepare` (no pickle); check its arrays."""
+    """Read a ``.npz`` written by :func:`trainact.prepare.prepare` (no pickle); check its arrays.
+
+    The validation arrays are optional (files written before the split existed, or without it,
+    have none): both or neither must be there.
+    """
     path = Path(path)
     with np.load(path, allow_pickle=False) as npz:
         missing = [key for key in PREPARED_KEYS if key not in npz.files]
         if missing:
             raise ValueError(f"{path}: not a prepared data file, missing {', '.join(missing)}")
+        validation = [key for key in VALIDATION_KEYS if key in npz.files]
+        if validation and len(validation) != len(VALIDATION_KEYS):
+            absent = [key for key in VALIDATION_KEYS if key not in validation]
+            raise ValueError(f"{path}: has {', '.join(validation)} but not {', '.join(absent)}")
         data = PreparedData(
             train_images=npz["train_images"],
             train_labels=npz["train_labels"],
@@ -87,8 +108,9 @@ def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
             test_labels=npz["test_labels"],
             class_names=[str(name) for name in npz["class_names"]],
             source_md5=str(npz["source_md5"]),
+            **{key: npz[key] for key in validation},
         )
-    for split in ("train", "test"):
+    for split in ("train", "test", "validation") if data.has_validation else ("train", "test"):
         images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
             raise ValueError(

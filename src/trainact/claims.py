@@ -100,7 +100,8 @@ PREVIEW_LABELS = {
     INCONSISTENT: PREVIEW_INCONSISTENT,
     INCONCLUSIVE: PREVIEW_INCONCLUSIVE,
 }
-#: Classes of CIFAR-10: ``dataset.train_per_class`` images of each make the training set.
+#: Classes of CIFAR-10: ``dataset.train_per_class`` images of each make the training set, less
+#: ``dataset.validation_per_class`` of each held out.
 CLASSES = 10
 CLAIMS_RULE = (
     "Every verdict rests on the final epoch's test accuracy (the last ok epoch), paired by seed; the paper's "
@@ -147,8 +148,9 @@ def preview_reasons(settings: Mapping[str, Any], n_seeds: int) -> list[str]:
 
     ``settings`` is the run's whole config (keys ``train.epochs``, ``train.lr_boundaries``,
     ``train.learning_rates``, ``train.batch_size``, ``dataset.train_per_class``,
-    ``dataset.test_per_class``, ``dataset.synthetic``); keys it lacks are not judged, so an empty
-    mapping applies the seed rule only. An empty list: not a preview.
+    ``dataset.test_per_class``, ``dataset.validation_per_class``, ``dataset.synthetic``); keys it
+    lacks are not judged, so an empty mapping applies the seed rule only. An empty list: not a
+    preview.
     """
     if not isinstance(settings, Mapping):
         raise ValueError(f"settings must be a mapping (the run's config), got {settings!r}")
@@ -178,20 +180,25 @@ def preview_reasons(settings: Mapping[str, Any], n_seeds: int) -> list[str]:
         reasons.append(f"batch size {int(batch_size)} (paper silent; paper config {PAPER_CONFIG_BATCH_SIZE})")
 
     dataset = settings.get("dataset") or {}
-    synthetic = dataset.get("synthetic")
+    synthetic, per_class = dataset.get("synthetic"), dataset.get("train_per_class")
+    # A validation split is held out of the training images: the networks train on the rest.
+    held_out = CLASSES * int(dataset.get("validation_per_class") or 0)
+    held_out_note = f", {held_out:,} held out for validation" if held_out else ""
     if synthetic:
-        images = CLASSES * int(synthetic["train_per_class"])
-        reasons.append(f"synthetic data, {images:,} training images (paper: CIFAR-10, {PAPER_TRAIN_IMAGES:,})")
+        images = CLASSES * int(synthetic["train_per_class"]) - held_out
+        reasons.append(
+            f"synthetic data, {images:,} training images{held_out_note} (paper: CIFAR-10, {PAPER_TRAIN_IMAGES:,})"
+        )
         if synthetic.get("test_per_class") is not None and CLASSES * int(synthetic["test_per_class"]) < PAPER_TEST_IMAGES:
             images = CLASSES * int(synthetic["test_per_class"])
             reasons.append(f"{images:,} synthetic test images (paper: {PAPER_TEST_IMAGES:,})")
     else:
-        for key, paper, what in (
-            ("train_per_class", PAPER_TRAIN_IMAGES, "training"),
-            ("test_per_class", PAPER_TEST_IMAGES, "test"),
-        ):
-            if dataset.get(key) is not None and CLASSES * int(dataset[key]) < paper:
-                reasons.append(f"{CLASSES * int(dataset[key]):,} {what} images (paper: {paper:,})")
+        images = (PAPER_TRAIN_IMAGES if per_class is None else CLASSES * int(per_class)) - held_out
+        if images < PAPER_TRAIN_IMAGES:
+            reasons.append(f"{images:,} training images{held_out_note} (paper: {PAPER_TRAIN_IMAGES:,})")
+        test_per_class = dataset.get("test_per_class")
+        if test_per_class is not None and CLASSES * int(test_per_class) < PAPER_TEST_IMAGES:
+            reasons.append(f"{CLASSES * int(test_per_class):,} test images (paper: {PAPER_TEST_IMAGES:,})")
     return reasons
 
 

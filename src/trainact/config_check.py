@@ -31,13 +31,15 @@ def schema_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str
 
 
 def cross_key_errors(cfg: Mapping[str, Any]) -> list[str]:
-    """Checks that span several keys: the learning-rate schedule, and the Section 5 networks
-    (the aggregation and figures compare them with the paper's)."""
+    """Checks that span several keys: the learning-rate schedule, the validation split against
+    the training images it is taken from, and the Section 5 networks (the aggregation and
+    figures compare them with the paper's)."""
     train = cfg["train"]
     lines = [
         f"train.{key} = {value!r}: {why}"
         for key, value, why in schedule_problems(train["lr_boundaries"], train["learning_rates"])
     ]
+    lines += validation_split_errors(cfg["dataset"])
     for section, (size, activation) in (("autoencoder", AUTOENCODER_MODEL), ("pso", PSO_MODEL)):
         got = cfg[section]["size"], cfg[section]["activation"]
         if got != (size, activation):
@@ -46,6 +48,24 @@ def cross_key_errors(cfg: Mapping[str, Any]) -> list[str]:
                 f"support only the paper's {size}-{activation} here"
             )
     return lines
+
+
+def validation_split_errors(dataset: Mapping[str, Any]) -> list[str]:
+    """``dataset.validation_per_class`` must leave each class at least one training image: it
+    must be less than ``train_per_class`` and the synthetic archive's images per class (the
+    schema bounds it by the archive's 5000)."""
+    held_out = dataset["validation_per_class"]
+    if held_out is None:
+        return []
+    limits = {"dataset.train_per_class": dataset["train_per_class"]}
+    if dataset["synthetic"]:
+        limits["dataset.synthetic.train_per_class"] = dataset["synthetic"]["train_per_class"]
+    return [
+        f"dataset.validation_per_class = {held_out!r}: must be less than {key} = {limit}, "
+        f"so that every class keeps training images"
+        for key, limit in limits.items()
+        if limit is not None and held_out >= limit
+    ]
 
 
 def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 :func:`prepare` reads the pickled batches straight out of the tar archive (nothing is extracted
 to disk) after checking every member (no absolute paths, ``..``, links, devices or fifos), with
 an unpickler that admits only numpy's array reconstruction; it checks shapes and labels,
-optionally takes a deterministic per-class subset (:func:`per_class_subset`), and writes one
-``.npz`` with the keys of :data:`trainact.cifar.PREPARED_KEYS`, read back by
-:func:`trainact.cifar.load_prepared`. The paper trains on CIFAR-10 "without any pre-processing"
-(Section 4): the pixels are stored as they are in the archive.
+optionally takes a deterministic per-class subset (:func:`per_class_subset`) and holds out a
+validation split from the training images (:func:`hold_out_per_class`), and writes one
+``.npz`` with the keys of :data:`trainact.cifar.PREPARED_KEYS` (and, with a validation split,
+:data:`trainact.cifar.VALIDATION_KEYS`), read back by :func:`trainact.cifar.load_prepared`. The
+paper trains on CIFAR-10 "without any pre-processing" (Section 4): the pixels are stored as they
+are in the archive.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from trainact.cifar import (
     PIXELS_PER_IMAGE,
     TEST_BATCH,
     TRAIN_BATCHES,
+    VALIDATION_KEYS,
     load_prepared,
 )
 from trainact.files import atomic_write
@@ -259,6 +262,12 @@ def _class_names(meta: dict[str, Any], where: str) -> list[str]:
     return [_text(name) for name in names]
 
 
+TRAIN_STREAM, TEST_STREAM, VALIDATION_STREAM = 0, 1, 2
+"""Streams of ``numpy.random.default_rng([subset_seed, stream])``: the training subset, the test
+subset and the validation split each draw from a generator of their own, so no choice depends on
+another's draws or on whether another is made at all."""
+
+
 def per_class_subset(
     labels: np.ndarray,
     per_class: int,
@@ -268,9 +277,9 @@ def per_class_subset(
 ) -> np.ndarray:
     """Indices of the first ``per_class`` images of each class in a seeded permutation.
 
-    The permutation comes from ``numpy.random.default_rng([seed, stream])`` (train and test use
-    different streams, so one split's subset does not depend on the other's). The indices are
-    returned sorted, so the subset keeps the archive's order.
+    The permutation comes from ``numpy.random.default_rng([seed, stream])`` (train, test and
+    validation use different streams, :data:`TRAIN_STREAM` etc., so no split's choice depends on
+    another's). The indices are returned sorted, so the subset keeps the archive's order.
 
     Raises:
         ValueError: ``per_class`` is not positive or a class has fewer images.
@@ -290,12 +299,46 @@ def per_class_subset(
     return np.sort(np.concatenate(chosen))
 
 
+def hold_out_per_class(
+    labels: np.ndarray,
+    per_class: int,
+    seed: int,
+    class_names: tuple[str, ...] | list[str] = CLASS_NAMES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split training images into ``(kept, held_out)``, ``per_class`` images of each class held out.
+
+    ``labels`` int ``(N,)`` are the training labels (after any subset); both results are sorted
+    index arrays into them, disjoint and together ``0..N-1``: ``kept`` ``(N - 10 * per_class,)``,
+    ``held_out`` ``(10 * per_class,)``. The held-out images are :func:`per_class_subset` of
+    ``labels`` on :data:`VALIDATION_STREAM`, a generator of their own: the choice draws nothing
+    from the training subset's stream, so the subset is the same with or without a validation
+    split, and the held-out images are not merely the subset's first draws of each class.
+
+    Raises:
+        ValueError: ``per_class`` is not positive, or not less than the images of some class (every
+            class keeps at least one image to train on); the message names the value.
+    """
+    if per_class < 1:
+        raise ValueError(f"validation_per_class must be a positive integer, got {per_class}")
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    for label, count in enumerate(counts):
+        if per_class >= count:
+            raise ValueError(
+                f"validation_per_class = {per_class} leaves no training image of class {label} "
+                f"({class_names[label]}), which has {count}; it must be less than {counts.min()}"
+            )
+    held_out = per_class_subset(labels, per_class, seed, VALIDATION_STREAM, class_names)
+    kept = np.setdiff1d(np.arange(len(labels)), held_out, assume_unique=True)
+    return kept, held_out
+
+
 def prepare(
     archive: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
     train_per_class: int | None = None,
     test_per_class: int | None = None,
+    validation_per_class: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> Path:
@@ -306,11 +349,16 @@ def prepare(
     over the tar stream, never extracted to disk; only then are they unpickled with
     :class:`RestrictedUnpickler`. The five training batches are
     concatenated in order. With ``train_per_class``/``test_per_class`` only that many images of
-    each class are kept (see :func:`per_class_subset`; stream 0 is train, 1 is test).
+    each class are kept (see :func:`per_class_subset`). With ``validation_per_class`` that many
+    images of each class are then held out from the (possibly subset) training images
+    (:func:`hold_out_per_class`) and the training set keeps the rest. All three choices are
+    seeded by ``seed``, each on its own stream (:data:`TRAIN_STREAM` etc.).
 
     The ``.npz`` (uncompressed, written atomically) holds ``train_images``/``test_images``
     (uint8 ``(N, 3, 32, 32)``), ``train_labels``/``test_labels`` (int64), ``class_names``
-    (str array) and ``source_md5`` (md5 of ``archive``).
+    (str array) and ``source_md5`` (md5 of ``archive``); with a validation split also
+    ``validation_images``/``validation_labels`` (``(10 * validation_per_class, ...)``; without
+    one the file is what it was before the split existed).
     """
     archive, out = Path(archive), Path(out)
     if seed < 0:
@@ -330,11 +378,24 @@ def prepare(
     test_images, test_labels = _batch_arrays(batch(TEST_BATCH), f"{archive}:{TEST_BATCH}")
 
     if train_per_class is not None:
-        keep = _subset_or_error(train_labels, train_per_class, seed, 0, "train", class_names)
+        keep = _subset_or_error(
+            train_labels, train_per_class, seed, TRAIN_STREAM, "train", class_names
+        )
         train_images, train_labels = train_images[keep], train_labels[keep]
     if test_per_class is not None:
-        keep = _subset_or_error(test_labels, test_per_class, seed, 1, "test", class_names)
+        keep = _subset_or_error(test_labels, test_per_class, seed, TEST_STREAM, "test", class_names)
         test_images, test_labels = test_images[keep], test_labels[keep]
+    validation: dict[str, np.ndarray] = {}  # VALIDATION_KEYS -> arrays; empty: no split
+    if validation_per_class is not None:
+        try:
+            kept, held_out = hold_out_per_class(
+                train_labels, validation_per_class, seed, class_names
+            )
+        except ValueError as exc:
+            raise ValueError(f"validation split: {exc}") from exc
+        held_out_arrays = (np.ascontiguousarray(train_images[held_out]), train_labels[held_out])
+        validation = dict(zip(VALIDATION_KEYS, held_out_arrays))
+        train_images, train_labels = train_images[kept], train_labels[kept]
 
     arrays = {
         "train_images": np.ascontiguousarray(train_images),
@@ -343,6 +404,7 @@ def prepare(
         "test_labels": test_labels,
         "class_names": np.array(class_names, dtype=str),
         "source_md5": np.array(source_md5, dtype=str),
+        **validation,
     }
 
     def write_npz(tmp: Path) -> None:
@@ -350,7 +412,10 @@ def prepare(
             np.savez(handle, **arrays)
 
     atomic_write(out, write_npz)
-    log.info("prepared %s: train %d, test %d images", out, len(train_labels), len(test_labels))
+    log.info(
+        "prepared %s: train %d, validation %d, test %d images",
+        out, len(train_labels), len(validation.get("validation_labels", ())), len(test_labels),
+    )  # fmt: skip
     return out
 
 
@@ -366,9 +431,14 @@ def _subset_or_error(
 # --------------------------------------------------------------------------------------------
 # CLI
 
-PREPARE_DEFAULTS = {"train_per_class": None, "test_per_class": None, "subset_seed": 0}
+PREPARE_DEFAULTS = {
+    "train_per_class": None,
+    "test_per_class": None,
+    "validation_per_class": None,
+    "subset_seed": 0,
+}
 """``prepare --params`` keys (the config's ``dataset`` keys of the same names) and defaults:
-every image of both splits, subset seed 0."""
+every image of both splits, no validation split, subset seed 0."""
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
@@ -384,7 +454,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "--params",
         default="{}",
         help='JSON: {"train_per_class": N or null, "test_per_class": N or null, '
-        '"subset_seed": N} (null: every image of the split; default seed 0)',
+        '"validation_per_class": N or null, "subset_seed": N} (null per class: every image of '
+        "the split; validation_per_class: N images of each class held out from the training "
+        "images, null: none; default seed 0)",
     )
     parser.add_argument("--out", required=True, type=Path, help=".npz path to write")
     parser.set_defaults(func=_cmd_prepare)
@@ -407,13 +479,15 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             args.out,
             train_per_class=settings["train_per_class"],
             test_per_class=settings["test_per_class"],
+            validation_per_class=settings["validation_per_class"],
             seed=settings["subset_seed"],
         )
         data = load_prepared(out)
     except (ValueError, OSError) as exc:
         raise CLIError(str(exc)) from exc
+    validation = f"validation {len(data.validation_labels)}, " if data.has_validation else ""
     print(
-        f"{out}: train {len(data.train_labels)}, test {len(data.test_labels)} images, "
+        f"{out}: train {len(data.train_labels)}, {validation}test {len(data.test_labels)} images, "
         f"{len(data.class_names)} classes ({', '.join(data.class_names)}), "
         f"source md5 {data.source_md5}"
     )

@@ -23,8 +23,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: The train settings a trunk and its branches take from the train config unchanged.
-SHARED_TRAIN_KEYS = ("batch_size", "rho", "eps", "eval_batch_size", "train_eval_images")
+#: The train settings that make a schedule; a trunk and its branches take every other one from
+#: the train config unchanged (batch size, RMSProp's rho and eps, the activation rate scale, ...).
+SCHEDULE_KEYS = ("epochs", "lr_boundaries", "learning_rates")
+
+
+def _shared(train: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in train.items() if k not in SCHEDULE_KEYS}
 
 
 def check_axis(axis: Mapping[str, Any], learning_rates: Sequence[float]) -> None:
@@ -64,7 +69,7 @@ def trunk_train(train: Mapping[str, Any], axis: Mapping[str, Any]) -> dict[str, 
     if length == 0:
         raise ValueError("every point of schedule_axis.first_phase_epochs is the main schedule: no trunk to train")
     return {
-        **{k: train[k] for k in SHARED_TRAIN_KEYS if k in train},
+        **_shared(train),
         "epochs": length,
         "lr_boundaries": [],
         "learning_rates": [train["learning_rates"][0]],
@@ -81,7 +86,7 @@ def branch_train(train: Mapping[str, Any], axis: Mapping[str, Any], first_phase:
     for epochs in tail[:-1]:
         boundaries.append(boundaries[-1] + epochs)
     return {
-        **{k: train[k] for k in SHARED_TRAIN_KEYS if k in train},
+        **_shared(train),
         "epochs": first_phase + sum(tail),
         "lr_boundaries": boundaries,
         "learning_rates": list(train["learning_rates"][: len(tail) + 1]),

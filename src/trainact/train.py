@@ -49,6 +49,8 @@ from trainact.settings import (
 
 log = logging.getLogger(__name__)
 
+#: val_* is the test split (the paper's "validation"); heldout_* the validation split held out from
+#: the training images (dataset.validation_per_class), empty without one.
 HISTORY_COLUMNS = (
     "epoch",
     "lr",
@@ -58,6 +60,8 @@ HISTORY_COLUMNS = (
     "val_acc",
     "train_eval_loss",
     "train_eval_acc",
+    "heldout_loss",
+    "heldout_acc",
     "seconds",
     "images_per_s",
     "status",
@@ -229,6 +233,10 @@ def fit(
 ) -> list[dict[str, Any]]:
     """Train ``model`` on ``data`` (a :class:`trainact.cifar.PreparedData`), validate on its test split.
 
+    When ``data`` has a validation split held out from the training images, each epoch is also
+    evaluated on it (``heldout_loss``/``heldout_acc``; empty without a split): choices made by
+    measurement are made there, not on the test split. Evaluation only: the training is the same.
+
     Writes into ``out_dir``: ``history.csv`` (one row per epoch), ``activation_health.csv`` (per
     epoch, from 0 = the start, and activation layer: input scale, share outside the Fourier fit
     interval, non-linearity, parameter movement; on the calibration images of ``settings.seed``),
@@ -333,6 +341,9 @@ def fit(
     # Eval-mode accuracy on a fixed subset of the training images (memorisation, not the running mean).
     subset = train_eval_subset(len(train_set), settings.train_eval_images)
     train_eval_set = DeviceDataset(data.train_images[subset], data.train_labels[subset], device)
+    heldout_set = (
+        DeviceDataset(data.validation_images, data.validation_labels, device) if data.has_validation else None
+    )
     loss_fn = nn.CrossEntropyLoss()
     # What the summary states of the schedule: optimiser steps, not only epochs, per learning rate.
     schedule = {
@@ -392,6 +403,9 @@ def fit(
         train_eval_loss, train_eval_acc = (
             evaluate(model, train_eval_set, settings.eval_batch_size) if len(train_eval_set) else (None, None)
         )
+        heldout_loss, heldout_acc = (
+            evaluate(model, heldout_set, settings.eval_batch_size) if heldout_set is not None else (None, None)
+        )
         row = {
             "epoch": epoch,
             "lr": lr,
@@ -401,6 +415,8 @@ def fit(
             "val_acc": round(val_acc, 6),
             "train_eval_loss": None if train_eval_loss is None else round(train_eval_loss, 6),
             "train_eval_acc": None if train_eval_acc is None else round(train_eval_acc, 6),
+            "heldout_loss": None if heldout_loss is None else round(heldout_loss, 6),
+            "heldout_acc": None if heldout_acc is None else round(heldout_acc, 6),
             "seconds": round(time.perf_counter() - started, 3),
             "images_per_s": round(len(train_set) / train_seconds, 1),
             "status": "ok",

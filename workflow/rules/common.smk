@@ -172,7 +172,13 @@ def train_slice(size, activation, model=None, train=None):
 
 DOWNLOAD_SLICE = {key: DATASET[key] for key in ("url", "md5")}
 PREPARE_SLICE = {
-    key: DATASET[key] for key in ("train_per_class", "test_per_class", "subset_seed")
+    key: DATASET[key]
+    for key in (
+        "train_per_class",
+        "test_per_class",
+        "validation_per_class",
+        "subset_seed",
+    )
 }
 AE_PRETRAIN_SLICE = {
     "model": model_slice(*AE_MODEL),
