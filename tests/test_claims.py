@@ -344,7 +344,8 @@ def test_preview_reasons_schedule_rule():
     ]
     with_split = {**smoke["dataset"], "validation_per_class": 5}
     assert cl.preview_reasons({"dataset": with_split}, 3) == [
-        "synthetic data, 250 training images, 50 held out for validation (paper: CIFAR-10, 50,000)"
+        "synthetic data, 250 training images, 50 held out for validation (paper: CIFAR-10, 50,000)",
+        "100 synthetic test images (paper: 10,000)",
     ]
     with pytest.raises(ValueError, match="mapping"):
         cl.preview_reasons(["train"], 3)

@@ -342,13 +342,14 @@ def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
     assert text.index("Preset: `test`.") < text.index("## 1 Verdicts")
     header, body = markdown_table(text, "## 1 Verdicts")
     assert header == [
-        "#", "Claim", "Verdict", "Comparisons (mean [95 % interval] → own verdict (Holm p, detectable))", "Seeds",
-        "Preview",
+        "#", "Claim", "Verdict", "Over the schedule axis (L = epochs at the first learning rate)",
+        "Comparisons (mean [95 % interval] → own verdict (Holm p, detectable))", "Seeds", "Preview",
     ]  # fmt: skip
     assert body[0] == [
         "1",
         "Fourier-CNN and LC-CNN beat the ReLU CNN at every size",
         "**supported**",
+        "–",
         "<br>".join(
             f"{size}: {model} − CNN: {pp} pp [{pp}, {pp}] → supported (Holm p 1.000, detectable 0.00 pp)"
             for size, pairs in (
@@ -363,15 +364,16 @@ def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
     ]
     # the autoencoder: +2 points on each of 2 seeds; PSO: ratio 0.5 on each of 2 seeds
     assert body[2][2] == "**preview: inconclusive**"  # the same epoch to the target: not faster
-    assert body[2][3].split("<br>")[0] == (
+    assert body[2][4].split("<br>")[0] == (
         "final val acc, pretrained − not pretrained: +2.00 pp [+2.00, +2.00] → preview: consistent with the claim "
         "(Holm p 1.000, detectable 0.00 pp)"
     )
-    assert body[2][4:] == ["2", "yes: 2 seeds (< 3)"]
-    assert body[3][3].startswith("PSO final test acc / RMSProp final val acc: about half: 0.516 [")
+    assert body[2][5:] == ["2", "yes: 2 seeds (< 3)"]
+    assert body[3][4].startswith("PSO final test acc / RMSProp final val acc: about half: 0.516 [")
     verdicts = section(text, "## 1 Verdicts", "## 2 ")
     assert "A verdict is a preview when it rests on fewer than 3 seeds" in verdicts
     assert "Sensitivity to unstated choices: not run." in verdicts
+    assert "Schedule axis: not run." in verdicts
     assert "Sensitivity to unstated choices: not run." in section(text, "## 8 ", "## 9 ")
     # the settings: only in the appendix
     assert "- Run settings: Appendix A." in section(text, "## 2 ", "## 3 ")
