@@ -40,6 +40,11 @@ VARIANT_RUNS = {
     "calibrated+none": ("fourier",),
     "calibrated+standardize": ("fourier",),
 }
+# The smoke preset's schedule axis: L = 1 is its own schedule (the main runs), L = 2 a branch of
+# a 2-epoch trunk, each followed by 1 epoch at 1e-4.
+AXIS_TABLES = ("schedule_axis.json", "schedule_axis.csv")
+TRUNK = f"{OUT}/schedule_axis/trunk/train"
+BRANCH = f"{OUT}/schedule_axis/L2/train"
 HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
 # The jobs downstream of every Section 5 result: aggregate reads PSO's and the autoencoder's
 # histories into summary.json, figures draws fig8/fig9, provenance and report follow.
@@ -93,7 +98,11 @@ def expected_outputs() -> list[str]:
                                    "activation_health.csv")]
     for variant, activations in VARIANT_RUNS.items():
         files += [f"{OUT}/sensitivity/{variant}/train/small-{a}/seed0/history.csv" for a in activations]
-    files += [f"{OUT}/tables/{name}" for name in SENSITIVITY_TABLES]
+    files += [f"{OUT}/tables/{name}" for name in SENSITIVITY_TABLES + AXIS_TABLES]
+    files += [f"{OUT}/figures/schedule_axis.{ext}" for ext in ("png", "pdf")]
+    for activation in ACTIVATIONS:
+        files += [f"{TRUNK}/small-{activation}/seed0/{name}" for name in ("history.csv", "snapshots/epoch2.pt")]
+        files += [f"{BRANCH}/small-{activation}/seed0/{name}" for name in ("history.csv", "summary.json", "model.pt")]
     files += [f"{OUT}/autoencoder/seed0/{name}" for name in ("pretrain.csv", "pretrained.pt")]
     files += [f"{OUT}/autoencoder/seed0/finetune/{name}"
               for name in ("history.csv", "model.pt", "activations.json", "summary.json")]
@@ -179,7 +188,7 @@ def test_smoke_run_makes_every_output(smoke):
         jobs = {p.relative_to(work / OUT / folder).parts[0] for p in (work / OUT / folder).rglob("*") if p.is_file()}
         assert {p.split(".")[0] for p in jobs} == {
             "synthetic_archive", "prepare", "train", "ae_pretrain", "ae_finetune", "pso",
-            "aggregate", "figures", "provenance", "report", "sensitivity",
+            "aggregate", "figures", "provenance", "report", "sensitivity", "schedule_axis",
         }
     assert len(list((work / OUT / "benchmarks/train").glob("*.tsv"))) == 9
     # Exactly the variant runs that no other root holds were trained (the rest are reused).
@@ -192,6 +201,16 @@ def test_smoke_run_makes_every_output(smoke):
     assert sensitivity["reference"] == "fixed+none"
     report = (work / OUT / "paper/report.md").read_text()
     assert report.index("## 1 Verdicts") < report.index("Table 1") and "## 8 Sensitivity" in report
+    # The schedule axis: the branch holds the trunk's 2 epochs at 1e-3 and its own epoch at 1e-4;
+    # the point L = 1 is the main grid's own schedule (nothing trained for it).
+    for activation in ACTIVATIONS:
+        trunk = read_rows(work / TRUNK / f"small-{activation}/seed0/history.csv")
+        branch = read_rows(work / BRANCH / f"small-{activation}/seed0/history.csv")
+        assert [float(r["lr"]) for r in branch] == [1e-3, 1e-3, 1e-4]
+        assert [r["val_acc"] for r in branch[:2]] == [r["val_acc"] for r in trunk]
+    axis = json.loads((work / OUT / "tables/schedule_axis.json").read_text())
+    assert [(p["first_phase"], p["root"]) for p in axis["points"]] == [(1, OUT), (2, f"{OUT}/schedule_axis/L2")]
+    assert "## 9 Where the verdicts hold: the schedule axis" in report and "schedule_axis.png" in report
 
 
 def test_second_run_has_nothing_to_do(smoke):
@@ -266,7 +285,9 @@ def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
     assert {Path(f).parent.parent.name for f in pending["train_variant"]} == {"small-fourier"}
 
 
-EVERY_JOB = {"prepare", "train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | DOWNSTREAM
+# The schedule axis' jobs: its trunks and branches (training), and its judgement.
+AXIS_JOBS = {"train_trunk", "train_branch", "schedule_axis"}
+EVERY_JOB = {"prepare", "train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM
 
 
 @pytest.mark.parametrize(
@@ -308,15 +329,49 @@ def test_sensitivity_settings_rerun_only_the_study(smoke, tmp_path):
     assert set(plan(smoke.workdir, configfiles=(off,))) == {"sensitivity", "provenance", "paper_report"}
 
 
+def test_the_schedule_axis_reruns_only_what_its_settings_touch(smoke, tmp_path):
+    """A new tail reruns the branches (not their trunks, not the main grid) and what reads them;
+    a longer first phase also reruns the trunks; the axis off trains nothing."""
+    tail = write_yaml(tmp_path / "tail.yaml", {"schedule_axis": {"tail_epochs": [2]}})
+    pending = plan(smoke.workdir, configfiles=(tail,))
+    assert set(pending) == {"train_branch", "schedule_axis", "provenance", "paper_report"}
+    assert {str(Path(f).parent) for f in pending["train_branch"]} == {f"{BRANCH}/small-{a}/seed0" for a in ACTIVATIONS}
+    longer = write_yaml(tmp_path / "longer.yaml", {"schedule_axis": {"first_phase_epochs": [1, 3]}})
+    pending = plan(smoke.workdir, configfiles=(longer,))
+    assert set(pending) == {"train_trunk", "train_branch", "schedule_axis", "provenance", "paper_report"}
+    assert {str(Path(f).parent) for f in pending["train_branch"]} == {
+        f"{OUT}/schedule_axis/L3/train/small-{a}/seed0" for a in ACTIVATIONS
+    }
+    off = write_yaml(tmp_path / "off.yaml", {"schedule_axis": {"enabled": False}})
+    assert set(plan(smoke.workdir, configfiles=(off,))) == {"schedule_axis", "provenance", "paper_report"}
+
+
+def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
+    """Without the trunk's snapshot, the trunk runs again and its branch after it (the dry run
+    names the trunk's output as the branch's reason)."""
+    workdir = private_copy(smoke, tmp_path)
+    (workdir / TRUNK / "small-lc/seed0/snapshots/epoch2.pt").unlink()
+    result = snakemake(workdir, "-n", *SMOKE)
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout + result.stderr
+    jobs = {line.split("rule ")[1].rstrip(":") for line in printed.splitlines() if line.startswith("rule ")}
+    assert {"train_trunk", "train_branch", "schedule_axis"} <= jobs and "train" not in jobs
+    assert f"Input files updated by another job: {TRUNK}/small-lc/seed0/snapshots/epoch2.pt" in printed
+
+
 @pytest.mark.parametrize(
     ("module", "rerun"),
     [
         ("pso.py", {"pso"} | DOWNSTREAM),
-        ("figures.py", {"figures", "provenance", "paper_report"}),
-        ("models.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | DOWNSTREAM),
+        # the schedule axis draws its figure with figures.save_figure
+        ("figures.py", {"figures", "schedule_axis", "provenance", "paper_report"}),
+        ("models.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
+        ("schedule_axis.py", {"schedule_axis", "paper_report"}),
+        # the axis' planning is read by the workflow at parse time: no job runs it
+        ("schedules.py", set()),
         ("sensitivity.py", {"sensitivity", "paper_report"}),
         # PSO shares trainact.runtime with the trainer, not trainact.train
-        ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | DOWNSTREAM),
+        ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
         ("cli.py", set()),
         # the download code reruns nothing (here no job runs it: the smoke preset builds its
         # archive; tests/test_reruns.py checks that no job that reads data imports it); the
@@ -325,14 +380,14 @@ def test_sensitivity_settings_rerun_only_the_study(smoke, tmp_path):
         ("download.py", set()),
         ("prepare.py", EVERY_JOB),
         ("synthetic.py", EVERY_JOB | {"synthetic_archive"}),
-        ("aggregate.py", {"sensitivity"} | DOWNSTREAM),
+        ("aggregate.py", {"sensitivity", "schedule_axis"} | DOWNSTREAM),
         ("paper_report.py", {"paper_report"}),
         ("formatting.py", {"paper_report"}),
         # the claims are judged by aggregate: its tables and everything after them
-        ("claims.py", {"sensitivity"} | DOWNSTREAM),
+        ("claims.py", {"sensitivity", "schedule_axis"} | DOWNSTREAM),
         ("activations.py", EVERY_JOB - {"prepare"}),
         # the package data files that a module reads
-        ("published_tables.json", {"sensitivity"} | DOWNSTREAM),
+        ("published_tables.json", {"sensitivity", "schedule_axis"} | DOWNSTREAM),
         ("deviations.yaml", {"paper_report"}),
     ],
 )

@@ -239,8 +239,9 @@ CAPTIONS: dict[str, Caption] = {
         "short tail), the paired difference of each trainable activation over the ReLU CNN of the "
         "same size and seed, in percentage points, at the final epoch (the verdicts' endpoint) and "
         "best over epochs (the paper's measure): mean and 95 % Student-t interval over seeds (no "
-        "interval from one seed); the eval-mode training accuracy at epoch L; and the verdict of "
-        "claims 1 and 2 at each L. The paper's own schedule is the reference row.",
+        "interval from one seed); the eval-mode training accuracy at epoch L; and the verdicts of "
+        "the claims at each L. The main grid (the train config's schedule; the paper's in the paper "
+        "config) is the reference row.",
     ),
     "paper_report": Caption(
         "Reproduction report",

@@ -58,6 +58,7 @@ from trainact.formatting import (
 )
 from trainact.paper_facts import MODEL_NAMES, SIZES, SPLIT_WORDS, SPLITS, TRAINABLE
 from trainact.pdf import build_pdf, pdf_plan
+from trainact.schedule_axis import model_name_of
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def _schedule_axis_context(axis: Mapping[str, Any] | None, figures_rel: str) -> 
 
     def fit_at_drop(point: Mapping[str, Any]) -> str:
         return ", ".join(
-            f"{MODEL_NAMES[r['activation']].removesuffix('-CNN')} {fmt(r['at_drop'], ACC_DECIMALS)}"
+            f"{model_name_of(r['activation'])} {fmt(r['at_drop'], ACC_DECIMALS)}"
             for r in point["train_eval"]
             if r["at_drop"] is not None
         ) or MISSING
@@ -209,7 +210,7 @@ def _schedule_axis_context(axis: Mapping[str, Any] | None, figures_rel: str) -> 
                      "train_eval": [r for r in point["train_eval"] if r["size"] == size]}  # fmt: skip
             rows.append(
                 {
-                    "L": f"{point['first_phase']}" + (" (paper's schedule)" if point["reference"] else ""),
+                    "L": f"{point['first_phase']}" + (" (main grid: the train config's schedule)" if point["reference"] else ""),
                     "size": size.capitalize(),
                     "schedule": point["schedule"],
                     "final": [cell(sized, a, "final") for a in trainable],

@@ -50,6 +50,11 @@ from trainact.aggregate import (
 from trainact.claims import CONSISTENT, INCONSISTENT, NOT_RUN, NOT_SUPPORTED, SUPPORTED, interval
 from trainact.files import write_csv_atomic, write_text_atomic
 from trainact.paper_facts import MODEL_NAMES, SCHEDULE_AXIS_FIGURE, SCHEDULE_AXIS_FILES, TRAINABLE
+
+
+def model_name_of(activation: str) -> str:
+    """The model's name as the axis shows it: the standard CNN as "ReLU CNN"."""
+    return "ReLU CNN" if activation == "relu" else MODEL_NAMES[activation]
 from trainact.schedules import phases, schedule_text
 
 log = logging.getLogger(__name__)
@@ -162,7 +167,7 @@ def judge_point(
             for (s, a), g in runs.groupby(["size", "activation"], sort=False)
         ],
         "claims": [
-            {"number": c["number"], "short": c["short"], "outcome": c["outcome"], "verdict": c["verdict"]}
+            {"number": c["number"], "short": c["short"], "outcome": c["outcome"], "verdict": c["verdict"], "scope": c["scope"]}
             for c in claims
         ],
     }
@@ -178,10 +183,11 @@ def axis_line(points: Sequence[Mapping[str, Any]], number: int) -> str:
     inconsistent for L >= 15"``; a claim consistent at one L and inconsistent at another
     begins with ``"depends on the schedule: "``.
     """
-    outcomes = []
+    outcomes, scopes = [], set()
     for point in points:
-        found = [c["outcome"] for c in point["claims"] if c["number"] == number]
-        outcomes.append((point["first_phase"], found[0] if found else NOT_RUN))
+        found = [c for c in point["claims"] if c["number"] == number]
+        outcomes.append((point["first_phase"], found[0]["outcome"] if found else NOT_RUN))
+        scopes.update(c["scope"] for c in found if c.get("scope"))
     if not outcomes:
         return NOT_RUN
     groups: list[tuple[str, list[int]]] = []
@@ -204,7 +210,7 @@ def axis_line(points: Sequence[Mapping[str, Any]], number: int) -> str:
             where = "at L = " + ", ".join(str(L) for L in Ls)
         parts.append(f"{word} {where}")
     words = {OUTCOME_WORDS.get(o) for _, o in outcomes}
-    text = ", ".join(parts)
+    text = ", ".join(parts) + (f" ({', '.join(sorted(scopes))})" if scopes else "")
     return f"depends on the schedule: {text}" if {"consistent", "inconsistent"} <= words else text
 
 
@@ -306,7 +312,7 @@ def plot_schedule_axis(result: Mapping[str, Any]):
                             highs.append(d["high"])
                 if not xs:
                     continue
-                label = f"{MODEL_NAMES[activation]} − ReLU, {'final epoch' if endpoint == 'final' else 'best (paper)'}"
+                label = f"{MODEL_NAMES[activation]} − ReLU CNN, {'final epoch' if endpoint == 'final' else 'best (paper)'}"
                 ax.plot(xs, ys, style, color=colors[activation], marker="o", ms=4, label=label)
                 if endpoint == "final" and all(lo is not None for lo in lows):
                     ax.errorbar(xs, ys, yerr=[[y - lo for y, lo in zip(ys, lows)], [hi - y for y, hi in zip(ys, highs)]],
@@ -314,7 +320,7 @@ def plot_schedule_axis(result: Mapping[str, Any]):
             ref = [d for d in reference["differences"] if (d["size"], d["activation"], d["endpoint"]) == (size, activation, "final")]
             if ref and ref[0]["n"]:
                 ax.plot([reference["first_phase"]], [ref[0]["mean"]], marker="D", mfc="none", color=colors[activation],
-                        ls="none", ms=8, label=f"{MODEL_NAMES[activation]}, paper's schedule (final)")  # fmt: skip
+                        ls="none", ms=8, label=f"{MODEL_NAMES[activation]}, main grid's schedule (final)")  # fmt: skip
         ax.set_title(f"{size} networks: difference over the ReLU CNN")
         ax.set_ylabel("test accuracy difference (pp)")
         ax.legend(fontsize=7, loc="best")
@@ -326,7 +332,7 @@ def plot_schedule_axis(result: Mapping[str, Any]):
                         xs.append(point["first_phase"])
                         ys.append(row["at_drop"])
             if xs:
-                fit_ax.plot(xs, ys, "-o", color=colors[activation], ms=4, label=MODEL_NAMES[activation])
+                fit_ax.plot(xs, ys, "-o", color=colors[activation], ms=4, label=model_name_of(activation))
         fit_ax.set_xlabel("L: epochs at the first learning rate before the tail")
         fit_ax.set_ylabel("eval-mode training accuracy at epoch L")
         fit_ax.legend(fontsize=7, loc="best")
