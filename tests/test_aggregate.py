@@ -408,7 +408,7 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="trainact.aggregate"):
         summary = agg.aggregate(results, out, ["middle"], ["relu", "fourier"], [0, 1], [1], [0])
     assert list(summary) == [
-        "sizes", "activations", "seeds", "definitions", "runs", "table1", "table2", "diverged", "autoencoder", "pso",
+        "sizes", "activations", "seeds", "definitions", "runs", "table1", "networks", "table2", "diverged", "autoencoder", "pso",
         "claims", "source",
     ]  # fmt: skip
     assert (summary["sizes"], summary["activations"], summary["seeds"]) == (["middle"], ["relu", "fourier"], [0, 1])
@@ -676,3 +676,21 @@ def test_epochs_to_reach_and_the_autoencoder_convergence(tmp_path):
     # 0.6418) and by the pretrained run (2 points higher) at epoch 1 too: no difference
     assert row["target_val_acc"] == pytest.approx(0.95 * row["baseline_final_val_acc"])
     assert (row["pretrained_epochs_to_target"], row["baseline_epochs_to_target"], row["diff_epochs_to_target"]) == (1, 1, 0)
+
+
+def test_network_facts_state_parameters_steps_time_and_device(tmp_path):
+    """Table 1's networks, from the runs' summary.json: the parameters, the first stated steps
+    per learning rate, the mean training time over seeds, the devices; missing summaries are
+    left out, not guessed."""
+    from trainact.aggregate import network_facts, train_summary_path
+
+    steps = [{"lr": 1e-3, "epochs": 20, "steps": 7820}, {"lr": 1e-4, "epochs": 20, "steps": 7820}]
+    for seed, seconds, device in ((0, 100.0, "cpu"), (1, 200.0, "NVIDIA H100")):
+        path = train_summary_path(tmp_path, "small", "lc", seed)
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"parameters": 1234, "steps_by_learning_rate": steps,
+                                    "train_seconds": seconds, "device": {"name": device}}))  # fmt: skip
+    lc, relu = network_facts(tmp_path, ["small"], ["lc", "relu"], [0, 1])
+    assert (lc["model"], lc["parameters"], lc["steps_by_learning_rate"]) == ("Small LC-CNN", 1234, steps)
+    assert lc["train_seconds_mean"] == 150.0 and lc["devices"] == ["NVIDIA H100", "cpu"]
+    assert relu["parameters"] is None and relu["steps_by_learning_rate"] is None and relu["devices"] == []

@@ -234,6 +234,40 @@ def collect_runs(results: Path, sizes: Sequence[str], activations: Sequence[str]
     return frame
 
 
+def train_summary_path(results: Path, size: str, activation: str, seed: int) -> Path:
+    return train_history_path(results, size, activation, seed).with_name("summary.json")
+
+
+def network_facts(results: Path, sizes: Sequence[str], activations: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """Per model, from its runs' ``summary.json``: trainable parameters, optimiser steps per
+    learning rate (``[{lr, epochs, steps}]`` of the first seed that states them), mean training
+    seconds over seeds and the devices the runs used. A run without a summary (or an older one
+    without these keys) leaves its values out."""
+    rows = []
+    for size in sizes:
+        for activation in activations:
+            summaries = []
+            for seed in seeds:
+                path = train_summary_path(results, size, activation, seed)
+                if path.is_file():
+                    summaries.append(json.loads(path.read_text(encoding="utf-8")))
+            seconds = [s["train_seconds"] for s in summaries if s.get("train_seconds") is not None]
+            steps = next((s["steps_by_learning_rate"] for s in summaries if s.get("steps_by_learning_rate")), None)
+            devices = sorted({str((s.get("device") or {}).get("name", "")) for s in summaries} - {""})
+            rows.append(
+                {
+                    "size": size,
+                    "activation": activation,
+                    "model": model_name(size, activation),
+                    "parameters": next((s["parameters"] for s in summaries if "parameters" in s), None),
+                    "steps_by_learning_rate": steps,
+                    "train_seconds_mean": sum(seconds) / len(seconds) if seconds else None,
+                    "devices": devices,
+                }
+            )
+    return rows
+
+
 # ----------------------------------------------------------------------------------- tables
 
 
@@ -587,6 +621,7 @@ def aggregate(
             },
             "runs": run_records,
             "table1": _records(t1),
+            "networks": network_facts(results, sizes, activations, seeds),
             "table2": _records(t2),
             "diverged": diverged_runs(run_records + autoencoder.get("runs", [])),
             "autoencoder": autoencoder,

@@ -339,6 +339,23 @@ def _table1_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _network_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Table 1's networks: parameters, optimiser steps per learning rate, training time, device."""
+    rows = []
+    for record in summary.get("networks", []):
+        steps = record["steps_by_learning_rate"]
+        rows.append(
+            {
+                "model": record["model"],
+                "parameters": f"{record['parameters']:,}" if record["parameters"] is not None else MISSING,
+                "steps": ", ".join(f"{p['steps']:,} @ {p['lr']:g} ({p['epochs']} ep)" for p in steps) if steps else MISSING,
+                "seconds": fmt_seconds(record["train_seconds_mean"]),
+                "devices": ", ".join(record["devices"]) or MISSING,
+            }
+        )
+    return rows
+
+
 def _table2_rows(summary: Mapping[str, Any], published: Mapping[str, Any]) -> list[dict[str, Any]]:
     paper = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in published["table2"]}
     records = {(r["size"], r["split"], r["activation"]): r for r in summary["table2"]}
@@ -547,6 +564,7 @@ def build_context(
             for m in FINAL_METRICS
         ],  # fmt: skip
         "table1": _table1_rows(summary),
+        "networks": _network_rows(summary),
         "table2": _table2_rows(summary, published),
         "diverged": [
             f"{d['run']}: {d['epochs_ignored']} epoch(s) ignored"

@@ -12,6 +12,7 @@
 rule aggregate:
     input:
         **RESULT_INPUTS,
+        summaries=TRAIN_SUMMARIES,
     output:
         table1=report(
             TABLE_FILES["table1.csv"],

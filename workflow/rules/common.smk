@@ -287,7 +287,9 @@ SENSITIVITY_PARAMS = {
 # branch from the snapshot after epoch L of one trunk per network and seed.
 AXIS = config["schedule_axis"]
 AXIS_SIZES, AXIS_ACTIVATIONS = AXIS["sizes"], AXIS["activations"]
-AXIS_BRANCHES = schedules.branch_points(config["train"], AXIS) if AXIS["enabled"] else []
+AXIS_BRANCHES = (
+    schedules.branch_points(config["train"], AXIS) if AXIS["enabled"] else []
+)
 AXIS_POINTS = [
     {
         "first_phase": L,
@@ -395,6 +397,12 @@ RESULT_INPUTS = {
     ],
     "pso": [f"{OUT}/{paper_facts.pso_run_dir(seed)}/history.csv" for seed in SEEDS],
 }
+# The grid's run summaries: Table 1 states each network's parameters, steps, time and device.
+TRAIN_SUMMARIES = [
+    train_file("summary.json", s, a, seed)
+    for s, a in EXPERIMENT_MODELS
+    for seed in SEEDS
+]
 # Every history the sensitivity study reads (the main grid's where a variant reuses them).
 SENSITIVITY_INPUTS = sorted(
     {

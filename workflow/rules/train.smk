@@ -115,9 +115,7 @@ rule train_branch:
         mem_mb=8000,
         runtime=240,
     params:
-        slice=lambda wc: canonical(
-            branch_slice(wc.size, wc.activation, wc.first_phase)
-        ),
+        slice=lambda wc: canonical(branch_slice(wc.size, wc.activation, wc.first_phase)),
         code=CODE["train"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:
