@@ -145,6 +145,10 @@ def test_the_axis_judges_the_final_epoch_and_shows_the_best_beside_it(tmp_path):
     assert relu5["at_drop"] == pytest.approx(0.6 * 5 / 10) and relu5["final"] == pytest.approx(0.6)
     assert L5["schedule"] == "5 ep @ 0.001 (1,955 steps), 4 ep @ 0.0001 (1,564), 1 ep @ 1e-05 (391)"
     assert result["reference"]["reference"] and result["reference"]["first_phase"] == 20
+    assert result["context"] == (
+        "steps at 0.001: 1,955 (L = 5), 3,910 (L = 10); "
+        "ReLU CNN's eval-mode training accuracy at the drop: 0.300 (L = 5), 0.533 (L = 10)"
+    )
     rows = schedule_axis.csv_rows(result)
     assert len(rows) == 3 * 2 * 2  # (2 points + reference) x 2 activations x 2 endpoints
 

@@ -228,6 +228,7 @@ def _schedule_axis_context(axis: Mapping[str, Any] | None, figures_rel: str) -> 
             f"seeds {', '.join(str(s) for s in axis['seeds'])}."
         ),
         "lines": lines,
+        "context": axis.get("context", ""),
         "models": [MODEL_NAMES[a] for a in trainable],
         "claim_numbers": sorted(lines),
         "rows": rows,
