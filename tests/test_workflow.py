@@ -89,6 +89,11 @@ def train_dir(size: str, activation: str, seed: int = 0) -> str:
     return f"{OUT}/train/{size}-{activation}/seed{seed}"
 
 
+def network_of(path: str) -> str:
+    """The ``<size>-<activation>`` folder a run's file lies under."""
+    return next(part for part in Path(path).parts if part.split("-")[0] in SIZES)
+
+
 def expected_outputs() -> list[str]:
     files = [f"{OUT}/data/synthetic/cifar-10-python.tar.gz", f"{OUT}/data/cifar10.npz"]
     for size in SIZES:
@@ -276,27 +281,29 @@ def test_pso_settings_rerun_pso_and_its_dependants_only(smoke, tmp_path):
     assert pending["pso"] == {f"{OUT}/pso/seed0/{name}" for name in ("history.csv", "best.pt", "summary.json")}
 
 
-def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
-    """Each training job carries only its own activation's settings."""
-    extra = write_yaml(tmp_path / "fourier.yaml", {"model": {"fourier": {"rank": 4}}})
-    pending = plan(smoke.workdir, configfiles=(extra,))
-    assert set(pending) == {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | DOWNSTREAM
-    assert {Path(f).parent.parent.name for f in pending["train"]} == {f"{s}-fourier" for s in SIZES}
-    assert {Path(f).parent.parent.name for f in pending["train_variant"]} == {"small-fourier"}
-
-
 # The schedule axis' jobs: its trunks and branches (training), and its judgement.
 AXIS_JOBS = {"train_trunk", "train_branch", "schedule_axis"}
 EVERY_JOB = {"prepare", "train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM
+
+
+def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
+    """Each training job carries only its own activation's settings (the schedule axis' trunks
+    and branches too)."""
+    extra = write_yaml(tmp_path / "fourier.yaml", {"model": {"fourier": {"rank": 4}}})
+    pending = plan(smoke.workdir, configfiles=(extra,))
+    assert set(pending) == {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM
+    assert {Path(f).parent.parent.name for f in pending["train"]} == {f"{s}-fourier" for s in SIZES}
+    assert {Path(f).parent.parent.name for f in pending["train_variant"]} == {"small-fourier"}
+    assert {network_of(f) for f in pending["train_trunk"] | pending["train_branch"]} == {"small-fourier"}
 
 
 @pytest.mark.parametrize(
     ("setting", "rerun", "networks"),
     [
         # an LC setting: the LC networks of the grid and of the study only
-        ({"model": {"lc": {"eps": 0.02}}}, {"train", "train_variant", "sensitivity"} | DOWNSTREAM, {"lc"}),
+        ({"model": {"lc": {"eps": 0.02}}}, {"train", "train_variant", "sensitivity"} | AXIS_JOBS | DOWNSTREAM, {"lc"}),
         # a training setting: every training and the fine-tuning, not the pretraining or PSO
-        ({"train": {"rho": 0.9}}, {"train", "train_variant", "ae_finetune", "sensitivity"} | DOWNSTREAM, None),
+        ({"train": {"rho": 0.9}}, {"train", "train_variant", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM, None),
         # the dataset: everything from the archive on
         ({"dataset": {"synthetic": {"seed": 1}}}, {"synthetic_archive"} | EVERY_JOB, None),
         # a validation split: the prepared data and all that read them, not the archive
@@ -311,6 +318,8 @@ def test_a_setting_reruns_the_jobs_that_use_it(smoke, tmp_path, setting, rerun, 
     if networks is not None:
         trained = {Path(f).parent.parent.name.split("-")[1] for f in pending["train"] | pending["train_variant"]}
         assert trained == networks
+        axis = {network_of(f).split("-")[1] for f in pending["train_trunk"] | pending["train_branch"]}
+        assert axis == networks
 
 
 def test_sensitivity_settings_rerun_only_the_study(smoke, tmp_path):
