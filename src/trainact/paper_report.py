@@ -210,7 +210,7 @@ def _schedule_axis_context(axis: Mapping[str, Any] | None, figures_rel: str) -> 
                      "train_eval": [r for r in point["train_eval"] if r["size"] == size]}  # fmt: skip
             rows.append(
                 {
-                    "L": f"{point['first_phase']}" + (" (main grid: the train config's schedule)" if point["reference"] else ""),
+                    "L": f"{point['first_phase']}" + (" (main grid)" if point["reference"] else ""),
                     "size": size.capitalize(),
                     "schedule": point["schedule"],
                     "final": [cell(sized, a, "final") for a in trainable],
