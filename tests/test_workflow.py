@@ -344,7 +344,10 @@ def test_the_schedule_axis_reruns_only_what_its_settings_touch(smoke, tmp_path):
     tail = write_yaml(tmp_path / "tail.yaml", {"schedule_axis": {"tail_epochs": [2]}})
     pending = plan(smoke.workdir, configfiles=(tail,))
     assert set(pending) == {"train_branch", "schedule_axis", "provenance", "paper_report"}
-    assert {str(Path(f).parent) for f in pending["train_branch"]} == {f"{BRANCH}/small-{a}/seed0" for a in ACTIVATIONS}
+    # L = 1 was the main schedule (1 epoch at 1e-3, 1 at 1e-4); with a 2-epoch tail it is a branch too
+    assert {str(Path(f).parent) for f in pending["train_branch"]} == {
+        f"{OUT}/schedule_axis/L{L}/train/small-{a}/seed0" for L in (1, 2) for a in ACTIVATIONS
+    }
     longer = write_yaml(tmp_path / "longer.yaml", {"schedule_axis": {"first_phase_epochs": [1, 3]}})
     pending = plan(smoke.workdir, configfiles=(longer,))
     assert set(pending) == {"train_trunk", "train_branch", "schedule_axis", "provenance", "paper_report"}
@@ -356,16 +359,13 @@ def test_the_schedule_axis_reruns_only_what_its_settings_touch(smoke, tmp_path):
 
 
 def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
-    """Without the trunk's snapshot, the trunk runs again and its branch after it (the dry run
-    names the trunk's output as the branch's reason)."""
+    """Without the trunk's snapshot, that trunk runs again and its branch after it (Snakemake
+    plans the branch because its input will be remade); no other network, and no main run."""
     workdir = private_copy(smoke, tmp_path)
     (workdir / TRUNK / "small-lc/seed0/snapshots/epoch2.pt").unlink()
-    result = snakemake(workdir, "-n", *SMOKE)
-    assert result.returncode == 0, result.stderr
-    printed = result.stdout + result.stderr
-    jobs = {line.split("rule ")[1].rstrip(":") for line in printed.splitlines() if line.startswith("rule ")}
-    assert {"train_trunk", "train_branch", "schedule_axis"} <= jobs and "train" not in jobs
-    assert f"Input files updated by another job: {TRUNK}/small-lc/seed0/snapshots/epoch2.pt" in printed
+    pending = plan(workdir)
+    assert {"train_trunk", "train_branch", "schedule_axis"} <= set(pending) and "train" not in pending
+    assert {network_of(f) for f in pending["train_trunk"] | pending["train_branch"]} == {"small-lc"}
 
 
 @pytest.mark.parametrize(
@@ -376,8 +376,9 @@ def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
         ("figures.py", {"figures", "schedule_axis", "provenance", "paper_report"}),
         ("models.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
         ("schedule_axis.py", {"schedule_axis", "paper_report"}),
-        # the axis' planning is read by the workflow at parse time: no job runs it
-        ("schedules.py", set()),
+        # the axis' planning: the workflow reads it at parse time, the axis' judgement (and the
+        # report, which shows its schedules) import it; no training job does
+        ("schedules.py", {"schedule_axis", "paper_report"}),
         ("sensitivity.py", {"sensitivity", "paper_report"}),
         # PSO shares trainact.runtime with the trainer, not trainact.train
         ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
@@ -424,8 +425,9 @@ def test_device_settings_rerun_nothing(smoke, tmp_path):
 def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path):
     extra = write_yaml(tmp_path / "seeds.yaml", {"experiment": {"seeds": [0, 1]}})
     pending = plan(smoke.workdir, configfiles=(extra,))
-    assert set(pending) == {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | DOWNSTREAM
+    assert set(pending) == {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM
     per_seed = pending["train"] | pending["train_variant"] | pending["ae_pretrain"] | pending["ae_finetune"] | pending["pso"]
+    per_seed |= pending["train_trunk"] | pending["train_branch"]
     assert all("/seed1/" in path for path in per_seed)
     assert len([p for p in pending["train"] if p.endswith("history.csv")]) == 9
 
