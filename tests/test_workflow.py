@@ -359,13 +359,20 @@ def test_the_schedule_axis_reruns_only_what_its_settings_touch(smoke, tmp_path):
 
 
 def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
-    """Without the trunk's snapshot, that trunk runs again and its branch after it (Snakemake
-    plans the branch because its input will be remade); no other network, and no main run."""
-    workdir = private_copy(smoke, tmp_path)
-    (workdir / TRUNK / "small-lc/seed0/snapshots/epoch2.pt").unlink()
-    pending = plan(workdir)
-    assert {"train_trunk", "train_branch", "schedule_axis"} <= set(pending) and "train" not in pending
-    assert {network_of(f) for f in pending["train_trunk"] | pending["train_branch"]} == {"small-lc"}
+    """A longer first phase: the dry run plans the longer trunks and each new branch after its
+    trunk, because of the snapshot the trunk will write."""
+    longer = write_yaml(tmp_path / "longer.yaml", {"schedule_axis": {"first_phase_epochs": [1, 3]}})
+    result = snakemake(smoke.workdir, "-n", *smoke_with(longer))
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout + result.stderr
+    jobs = [line.removeprefix("rule ").rstrip(":") for line in printed.splitlines() if line.startswith("rule ")]
+    assert jobs.count("train_trunk") == jobs.count("train_branch") == 3 and "train" not in jobs
+    assert max(i for i, job in enumerate(jobs) if job == "train_trunk") < min(
+        i for i, job in enumerate(jobs) if job == "train_branch"
+    )
+    for activation in ACTIVATIONS:
+        snapshot = f"{TRUNK}/small-{activation}/seed0/snapshots/epoch3.pt"
+        assert f"Input files updated by another job: {snapshot}" in printed
 
 
 @pytest.mark.parametrize(
