@@ -155,6 +155,9 @@ def test_as_dict_is_plain_json_values():
         "rho": 0.95,
         "eps": 1e-7,
         "eval_batch_size": 1000,
+        "train_eval_images": 10000,
+        "snapshot_epochs": [],
+        "activation_lr_scale": 1.0,
         "seed": 0,
         "device": None,
     }
@@ -165,10 +168,12 @@ def test_as_dict_is_plain_json_values():
 
 def test_checkpoint_fingerprint_leaves_out_only_what_a_resume_may_change():
     assert ConfigSection.RESUMABLE_ACROSS == ("device",)
-    assert TrainSettings.RESUMABLE_ACROSS == ("device", "eval_batch_size", "epochs")
+    assert TrainSettings.RESUMABLE_ACROSS == ("device", "eval_batch_size", "epochs", "snapshot_epochs")
     assert ToySettings(device="cuda").checkpoint_fingerprint() == {"size": 1, "widths": [4, 8], "name": "toy"}
-    train = TrainSettings(device="cuda", epochs=3, eval_batch_size=10)
+    train = TrainSettings(device="cuda", epochs=3, eval_batch_size=10, snapshot_epochs=(1, 2))
     assert train.checkpoint_fingerprint() == {
+        "train_eval_images": 10000,
+        "activation_lr_scale": 1.0,
         "batch_size": 128,
         "lr_boundaries": [20, 40, 60],
         "learning_rates": [1e-3, 1e-4, 1e-5, 1e-6],
