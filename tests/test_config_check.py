@@ -50,3 +50,16 @@ def test_a_variants_model_and_train_overrides_are_checked_merged():
 def test_a_variant_with_an_unknown_section_is_refused():
     lines = errors_with([{"name": "odd", "pso": {"particles": 3}}])
     assert any("'pso' was unexpected" in line for line in lines), lines
+
+
+def test_a_schedule_axis_whose_tail_outruns_the_learning_rates_is_named():
+    from trainact.config_check import schedule_axis_errors
+
+    cfg = {"train": {"learning_rates": [1e-3, 1e-4]},
+           "schedule_axis": {"enabled": True, "first_phase_epochs": [5], "tail_epochs": [4, 1]}}  # fmt: skip
+    assert schedule_axis_errors(cfg) == [
+        "schedule_axis.tail_epochs = [4, 1]: 2 tail phases, but train.learning_rates = [0.001, 0.0001] has only "
+        "1 rate(s) after the first"
+    ]
+    assert schedule_axis_errors({**cfg, "schedule_axis": {**cfg["schedule_axis"], "enabled": False}}) == []
+    assert schedule_axis_errors({**cfg, "train": {"learning_rates": [1e-3, 1e-4, 1e-5]}}) == []

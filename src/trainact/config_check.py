@@ -40,6 +40,7 @@ def cross_key_errors(cfg: Mapping[str, Any]) -> list[str]:
         for key, value, why in schedule_problems(train["lr_boundaries"], train["learning_rates"])
     ]
     lines += validation_split_errors(cfg["dataset"])
+    lines += schedule_axis_errors(cfg)
     for section, (size, activation) in (("autoencoder", AUTOENCODER_MODEL), ("pso", PSO_MODEL)):
         got = cfg[section]["size"], cfg[section]["activation"]
         if got != (size, activation):
@@ -48,6 +49,21 @@ def cross_key_errors(cfg: Mapping[str, Any]) -> list[str]:
                 f"support only the paper's {size}-{activation} here"
             )
     return lines
+
+
+def schedule_axis_errors(cfg: Mapping[str, Any]) -> list[str]:
+    """The schedule axis against the train config: its tail needs a learning rate per phase
+    (:func:`trainact.schedules.check_axis` names the value)."""
+    from trainact.schedules import check_axis
+
+    axis = cfg.get("schedule_axis") or {}
+    if not axis.get("enabled", False):
+        return []
+    try:
+        check_axis(axis, cfg["train"]["learning_rates"])
+    except ValueError as exc:
+        return [str(exc)]
+    return []
 
 
 def validation_split_errors(dataset: Mapping[str, Any]) -> list[str]:
