@@ -23,12 +23,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-#: The train settings that make a schedule; a trunk and its branches take every other one from
-#: the train config unchanged (batch size, RMSProp's rho and eps, the activation rate scale, ...).
-SCHEDULE_KEYS = ("epochs", "lr_boundaries", "learning_rates")
+from trainact.settings import SCHEDULE_KEYS
 
 
 def _shared(train: Mapping[str, Any]) -> dict[str, Any]:
+    """What a trunk and its branches take from the train config unchanged (batch size, RMSProp's
+    rho and eps, the activation rate scale, ...)."""
     return {k: v for k, v in train.items() if k not in SCHEDULE_KEYS}
 
 

@@ -70,6 +70,11 @@ def schedule_problems(lr_boundaries: Any, learning_rates: Any) -> list[tuple[str
     return problems
 
 
+#: The train settings that make a learning-rate schedule: a trunk and its branches (the schedule
+#: axis, trainact.schedules) share every other setting.
+SCHEDULE_KEYS: tuple[str, ...] = ("epochs", "lr_boundaries", "learning_rates")
+
+
 # ------------------------------------------------------------------ the paper's own schedule
 # Facts of the paper (Section 2.2, eq. (1)) that decide whether a run can test its claims; the
 # report labels a verdict a *preview* when its runs fall short of them (trainact.claims).

@@ -43,6 +43,7 @@ from trainact.runtime import (
 from trainact.settings import (
     PAPER_LEARNING_RATES,
     PAPER_LR_BOUNDARIES,
+    SCHEDULE_KEYS,
     ConfigSection,
     schedule_problems,
 )
@@ -95,8 +96,6 @@ class TrainSettings(ConfigSection):
     SECTION = "train"
     # snapshot_epochs only says which states to keep: it changes neither results nor state.
     RESUMABLE_ACROSS = ("device", "eval_batch_size", "epochs", "snapshot_epochs")
-    #: What a trunk and its branches may differ in: the schedule past the branch point.
-    SCHEDULE_KEYS = ("epochs", "lr_boundaries", "learning_rates", "snapshot_epochs")
 
     epochs: int = 80  # paper: schedule defined past 60 but no total given; we stop at 80
     batch_size: int = 128  # paper silent
@@ -297,7 +296,9 @@ def fit(
             log.info("resuming %s after epoch %d", out_dir, len(history))
         else:
             log.warning("%s was written with other settings; training from scratch", checkpoint_path)
-    shared = {k: v for k, v in fingerprint.items() if k not in settings.SCHEDULE_KEYS}
+    # What a trunk and its branches must share: everything but the schedule (the learning rates
+    # up to the branch point are compared on their own below).
+    shared = {k: v for k, v in fingerprint.items() if k not in SCHEDULE_KEYS}
     if branch_from is not None and not resumed:
         snapshot = load_checkpoint(branch_from)
         if snapshot is None or "branch" not in snapshot:
