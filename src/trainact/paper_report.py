@@ -58,7 +58,7 @@ from trainact.formatting import (
 )
 from trainact.paper_facts import MODEL_NAMES, SIZES, SPLIT_WORDS, SPLITS, TRAINABLE
 from trainact.pdf import build_pdf, pdf_plan
-from trainact.schedule_axis import model_name_of
+from trainact.schedule_axis import DEPENDS, model_name_of
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +179,6 @@ def _sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any
 
 
 SCHEDULE_AXIS_NOT_RUN = "Schedule axis: not run."
-#: The start of a line over the axis whose claim is consistent at one L and inconsistent at another.
-DEPENDS = "depends on the schedule"
 
 
 def _schedule_axis_context(axis: Mapping[str, Any] | None, figures_rel: str) -> dict[str, Any]:

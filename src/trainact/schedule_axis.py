@@ -78,6 +78,8 @@ CSV_COLUMNS = (
 AXIS_CLAIMS = (1, 2, 5, 6, 7)
 #: How an outcome reads in the line over the axis (every point is a shortened schedule: a preview).
 OUTCOME_WORDS = {SUPPORTED: "consistent", CONSISTENT: "consistent", NOT_SUPPORTED: "inconsistent", INCONSISTENT: "inconsistent"}
+#: How a line over the axis begins when a claim is consistent at one L and inconsistent at another.
+DEPENDS = "depends on the schedule"
 NOT_RUN_RESULT = {"status": "not run", "reason": "the schedule axis is off (schedule_axis.enabled)", "points": []}
 
 
@@ -211,7 +213,7 @@ def axis_line(points: Sequence[Mapping[str, Any]], number: int) -> str:
         parts.append(f"{word} {where}")
     words = {OUTCOME_WORDS.get(o) for _, o in outcomes}
     text = ", ".join(parts) + (f" ({', '.join(sorted(scopes))})" if scopes else "")
-    return f"depends on the schedule: {text}" if {"consistent", "inconsistent"} <= words else text
+    return f"{DEPENDS}: {text}" if {"consistent", "inconsistent"} <= words else text
 
 
 def axis_context(points: Sequence[Mapping[str, Any]]) -> str:
