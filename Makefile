@@ -51,27 +51,27 @@ device-wheels: $(STAMP)
 # about 7-12 minutes on 2 cores. Prints the survivors, then killed/total per module.
 # (OMP_NUM_THREADS=1: torch's thread pool does not survive mutmut's fork; its children hang.)
 MUTATION_CHILDREN ?= 2
-MUTATION_MUTANTS := 'trainact.aggregate.*' 'trainact.paper_facts.*' 'trainact.claims.*' 'trainact.settings.*' 'trainact.checkpoints.*' \
-	'trainact.train.xǁTrainSettingsǁ*' \
-	'trainact.activations.x_fourier_reference__*' 'trainact.activations.x_linear_combination_reference__*' \
-	'trainact.activations.x_guarded_weight_sum__*' 'trainact.activations.x__identity__*' \
-	'trainact.activations.x__channel_shape__*' 'trainact.activations.x__relu_terms__*' \
-	'trainact.activations.x__sigmoid_terms*' 'trainact.activations.x__tanh_terms*' \
-	'trainact.activations.x__linear_terms__*'
+MUTATION_MUTANTS := 'trainact.analysis.aggregate.*' 'trainact.names.*' 'trainact.layout.*' 'trainact.analysis.thresholds.*' 'trainact.analysis.claims.*' 'trainact.training.settings.*' 'trainact.training.checkpoints.*' \
+	'trainact.training.train.xǁTrainSettingsǁ*' \
+	'trainact.nn.activations.x_fourier_reference__*' 'trainact.nn.activations.x_linear_combination_reference__*' \
+	'trainact.nn.activations.x_guarded_weight_sum__*' 'trainact.nn.activations.x__identity__*' \
+	'trainact.nn.activations.x__channel_shape__*' 'trainact.nn.activations.x__relu_terms__*' \
+	'trainact.nn.activations.x__sigmoid_terms*' 'trainact.nn.activations.x__tanh_terms*' \
+	'trainact.nn.activations.x__linear_terms__*'
 define MUTATION_SCORE_PY
 import fnmatch, glob, json
 from collections import Counter
 modules = {
-    "aggregate": ["trainact.aggregate.*", "trainact.paper_facts.*"],
-    "claims": ["trainact.claims.*"],
-    "settings + TrainSettings": ["trainact.settings.*", "trainact.train.x\u01c1TrainSettings\u01c1*"],
-    "checkpoints + fingerprint": ["trainact.checkpoints.*"],
-    "activations (reference formulas, candidates)": ["trainact.activations.*"],
+    "aggregate": ["trainact.analysis.aggregate.*", "trainact.names.*", "trainact.layout.*", "trainact.analysis.thresholds.*"],
+    "claims": ["trainact.analysis.claims.*"],
+    "settings + TrainSettings": ["trainact.training.settings.*", "trainact.training.train.x\u01c1TrainSettings\u01c1*"],
+    "checkpoints + fingerprint": ["trainact.training.checkpoints.*"],
+    "activations (reference formulas, candidates)": ["trainact.nn.activations.*"],
 }
-fingerprint = "trainact.settings.x\u01c1ConfigSection\u01c1checkpoint_fingerprint*"
+fingerprint = "trainact.training.settings.x\u01c1ConfigSection\u01c1checkpoint_fingerprint*"
 selected = [p.strip("'") for p in """$(MUTATION_MUTANTS)""".split()]
 codes = {}
-for meta in glob.glob("mutants/src/trainact/*.py.meta"):
+for meta in glob.glob("mutants/src/trainact/**/*.py.meta", recursive=True):
     codes.update(json.load(open(meta, encoding="utf-8"))["exit_code_by_key"])
 for module, patterns in modules.items():
     counts = Counter()

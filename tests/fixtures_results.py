@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from trainact.aggregate import (
+from trainact.analysis.aggregate import (
     autoencoder_history_path,
     autoencoder_pretrain_path,
     load_published,
@@ -39,7 +39,7 @@ def history_frame(bests: Bests, epochs: int = EPOCHS, diverge_at: int | None = N
     """A history whose best train/val accuracy and loss equal ``bests`` (keys as in Table 1).
 
     With ``diverge_at`` the run stops there: that last row has status ``diverged`` and empty
-    metric cells, like ``trainact.train.fit`` writes it.
+    metric cells, like ``trainact.training.train.fit`` writes it.
     """
     rows = []
     last = epochs if diverge_at is None else diverge_at
@@ -131,7 +131,7 @@ LAYER_NAMES = ("stages.0.1", "stages.1.1", "stages.2.1", "head.2")
 
 
 def activations_document(size: str, activation: str) -> dict[str, Any]:
-    """An ``activations.json`` as ``trainact.train`` writes it (one per-channel Fourier layer)."""
+    """An ``activations.json`` as ``trainact.training.train`` writes it (one per-channel Fourier layer)."""
     if activation == "fourier":
         layers = [fourier_layer(n, channels=3 if n == "head.2" else None) for n in LAYER_NAMES]
     elif activation == "lc":
@@ -142,7 +142,7 @@ def activations_document(size: str, activation: str) -> dict[str, Any]:
 
 
 def health_frame(activation: str, epochs: int = EPOCHS) -> pd.DataFrame:
-    """An ``activation_health.csv`` as ``trainact.train`` writes it: epochs 0..epochs, one row per
+    """An ``activation_health.csv`` as ``trainact.training.train`` writes it: epochs 0..epochs, one row per
     layer; parameters drift by 0.1 per epoch, Fourier inputs leave the fit interval by 2 % per epoch."""
     rows = []
     for epoch in range(epochs + 1):

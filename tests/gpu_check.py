@@ -5,7 +5,7 @@
 
 Steps (each timed; a failing step is recorded and the others still run):
 
-1. ``environment``: torch, CUDA build, driver, the GPUs, and what ``trainact.runtime`` decides.
+1. ``environment``: torch, CUDA build, driver, the GPUs, and what ``trainact.training.runtime`` decides.
 2. ``bench``: ``trainact bench --json`` (training steps per second of the nine networks, with the
    default kernels) and ``trainact pso-bench --json`` (PSO's vectorised against looped fitness).
 3. ``smoke``: the smoke preset through Snakemake with ``--resources gpu=1`` (every rule, the GPU
@@ -48,7 +48,7 @@ STEPS = ("environment", "bench", "smoke", "resume", "sharing")
 def environment(device: str) -> dict:
     import torch
 
-    from trainact import runtime
+    from trainact.training import runtime
 
     info = {
         "torch": torch.__version__,

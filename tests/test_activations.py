@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from trainact import activations
-from trainact.activations import (
+from trainact.nn import activations
+from trainact.nn.activations import (
     Fourier,
     GainReLU,
     LinearCombination,
@@ -166,7 +166,7 @@ def test_compiled_module_float32_matches_reference(cls, per_channel):
 
 @pytest.mark.slow
 def test_compiled_model_does_not_recompile_for_new_batch_sizes_or_eval():
-    from trainact.models import build_model
+    from trainact.nn.models import build_model
 
     counters = torch._dynamo.utils.counters["stats"]
     for activation in ("fourier", "lc"):
@@ -689,7 +689,7 @@ def test_auto_impl_falls_back_to_eager_once_when_compilation_fails(
     fake = FakeCompile(always=make_error)
     state = compiler(fake)
     x = torch.linspace(-2, 2, 9, requires_grad=True)
-    with caplog.at_level(logging.WARNING, logger="trainact.activations"):
+    with caplog.at_level(logging.WARNING, logger="trainact.nn.activations"):
         for module in (Fourier(), LinearCombination()):
             out = module(x)
             (grad_x,) = torch.autograd.grad(out.sum(), x)
@@ -727,7 +727,7 @@ def test_compile_fn_that_raises_itself_counts_as_a_compiler_failure(compiler, ca
 
     state = compiler(unsupported_platform)
     x = torch.linspace(-2, 2, 9)
-    with caplog.at_level(logging.WARNING, logger="trainact.activations"):
+    with caplog.at_level(logging.WARNING, logger="trainact.nn.activations"):
         LinearCombination()(x)
     assert state.failed and len(_fallback_warnings(caplog)) == 1
     with pytest.raises(RuntimeError, match="not supported on this Python"):
@@ -766,7 +766,7 @@ def test_auto_impl_propagates_other_errors_and_keeps_compiling(
     state = compiler(fake)
     module = LinearCombination()
     x = torch.linspace(-2, 2, 9, requires_grad=True)
-    with caplog.at_level(logging.WARNING, logger="trainact.activations"):
+    with caplog.at_level(logging.WARNING, logger="trainact.nn.activations"):
         with pytest.raises(type(error)) as raised:
             module(x)
         assert raised.value is error  # unchanged
@@ -860,7 +860,7 @@ def test_real_compile_shape_error_propagates_without_fallback(compiler):
 
 _NO_CXX_SCRIPT = """
 import json, torch
-from trainact import activations
+from trainact.nn import activations
 x = torch.linspace(-2, 2, 9, requires_grad=True)
 activations.LinearCombination()(x).sum().backward()
 print(json.dumps(activations.kernel_report()))

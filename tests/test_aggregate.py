@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from fixtures_results import ACC_PEAK, LOSS_PEAK, build_results, history_frame, paper_like_bests, write_csv
 
-from trainact import aggregate as agg
-from trainact.claims import CLAIMS_RULE, PREVIEW_RULE
+from trainact.analysis import aggregate as agg
+from trainact.analysis.claims import CLAIMS_RULE, PREVIEW_RULE
 from trainact.cli import main
 
 SEEDS = (0, 1, 2)
@@ -405,7 +405,7 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     ae = history_frame(paper_like_bests("middle", "fourier", 1), diverge_at=6)
     write_csv(agg.autoencoder_history_path(results, 1), ae)
     out = tmp_path / "tables"
-    with caplog.at_level("WARNING", logger="trainact.aggregate"):
+    with caplog.at_level("WARNING", logger="trainact.analysis.aggregate"):
         summary = agg.aggregate(results, out, ["middle"], ["relu", "fourier"], [0, 1], [1], [0])
     assert list(summary) == [
         "sizes", "activations", "seeds", "definitions", "runs", "table1", "networks", "table2", "diverged", "autoencoder", "pso",
@@ -682,7 +682,7 @@ def test_network_facts_state_parameters_steps_time_and_device(tmp_path):
     """Table 1's networks, from the runs' summary.json: the parameters, the first stated steps
     per learning rate, the mean training time over seeds, the devices; missing summaries are
     left out, not guessed."""
-    from trainact.aggregate import network_facts, train_summary_path
+    from trainact.analysis.aggregate import network_facts, train_summary_path
 
     steps = [{"lr": 1e-3, "epochs": 20, "steps": 7820}, {"lr": 1e-4, "epochs": 20, "steps": 7820}]
     for seed, seconds, device in ((0, 100.0, "cpu"), (1, 200.0, "NVIDIA H100")):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainact.autoencoder import (
+from trainact.training.autoencoder import (
     PRETRAIN_COLUMNS,
     AutoencoderSettings,
     StageDecoder,
@@ -23,9 +23,9 @@ from trainact.autoencoder import (
     stage_names,
 )
 from trainact.cli import main
-from trainact.cifar import PreparedData
-from trainact.models import build_model
-from trainact.runtime import seed_everything
+from trainact.data.cifar import PreparedData
+from trainact.nn.models import build_model
+from trainact.training.runtime import seed_everything
 
 TINY_MODEL = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 EPOCHS = 3
@@ -142,7 +142,7 @@ def test_a_checkpoint_of_the_three_stage_pretraining_is_not_resumed(full_run, tm
     checkpoint["decoders"] = {k: v for k, v in checkpoint["decoders"].items() if not k.startswith(f"{DENSE}.")}
     torch.save(checkpoint, path)
 
-    with caplog.at_level(logging.WARNING, logger="trainact.autoencoder"):
+    with caplog.at_level(logging.WARNING, logger="trainact.training.autoencoder"):
         model, rows = pretrain(tiny_data(), settings(), TINY_MODEL, tmp_path, progress=False)
     assert "written with other settings; pretraining from scratch" in caplog.text
     assert [r["loss"] for r in rows] == [r["loss"] for r in full_rows]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from trainact.bench import format_table, run_bench
+from trainact.bench.throughput import format_table, run_bench
 from trainact.cli import main
 
 REQUIRED_KEYS = {"size", "activation", "images_per_s", "ratio_to_relu"}
@@ -22,7 +22,7 @@ def test_run_bench_measures_every_network_against_relu(monkeypatch):
     medians of the timed steps relu 0.2 s, fourier 0.5 s, lc 0.25 s; batch 4 -> 20, 8 and 16
     images/s; ratios to ReLU 1, 0.4 and 0.8; parameter counts of the small networks 81,290 (ReLU),
     + 4 x 12 Fourier parameters = 81,338, + 4 x 4 LC weights = 81,306."""
-    from trainact import bench
+    from trainact.bench import throughput as bench
 
     calls = {}
     real = bench._Trainee.step
@@ -153,8 +153,8 @@ def _linear_flops(n_in: int, n_out: int, images: int) -> int:
 
 def test_step_profile_counts_flops_and_launches_by_hand():
     """FLOPs of the tiny network (filters 2/4/4, hidden 8) worked out from its layer shapes, and
-    the ReLU network's launches listed op by op from trainact.train.fit's loop."""
-    from trainact.bench import step_profile
+    the ReLU network's launches listed op by op from trainact.training.train.fit's loop."""
+    from trainact.bench.throughput import step_profile
 
     n, m = 4, 10
     convs = [_conv_flops(3, 2, 32, 1), _conv_flops(2, 4, 16, 1), _conv_flops(4, 4, 8, 1)]

@@ -1,4 +1,4 @@
-"""The data-dependent start (trainact.calibration): activations non-linear at the real scale,
+"""The data-dependent start (trainact.nn.calibration): activations non-linear at the real scale,
 deterministic for a seed, standardisation from the training split only, and the health measures."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainact import calibration as cal
-from trainact.activations import Fourier
-from trainact.models import build_model
-from trainact.runtime import seed_everything
+from trainact.nn import calibration as cal
+from trainact.nn.activations import Fourier
+from trainact.nn.models import build_model
+from trainact.training.runtime import seed_everything
 
 
 def cifar_like(n: int = 1200, seed: int = 0) -> np.ndarray:

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from trainact import aggregate as agg
-from trainact import claims as cl
-from trainact.aggregate import load_published
+from trainact.analysis import aggregate as agg
+from trainact.analysis import claims as cl
+from trainact.analysis.aggregate import load_published
 
 PUBLISHED = {(r["size"], r["activation"]): r for r in load_published()["table1"]}
 REPO = Path(__file__).resolve().parents[1]
@@ -376,12 +376,12 @@ def test_verdict_labels_with_one_seed_and_with_three():
 def test_claims_module_is_torch_free():
     from trainact.sourcegraph import imported_names, trainact_closure
 
-    names = {n for m in trainact_closure("trainact.claims") for n in imported_names(m)}
+    names = {n for m in trainact_closure("trainact.analysis.claims") for n in imported_names(m)}
     assert not {n.split(".")[0] for n in names} & {"torch", "jinja2", "matplotlib"}
-    assert "trainact.paper_report" not in trainact_closure("trainact.claims")
+    assert "trainact.report.paper_report" not in trainact_closure("trainact.analysis.claims")
     # pure over aggregate's numbers: aggregate runs the check, so claims must not import it back
-    assert "trainact.aggregate" not in trainact_closure("trainact.claims")
-    assert "trainact.claims" in trainact_closure("trainact.aggregate")
+    assert "trainact.analysis.aggregate" not in trainact_closure("trainact.analysis.claims")
+    assert "trainact.analysis.claims" in trainact_closure("trainact.analysis.aggregate")
 
 
 # ------------------------------------------------------------------ what each claim says (pinned)

@@ -82,7 +82,7 @@ def test_a_command_imports_only_its_own_module():
     loaded = result.stderr.split()
     assert [m for m in loaded if not m.startswith("trainact.")] == []
     assert {m for m in loaded if m.startswith("trainact.")} <= {
-        "trainact.cli", "trainact.prepare", "trainact.cifar", "trainact.files"
+        "trainact.cli", "trainact.data", "trainact.data.prepare", "trainact.data.cifar", "trainact.files"
     }  # fmt: skip
 
     listing = subprocess.run(

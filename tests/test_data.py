@@ -1,4 +1,4 @@
-"""Tests of the data pipeline: trainact.download, .prepare (safe archive reading), .synthetic,
+"""Tests of the data pipeline: trainact.data.download, .prepare (safe archive reading), .synthetic,
 .cifar (the prepared file) and .loader.
 
 Everything runs on small synthetic archives built in tmp_path; HTTP tests use a loopback
@@ -24,8 +24,16 @@ import numpy as np
 import pytest
 import torch
 
-from trainact import cifar, cli, download, loader, prepare
-from trainact.synthetic import build_synthetic_archive
+from trainact.data import cifar
+
+from trainact import cli
+
+from trainact.data import download
+
+from trainact.data import loader
+
+from trainact.data import prepare
+from trainact.data.synthetic import build_synthetic_archive
 
 # md5 of build_synthetic_archive() with default arguments. It must not change between runs,
 # machines or numpy versions; update it only together with a deliberate change of the generator.

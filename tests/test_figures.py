@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from fixtures_results import EPOCHS, build_results, fourier_layer, history_frame, lc_layer
 
-from trainact import figures as fg
-from trainact.paper_facts import ACTIVATIONS
+from trainact.report import figures as fg
+from trainact.names import ACTIVATIONS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -137,7 +137,7 @@ def test_layer_curves_follow_the_formulas():
         p["a"][n - 1] * np.cos(n * p["omega"] * x) + p["b"][n - 1] * np.sin(n * p["omega"] * x) for n in range(1, 6)
     )
     np.testing.assert_allclose(fg.layer_curves(layer, x), expected[None], atol=1e-12)
-    # as trainact.train writes it: kind from the class name, A/omega as 1-element lists
+    # as trainact.training.train writes it: kind from the class name, A/omega as 1-element lists
     saved = {"name": "x", "kind": "fourier", "params": {**p, "A": [p["A"]], "omega": [p["omega"]]}}
     np.testing.assert_allclose(fg.layer_curves(saved, x), expected[None], atol=1e-12)
 
@@ -154,7 +154,7 @@ def test_layer_curves_follow_the_formulas():
     w = lc["params"]["weights"]
     mix = (w[0] * np.maximum(x, 0) + w[1] / (1 + np.exp(-x)) + w[2] * np.tanh(x) + w[3] * x) / sum(w)
     np.testing.assert_allclose(fg.layer_curves(lc, x), mix[None], atol=1e-12)
-    # trainact.train's "linearcombination" kind without candidates/eps: the paper's candidates
+    # trainact.training.train's "linearcombination" kind without candidates/eps: the paper's candidates
     bare = {"name": "y", "kind": "linearcombination", "params": {"weights": w}}
     np.testing.assert_allclose(fg.layer_curves(bare, x), mix[None], atol=1e-12)
     with pytest.raises(ValueError, match="unknown kind"):
@@ -182,7 +182,7 @@ def test_missing_activations_of_every_seed_is_an_error(tmp_path):
 
 
 def fake_describe(size, model_cfg=None, activation="relu"):
-    """Stand-in for trainact.models.describe: a two-layer network."""
+    """Stand-in for trainact.nn.models.describe: a two-layer network."""
     width = {"small": 16, "large": 48}[size]
     act_params = {"relu": 0, "fourier": 12, "lc": 4}[activation]
     act_type = {"relu": "ReLU()", "fourier": "Fourier(rank=5)", "lc": "LinearCombination()"}[activation]
@@ -194,9 +194,9 @@ def fake_describe(size, model_cfg=None, activation="relu"):
 
 
 def test_structure_figure_from_describe(monkeypatch):
-    import trainact.models
+    import trainact.nn.models
 
-    monkeypatch.setattr(trainact.models, "describe", fake_describe)
+    monkeypatch.setattr(trainact.nn.models, "describe", fake_describe)
     params = fg.FigureParams.from_dict(
         {"sizes": ["small", "large"], "activations": ["relu", "lc"], "figures": ["structure"]}
     )
@@ -214,7 +214,7 @@ def test_structure_figure_from_describe(monkeypatch):
 
 
 def test_structure_table_of_the_real_models():
-    from trainact.models import build_model, describe, parameter_count
+    from trainact.nn.models import build_model, describe, parameter_count
 
     descriptions = {"small": {a: describe("small", {}, activation=a) for a in ("relu", "fourier")}}
     _, rows = fg.structure_table(descriptions)
@@ -224,9 +224,9 @@ def test_structure_table_of_the_real_models():
 
 
 def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
-    import trainact.models
+    import trainact.nn.models
 
-    monkeypatch.setattr(trainact.models, "describe", fake_describe)
+    monkeypatch.setattr(trainact.nn.models, "describe", fake_describe)
     monkeypatch.setattr(fg, "DPI", 40)  # small PNGs: this test checks files, not looks
     results = build_results(tmp_path / "out", sizes=["small"], activations=["relu", "lc"], seeds=[0])
     params = fg.FigureParams.from_dict({"sizes": ["small"], "activations": ["relu", "lc"], "seeds": [0]})
@@ -244,7 +244,7 @@ def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
 
 
 def test_saved_pdf_carries_no_creation_date_whatever_the_clock(tmp_path, monkeypatch):
-    """trainact.figures.save_figure strips the PDF's creation date (the figures the report includes
+    """trainact.report.figures.save_figure strips the PDF's creation date (the figures the report includes
     must be byte-for-byte reproducible). Two saves at clocks 63 years apart (SOURCE_DATE_EPOCH, which
     matplotlib stamps when set) write the same bytes; with the variable unset (the wall clock) there
     is no /CreationDate either. The control shows the clock does reach a plain savefig's bytes, so the

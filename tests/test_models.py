@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from trainact.activations import GainReLU
-from trainact.models import WEIGHT_INITS, PaperCNN, build_model, filters_for, parameter_count
-from trainact.runtime import seed_everything
+from trainact.nn.activations import GainReLU
+from trainact.nn.models import WEIGHT_INITS, PaperCNN, build_model, filters_for, parameter_count
+from trainact.training.runtime import seed_everything
 
 ACTIVATIONS = ("relu", "fourier", "lc")
 

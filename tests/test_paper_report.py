@@ -17,15 +17,15 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from fixtures_results import DISTINCT_VAL_OFFSETS, build_results, distinct_bests  # noqa: E402
 
-from trainact import formatting as fm  # noqa: E402
-from trainact import pdf  # noqa: E402
-from trainact import provenance as prov  # noqa: E402
-from trainact import paper_report as rp  # noqa: E402
-from trainact.aggregate import aggregate, load_published, summarize_claims  # noqa: E402
-from trainact.cifar import OFFICIAL_MD5  # noqa: E402
-from trainact.claims import NOT_SUPPORTED  # noqa: E402
+from trainact.report import formatting as fm  # noqa: E402
+from trainact.report import pdf  # noqa: E402
+from trainact.report import provenance as prov  # noqa: E402
+from trainact.report import paper_report as rp  # noqa: E402
+from trainact.analysis.aggregate import aggregate, load_published, summarize_claims  # noqa: E402
+from trainact.data.cifar import OFFICIAL_MD5  # noqa: E402
+from trainact.analysis.claims import NOT_SUPPORTED  # noqa: E402
 from trainact.cli import main  # noqa: E402
-from trainact.figures import output_files  # noqa: E402
+from trainact.report.figures import output_files  # noqa: E402
 
 SEEDS = (0, 1, 2)
 # The paper's schedule and training set: the report's verdicts are not previews on these grounds.
@@ -432,7 +432,7 @@ def test_markdown_and_tex_share_the_numbers(rendered):
 def rendered_with_sensitivity(rendered, tmp_path_factory):
     """The same results, plus a variant whose small Fourier-CNN is 8 points worse, rendered with
     the sensitivity study."""
-    from trainact.sensitivity import sensitivity
+    from trainact.analysis.sensitivity import sensitivity
 
     results, _ = rendered
     root = tmp_path_factory.mktemp("fixed")

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainact.activations import Fourier, LinearCombination
-from trainact.autoencoder import AutoencoderSettings
-from trainact.models import DEFAULT_HIDDEN, build_model, parameter_count
-from trainact.paper_facts import PAPER_FILTERS
-from trainact.pso import PSOSettings
-from trainact.train import TrainSettings
+from trainact.nn.activations import Fourier, LinearCombination
+from trainact.training.autoencoder import AutoencoderSettings
+from trainact.nn.models import DEFAULT_HIDDEN, build_model, parameter_count
+from trainact.names import PAPER_FILTERS
+from trainact.training.pso import PSOSettings
+from trainact.training.train import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
@@ -160,7 +160,7 @@ def test_schema_defaults_are_config_yaml_values():
 def test_config_downloads_the_official_archive_by_its_published_md5():
     """The md5 lives in cifar.py (the download's default, provenance's check) and in config.yaml
     (what the workflow passes); they must be the same archive."""
-    from trainact.cifar import OFFICIAL_MD5, OFFICIAL_URL
+    from trainact.data.cifar import OFFICIAL_MD5, OFFICIAL_URL
 
     assert (CONFIG["dataset"]["url"], CONFIG["dataset"]["md5"]) == (OFFICIAL_URL, OFFICIAL_MD5)
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from trainact.cli import main
-from trainact.cifar import PreparedData
-from trainact.models import build_model
-from trainact.pso import (
+from trainact.data.cifar import PreparedData
+from trainact.nn.models import build_model
+from trainact.training.pso import (
     HISTORY_COLUMNS,
     NetworkLoss,
     PSOSettings,
@@ -21,7 +21,7 @@ from trainact.pso import (
     fitness_from_loss,
     train_pso,
 )
-from trainact.runtime import seed_everything
+from trainact.training.runtime import seed_everything
 
 TINY_MODEL = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 SHIFT = torch.tensor([1.3, -0.7], dtype=torch.float64)
@@ -252,12 +252,12 @@ def test_vectorised_evaluation_of_a_non_vmappable_activation_says_what_to_change
 def test_pso_checkpoints_by_time_and_sets_a_damaged_one_aside(tmp_path, monkeypatch, caplog):
     """An hour between checkpoints: one, after the last generation. A truncated checkpoint is
     renamed with a warning and the swarm starts again, to the same result."""
-    from trainact import checkpoints
+    from trainact.training import checkpoints
 
     saved = []
     real = checkpoints.save_checkpoint
     monkeypatch.setattr(
-        "trainact.checkpoints.save_checkpoint", lambda path, state: saved.append(len(state["history"])) or real(path, state)
+        "trainact.training.checkpoints.save_checkpoint", lambda path, state: saved.append(len(state["history"])) or real(path, state)
     )
     monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "3600")
     settings = PSOSettings(**SETTINGS)

@@ -1,7 +1,7 @@
 """Real CIFAR-10, rebuilt from the JPEG copy in ../shared (skipped where ../shared is absent).
 
 The module fixture rebuilds ``cifar-10-python.tar.gz`` with ``shared/tools/cifar_jpeg_to_python.py``
-(about 30 s), fetches it through :func:`trainact.download.download` from a ``file://`` URL with the md5
+(about 30 s), fetches it through :func:`trainact.data.download.download` from a ``file://`` URL with the md5
 the tool printed, and prepares it, exactly as the workflow's download and prepare rules do.
 """
 
@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainact import cifar, download, prepare
+from trainact.data import cifar
+
+from trainact.data import download
+
+from trainact.data import prepare
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 TOOL = SHARED / "tools" / "cifar_jpeg_to_python.py"
@@ -74,9 +78,9 @@ def test_real_cifar_prepared_counts(real_archive: tuple[Path, str], real_prepare
 
 def test_real_cifar_small_relu_one_epoch(real_prepared: Path, tmp_path: Path) -> None:
     """The small ReLU CNN, one epoch of the paper's setting on all 50,000 images: > 40% test accuracy."""
-    from trainact.models import build_model
-    from trainact.runtime import seed_everything
-    from trainact.train import TrainSettings, fit
+    from trainact.nn.models import build_model
+    from trainact.training.runtime import seed_everything
+    from trainact.training.train import TrainSettings, fit
 
     settings = TrainSettings(epochs=1, device="cpu")
     seed_everything(settings.seed)

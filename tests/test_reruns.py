@@ -21,7 +21,7 @@ from trainact.sourcegraph import FAMILY_ENTRY, code_digest, source_files, traina
 REPO = Path(__file__).resolve().parents[1]
 # The families whose jobs read the prepared data, and the modules they must not run.
 DATA_READERS = ("train", "autoencoder", "pso")
-DATA_MAKERS = {"trainact.download", "trainact.prepare", "trainact.synthetic"}
+DATA_MAKERS = {"trainact.data.download", "trainact.data.prepare", "trainact.data.synthetic"}
 
 
 def test_the_workflow_takes_its_family_map_and_digests_from_sourcegraph():
@@ -33,12 +33,12 @@ def test_the_workflow_takes_its_family_map_and_digests_from_sourcegraph():
 
 @pytest.mark.parametrize("family", [*DATA_READERS, "prepare"])
 def test_the_jobs_that_read_data_do_not_run_the_download_code(family):
-    assert "trainact/download.py" not in source_files(family)
+    assert "trainact/data/download.py" not in source_files(family)
     if family in DATA_READERS:
         reached = trainact_closure(FAMILY_ENTRY[family])
         assert reached & DATA_MAKERS == set()
-        assert {"trainact.cifar", "trainact.loader"} <= reached
-        assert "trainact.bench" not in reached  # the benchmarks import PSO, not the other way
+        assert {"trainact.data.cifar", "trainact.data.loader"} <= reached
+        assert "trainact.bench.throughput" not in reached  # the benchmarks import PSO, not the other way
 
 
 @pytest.fixture
@@ -49,41 +49,123 @@ def source_copy(tmp_path: Path) -> Path:
     return package
 
 
-def edited(package: Path, module: str) -> None:
+def edited(package: Path, module: str, edit: str = "code") -> None:
+    """Edit ``module`` of the copy: a line of code, a word of its docstring or a comment."""
     path = package / module
-    path.write_text(path.read_text() + "\n# an edit\n")
+    text = path.read_text()
+    if edit == "code":
+        text += "\n_AN_EDIT = 1\n"
+    elif edit == "docstring":
+        assert '"""' in text, module
+        text = text.replace('"""', '"""An edit. ', 1)
+    else:
+        text += "\n# an edit\n"
+    path.write_text(text)
 
 
-def test_the_copy_has_the_digests_of_the_repository(source_copy):
-    assert {f: code_digest(f, source_copy) for f in FAMILY_ENTRY} == {
-        f: code_digest(f) for f in FAMILY_ENTRY
-    }
+def changed_families(package: Path, edit) -> set[str]:
+    before = {f: code_digest(f, package) for f in FAMILY_ENTRY}
+    edit(package)
+    after = {f: code_digest(f, package) for f in FAMILY_ENTRY}
+    return {f for f in FAMILY_ENTRY if before[f] != after[f]}
+
+
+TRAINING = {"train", "autoencoder", "pso"}
+# Everything downstream of the results: the analysis and the report.
+ANALYSIS = {"aggregate", "figures", "provenance", "sensitivity", "schedule_axis", "paper_report"}
 
 
 @pytest.mark.parametrize(
     ("module", "changed"),
     [
         # the download code: its own family only (whose rule carries no digest: see below)
-        ("download.py", {"download"}),
-        ("prepare.py", {"prepare"}),
-        ("synthetic.py", {"synthetic"}),
-        ("loader.py", {"train", "autoencoder", "pso"}),
+        ("data/download.py", {"download"}),
+        ("data/prepare.py", {"prepare"}),
+        ("data/synthetic.py", {"synthetic"}),
+        ("data/loader.py", TRAINING),
         # the facts of the archive and the prepared file: every data job and every reader;
         # provenance (and the report, which imports it) states the official md5; the structure
         # figure builds the models, whose input shape is the archive's (and the schedule axis
         # saves its figure with the figures' code)
-        ("cifar.py", {"download", "synthetic", "prepare", "train", "autoencoder", "pso",
-                      "provenance", "figures", "paper_report", "schedule_axis"}),  # fmt: skip
-        ("bench.py", set()),  # no rule runs the benchmarks
+        ("data/cifar.py", {"download", "synthetic", "prepare", *TRAINING,
+                           "provenance", "figures", "paper_report", "schedule_axis"}),  # fmt: skip
+        ("bench/throughput.py", set()),  # no rule runs the benchmarks
+        # train.py: the autoencoder's fine-tuning is a training run; PSO does not run it
+        ("training/train.py", {"train", "autoencoder"}),
+        ("training/pso.py", {"pso"}),
+        # the settings' shape and the schedule's keys: every training job and the schedule axis
+        ("training/settings.py", TRAINING | {"schedule_axis", "paper_report"}),
+        # the paper's names (sizes, filters, activations): training and everything after it
+        ("names.py", TRAINING | ANALYSIS),
+        # what only the analysis and the report read: no training job
+        ("layout.py", ANALYSIS),
+        ("analysis/labels.py", ANALYSIS),
+        ("analysis/thresholds.py", ANALYSIS),
+        ("analysis/claims.py", ANALYSIS),
+        ("report/figure_list.py", {"figures", "schedule_axis", "paper_report"}),
+        ("report/captions.py", {"paper_report"}),
     ],
 )
-def test_editing_a_data_module_changes_the_digests_of_the_families_that_run_it(
-    source_copy, module, changed
-):
-    before = {f: code_digest(f, source_copy) for f in FAMILY_ENTRY}
-    edited(source_copy, module)
-    after = {f: code_digest(f, source_copy) for f in FAMILY_ENTRY}
-    assert {f for f in FAMILY_ENTRY if before[f] != after[f]} == changed
+def test_a_code_edit_changes_the_digests_of_the_families_that_run_it(source_copy, module, changed):
+    assert changed_families(source_copy, lambda package: edited(package, module)) == changed
+
+
+MODULES = sorted(
+    str(path.relative_to(sourcegraph.PACKAGE))
+    for path in sourcegraph.PACKAGE.rglob("*.py")
+    if "__pycache__" not in path.parts
+)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_docstring_or_comment_edit_leaves_the_hashed_code_as_it_was(source_copy, module):
+    """Digests hash the code without docstrings and comments (sourcegraph.normalised_code), so
+    such an edit reruns nothing, in any module."""
+    path = source_copy / module
+    code = sourcegraph.normalised_code(path)
+    for edit in ("comment", "docstring"):
+        if edit == "docstring" and '"""' not in path.read_text():
+            continue
+        original = path.read_text()
+        edited(source_copy, module, edit)
+        assert sourcegraph.normalised_code(path) == code, edit
+        path.write_text(original)
+
+
+@pytest.mark.parametrize("edit", ["docstring", "comment"])
+def test_a_docstring_or_comment_edit_changes_no_familys_digest(source_copy, edit):
+    for module in ("nn/activations.py", "files.py", "training/train.py"):
+        assert changed_families(source_copy, lambda package: edited(package, module, edit)) == set()
+
+
+def test_reformatting_changes_no_digest(source_copy):
+    """Line breaks and spacing are not code: the formatter may rewrite any file."""
+    path = source_copy / "training" / "train.py"
+
+    def reformat(package):
+        path.write_text(path.read_text().replace("\n\n\n", "\n\n\n\n").replace("(\n", "(  \n"))
+
+    assert changed_families(source_copy, reformat) == set()
+
+
+@pytest.mark.parametrize(
+    ("what", "module", "old", "new", "changed"),
+    [
+        ("a figure caption", "report/captions.py", "Test and training accuracy of the global best",
+         "Test and training accuracies of the global best", {"paper_report"}),
+        ("a claim threshold", "analysis/thresholds.py", "MIN_SEEDS_FOR_VERDICT = 3",
+         "MIN_SEEDS_FOR_VERDICT = 4", ANALYSIS),
+        ("a table label", "analysis/labels.py", '"lc": "LC-CNN"', '"lc": "LC CNN"', ANALYSIS),
+    ],
+)  # fmt: skip
+def test_text_the_report_prints_reruns_no_training(source_copy, what, module, old, new, changed):
+    path = source_copy / module
+
+    def edit(package):
+        assert old in path.read_text(), (what, module)
+        path.write_text(path.read_text().replace(old, new))
+
+    assert changed_families(source_copy, edit) == changed
 
 
 def test_the_download_rule_is_pinned_by_its_md5_not_by_code():

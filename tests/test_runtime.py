@@ -14,7 +14,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from trainact import checkpoints, runtime
+from trainact.training import checkpoints
+
+from trainact.training import runtime
 
 
 @pytest.fixture(autouse=True)
@@ -48,7 +50,7 @@ def test_a_slot_is_held_by_another_process_until_it_dies(tmp_path):
                 f"""
                 import sys, time
                 from pathlib import Path
-                from trainact.runtime import claim_slot
+                from trainact.training.runtime import claim_slot
                 handle = claim_slot(["GPU-only"], Path({str(tmp_path)!r}))
                 print(handle[:2], flush=True)
                 time.sleep(120)
@@ -350,7 +352,7 @@ def test_a_checkpoint_with_python_and_numpy_random_states_is_read_back(tmp_path)
 def test_a_damaged_checkpoint_warning_names_both_files_and_the_error(tmp_path, caplog):
     path = tmp_path / "checkpoint.pt"
     torch.save([1, 2], path)  # readable, but a list
-    with caplog.at_level("WARNING", logger="trainact.checkpoints"):
+    with caplog.at_level("WARNING", logger="trainact.training.checkpoints"):
         assert checkpoints.load_checkpoint(str(path)) is None
     (aside,) = tmp_path.glob("checkpoint.pt.damaged-*")
     (record,) = caplog.records

@@ -1,5 +1,5 @@
-"""The schedule axis: its plan (trainact.schedules: trunk, branches, steps) and its judgement
-(trainact.schedule_axis: paired differences per L, the line over the axis, the figure)."""
+"""The schedule axis: its plan (trainact.training.schedules: trunk, branches, steps) and its judgement
+(trainact.analysis.schedule_axis: paired differences per L, the line over the axis, the figure)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import json
 import pandas as pd
 import pytest
 
-from trainact import schedule_axis, schedules
-from trainact.aggregate import train_history_path
-from trainact.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
-from trainact.settings import PAPER_LEARNING_RATES, PAPER_LR_BOUNDARIES
+from trainact.analysis import schedule_axis
+
+from trainact.training import schedules
+from trainact.analysis.aggregate import train_history_path
+from trainact.analysis.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from trainact.names import PAPER_LEARNING_RATES, PAPER_LR_BOUNDARIES
 
 PAPER_TRAIN = {
     "epochs": 80, "batch_size": 128, "lr_boundaries": list(PAPER_LR_BOUNDARIES),
@@ -171,7 +173,7 @@ def test_without_points_the_axis_is_not_run(tmp_path):
 
 
 def test_a_claim_that_depends_on_the_schedule_never_reads_as_a_plain_verdict():
-    from trainact.paper_report import with_axis_lines
+    from trainact.report.paper_report import with_axis_lines
 
     rows = [{"number": 1, "verdict": "supported"}, {"number": 2, "verdict": "not supported"}, {"number": 3, "verdict": "x"}]
     lines = {1: "depends on the schedule: consistent for L <= 5, inconsistent for L >= 15", 2: "inconsistent at every L (5, 10)"}

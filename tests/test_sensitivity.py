@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from fixtures_results import build_results, table_bests
 
-from trainact import claims as cl
-from trainact import sensitivity as sn
-from trainact.aggregate import train_history_path
+from trainact.analysis import claims as cl
+from trainact.analysis import sensitivity as sn
+from trainact.analysis.aggregate import train_history_path
 from trainact.cli import main
 
 SEEDS = (0, 1, 2)

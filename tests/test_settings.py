@@ -13,9 +13,9 @@ import re
 import pytest
 from torch import nn
 
-from trainact import settings as settings_module
-from trainact.settings import ConfigSection
-from trainact.train import TrainSettings
+from trainact.training import settings as settings_module
+from trainact.training.settings import ConfigSection
+from trainact.training.train import TrainSettings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +32,14 @@ class ToySettings(ConfigSection):
 
 
 def test_paper_schedule_constants():
-    assert settings_module.PAPER_LR_BOUNDARIES == (20, 40, 60)
-    assert settings_module.PAPER_LEARNING_RATES == (1e-3, 1e-4, 1e-5, 1e-6)
-    assert settings_module.PAPER_SCHEDULE_EPOCHS == 60
-    assert settings_module.PAPER_TRAIN_IMAGES == 50000
-    assert settings_module.MIN_SEEDS_FOR_VERDICT == 3
+    from trainact import names
+    from trainact.analysis import thresholds
+
+    assert names.PAPER_LR_BOUNDARIES == (20, 40, 60)
+    assert names.PAPER_LEARNING_RATES == (1e-3, 1e-4, 1e-5, 1e-6)
+    assert thresholds.PAPER_SCHEDULE_EPOCHS == 60
+    assert thresholds.PAPER_TRAIN_IMAGES == 50000
+    assert thresholds.MIN_SEEDS_FOR_VERDICT == 3
 
 
 def test_train_settings_defaults_are_the_papers():

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainact.cifar import PreparedData
-from trainact.models import build_model
+from trainact.data.cifar import PreparedData
+from trainact.nn.models import build_model
 from trainact.sourcegraph import code_digest
-from trainact.train import (
+from trainact.training.train import (
     HEALTH_COLUMNS,
     HEALTH_NAME,
     HISTORY_COLUMNS,
@@ -22,7 +22,7 @@ from trainact.train import (
     TrainSettings,
     fit,
 )
-from trainact.runtime import seed_everything
+from trainact.training.runtime import seed_everything
 
 TINY_MODEL = {"filters": {"small": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 
@@ -115,7 +115,7 @@ def test_the_optimiser_steps_with_the_scheduled_learning_rate(tmp_path, monkeypa
 def test_activation_lr_scale_one_is_the_papers_single_group(tmp_path, monkeypatch):
     """The default builds RMSprop over model.parameters() in one group, as before the option:
     the same history and weights bit for bit as that optimiser, written out here."""
-    from trainact import train
+    from trainact.training import train
 
     groups = []
     real = train.parameter_groups
@@ -138,7 +138,7 @@ def test_activation_parameters_step_with_the_scaled_learning_rate(tmp_path, monk
     """train.activation_lr_scale = 0.1: at every step the activation layers' parameters get lr * 0.1,
     the network's lr (96 images, batches of 32: 3 steps per epoch; 1e-3 in epochs 1-2, then 1e-4).
     A ReLU network has no activation parameters: one group, the schedule's rate."""
-    from trainact.calibration import activation_layers
+    from trainact.nn.calibration import activation_layers
 
     seen, members = [], []
     real = torch.optim.RMSprop.step
@@ -193,7 +193,7 @@ def test_interrupted_run_resumes_to_the_same_history_and_weights(tmp_path):
 def test_activation_health_has_a_row_per_epoch_and_layer_from_the_start(tmp_path):
     """Epoch 0 is the start (no movement); the Fourier parameters then move; the calibration
     of the start reaches activations.json."""
-    from trainact.calibration import calibrate
+    from trainact.nn.calibration import calibrate
 
     settings = TrainSettings(epochs=2, batch_size=32, device="cpu")
     seed_everything(0)
@@ -357,11 +357,11 @@ def test_divergence_after_the_first_epoch_keeps_the_last_good_weights(tmp_path, 
 
 
 def test_a_checkpoint_from_other_code_or_input_data_is_not_resumed(tmp_path, monkeypatch, caplog):
-    """The one stale-checkpoint rule (trainact.checkpoints.run_identity): same settings but other
+    """The one stale-checkpoint rule (trainact.training.checkpoints.run_identity): same settings but other
     code, model config or input bytes start the run over; the same identity resumes."""
     import shutil
 
-    from trainact import checkpoints
+    from trainact.training import checkpoints
 
     data_file = tmp_path / "cifar10.npz"
     data_file.write_bytes(b"the prepared data")
@@ -378,7 +378,7 @@ def test_a_checkpoint_from_other_code_or_input_data_is_not_resumed(tmp_path, mon
         out.mkdir()
         shutil.copy(first / "checkpoint.pt", out / "checkpoint.pt")
         caplog.clear()
-        with caplog.at_level("INFO", logger="trainact.train"):
+        with caplog.at_level("INFO", logger="trainact.training.train"):
             seed_everything(settings.seed)
             fit(build_model("small", "relu", TINY_MODEL), tiny_data(), settings, out, progress=False, identity=identity)
         return "resuming" in caplog.text
@@ -435,7 +435,7 @@ def test_a_checkpoint_written_on_a_gpu_resumes_on_the_cpu(tmp_path, monkeypatch)
 def test_checkpoints_are_written_by_time_and_after_the_last_epoch(tmp_path, monkeypatch):
     """With an hour between checkpoints, a 3-epoch run writes one, after epoch 3; history.csv is
     still rewritten after every epoch."""
-    from trainact import checkpoints
+    from trainact.training import checkpoints
 
     saved = []
     real = checkpoints.save_checkpoint
@@ -445,7 +445,7 @@ def test_checkpoints_are_written_by_time_and_after_the_last_epoch(tmp_path, monk
         real(path, state)
 
     monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "3600")
-    monkeypatch.setattr("trainact.checkpoints.save_checkpoint", spy)
+    monkeypatch.setattr("trainact.training.checkpoints.save_checkpoint", spy)
     train_schedule(tmp_path, 3, (1e-3, 1e-4), (2,))
     assert saved == [3]
     monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "0")
@@ -514,7 +514,7 @@ def test_a_branch_computes_no_trunk_epoch(tmp_path, monkeypatch):
 
 
 def test_a_branch_of_another_trunk_is_refused(tmp_path):
-    from trainact.train import SnapshotMismatch
+    from trainact.training.train import SnapshotMismatch
 
     run_schedule(tmp_path / "trunk", (), (1e-3,), 2, snapshot_epochs=(2,))
     snapshot = tmp_path / "trunk" / "snapshots" / "epoch2.pt"
@@ -528,9 +528,9 @@ def test_a_branch_of_another_trunk_is_refused(tmp_path):
 
 def test_train_eval_accuracy_is_eval_mode_on_a_fixed_subset(tmp_path):
     """The eval-mode accuracy on the fixed training subset equals runtime.evaluate on those images."""
-    from trainact.loader import DeviceDataset
-    from trainact.runtime import evaluate
-    from trainact.train import train_eval_subset
+    from trainact.data.loader import DeviceDataset
+    from trainact.training.runtime import evaluate
+    from trainact.training.train import train_eval_subset
 
     data = tiny_data()
     subset = train_eval_subset(len(data.train_labels), 50)
@@ -572,8 +572,8 @@ def test_heldout_accuracy_is_eval_mode_on_the_validation_split(tmp_path):
     the training itself is the one without a split; without a split heldout_* stay empty."""
     import dataclasses
 
-    from trainact.loader import DeviceDataset
-    from trainact.runtime import evaluate
+    from trainact.data.loader import DeviceDataset
+    from trainact.training.runtime import evaluate
 
     held_out = tiny_data(n_train=30, seed=1)
     data = dataclasses.replace(

@@ -387,7 +387,7 @@ def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
         # report, which shows its schedules) import it; no training job does
         ("schedules.py", {"schedule_axis", "paper_report"}),
         ("sensitivity.py", {"sensitivity", "paper_report"}),
-        # PSO shares trainact.runtime with the trainer, not trainact.train
+        # PSO shares trainact.training.runtime with the trainer, not trainact.training.train
         ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
         ("cli.py", set()),
         # the download code reruns nothing (here no job runs it: the smoke preset builds its
@@ -566,11 +566,11 @@ def test_the_validation_split_must_leave_training_images():
 def test_rerun_after_a_code_edit_trains_afresh(smoke, tmp_path):
     """A job rerun for new code or settings must not resume the checkpoint its last run left:
     the checkpoint's fingerprint holds the code and inputs it was written under
-    (trainact.checkpoints.run_identity)."""
+    (trainact.training.checkpoints.run_identity)."""
     work = private_copy(smoke, tmp_path)
     target = f"{train_dir('small', 'relu')}/history.csv"
     log = work / OUT / "logs/train/small-relu-seed0.log"
-    source = work / "src/trainact/train.py"
+    source = work / "src/trainact/training/train.py"
     original = source.read_bytes()
     source.write_bytes(original + b"\n# an edit\n")
     result = snakemake(work, target, "--cores", "2", *SMOKE)

@@ -23,21 +23,21 @@ from typing import Any
 # Command -> the topic module that registers it, in the order ``--help`` lists them.
 # tests/test_cli.py checks this against what the modules register.
 COMMANDS = {
-    "download": "trainact.download",
-    "prepare": "trainact.prepare",
-    "synthetic-archive": "trainact.synthetic",
-    "train": "trainact.train",
-    "bench": "trainact.bench",
-    "ae-pretrain": "trainact.autoencoder",
-    "ae-finetune": "trainact.autoencoder",
-    "pso": "trainact.pso",
-    "pso-bench": "trainact.bench",
-    "aggregate": "trainact.aggregate",
-    "sensitivity": "trainact.sensitivity",
-    "schedule-axis": "trainact.schedule_axis",
-    "figures": "trainact.figures",
-    "paper-report": "trainact.paper_report",
-    "provenance": "trainact.provenance",
+    "download": "trainact.data.download",
+    "prepare": "trainact.data.prepare",
+    "synthetic-archive": "trainact.data.synthetic",
+    "train": "trainact.training.train",
+    "bench": "trainact.bench.throughput",
+    "ae-pretrain": "trainact.training.autoencoder",
+    "ae-finetune": "trainact.training.autoencoder",
+    "pso": "trainact.training.pso",
+    "pso-bench": "trainact.bench.throughput",
+    "aggregate": "trainact.analysis.aggregate",
+    "sensitivity": "trainact.analysis.sensitivity",
+    "schedule-axis": "trainact.analysis.schedule_axis",
+    "figures": "trainact.report.figures",
+    "paper-report": "trainact.report.paper_report",
+    "provenance": "trainact.report.provenance",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

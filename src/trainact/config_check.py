@@ -14,8 +14,8 @@ from typing import Any
 
 import jsonschema
 
-from trainact.paper_facts import AUTOENCODER_MODEL, PSO_MODEL
-from trainact.settings import schedule_problems
+from trainact.names import AUTOENCODER_MODEL, PSO_MODEL
+from trainact.training.settings import schedule_problems
 
 
 def dotted(path: Any) -> str:
@@ -53,8 +53,8 @@ def cross_key_errors(cfg: Mapping[str, Any]) -> list[str]:
 
 def schedule_axis_errors(cfg: Mapping[str, Any]) -> list[str]:
     """The schedule axis against the train config: its tail needs a learning rate per phase
-    (:func:`trainact.schedules.check_axis` names the value)."""
-    from trainact.schedules import check_axis
+    (:func:`trainact.training.schedules.check_axis` names the value)."""
+    from trainact.training.schedules import check_axis
 
     axis = cfg.get("schedule_axis") or {}
     if not axis.get("enabled", False):

@@ -1,8 +1,8 @@
 # Shared definitions of the workflow: what the rules read (output paths from
-# trainact.paper_facts, the config slices and code digests that the jobs carry in their params,
+# trainact.layout, trainact.names, trainact.report.figure_list and captions, the config slices and code digests that the jobs carry in their params,
 # the captions of the HTML report) and the shell prefix of every job. The config check, the
 # digests and the paper's facts are library code (trainact.config_check, trainact.sourcegraph,
-# trainact.paper_facts), tested there.
+# trainact.layout, trainact.names, trainact.report.figure_list and captions), tested there.
 #
 # Reruns follow Snakemake's rerun triggers (mtime, params, input, software-env, code). Every
 # job's params hold exactly the config slice it uses, as canonical JSON (sorted keys, so that
@@ -36,7 +36,9 @@ SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"
 # The library's torch-free modules (config check, paper facts, source graph) are imported from
 # the repository's source, whether or not trainact is installed here.
 sys.path.insert(0, str(SRC))
-from trainact import paper_facts, schedules
+from trainact import layout
+from trainact.report import captions, figure_list
+from trainact.training import schedules
 from trainact.config_check import config_errors, merged
 
 # ----------------------------------------------------------------------------- config checks
@@ -79,7 +81,7 @@ CODE = {family: code_digest(family) for family in FAMILY_ENTRY}
 # conda env under --sdm conda, or an activated environment).
 #
 # A job that reruns after a crash resumes from the checkpoint in its output folder only when that
-# was written under the same settings, code and input files (trainact.checkpoints.run_identity);
+# was written under the same settings, code and input files (trainact.training.checkpoints.run_identity);
 # the library decides, so a job started by hand follows the same rule.
 
 # With --sdm conda (or apptainer) the job's environment brings python.
@@ -87,7 +89,7 @@ SOFTWARE_DEPLOYMENT = bool(workflow.deployment_settings.deployment_method)
 PYTHON_BIN = ""
 if not SOFTWARE_DEPLOYMENT and importlib.util.find_spec("torch") is not None:
     PYTHON_BIN = f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
-# The device policy reaches the jobs through the environment (trainact.runtime.DEVICE_ENV), not
+# The device policy reaches the jobs through the environment (trainact.training.runtime.DEVICE_ENV), not
 # their params or command text: it changes no result, so changing it reruns nothing.
 DEVICE_POLICY = f"export TRAINACT_DEVICE={shlex.quote(config['devices']['policy'])}; "
 shell.prefix(
@@ -102,7 +104,7 @@ shell.prefix(
 # Every GPU job (training, autoencoder, PSO) takes one `gpu_slots`. The user says how many GPUs
 # there are, `--resources gpu=N` (the default workflow profile says 1); the slots are
 # N x devices.jobs_per_gpu, so that several small networks share each GPU, and each job then
-# claims a free slot of one GPU itself (trainact.runtime.claim_gpu: the GPUs fill evenly).
+# claims a free slot of one GPU itself (trainact.training.runtime.claim_gpu: the GPUs fill evenly).
 # `--resources gpu_slots=K` sets the slots directly. On SLURM no global `gpu` is given: every
 # job gets its own GPU from sbatch (workflow/profiles/slurm sets `gpu: 1` per GPU rule).
 GPU_SLOTS_PER_GPU = config["devices"]["jobs_per_gpu"]
@@ -270,7 +272,7 @@ if SENS_VARIANTS and not _reference:
             "roots": {a: OUT for a in SENS_ACTIVATIONS},
         },
     )
-# What trainact.claims.preview_reasons judges, for the claims of aggregate and of the study.
+# What trainact.analysis.claims.preview_reasons judges, for the claims of aggregate and of the study.
 CLAIM_SETTINGS = {"train": config["train"], "dataset": config["dataset"]}
 SENSITIVITY_PARAMS = {
     "sizes": SENS_SIZES,
@@ -281,7 +283,7 @@ SENSITIVITY_PARAMS = {
     "variants": SENS_SPEC_VARIANTS if SENS_VARIANTS else [],
 }
 
-# Schedule axis (config `schedule_axis`, trainact.schedules): per L of first_phase_epochs, the
+# Schedule axis (config `schedule_axis`, trainact.training.schedules): per L of first_phase_epochs, the
 # networks trained L epochs at the first learning rate and then the tail. A point whose schedule
 # is the train config's own is the main grid (nothing trained for it); every other point is a
 # branch from the snapshot after epoch L of one trunk per network and seed.
@@ -359,26 +361,26 @@ DOWNLOADED_ARCHIVE = (
 )
 ARCHIVE = SYNTHETIC_ARCHIVE if SYNTHETIC is not None else DOWNLOADED_ARCHIVE
 PREPARED = f"{OUT}/data/cifar10.npz"
-# The results layout is trainact.paper_facts' (the aggregation and figures read the same).
+# The results layout is trainact.layout, trainact.names, trainact.report.figure_list and captions' (the aggregation and figures read the same).
 RUN_WILDCARDS = ("{size}", "{activation}", "{seed}")
-TRAIN_DIR = f"{OUT}/{paper_facts.train_run_dir(*RUN_WILDCARDS)}"
+TRAIN_DIR = f"{OUT}/{layout.train_run_dir(*RUN_WILDCARDS)}"
 VARIANT_TRAIN_DIR = (
-    f"{OUT}/sensitivity/{{variant}}/{paper_facts.train_run_dir(*RUN_WILDCARDS)}"
+    f"{OUT}/sensitivity/{{variant}}/{layout.train_run_dir(*RUN_WILDCARDS)}"
 )
-AE_DIR = f"{OUT}/{paper_facts.autoencoder_run_dir('{seed}')}"
-PSO_DIR = f"{OUT}/{paper_facts.pso_run_dir('{seed}')}"
-TABLES = f"{OUT}/{paper_facts.TABLES_DIR}"
-FIGURES = f"{OUT}/{paper_facts.FIGURES_DIR}"
-PAPER = f"{OUT}/{paper_facts.PAPER_REPORT_DIR}"
+AE_DIR = f"{OUT}/{layout.autoencoder_run_dir('{seed}')}"
+PSO_DIR = f"{OUT}/{layout.pso_run_dir('{seed}')}"
+TABLES = f"{OUT}/{layout.TABLES_DIR}"
+FIGURES = f"{OUT}/{layout.FIGURES_DIR}"
+PAPER = f"{OUT}/{layout.PAPER_REPORT_DIR}"
 PROVENANCE = f"{OUT}/provenance.json"
-TRUNK_DIR = f"{OUT}/schedule_axis/trunk/{paper_facts.train_run_dir(*RUN_WILDCARDS)}"
+TRUNK_DIR = f"{OUT}/schedule_axis/trunk/{layout.train_run_dir(*RUN_WILDCARDS)}"
 BRANCH_DIR = (
-    f"{OUT}/schedule_axis/L{{first_phase}}/{paper_facts.train_run_dir(*RUN_WILDCARDS)}"
+    f"{OUT}/schedule_axis/L{{first_phase}}/{layout.train_run_dir(*RUN_WILDCARDS)}"
 )
 
 
 def train_file(name, size, activation, seed, root=OUT):
-    return f"{root}/{paper_facts.train_run_dir(size, activation, seed)}/{name}"
+    return f"{root}/{layout.train_run_dir(size, activation, seed)}/{name}"
 
 
 EXPERIMENT_MODELS = [(s, a) for s in SIZES for a in ACTIVATIONS]
@@ -389,13 +391,13 @@ RESULT_INPUTS = {
         train_file("history.csv", s, a, seed) for s, a in ALL_MODELS for seed in SEEDS
     ],
     "pretrain": [
-        f"{OUT}/{paper_facts.autoencoder_run_dir(seed)}/pretrain.csv" for seed in SEEDS
+        f"{OUT}/{layout.autoencoder_run_dir(seed)}/pretrain.csv" for seed in SEEDS
     ],
     "finetune": [
-        f"{OUT}/{paper_facts.autoencoder_run_dir(seed)}/finetune/history.csv"
+        f"{OUT}/{layout.autoencoder_run_dir(seed)}/finetune/history.csv"
         for seed in SEEDS
     ],
-    "pso": [f"{OUT}/{paper_facts.pso_run_dir(seed)}/history.csv" for seed in SEEDS],
+    "pso": [f"{OUT}/{layout.pso_run_dir(seed)}/history.csv" for seed in SEEDS],
 }
 # The grid's run summaries: Table 1 states each network's parameters, steps, time and device.
 TRAIN_SUMMARIES = [
@@ -428,9 +430,9 @@ SCHEDULE_AXIS_INPUTS = sorted(
     if AXIS_POINTS
     else []
 )
-SCHEDULE_AXIS_FILES = [f"{TABLES}/{name}" for name in paper_facts.SCHEDULE_AXIS_FILES]
+SCHEDULE_AXIS_FILES = [f"{TABLES}/{name}" for name in layout.SCHEDULE_AXIS_FILES]
 SCHEDULE_AXIS_FIGURES = [
-    f"{FIGURES}/{paper_facts.SCHEDULE_AXIS_FIGURE}.{ext}" for ext in ("png", "pdf")
+    f"{FIGURES}/{layout.SCHEDULE_AXIS_FIGURE}.{ext}" for ext in ("png", "pdf")
 ]
 # The summary.json of every training, fine-tuning and PSO run (their devices, for provenance).
 RUN_SUMMARIES = sorted(
@@ -443,14 +445,14 @@ RUN_SUMMARIES = sorted(
         + [p for p in SCHEDULE_AXIS_INPUTS if p.endswith("history.csv")]
     }
 )
-SENSITIVITY_FILES = [f"{TABLES}/{name}" for name in paper_facts.SENSITIVITY_FILES]
-TABLE_FILES = {name: f"{TABLES}/{name}" for name in paper_facts.TABLE_FILES}
+SENSITIVITY_FILES = [f"{TABLES}/{name}" for name in layout.SENSITIVITY_FILES]
+TABLE_FILES = {name: f"{TABLES}/{name}" for name in layout.TABLE_FILES}
 
-# The figures trainact.figures draws for this config (every run has the Section 5 experiments).
+# The figures trainact.report.figures draws for this config (every run has the Section 5 experiments).
 FIGURE_STEMS = [
     stem
-    for stems in paper_facts.figure_stems(
-        paper_facts.figure_groups(ACTIVATIONS, autoencoder=True, pso=True), SIZES
+    for stems in figure_list.figure_stems(
+        figure_list.figure_groups(ACTIVATIONS, autoencoder=True, pso=True), SIZES
     ).values()
     for stem in stems
 ]
@@ -470,7 +472,7 @@ FIGURE_ACTIVATION_INPUTS = [
 PAPER_REPORT_TEMPLATES = [
     os.path.relpath(REPO / "paper" / name) for name in ("report.md.j2", "report.tex.j2")
 ]
-# The paper report's pdf exists only where a TeX engine does (trainact.paper_report builds it with
+# The paper report's pdf exists only where a TeX engine does (trainact.report.paper_report builds it with
 # latexmk and pdflatex).
 HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
 PAPER_PDF = [f"{PAPER}/report.pdf"] if HAVE_TEX else []
@@ -478,7 +480,7 @@ PAPER_FILES = [f"{PAPER}/report.md", f"{PAPER}/report.tex", *PAPER_PDF]
 
 # ------------------------------------------------------------------------------ captions
 #
-# The captions of Snakemake's HTML report are trainact.paper_facts' (the paper report shows the
+# The captions of Snakemake's HTML report are trainact.layout, trainact.names, trainact.report.figure_list and captions' (the paper report shows the
 # same text). Snakemake reads a caption from a reStructuredText file, so each is written to
 # .snakemake/trainact/captions/<name>.rst when the workflow is parsed (only when its text
 # changed); `report(..., caption=caption("fig9"))` names it.
@@ -486,9 +488,9 @@ CAPTION_DIR = Path(".snakemake", "trainact", "captions").resolve()
 
 
 def caption(name):
-    """The caption file of result `name` (a figure stem or a paper_facts.CAPTIONS key)."""
+    """The caption file of result `name` (a figure stem or a trainact.report.captions.CAPTIONS key)."""
     path = CAPTION_DIR / f"{name}.rst"
-    text = paper_facts.caption_rst(name)
+    text = captions.caption_rst(name)
     if not path.is_file() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}")

@@ -1,7 +1,7 @@
 # The paper's Figures 2-9, the learned activation curves and the network structure, each as
 # PNG (in Snakemake's HTML report, with a caption) and PDF (for the paper report).
 #
-# What makes each output (src/trainact/figures.py, make_figures -> draw_group):
+# What makes each output (src/trainact/report/figures.py, make_figures -> draw_group):
 #   fig2-fig7 (validation / training curves per size)  plot_curves
 #   fig8 (autoencoder)                                  plot_autoencoder
 #   fig9 (PSO)                                          plot_pso

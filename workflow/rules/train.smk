@@ -59,7 +59,7 @@ use rule train as train_variant with:
         out_dir=lambda wc, output: os.path.dirname(output.history),
 
 
-# The schedule axis (common.smk, "Schedule axis"; trainact.schedules): one trunk per network and
+# The schedule axis (common.smk, "Schedule axis"; trainact.training.schedules): one trunk per network and
 # seed at the first learning rate, keeping its state after every epoch; the branch at L trains
 # the tail from the trunk's snapshot after epoch L (train.fit's branch_from), so no trunk epoch
 # is computed twice. The trunk's params hold neither the tail nor the list of L: a changed tail

@@ -1,0 +1,494 @@
+"""Turn the CIFAR-10 archive into one ``.npz``, safely: ``python -m trainact prepare``.
+
+:func:`prepare` reads the pickled batches straight out of the tar archive (nothing is extracted
+to disk) after checking every member (no absolute paths, ``..``, links, devices or fifos), with
+an unpickler that admits only numpy's array reconstruction; it checks shapes and labels,
+optionally takes a deterministic per-class subset (:func:`per_class_subset`) and holds out a
+validation split from the training images (:func:`hold_out_per_class`), and writes one
+``.npz`` with the keys of :data:`trainact.data.cifar.PREPARED_KEYS` (and, with a validation split,
+:data:`trainact.data.cifar.VALIDATION_KEYS`), read back by :func:`trainact.data.cifar.load_prepared`. The
+paper trains on CIFAR-10 "without any pre-processing" (Section 4): the pixels are stored as they
+are in the archive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import gzip
+import hashlib
+import io
+import logging
+import os
+import pickle
+import re
+import sys
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import numpy as np
+from tqdm import tqdm
+
+from trainact.data.cifar import (
+    CLASS_NAMES,
+    IMAGE_SHAPE,
+    META,
+    NUM_CLASSES,
+    PIXELS_PER_IMAGE,
+    TEST_BATCH,
+    TRAIN_BATCHES,
+    VALIDATION_KEYS,
+    load_prepared,
+)
+from trainact.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+
+
+class ArchiveError(ValueError):
+    """The archive is unsafe, incomplete or holds data that is not CIFAR-10 shaped."""
+
+
+class ForbiddenGlobalError(pickle.UnpicklingError):
+    """A pickle asked for a global that a CIFAR-10 batch never contains."""
+
+
+# --------------------------------------------------------------------------------------------
+# restricted unpickling
+
+
+def _numpy_pickle_helpers() -> tuple[Any, Any, Any]:
+    """numpy's ``_reconstruct``, ``scalar`` and ``_frombuffer`` (numpy 2 moved them to _core)."""
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+        from numpy._core.numeric import _frombuffer
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+        from numpy.core.numeric import _frombuffer
+    return _reconstruct, scalar, _frombuffer
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` limited to latin-1, the only use protocol-2 pickles make of it.
+
+    Python 3 pickles ``bytes`` at protocol 2 as ``_codecs.encode(text, "latin1")``; any other
+    codec (zlib, bz2, ...) would let a pickle run arbitrary decoders, so it is refused.
+    """
+    if encoding.lower().replace("_", "-") not in ("latin1", "latin-1"):
+        raise ForbiddenGlobalError(f"_codecs.encode with encoding {encoding!r} is not allowed")
+    return codecs.encode(text, "latin1", errors)
+
+
+_reconstruct, _scalar, _frombuffer = _numpy_pickle_helpers()
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,  # protocol 5 pickles of arrays
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that can build only what a CIFAR-10 batch holds.
+
+    Dicts, lists, strings, bytes and ints need no globals. Of the globals, it admits numpy's
+    array and scalar reconstruction (``numpy[._]core.multiarray._reconstruct``/``scalar``,
+    ``numpy[._]core.numeric._frombuffer``, ``numpy.ndarray``, ``numpy.dtype``) and
+    ``_codecs.encode`` for latin-1 (how Python 3 writes bytes at protocol 2). Anything else,
+    e.g. ``os.system``, raises :class:`ForbiddenGlobalError` naming ``module.name`` before it is
+    imported, so a hostile archive cannot run code.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _ALLOWED_GLOBALS[(module, name)]
+        except KeyError:
+            raise ForbiddenGlobalError(
+                f"forbidden global {module}.{name} in pickle (a CIFAR-10 batch holds only "
+                f"numpy arrays, lists, strings and ints)"
+            ) from None
+
+
+def restricted_loads(data: bytes) -> Any:
+    """Unpickle ``data`` with :class:`RestrictedUnpickler` and ``encoding="bytes"``."""
+    return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+
+
+# --------------------------------------------------------------------------------------------
+# prepare
+
+
+def _check_member_safe(member: tarfile.TarInfo) -> None:
+    """Refuse members a careless extractor would turn into writes outside its folder."""
+    name = member.name
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or re.match(r"[A-Za-z]:", name):
+        raise ArchiveError(f"unsafe archive member {name!r}: absolute path")
+    if ".." in path.parts:
+        raise ArchiveError(f"unsafe archive member {name!r}: path contains '..'")
+    if member.issym() or member.islnk():
+        raise ArchiveError(
+            f"unsafe archive member {name!r}: link to {member.linkname!r} (links are not allowed)"
+        )
+    if not (member.isfile() or member.isdir()):
+        raise ArchiveError(
+            f"unsafe archive member {name!r}: not a regular file or folder "
+            f"(device, fifo or other special file)"
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+class _HashingReader(io.RawIOBase):
+    """A read-only file that feeds everything read through it to an md5 and a progress bar."""
+
+    def __init__(self, stream: BinaryIO, bar: tqdm) -> None:
+        self.stream, self.bar, self.md5 = stream, bar, hashlib.md5()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self.stream.readinto(buffer)
+        self.md5.update(memoryview(buffer)[:count])
+        self.bar.update(count)
+        return count
+
+    def drain(self) -> str:
+        """Read what is left (tar padding, gzip trailer) and return the md5 of the whole file."""
+        while self.read(_CHUNK):
+            pass
+        return self.md5.hexdigest()
+
+
+def _read_members(
+    archive: Path, wanted: tuple[str, ...], progress: bool
+) -> tuple[dict[str, bytes], str]:
+    """Check every member of ``archive`` and return the raw bytes of ``wanted`` and the md5.
+
+    One sequential pass (tar stream mode): compressed archives are decompressed once, and the
+    md5 is computed from the same reads. Nothing is unpickled here, so no member's content is
+    interpreted before all members have passed :func:`_check_member_safe`.
+    """
+    raw: dict[str, bytes] = {}
+    size = archive.stat().st_size
+    with (
+        open(archive, "rb") as file,
+        tqdm(
+            total=size,
+            desc=f"reading {archive.name}",
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
+        reader = _HashingReader(file, bar)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|*") as tar:
+                for member in tar:
+                    _check_member_safe(member)
+                    name = member.name[2:] if member.name.startswith("./") else member.name
+                    if name in wanted and member.isfile():
+                        if name in raw:
+                            raise ArchiveError(f"{archive}: member {name!r} appears twice")
+                        raw[name] = tar.extractfile(member).read()
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise ArchiveError(f"{archive}: not a readable tar archive ({exc})") from exc
+        md5 = reader.drain()
+    missing = [name for name in wanted if name not in raw]
+    if missing:
+        raise ArchiveError(f"{archive}: missing member(s) {', '.join(missing)}")
+    return raw, md5
+
+
+def _unpickle_member(content: bytes, where: str) -> dict[str, Any]:
+    """Unpickle one batch and return it with str keys (official pickles have bytes keys)."""
+    try:
+        obj = restricted_loads(content)
+    except Exception as exc:  # any decoding failure of this member is one error naming it
+        raise ArchiveError(f"{where}: cannot unpickle: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise ArchiveError(f"{where}: expected a pickled dict, got {type(obj).__name__}")
+    return {_text(key): value for key, value in obj.items()}
+
+
+def _batch_arrays(batch: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check a batch dict and return ``(images uint8 (N,3,32,32), labels int64 (N,))``."""
+    for key in ("data", "labels"):
+        if key not in batch:
+            raise ArchiveError(f"{where}: missing key {key!r} (has {sorted(batch)})")
+    data = batch["data"]
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != PIXELS_PER_IMAGE
+    ):
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise ArchiveError(f"{where}: 'data' must be a uint8 array of shape (N, 3072), got {got}")
+    labels = np.asarray(batch["labels"])
+    if labels.ndim != 1 or labels.shape[0] != data.shape[0]:
+        raise ArchiveError(
+            f"{where}: 'labels' must hold one label per image ({data.shape[0]}), "
+            f"got shape {labels.shape}"
+        )
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ArchiveError(f"{where}: 'labels' must be integers, got {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise ArchiveError(
+            f"{where}: labels must lie in 0..{NUM_CLASSES - 1}, got {labels.min()}..{labels.max()}"
+        )
+    return data.reshape(-1, *IMAGE_SHAPE), labels.astype(np.int64)
+
+
+def _class_names(meta: dict[str, Any], where: str) -> list[str]:
+    names = meta.get("label_names")
+    if not isinstance(names, (list, tuple)) or len(names) != NUM_CLASSES:
+        raise ArchiveError(f"{where}: 'label_names' must list {NUM_CLASSES} names, got {names!r}")
+    return [_text(name) for name in names]
+
+
+TRAIN_STREAM, TEST_STREAM, VALIDATION_STREAM = 0, 1, 2
+"""Streams of ``numpy.random.default_rng([subset_seed, stream])``: the training subset, the test
+subset and the validation split each draw from a generator of their own, so no choice depends on
+another's draws or on whether another is made at all."""
+
+
+def per_class_subset(
+    labels: np.ndarray,
+    per_class: int,
+    seed: int,
+    stream: int,
+    class_names: tuple[str, ...] | list[str] = CLASS_NAMES,
+) -> np.ndarray:
+    """Indices of the first ``per_class`` images of each class in a seeded permutation.
+
+    The permutation comes from ``numpy.random.default_rng([seed, stream])`` (train, test and
+    validation use different streams, :data:`TRAIN_STREAM` etc., so no split's choice depends on
+    another's). The indices are returned sorted, so the subset keeps the archive's order.
+
+    Raises:
+        ValueError: ``per_class`` is not positive or a class has fewer images.
+    """
+    if per_class < 1:
+        raise ValueError(f"images per class must be a positive integer, got {per_class}")
+    order = np.random.default_rng([seed, stream]).permutation(len(labels))
+    chosen = []
+    for label in range(NUM_CLASSES):
+        of_class = order[labels[order] == label]
+        if len(of_class) < per_class:
+            raise ValueError(
+                f"class {label} ({class_names[label]}) has only {len(of_class)} images, "
+                f"cannot take {per_class} per class"
+            )
+        chosen.append(of_class[:per_class])
+    return np.sort(np.concatenate(chosen))
+
+
+def hold_out_per_class(
+    labels: np.ndarray,
+    per_class: int,
+    seed: int,
+    class_names: tuple[str, ...] | list[str] = CLASS_NAMES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split training images into ``(kept, held_out)``, ``per_class`` images of each class held out.
+
+    ``labels`` int ``(N,)`` are the training labels (after any subset); both results are sorted
+    index arrays into them, disjoint and together ``0..N-1``: ``kept`` ``(N - 10 * per_class,)``,
+    ``held_out`` ``(10 * per_class,)``. The held-out images are :func:`per_class_subset` of
+    ``labels`` on :data:`VALIDATION_STREAM`, a generator of their own: the choice draws nothing
+    from the training subset's stream, so the subset is the same with or without a validation
+    split, and the held-out images are not merely the subset's first draws of each class.
+
+    Raises:
+        ValueError: ``per_class`` is not positive, or not less than the images of some class (every
+            class keeps at least one image to train on); the message names the value.
+    """
+    if per_class < 1:
+        raise ValueError(f"validation_per_class must be a positive integer, got {per_class}")
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    for label, count in enumerate(counts):
+        if per_class >= count:
+            raise ValueError(
+                f"validation_per_class = {per_class} leaves no training image of class {label} "
+                f"({class_names[label]}), which has {count}; it must be less than {counts.min()}"
+            )
+    held_out = per_class_subset(labels, per_class, seed, VALIDATION_STREAM, class_names)
+    kept = np.setdiff1d(np.arange(len(labels)), held_out, assume_unique=True)
+    return kept, held_out
+
+
+def prepare(
+    archive: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    train_per_class: int | None = None,
+    test_per_class: int | None = None,
+    validation_per_class: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> Path:
+    """Turn a ``cifar-10-python.tar.gz`` into one ``.npz`` and return its path.
+
+    Every member is checked first (no absolute paths, no ``..``, no links, devices or fifos;
+    :class:`ArchiveError` names the member) while the batches are read into memory in one pass
+    over the tar stream, never extracted to disk; only then are they unpickled with
+    :class:`RestrictedUnpickler`. The five training batches are
+    concatenated in order. With ``train_per_class``/``test_per_class`` only that many images of
+    each class are kept (see :func:`per_class_subset`). With ``validation_per_class`` that many
+    images of each class are then held out from the (possibly subset) training images
+    (:func:`hold_out_per_class`) and the training set keeps the rest. All three choices are
+    seeded by ``seed``, each on its own stream (:data:`TRAIN_STREAM` etc.).
+
+    The ``.npz`` (uncompressed, written atomically) holds ``train_images``/``test_images``
+    (uint8 ``(N, 3, 32, 32)``), ``train_labels``/``test_labels`` (int64), ``class_names``
+    (str array) and ``source_md5`` (md5 of ``archive``); with a validation split also
+    ``validation_images``/``validation_labels`` (``(10 * validation_per_class, ...)``; without
+    one the file is what it was before the split existed).
+    """
+    archive, out = Path(archive), Path(out)
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if not archive.is_file():
+        raise FileNotFoundError(f"archive not found: {archive}")
+    raw, source_md5 = _read_members(archive, (*TRAIN_BATCHES, TEST_BATCH, META), progress)
+
+    def batch(name: str) -> dict[str, Any]:  # unpickle one at a time, dropping its raw bytes
+        return _unpickle_member(raw.pop(name), f"{archive}:{name}")
+
+    class_names = _class_names(batch(META), f"{archive}:{META}")
+    train = [_batch_arrays(batch(name), f"{archive}:{name}") for name in TRAIN_BATCHES]
+    train_images = np.concatenate([images for images, _ in train])
+    train_labels = np.concatenate([labels for _, labels in train])
+    del train
+    test_images, test_labels = _batch_arrays(batch(TEST_BATCH), f"{archive}:{TEST_BATCH}")
+
+    if train_per_class is not None:
+        keep = _subset_or_error(
+            train_labels, train_per_class, seed, TRAIN_STREAM, "train", class_names
+        )
+        train_images, train_labels = train_images[keep], train_labels[keep]
+    if test_per_class is not None:
+        keep = _subset_or_error(test_labels, test_per_class, seed, TEST_STREAM, "test", class_names)
+        test_images, test_labels = test_images[keep], test_labels[keep]
+    validation: dict[str, np.ndarray] = {}  # VALIDATION_KEYS -> arrays; empty: no split
+    if validation_per_class is not None:
+        try:
+            kept, held_out = hold_out_per_class(
+                train_labels, validation_per_class, seed, class_names
+            )
+        except ValueError as exc:
+            raise ValueError(f"validation split: {exc}") from exc
+        held_out_arrays = (np.ascontiguousarray(train_images[held_out]), train_labels[held_out])
+        validation = dict(zip(VALIDATION_KEYS, held_out_arrays))
+        train_images, train_labels = train_images[kept], train_labels[kept]
+
+    arrays = {
+        "train_images": np.ascontiguousarray(train_images),
+        "train_labels": train_labels,
+        "test_images": np.ascontiguousarray(test_images),
+        "test_labels": test_labels,
+        "class_names": np.array(class_names, dtype=str),
+        "source_md5": np.array(source_md5, dtype=str),
+        **validation,
+    }
+
+    def write_npz(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle: given a path, np.savez appends ".npz"
+            np.savez(handle, **arrays)
+
+    atomic_write(out, write_npz)
+    log.info(
+        "prepared %s: train %d, validation %d, test %d images",
+        out, len(train_labels), len(validation.get("validation_labels", ())), len(test_labels),
+    )  # fmt: skip
+    return out
+
+
+def _subset_or_error(
+    labels: np.ndarray, per_class: int, seed: int, stream: int, split: str, names: list[str]
+) -> np.ndarray:
+    try:
+        return per_class_subset(labels, per_class, seed, stream, names)
+    except ValueError as exc:
+        raise ValueError(f"{split} split: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+PREPARE_DEFAULTS = {
+    "train_per_class": None,
+    "test_per_class": None,
+    "validation_per_class": None,
+    "subset_seed": 0,
+}
+"""``prepare --params`` keys (the config's ``dataset`` keys of the same names) and defaults:
+every image of both splits, no validation split, subset seed 0."""
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``prepare`` to the ``trainact`` CLI."""
+    parser = subparsers.add_parser(
+        "prepare",
+        help="turn the archive into one .npz",
+        description="Read the CIFAR-10 batches from the archive (safely, without extracting) "
+        "and write the prepared .npz, optionally a per-class subset.",
+    )
+    parser.add_argument("--archive", required=True, type=Path)
+    parser.add_argument(
+        "--params",
+        default="{}",
+        help='JSON: {"train_per_class": N or null, "test_per_class": N or null, '
+        '"validation_per_class": N or null, "subset_seed": N} (null per class: every image of '
+        "the split; validation_per_class: N images of each class held out from the training "
+        "images, null: none; default seed 0)",
+    )
+    parser.add_argument("--out", required=True, type=Path, help=".npz path to write")
+    parser.set_defaults(func=_cmd_prepare)
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from trainact.cli import CLIError, parse_params
+
+    params = parse_params(args.params, PREPARE_DEFAULTS)
+    settings = {**PREPARE_DEFAULTS, **params}
+    for key, value in settings.items():
+        nullable = key != "subset_seed"
+        if not (
+            isinstance(value, int) and not isinstance(value, bool) or nullable and value is None
+        ):
+            raise CLIError(f"--params {key} must be an integer, got {value!r}")
+    try:
+        out = prepare(
+            args.archive,
+            args.out,
+            train_per_class=settings["train_per_class"],
+            test_per_class=settings["test_per_class"],
+            validation_per_class=settings["validation_per_class"],
+            seed=settings["subset_seed"],
+        )
+        data = load_prepared(out)
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc)) from exc
+    validation = f"validation {len(data.validation_labels)}, " if data.has_validation else ""
+    print(
+        f"{out}: train {len(data.train_labels)}, {validation}test {len(data.test_labels)} images, "
+        f"{len(data.class_names)} classes ({', '.join(data.class_names)}), "
+        f"source md5 {data.source_md5}"
+    )
+    return 0

@@ -1,0 +1,469 @@
+"""Greedy layer-wise autoencoder pretraining of the CNN's hidden layers (the paper's Section 5.1).
+
+The paper says only that an autoencoder "is used to pre-train each layer of the middle sized
+Fourier-CNN" before ordinary training. Our reading, every open choice marked "paper silent":
+
+1. Seed, then build the classifier exactly as the baseline training job does (``seed_everything``
+   then ``build_model``), so every layer's initial weights are the baseline's. Then build one
+   decoder per pretraining stage.
+2. Four pretraining stages, in turn: stages ``k = 0, 1, 2`` are the conv stages
+   ``model.stages[k]`` (conv -> activation -> maxpool); stage ``k = 3`` is the dense hidden layer
+   (``model.head[1]`` Linear -> ``model.head[2]`` activation). In stage ``k`` the layers before it are
+   frozen (their output, the input ``h_k`` of stage ``k``, is computed under ``no_grad``; for the
+   dense stage ``h_3`` is the flattened output of the three pretrained conv stages); stage ``k`` and
+   its decoder learn to reconstruct ``h_k`` from ``stage_k(h_k)`` with the mean squared error, for
+   ``epochs_per_stage`` epochs over the training images (labels unused).
+   The output layer ``model.head[3]`` (Linear(hidden, 10)) is not pretrained: it makes the logits,
+   which only the labels define, so there is no reconstruction of its input that the classifier
+   would keep (an autoencoder through its 10 outputs would train weights for a different job). It
+   stays at its seeded initialisation, the baseline's.
+3. The pretrained stages and the untouched output layer are saved as the classifier's
+   ``state_dict`` (``pretrained.pt``); fine-tuning loads it and runs the ordinary trainer
+   (:func:`trainact.training.train.fit`) with the ordinary schedule. Its baseline is the ordinary training
+   job of the same model and seed.
+
+Conv-stage decoders (paper silent; ``decoder`` setting), mapping ``(N, C_k, H/2, W/2)`` back to
+``(N, C_in, H, W)``:
+``conv_transpose`` (default) is one ``ConvTranspose2d(C_k, C_in, kernel_size=2, stride=2)``, the exact
+shape inverse of the 2x2 max-pool, as shallow as possible so the encoder has to do the work;
+``upsample_conv`` is nearest-neighbour upsampling then ``Conv2d(C_k, C_in, 3, padding=1)``.
+Stage 0 reconstructs pixels in [0, 1], so its decoder ends in a sigmoid; later stages reconstruct
+unbounded activation outputs, so their decoders are linear. Every stage's input is what the
+classifier feeds it (:meth:`PaperCNN.features`, input standardisation included where the model has
+one; stage 0's decoder is then linear too, its targets being standardised pixels). The dense stage's decoder is always one
+``Linear(hidden, C_3 * 4 * 4)`` (no output function; the ``decoder`` setting does not apply to it).
+
+Optimizer (paper silent): RMSprop with the paper's ``rho`` and the trainer's ``eps``, a fresh one per
+stage over the stage's parameters (its activation's included) and its decoder's, constant learning
+rate. Shuffling is the trainer's: the order of stage ``k``'s epoch ``e`` is a pure function of
+``(seed, k * epochs_per_stage + e)``, so the same seed gives the same losses.
+
+Crash safety: ``pretrain.csv`` is rewritten after every stage-epoch; the model, the decoders, the
+optimizer and the rows go to ``pretrain_checkpoint.pt`` about once a minute and after the last
+stage-epoch (:mod:`trainact.training.checkpoints`); a rerun with the same settings continues after the last
+checkpointed stage-epoch and ends bit for bit where an uninterrupted run ends (on the CPU). A
+checkpoint must match the settings and the structure of the model and of every decoder (and the
+list of stages), so one written by the former three-stage code (no dense stage) is not resumed:
+pretraining starts again from scratch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from trainact.training.checkpoints import CheckpointClock, load_checkpoint, run_identity
+from trainact.files import atomic_write, write_csv_atomic
+from trainact.training.settings import ConfigSection
+from trainact.nn.models import PaperCNN, build_model
+from trainact.names import ACTIVATIONS, PAPER_FILTERS
+from trainact.training.runtime import DEVICE_HELP, job_device, resolve_device, seed_everything
+from trainact.training.train import TrainingDiverged, TrainSettings, fit
+
+log = logging.getLogger(__name__)
+
+PRETRAIN_COLUMNS = ("stage", "epoch", "loss", "seconds")
+PRETRAIN_CSV = "pretrain.csv"
+PRETRAINED_NAME = "pretrained.pt"
+PRETRAIN_CHECKPOINT = "pretrain_checkpoint.pt"
+DECODERS = ("conv_transpose", "upsample_conv")
+
+
+@dataclass(frozen=True)
+class AutoencoderSettings(ConfigSection):
+    """Every pretraining hyperparameter: the config's ``autoencoder`` slice (plus seed and device)."""
+
+    SECTION = "autoencoder"
+
+    size: str = "middle"  # paper: the middle-sized network
+    activation: str = "fourier"  # paper: the Fourier-CNN
+    epochs_per_stage: int = 5  # paper silent
+    learning_rate: float = 1e-3  # paper silent; the trainer's first learning rate
+    batch_size: int = 128  # paper silent; the trainer's batch size
+    decoder: str = "conv_transpose"  # paper silent; see the module docstring
+    rho: float = 0.95  # RMSprop decay, the paper's value for training
+    eps: float = 1e-7  # the trainer's RMSprop epsilon
+    seed: int = 0
+    device: str | None = None  # trainact.training.runtime: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
+
+    def __post_init__(self) -> None:
+        if self.size not in PAPER_FILTERS:
+            self.fail("size", self.size, f"choose one of {sorted(PAPER_FILTERS)}")
+        if self.activation not in ACTIVATIONS:
+            self.fail("activation", self.activation, f"choose one of {list(ACTIVATIONS)}")
+        if self.epochs_per_stage < 1:
+            self.fail("epochs_per_stage", self.epochs_per_stage, "must be >= 1")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            self.fail("learning_rate", self.learning_rate, "must be a finite number > 0")
+        if self.batch_size < 1:
+            self.fail("batch_size", self.batch_size, "must be >= 1")
+        if self.decoder not in DECODERS:
+            self.fail("decoder", self.decoder, f"choose one of {list(DECODERS)}")
+        if not 0 <= self.rho < 1:
+            self.fail("rho", self.rho, "must be in [0, 1)")
+        if not self.eps > 0:
+            self.fail("eps", self.eps, "must be > 0")
+
+
+
+class StageDecoder(nn.Module):
+    """Maps a conv stage's output back to the stage's input (one stage of the autoencoder).
+
+    ``conv_transpose``: :math:`\\hat h = g(\\mathrm{ConvTranspose2d}_{2\\times2,\\,stride 2}(z))`;
+    ``upsample_conv``: :math:`\\hat h = g(\\mathrm{Conv2d}_{3\\times3}(\\mathrm{Upsample}_{\\times2}(z)))`,
+    with :math:`g` the sigmoid (``sigmoid_output=True``, for pixel targets in [0, 1]) or the identity.
+
+    Args:
+        kind: ``"conv_transpose"`` or ``"upsample_conv"``.
+        in_channels: channels of the stage's output ``z``.
+        out_channels: channels of the stage's input ``h`` (the reconstruction target).
+        sigmoid_output: squash the reconstruction into (0, 1).
+
+    Shape:
+        - Input: ``(N, in_channels, H, W)``.
+        - Output: ``(N, out_channels, 2H, 2W)``.
+    """
+
+    def __init__(self, kind: str, in_channels: int, out_channels: int, *, sigmoid_output: bool) -> None:
+        super().__init__()
+        if kind == "conv_transpose":
+            self.layers = nn.Sequential(nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2))
+        elif kind == "upsample_conv":
+            self.layers = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+            )
+        else:
+            raise ValueError(f"unknown decoder {kind!r}; choose one of {list(DECODERS)}")
+        self.sigmoid_output = sigmoid_output
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        reconstruction = self.layers(z)
+        return torch.sigmoid(reconstruction) if self.sigmoid_output else reconstruction
+
+    def extra_repr(self) -> str:
+        return f"sigmoid_output={self.sigmoid_output}"
+
+
+def _dense_layer(model: PaperCNN) -> nn.Linear:
+    """The hidden dense layer ``model.head[1]`` (checked: the head is Flatten, Linear, act, Linear)."""
+    head = model.head
+    if not (
+        len(head) == 4
+        and isinstance(head[0], nn.Flatten)
+        and isinstance(head[1], nn.Linear)
+        and isinstance(head[3], nn.Linear)
+    ):
+        raise ValueError(f"expected a head Flatten -> Linear -> activation -> Linear, got {head}")
+    return head[1]
+
+
+def stage_names(model: PaperCNN) -> list[str]:
+    """Module names of the pretraining stages, in order: the conv stages, then the dense layer."""
+    _dense_layer(model)
+    return [f"stages.{k}" for k in range(len(model.stages))] + ["head.1"]
+
+
+def stage_encoder(model: PaperCNN, index: int) -> nn.Module:
+    """Pretraining stage ``index`` of ``model``: a conv stage, or (the last) Linear -> activation."""
+    if index < len(model.stages):
+        return model.stages[index]
+    if index == len(model.stages):
+        _dense_layer(model)
+        return model.head[1:3]  # shares the classifier's modules
+    raise IndexError(f"stage {index}: the model has {len(model.stages) + 1} pretraining stages")
+
+
+def stage_input(model: PaperCNN, index: int, images: torch.Tensor) -> torch.Tensor:
+    """The input of pretraining stage ``index``: ``images`` through the stages before it."""
+    h = model.features(images, upto=min(index, len(model.stages)))
+    return model.head[0](h) if index >= len(model.stages) else h
+
+
+def build_decoders(model: PaperCNN, kind: str) -> nn.ModuleList:
+    """One decoder per pretraining stage of ``model``: a :class:`StageDecoder` per conv stage (stage
+    0's with a sigmoid output when its targets are pixels in [0, 1], i.e. without input
+    standardisation), then ``Linear(hidden, C_3 * 4 * 4)`` for the dense stage."""
+    channels = [model.stages[0][0].in_channels] + list(model.filters)
+    dense = _dense_layer(model)
+    pixels = getattr(model, "preprocessing", "none") == "none"
+    conv = [
+        StageDecoder(kind, channels[k + 1], channels[k], sigmoid_output=(k == 0 and pixels))
+        for k in range(len(model.stages))
+    ]
+    return nn.ModuleList([*conv, nn.Linear(dense.out_features, dense.in_features)])
+
+
+def write_pretrain_csv(path: Path, rows: list[Mapping[str, Any]]) -> None:
+    """Write ``pretrain.csv`` atomically (columns stage, epoch, loss, seconds)."""
+    write_csv_atomic(path, rows, PRETRAIN_COLUMNS)
+
+
+def pretrain(
+    data,
+    settings: AutoencoderSettings,
+    model_cfg: Mapping[str, Any] | None,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after: tuple[int, int] | None = None,
+    identity: Mapping[str, str] | None = None,
+) -> tuple[PaperCNN, list[dict[str, Any]]]:
+    """Pretrain the conv stages and the dense hidden layer of a fresh classifier greedily, stage by
+    stage, as autoencoders.
+
+    ``data`` is a :class:`trainact.data.cifar.PreparedData`; only its training images are used.
+    Writes ``pretrain.csv`` (one row per stage-epoch: ``stage`` 0-based, 0-2 the conv stages
+    ``model.stages[0..2]`` and 3 the dense layer ``model.head[1]``, see :func:`stage_names`;
+    ``epoch`` 1-based within the stage, ``loss`` the epoch's mean reconstruction MSE over the
+    training images, ``seconds``), ``pretrain_checkpoint.pt`` (about once a minute and after the last stage-epoch) and, when all
+    stages are done, ``pretrained.pt`` (the classifier's ``state_dict``: conv stages and dense layer
+    pretrained, output layer at its seeded initialisation). ``stop_after=(stage, epoch)`` ends the call
+    after that stage-epoch, as a crash would (for tests of resumption). ``identity`` joins the
+    checkpoint's fingerprint (as in :func:`trainact.training.train.fit`).
+    Returns the classifier and the rows. Raises :class:`TrainingDiverged` on a non-finite loss.
+    """
+    from tqdm.auto import tqdm
+
+    from trainact.nn.calibration import calibrate
+    from trainact.data.loader import DeviceDataset
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device, _ = job_device(settings.device)
+    seed_everything(settings.seed)
+    model = build_model(settings.size, settings.activation, model_cfg)  # the baseline's initialisation
+    calibrate(model, data.train_images, settings.seed)  # as the baseline's training job does
+    decoders = build_decoders(model, settings.decoder)
+    model.to(device)
+    decoders.to(device)
+    names = stage_names(model)
+    fingerprint = {
+        **settings.checkpoint_fingerprint(model=model, decoders=decoders),
+        "stages": names,
+        **(identity or {}),
+    }
+    num_stages = len(names)
+    total = num_stages * settings.epochs_per_stage
+    rows: list[dict[str, Any]] = []
+    optimizer_state = None
+
+    checkpoint_path = out_dir / PRETRAIN_CHECKPOINT
+    clock = CheckpointClock()
+    checkpoint = load_checkpoint(checkpoint_path) if resume else None
+    if checkpoint is not None:
+        if checkpoint.get("fingerprint") == fingerprint:
+            model.load_state_dict(checkpoint["model"])
+            decoders.load_state_dict(checkpoint["decoders"])
+            rows = list(checkpoint["rows"])
+            optimizer_state = checkpoint["optimizer"]
+            log.info("resuming %s after stage-epoch %d of %d", out_dir, len(rows), total)
+        else:
+            log.warning("%s was written with other settings; pretraining from scratch", checkpoint_path)
+    write_pretrain_csv(out_dir / PRETRAIN_CSV, rows)
+
+    train_set = DeviceDataset(data.train_images, data.train_labels, device)
+    bar = tqdm(total=total, initial=len(rows), desc=f"pretrain {out_dir.name}", unit="epoch", disable=not progress)
+    for stage_index in range(len(rows) // settings.epochs_per_stage, num_stages):
+        stage, decoder = stage_encoder(model, stage_index), decoders[stage_index]
+        optimizer = torch.optim.RMSprop(
+            [*stage.parameters(), *decoder.parameters()],
+            lr=settings.learning_rate,
+            alpha=settings.rho,
+            eps=settings.eps,
+        )
+        first_epoch = len(rows) - stage_index * settings.epochs_per_stage + 1
+        if first_epoch > 1:  # resuming inside this stage: its optimizer state is the checkpoint's
+            optimizer.load_state_dict(optimizer_state)
+        for epoch in range(first_epoch, settings.epochs_per_stage + 1):
+            started = time.perf_counter()
+            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+            shuffle_epoch = stage_index * settings.epochs_per_stage + epoch
+            for images, _labels in train_set.batches(
+                settings.batch_size, shuffle=True, seed=settings.seed, epoch=shuffle_epoch
+            ):
+                with torch.no_grad():  # the earlier stages are frozen
+                    target = stage_input(model, stage_index, images)
+                loss = F.mse_loss(decoder(stage(target)), target)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach().double() * images.shape[0]
+            mean_loss = loss_sum.item() / len(train_set)
+            if not math.isfinite(mean_loss):
+                raise TrainingDiverged(
+                    f"{out_dir}: the reconstruction loss of stage {stage_index} ({names[stage_index]}) became "
+                    f"non-finite in its epoch {epoch}; stopped (a rerun resumes from {checkpoint_path}, if there is one)"
+                )
+            rows.append(
+                {
+                    "stage": stage_index,
+                    "epoch": epoch,
+                    "loss": round(mean_loss, 8),
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+            )
+            stopping = stop_after is not None and (stage_index, epoch) >= tuple(stop_after)
+            clock.save_if_due(
+                checkpoint_path,
+                lambda: {
+                    "model": model.state_dict(),
+                    "decoders": decoders.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "rows": rows,
+                    "fingerprint": fingerprint,
+                },
+                force=len(rows) == total or stopping,
+            )
+            write_pretrain_csv(out_dir / PRETRAIN_CSV, rows)
+            bar.update(1)
+            bar.set_postfix(stage=stage_index, loss=f"{mean_loss:.5f}")
+            log.info(
+                "stage %d (%s) epoch %d/%d reconstruction MSE %.6f",
+                stage_index, names[stage_index], epoch, settings.epochs_per_stage, mean_loss,
+            )  # fmt: skip
+            if stopping:
+                bar.close()
+                return model, rows
+    bar.close()
+
+    classifier_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_write(out_dir / PRETRAINED_NAME, lambda tmp: torch.save(classifier_state, tmp))
+    return model, rows
+
+
+def load_pretrained(
+    pretrained_path: str | os.PathLike, settings: AutoencoderSettings, model_cfg: Mapping[str, Any] | None
+) -> PaperCNN:
+    """The classifier for fine-tuning: built as configured, weights exactly those of ``pretrained.pt``
+    (which also holds the calibrated start's buffers: Fourier scales, standardisation statistics)."""
+    model = build_model(settings.size, settings.activation, model_cfg)
+    state = torch.load(pretrained_path, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"{pretrained_path} does not fit the {settings.size}-{settings.activation} model of this config: {exc}"
+        ) from None
+    return model
+
+
+def finetune(
+    pretrained_path: str | os.PathLike,
+    data,
+    settings: AutoencoderSettings,
+    train_settings: TrainSettings,
+    model_cfg: Mapping[str, Any] | None,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    identity: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Train the pretrained classifier with the ordinary trainer; returns :func:`fit`'s history
+    (``identity`` as there)."""
+    seed_everything(train_settings.seed)
+    model = load_pretrained(pretrained_path, settings, model_cfg)
+    return fit(model, data, train_settings, out_dir, resume=resume, progress=progress, identity=identity)
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
+    from trainact.cli import CLIError, parse_params
+    from trainact.data.cifar import load_prepared
+
+    params = parse_params(args.params, ("model", "autoencoder"))
+    try:
+        settings = AutoencoderSettings.from_params(params.get("autoencoder", {}), seed=args.seed, device=args.device)
+        resolve_device(settings.device)
+        build_model(settings.size, settings.activation, params.get("model", {}))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    data = load_prepared(args.data)
+    try:
+        pretrain(
+            data,
+            settings,
+            params.get("model", {}),
+            args.out_dir,
+            resume=not args.no_resume,
+            progress=not args.no_progress,
+            identity=run_identity("autoencoder", params.get("model", {}), args.data),
+        )
+    except TrainingDiverged as exc:
+        log.error("%s", exc)
+        return 3
+    return 0
+
+
+def _cmd_ae_finetune(args: argparse.Namespace) -> int:
+    from trainact.cli import CLIError, parse_params
+    from trainact.data.cifar import load_prepared
+
+    params = parse_params(args.params, ("model", "autoencoder", "train"))
+    try:
+        settings = AutoencoderSettings.from_params(params.get("autoencoder", {}), seed=args.seed)
+        train_settings = TrainSettings.from_params(params.get("train", {}), seed=args.seed, device=args.device)
+        if not Path(args.pretrained).is_file():
+            raise ValueError(f"--pretrained {args.pretrained}: no such file (run 'trainact ae-pretrain' first)")
+        load_pretrained(args.pretrained, settings, params.get("model", {}))
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    data = load_prepared(args.data)
+    try:
+        finetune(
+            args.pretrained, data, settings, train_settings, params.get("model", {}), args.out_dir,
+            resume=not args.no_resume, progress=not args.no_progress,
+            identity=run_identity("autoencoder", params.get("model", {}), args.data, args.pretrained),
+        )  # fmt: skip
+    except TrainingDiverged as exc:
+        log.error("%s", exc)
+        return 0 if args.allow_divergence else 3
+    return 0
+
+
+def _common_arguments(parser: argparse.ArgumentParser, params_help: str) -> None:
+    parser.add_argument("--data", required=True, help="prepared .npz from 'trainact prepare'")
+    parser.add_argument("--seed", type=int, default=None, help="overrides the slice's seed")
+    parser.add_argument("--params", default="{}", help=params_help)
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--device", default=None, help=DEVICE_HELP)
+    parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def register_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "ae-pretrain",
+        help="pretrain a CNN's conv stages and dense layer greedily as autoencoders (Section 5.1)",
+        description="Greedy layer-wise autoencoder pretraining; writes pretrain.csv and pretrained.pt. Resumable.",
+    )
+    _common_arguments(parser, 'JSON: {"model": {...}, "autoencoder": {...}}')
+    parser.set_defaults(func=_cmd_ae_pretrain)
+
+    parser = subparsers.add_parser(
+        "ae-finetune",
+        help="train an autoencoder-pretrained CNN with the ordinary trainer",
+        description="Load pretrained.pt and train it like 'trainact train'; writes history.csv. Resumable.",
+    )
+    _common_arguments(parser, 'JSON: {"model": {...}, "autoencoder": {...}, "train": {...}}')
+    parser.add_argument("--pretrained", required=True, type=Path, help="pretrained.pt from 'trainact ae-pretrain'")
+    parser.add_argument(
+        "--allow-divergence",
+        action="store_true",
+        help="exit 0 when the loss goes non-finite (the history is marked 'diverged')",
+    )
+    parser.set_defaults(func=_cmd_ae_finetune)
