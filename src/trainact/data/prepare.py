@@ -332,14 +332,25 @@ def hold_out_per_class(
     return kept, held_out
 
 
+PREPARE_DEFAULTS = {
+    "train_per_class": None,
+    "test_per_class": None,
+    "validation_per_class": None,
+    "subset_seed": 0,
+}
+"""``prepare --params`` keys (the config's ``dataset`` keys of the same names) and defaults:
+every image of both splits, no validation split, subset seed 0; the one home of
+:func:`prepare`'s defaults."""
+
+
 def prepare(
     archive: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    train_per_class: int | None = None,
-    test_per_class: int | None = None,
-    validation_per_class: int | None = None,
-    seed: int = 0,
+    train_per_class: int | None = PREPARE_DEFAULTS["train_per_class"],
+    test_per_class: int | None = PREPARE_DEFAULTS["test_per_class"],
+    validation_per_class: int | None = PREPARE_DEFAULTS["validation_per_class"],
+    seed: int = PREPARE_DEFAULTS["subset_seed"],
     progress: bool = True,
 ) -> Path:
     """Turn a ``cifar-10-python.tar.gz`` into one ``.npz`` and return its path.
@@ -462,16 +473,6 @@ def _subset_or_error(
 
 # --------------------------------------------------------------------------------------------
 # CLI
-
-PREPARE_DEFAULTS = {
-    "train_per_class": None,
-    "test_per_class": None,
-    "validation_per_class": None,
-    "subset_seed": 0,
-}
-"""``prepare --params`` keys (the config's ``dataset`` keys of the same names) and defaults:
-every image of both splits, no validation split, subset seed 0."""
-
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare`` to the ``trainact`` CLI."""

@@ -147,12 +147,17 @@ def _tar_bytes(members: list[tuple[str, bytes | None]]) -> bytes:
     return buffer.getvalue()
 
 
+SYNTHETIC_DEFAULTS = {"train_per_class": 20, "test_per_class": 10, "seed": 0}
+"""``synthetic-archive --params`` keys (the config's ``dataset.synthetic``) and defaults: the
+one home of :func:`build_synthetic_archive`'s defaults."""
+
+
 def build_synthetic_archive(
     dest: str | os.PathLike[str],
     *,
-    train_per_class: int = 20,
-    test_per_class: int = 10,
-    seed: int = 0,
+    train_per_class: int = SYNTHETIC_DEFAULTS["train_per_class"],
+    test_per_class: int = SYNTHETIC_DEFAULTS["test_per_class"],
+    seed: int = SYNTHETIC_DEFAULTS["seed"],
     str_keys: bool = False,
 ) -> str:
     """Write a small CIFAR-10-shaped archive to ``dest`` and return its md5.
@@ -229,10 +234,6 @@ def _archive_members(
 # --------------------------------------------------------------------------------------------
 # CLI
 
-SYNTHETIC_DEFAULTS = {"train_per_class": 20, "test_per_class": 10, "seed": 0}
-"""``synthetic-archive --params`` keys (the config's ``dataset.synthetic``) and defaults."""
-
-
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``synthetic-archive`` to the ``trainact`` CLI."""
     parser = subparsers.add_parser(
@@ -245,7 +246,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "--params",
         default="{}",
         help='JSON: {"train_per_class": N, "test_per_class": N, "seed": N} '
-        "(default 20, 10 and 0)",
+        f"(default {SYNTHETIC_DEFAULTS['train_per_class']}, {SYNTHETIC_DEFAULTS['test_per_class']} "
+        f"and {SYNTHETIC_DEFAULTS['seed']})",
     )
     parser.add_argument("--out", required=True, type=Path, help="archive path to write")
     parser.set_defaults(func=_cmd_synthetic_archive)
