@@ -36,14 +36,14 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m trainact bench
 
-# The prepared GPU check (tests/gpu_check.py): bench, smoke preset, kill-and-resume, GPU sharing;
+# The prepared GPU check (tools/gpu_check.py): bench, smoke preset, kill-and-resume, GPU sharing;
 # one JSON summary on stdout (and in $$OUT/gpu_check.json when OUT is set). A few minutes.
 gpu-check: $(STAMP)
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tests/gpu_check.py
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python tools/gpu_check.py
 
-# Snakemake's wheels for a GPU machine without network (tests/gpu_check.py says how to use them).
+# Snakemake's wheels for a GPU machine without network (tools/gpu_check.py says how to use them).
 device-wheels: $(STAMP)
-	tests/device_wheels.sh
+	tools/device_wheels.sh
 
 # Mutation testing (mutmut, configured in [tool.mutmut] of pyproject.toml) of the code that decides
 # the paper's numbers: aggregation, claims, the schedule and settings checks, the activations'

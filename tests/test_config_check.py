@@ -63,3 +63,22 @@ def test_a_schedule_axis_whose_tail_outruns_the_learning_rates_is_named():
     ]
     assert schedule_axis_errors({**cfg, "schedule_axis": {**cfg["schedule_axis"], "enabled": False}}) == []
     assert schedule_axis_errors({**cfg, "train": {"learning_rates": [1e-3, 1e-4, 1e-5]}}) == []
+
+
+def test_an_unknown_key_is_named_with_the_known_keys_not_the_whole_section():
+    cfg = copy.deepcopy(CONFIG)
+    cfg["trian"] = {"epochs": 3}
+    cfg["model"]["fourier"]["rnak"] = 2
+    lines = config_errors(cfg, SCHEMA, lambda _: None)
+    assert lines == [
+        "<config>: Additional properties are not allowed ('trian' was unexpected); known keys: "
+        f"{sorted(SCHEMA['properties'])}",
+        "model.fourier: Additional properties are not allowed ('rnak' was unexpected); known keys: "
+        "['calibration_sigmas', 'impl', 'init', 'init_interval', 'omega', 'per_channel', 'rank']",
+    ]
+    merged_lines = errors_with([{"name": "typo", "model": {"hiden": 64}}])
+    assert merged_lines == [
+        "sensitivity.initialisations.typo (merged over model): model: Additional properties are "
+        "not allowed ('hiden' was unexpected); known keys: "
+        f"{sorted(SCHEMA['properties']['model']['properties'])}"
+    ]

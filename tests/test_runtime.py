@@ -255,14 +255,14 @@ def test_checkpoint_clock(monkeypatch):
 
 @pytest.mark.slow
 def test_the_prepared_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
-    """tests/gpu_check.py is meant for a GPU; its kill-and-resume and sharing steps run here on
+    """tools/gpu_check.py is meant for a GPU; its kill-and-resume and sharing steps run here on
     the CPU with small data, and its summary says they passed."""
     import json
     import os
 
     repo = runtime.Path(__file__).resolve().parent.parent
     result = subprocess.run(
-        [sys.executable, str(repo / "tests" / "gpu_check.py"), "--device", "cpu", "--skip", "bench,smoke",
+        [sys.executable, str(repo / "tools" / "gpu_check.py"), "--device", "cpu", "--skip", "bench,smoke",
          "--images", "400", "--jobs", "2", "--resume-activations", "relu"],
         capture_output=True, text=True, timeout=900, env={**os.environ, "OUT": str(tmp_path)},
     )  # fmt: skip

@@ -18,16 +18,27 @@ from trainact.names import AUTOENCODER_MODEL, PSO_MODEL
 from trainact.training.settings import schedule_problems
 
 
-def dotted(path: Any) -> str:
-    """``train.learning_rates.0`` for the path of a value inside the config."""
-    return ".".join(str(part) for part in path) or "<config>"
+def dotted(path: Any, root: str = "<config>") -> str:
+    """``train.learning_rates.0`` for the path of a value inside the config (``root``: the
+    empty path, the checked mapping itself)."""
+    return ".".join(str(part) for part in path) or root
 
 
-def schema_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
-    """One line per value that breaks the schema, naming the key and the value."""
+def schema_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any], root: str = "<config>") -> list[str]:
+    """One line per value that breaks the schema, naming the key and the value. An unknown key
+    is named with the section's known keys, not the whole section (its "value"). ``root`` names
+    ``cfg`` itself (a config section checked on its own: its name)."""
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.path])
-    return [f"{dotted(e.path)} = {e.instance!r}: {e.message}" for e in errors]
+    return [_schema_error_line(e, root) for e in errors]
+
+
+def _schema_error_line(error: jsonschema.ValidationError, root: str) -> str:
+    where = dotted(error.path, root)
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        return f"{where}: {error.message}; known keys: {known}"
+    return f"{where} = {error.instance!r}: {error.message}"
 
 
 def cross_key_errors(cfg: Mapping[str, Any]) -> list[str]:
@@ -112,7 +123,7 @@ def sensitivity_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any]) -> lis
         for section in VARIANT_SECTIONS:
             section_schema = {**schema["properties"][section], "$defs": schema.get("$defs", {})}
             settings = merged(cfg[section], entry.get(section, {}))
-            problems = schema_errors(settings, section_schema)
+            problems = schema_errors(settings, section_schema, root=section)
             if section == "train" and not problems:
                 problems = [
                     f"{key} = {value!r}: {why}"

@@ -332,14 +332,25 @@ def hold_out_per_class(
     return kept, held_out
 
 
+PREPARE_DEFAULTS = {
+    "train_per_class": None,
+    "test_per_class": None,
+    "validation_per_class": None,
+    "subset_seed": 0,
+}
+"""``prepare --params`` keys (the config's ``dataset`` keys of the same names) and defaults:
+every image of both splits, no validation split, subset seed 0; the one home of
+:func:`prepare`'s defaults."""
+
+
 def prepare(
     archive: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
-    train_per_class: int | None = None,
-    test_per_class: int | None = None,
-    validation_per_class: int | None = None,
-    seed: int = 0,
+    train_per_class: int | None = PREPARE_DEFAULTS["train_per_class"],
+    test_per_class: int | None = PREPARE_DEFAULTS["test_per_class"],
+    validation_per_class: int | None = PREPARE_DEFAULTS["validation_per_class"],
+    seed: int = PREPARE_DEFAULTS["subset_seed"],
     progress: bool = True,
 ) -> Path:
     """Turn a ``cifar-10-python.tar.gz`` into one ``.npz`` and return its path.
@@ -365,6 +376,41 @@ def prepare(
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     if not archive.is_file():
         raise FileNotFoundError(f"archive not found: {archive}")
+    class_names, train, test, source_md5 = _read_archive(archive, progress)
+    if train_per_class is not None:
+        train = _take_subset(train, train_per_class, seed, TRAIN_STREAM, "train", class_names)
+    if test_per_class is not None:
+        test = _take_subset(test, test_per_class, seed, TEST_STREAM, "test", class_names)
+    validation: dict[str, np.ndarray] = {}  # VALIDATION_KEYS -> arrays; empty: no split
+    if validation_per_class is not None:
+        train, validation = _split_validation(train, validation_per_class, seed, class_names)
+    arrays = {
+        "train_images": np.ascontiguousarray(train[0]),
+        "train_labels": train[1],
+        "test_images": np.ascontiguousarray(test[0]),
+        "test_labels": test[1],
+        "class_names": np.array(class_names, dtype=str),
+        "source_md5": np.array(source_md5, dtype=str),
+        **validation,
+    }
+    _write_npz(out, arrays)
+    log.info(
+        "prepared %s: train %d, validation %d, test %d images",
+        out, len(train[1]), len(validation.get("validation_labels", ())), len(test[1]),
+    )  # fmt: skip
+    return out
+
+
+_Split = tuple[np.ndarray, np.ndarray]
+"""``(images uint8 (N, 3, 32, 32), labels int64 (N,))`` of one split."""
+
+
+def _read_archive(archive: Path, progress: bool) -> tuple[list[str], _Split, _Split, str]:
+    """Read, check and unpickle the batches: ``(class_names, train, test, source_md5)``.
+
+    The five training batches are concatenated in order; each batch is unpickled only after
+    every member has passed :func:`_check_member_safe`, one at a time, dropping its raw bytes.
+    """
     raw, source_md5 = _read_members(archive, (*TRAIN_BATCHES, TEST_BATCH, META), progress)
 
     def batch(name: str) -> dict[str, Any]:  # unpickle one at a time, dropping its raw bytes
@@ -375,48 +421,45 @@ def prepare(
     train_images = np.concatenate([images for images, _ in train])
     train_labels = np.concatenate([labels for _, labels in train])
     del train
-    test_images, test_labels = _batch_arrays(batch(TEST_BATCH), f"{archive}:{TEST_BATCH}")
+    test = _batch_arrays(batch(TEST_BATCH), f"{archive}:{TEST_BATCH}")
+    return class_names, (train_images, train_labels), test, source_md5
 
-    if train_per_class is not None:
-        keep = _subset_or_error(
-            train_labels, train_per_class, seed, TRAIN_STREAM, "train", class_names
-        )
-        train_images, train_labels = train_images[keep], train_labels[keep]
-    if test_per_class is not None:
-        keep = _subset_or_error(test_labels, test_per_class, seed, TEST_STREAM, "test", class_names)
-        test_images, test_labels = test_images[keep], test_labels[keep]
-    validation: dict[str, np.ndarray] = {}  # VALIDATION_KEYS -> arrays; empty: no split
-    if validation_per_class is not None:
-        try:
-            kept, held_out = hold_out_per_class(
-                train_labels, validation_per_class, seed, class_names
-            )
-        except ValueError as exc:
-            raise ValueError(f"validation split: {exc}") from exc
-        held_out_arrays = (np.ascontiguousarray(train_images[held_out]), train_labels[held_out])
-        validation = dict(zip(VALIDATION_KEYS, held_out_arrays))
-        train_images, train_labels = train_images[kept], train_labels[kept]
 
-    arrays = {
-        "train_images": np.ascontiguousarray(train_images),
-        "train_labels": train_labels,
-        "test_images": np.ascontiguousarray(test_images),
-        "test_labels": test_labels,
-        "class_names": np.array(class_names, dtype=str),
-        "source_md5": np.array(source_md5, dtype=str),
-        **validation,
-    }
+def _take_subset(
+    split: _Split, per_class: int, seed: int, stream: int, name: str, class_names: list[str]
+) -> _Split:
+    """The :func:`per_class_subset` of ``split`` (errors name the split)."""
+    images, labels = split
+    keep = _subset_or_error(labels, per_class, seed, stream, name, class_names)
+    return images[keep], labels[keep]
 
-    def write_npz(tmp: Path) -> None:
+
+def _split_validation(
+    train: _Split, per_class: int, seed: int, class_names: list[str]
+) -> tuple[_Split, dict[str, np.ndarray]]:
+    """Hold ``per_class`` images of each class out of ``train`` (:func:`hold_out_per_class`).
+
+    Returns ``(kept, validation)``: the training split that remains and the held-out arrays
+    under :data:`VALIDATION_KEYS`.
+    """
+    images, labels = train
+    try:
+        kept, held_out = hold_out_per_class(labels, per_class, seed, class_names)
+    except ValueError as exc:
+        raise ValueError(f"validation split: {exc}") from exc
+    held_out_arrays = (np.ascontiguousarray(images[held_out]), labels[held_out])
+    validation = dict(zip(VALIDATION_KEYS, held_out_arrays))
+    return (images[kept], labels[kept]), validation
+
+
+def _write_npz(out: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``out`` as an uncompressed ``.npz``, atomically."""
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:  # a handle: given a path, np.savez appends ".npz"
             np.savez(handle, **arrays)
 
-    atomic_write(out, write_npz)
-    log.info(
-        "prepared %s: train %d, validation %d, test %d images",
-        out, len(train_labels), len(validation.get("validation_labels", ())), len(test_labels),
-    )  # fmt: skip
-    return out
+    atomic_write(out, write)
 
 
 def _subset_or_error(
@@ -430,16 +473,6 @@ def _subset_or_error(
 
 # --------------------------------------------------------------------------------------------
 # CLI
-
-PREPARE_DEFAULTS = {
-    "train_per_class": None,
-    "test_per_class": None,
-    "validation_per_class": None,
-    "subset_seed": 0,
-}
-"""``prepare --params`` keys (the config's ``dataset`` keys of the same names) and defaults:
-every image of both splits, no validation split, subset seed 0."""
-
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare`` to the ``trainact`` CLI."""

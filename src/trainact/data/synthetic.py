@@ -147,12 +147,17 @@ def _tar_bytes(members: list[tuple[str, bytes | None]]) -> bytes:
     return buffer.getvalue()
 
 
+SYNTHETIC_DEFAULTS = {"train_per_class": 20, "test_per_class": 10, "seed": 0}
+"""``synthetic-archive --params`` keys (the config's ``dataset.synthetic``) and defaults: the
+one home of :func:`build_synthetic_archive`'s defaults."""
+
+
 def build_synthetic_archive(
     dest: str | os.PathLike[str],
     *,
-    train_per_class: int = 20,
-    test_per_class: int = 10,
-    seed: int = 0,
+    train_per_class: int = SYNTHETIC_DEFAULTS["train_per_class"],
+    test_per_class: int = SYNTHETIC_DEFAULTS["test_per_class"],
+    seed: int = SYNTHETIC_DEFAULTS["seed"],
     str_keys: bool = False,
 ) -> str:
     """Write a small CIFAR-10-shaped archive to ``dest`` and return its md5.
@@ -177,8 +182,21 @@ def build_synthetic_archive(
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     rng = np.random.default_rng(seed)
-    train_images, train_labels = _synthetic_images(train_per_class, rng)
-    test_images, test_labels = _synthetic_images(test_per_class, rng)
+    train = _synthetic_images(train_per_class, rng)
+    test = _synthetic_images(test_per_class, rng)
+    payload = _gzip_stored(_tar_bytes(_archive_members(train, test, str_keys)))
+    atomic_write(dest, lambda tmp: tmp.write_bytes(payload))
+    return hashlib.md5(payload).hexdigest()
+
+
+def _archive_members(
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], str_keys: bool
+) -> list[tuple[str, bytes | None]]:
+    """The archive's ``(name, content)`` members: the folder, five training batches, the test
+    batch and the meta, each pickled with :func:`_stable_pickle` (see
+    :func:`build_synthetic_archive` for their layout)."""
+    train_images, train_labels = train
+    test_images, test_labels = test
 
     def text(value: str) -> str | bytes:
         return value if str_keys else value.encode("ascii")
@@ -202,26 +220,19 @@ def build_synthetic_archive(
             int(indices[0]) if len(indices) else 0,
         )
         members.append((name, _stable_pickle(content)))
-    test = batch("testing batch 1 of 1", test_images, test_labels, len(train_labels))
-    members.append((TEST_BATCH, _stable_pickle(test)))
+    test_batch = batch("testing batch 1 of 1", test_images, test_labels, len(train_labels))
+    members.append((TEST_BATCH, _stable_pickle(test_batch)))
     meta = {
         text("num_cases_per_batch"): max(len(indices) for indices in train_indices),
         text("label_names"): [text(name) for name in CLASS_NAMES],
         text("num_vis"): PIXELS_PER_IMAGE,
     }
     members.append((META, _stable_pickle(meta)))
-
-    payload = _gzip_stored(_tar_bytes(members))
-    atomic_write(dest, lambda tmp: tmp.write_bytes(payload))
-    return hashlib.md5(payload).hexdigest()
+    return members
 
 
 # --------------------------------------------------------------------------------------------
 # CLI
-
-SYNTHETIC_DEFAULTS = {"train_per_class": 20, "test_per_class": 10, "seed": 0}
-"""``synthetic-archive --params`` keys (the config's ``dataset.synthetic``) and defaults."""
-
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``synthetic-archive`` to the ``trainact`` CLI."""
@@ -235,7 +246,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "--params",
         default="{}",
         help='JSON: {"train_per_class": N, "test_per_class": N, "seed": N} '
-        "(default 20, 10 and 0)",
+        f"(default {SYNTHETIC_DEFAULTS['train_per_class']}, {SYNTHETIC_DEFAULTS['test_per_class']} "
+        f"and {SYNTHETIC_DEFAULTS['seed']})",
     )
     parser.add_argument("--out", required=True, type=Path, help="archive path to write")
     parser.set_defaults(func=_cmd_synthetic_archive)

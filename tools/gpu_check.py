@@ -1,7 +1,7 @@
 """The prepared GPU check: one command, a few minutes on one GPU, one JSON summary.
 
-    make gpu-check                      # = python tests/gpu_check.py (device cuda)
-    python tests/gpu_check.py --device cpu --skip bench,smoke --images 500   # its logic, on a CPU
+    make gpu-check                      # = python tools/gpu_check.py (device cuda)
+    python tools/gpu_check.py --device cpu --skip bench,smoke --images 500   # its logic, on a CPU
 
 Steps (each timed; a failing step is recorded and the others still run):
 
@@ -23,7 +23,7 @@ first build the missing wheels here with ``make device-wheels``, then run, carry
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
     export PYTHONPATH=/tmp/site PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1 &&
-    python3 tests/gpu_check.py 2>&1 | tee $OUT/gpu_check.log
+    python3 tools/gpu_check.py 2>&1 | tee $OUT/gpu_check.log
 """
 
 from __future__ import annotations

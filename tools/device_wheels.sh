@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Wheels that the lent GPU machine lacks for `tests/gpu_check.py`'s smoke step: Snakemake and its
+# Wheels that the lent GPU machine lacks for `tools/gpu_check.py`'s smoke step: Snakemake and its
 # dependencies (that machine has Python 3.12 with torch, numpy, pandas, matplotlib, jinja2, but no
 # Snakemake, and cannot reach PyPI). Pure-Python wheels are built here; the compiled ones are
 # fetched for CPython 3.12 at the versions the pure ones require. Writes .whl/ (git-ignored

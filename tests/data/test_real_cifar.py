@@ -15,13 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainact.data import cifar
+from trainact.data import cifar, download, prepare
 
-from trainact.data import download
-
-from trainact.data import prepare
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 TOOL = SHARED / "tools" / "cifar_jpeg_to_python.py"
 JPEG_ARCHIVE = SHARED / "data" / "cifar10-jpeg.tar.gz"
 
