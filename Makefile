@@ -51,7 +51,9 @@ device-wheels: $(STAMP)
 # about 7-12 minutes on 2 cores. Prints the survivors, then killed/total per module.
 # (OMP_NUM_THREADS=1: torch's thread pool does not survive mutmut's fork; its children hang.)
 MUTATION_CHILDREN ?= 2
-MUTATION_MUTANTS := 'trainact.analysis.aggregate.*' 'trainact.names.*' 'trainact.layout.*' 'trainact.analysis.thresholds.*' 'trainact.analysis.claims.*' 'trainact.training.settings.*' 'trainact.training.checkpoints.*' \
+MUTATION_MUTANTS := 'trainact.analysis.aggregate.*' 'trainact.analysis.results.*' 'trainact.analysis.tables.*' \
+	'trainact.analysis.section5.*' 'trainact.analysis.statistics.*' 'trainact.analysis.verdicts.*' 'trainact.analysis.preview.*' \
+	'trainact.names.*' 'trainact.layout.*' 'trainact.analysis.thresholds.*' 'trainact.analysis.claims.*' 'trainact.training.settings.*' 'trainact.training.checkpoints.*' \
 	'trainact.training.train.xǁTrainSettingsǁ*' \
 	'trainact.nn.activations.x_fourier_reference__*' 'trainact.nn.activations.x_linear_combination_reference__*' \
 	'trainact.nn.activations.x_guarded_weight_sum__*' 'trainact.nn.activations.x__identity__*' \

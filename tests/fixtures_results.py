@@ -14,14 +14,14 @@ from typing import Any
 
 import pandas as pd
 
-from trainact.analysis.aggregate import (
+from trainact.analysis.results import (
     autoencoder_history_path,
     autoencoder_pretrain_path,
-    load_published,
     pso_history_path,
     train_activations_path,
     train_history_path,
 )
+from trainact.analysis.tables import load_published
 
 EPOCHS = 6
 ACC_PEAK = 4  # epoch of the best accuracies

@@ -49,7 +49,9 @@ def test_every_figure_names_the_function_that_draws_it_and_its_group_draws_it():
     assert tuple(figures.DRAW_GROUP) == figure_list.FIGURE_GROUPS
     for figure in figure_list.FIGURES.values():
         module, name = figure.drawn_by.rsplit(".", 1)
-        assert module == "trainact.report.figures" and callable(getattr(figures, name)), figure
+        assert module.startswith("trainact.report.plot_"), figure
+        assert callable(getattr(importlib.import_module(module), name)), figure
+        assert getattr(figures, name) is getattr(importlib.import_module(module), name), figure
         assert f"{name}(" in inspect.getsource(figures.DRAW_GROUP[figure.group]), (figure.stem, figure.group)
 
 
@@ -88,8 +90,8 @@ def test_fig9_caption_states_the_band_the_figure_draws():
 
 
 def test_the_results_layout_is_the_aggregations():
-    aggregate = importlib.import_module("trainact.analysis.aggregate")
+    results = importlib.import_module("trainact.analysis.results")
     root = Path("out")
-    assert aggregate.train_history_path(root, "small", "lc", 2) == root / layout.train_run_dir("small", "lc", 2) / "history.csv"
-    assert aggregate.pso_history_path(root, 1) == root / layout.pso_run_dir(1) / "history.csv"
-    assert aggregate.autoencoder_pretrain_path(root, 0) == root / layout.autoencoder_run_dir(0) / "pretrain.csv"
+    assert results.train_history_path(root, "small", "lc", 2) == root / layout.train_run_dir("small", "lc", 2) / "history.csv"
+    assert results.pso_history_path(root, 1) == root / layout.pso_run_dir(1) / "history.csv"
+    assert results.autoencoder_pretrain_path(root, 0) == root / layout.autoencoder_run_dir(0) / "pretrain.csv"

@@ -32,7 +32,7 @@ PACKAGE = Path(__file__).resolve().parent
 DISPATCH_MODULES = frozenset({"trainact", "trainact.__main__", "trainact.cli", "trainact.sourcegraph"})
 # Data files that a module reads at run time (through importlib.resources), beside the module.
 MODULE_DATA = {
-    "trainact.analysis.aggregate": ("published_tables.json",),
+    "trainact.analysis.tables": ("published_tables.json",),
     "trainact.report.paper_report": ("deviations.yaml",),
 }
 # Command family -> the module whose command its jobs run (one family per module, so a module

@@ -14,3 +14,9 @@ SPLIT_WORDS: dict[str, str] = {"val": "validation", "train": "training"}
 def model_name(size: str, activation: str) -> str:
     """The paper's row label, e.g. ``"Small Fourier-CNN"``."""
     return f"{size.capitalize()} {MODEL_NAMES[activation]}"
+
+
+def model_name_of(activation: str) -> str:
+    """The model's name without its size, the standard CNN as "ReLU CNN" (the schedule axis'
+    figure and the report's table of it)."""
+    return "ReLU CNN" if activation == "relu" else MODEL_NAMES[activation]

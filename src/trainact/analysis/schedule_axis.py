@@ -7,12 +7,12 @@ paper's own schedule (the main grid, the *reference*):
 * the paired per-seed differences ``100 * (acc of the trainable CNN - acc of the ReLU CNN)``,
   same size and seed, at the **final epoch** (the endpoint the verdicts rest on: fixed in
   advance, it selects nothing on the test set) and **best over epochs** (the paper's measure,
-  context only): mean and 95 % Student-t interval (:func:`trainact.analysis.claims.interval`; no
+  context only): mean and 95 % Student-t interval (:func:`trainact.analysis.statistics.interval`; no
   interval from one seed);
 * the eval-mode accuracy on the fixed training subset at epoch L (the drop) and at the final
   epoch, per model: how far each network had fitted when the learning rate fell;
 * the verdicts of the claims on the training runs (1, 2, 5-7 where the axis has their sizes;
-  :func:`trainact.analysis.aggregate.summarize_claims`, on the final-epoch differences);
+  :func:`trainact.analysis.claims.summarize_claims`, on the final-epoch differences);
 * each schedule in epochs and optimiser steps per learning rate.
 
 Outcome: per claim one line over the axis, e.g. "consistent for L <= 5, inconsistent for
@@ -31,32 +31,21 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from trainact.analysis.aggregate import (
-    collect_runs,
-    json_ready,
-    load_published,
-    paired_differences_pp,
-    read_history,
-    summarize_claims,
-    train_history_path,
-)
-from trainact.analysis.claims import CONSISTENT, INCONSISTENT, NOT_RUN, NOT_SUPPORTED, SUPPORTED, interval
+from trainact.analysis.claims import summarize_claims
+from trainact.analysis.labels import MODEL_NAMES, model_name_of
+from trainact.analysis.results import collect_runs, json_ready, ok_rows, read_history, read_summaries, train_history_path
+from trainact.analysis.statistics import interval
+from trainact.analysis.tables import load_published, paired_differences_pp
+from trainact.analysis.verdicts import CONSISTENT, DEPENDS, INCONSISTENT, NOT_RUN, NOT_SUPPORTED, SUPPORTED
 from trainact.files import write_csv_atomic, write_text_atomic
-from trainact.analysis.labels import MODEL_NAMES
 from trainact.layout import SCHEDULE_AXIS_FIGURE, SCHEDULE_AXIS_FILES
 from trainact.names import TRAINABLE
-
-
-def model_name_of(activation: str) -> str:
-    """The model's name as the axis shows it: the standard CNN as "ReLU CNN"."""
-    return "ReLU CNN" if activation == "relu" else MODEL_NAMES[activation]
 from trainact.training.schedules import phases, schedule_text
 
 log = logging.getLogger(__name__)
@@ -80,8 +69,6 @@ CSV_COLUMNS = (
 AXIS_CLAIMS = (1, 2, 5, 6, 7)
 #: How an outcome reads in the line over the axis (every point is a shortened schedule: a preview).
 OUTCOME_WORDS = {SUPPORTED: "consistent", CONSISTENT: "consistent", NOT_SUPPORTED: "inconsistent", INCONSISTENT: "inconsistent"}
-#: How a line over the axis begins when a claim is consistent at one L and inconsistent at another.
-DEPENDS = "depends on the schedule"
 NOT_RUN_RESULT = {"status": "not run", "reason": "the schedule axis is off (schedule_axis.enabled)", "points": []}
 
 
@@ -109,7 +96,7 @@ def _train_eval_at(results: str, size: str, activation: str, seeds: Sequence[int
         history = read_history(train_history_path(Path(results), size, activation, seed))
         if "train_eval_acc" not in history:
             continue
-        ok = history.loc[history["status"] == "ok"]
+        ok = ok_rows(history)
         values = pd.to_numeric(ok["train_eval_acc"], errors="coerce")
         row = values[ok["epoch"] == epoch].dropna()
         if len(row):
@@ -122,11 +109,11 @@ def _train_eval_at(results: str, size: str, activation: str, seeds: Sequence[int
 
 def _steps(results: str, size: str, activation: str, seed: int) -> tuple[int | None, list[dict[str, Any]] | None]:
     """Training images and steps per learning rate, from one run's summary.json."""
-    path = train_history_path(Path(results), size, activation, seed).with_name("summary.json")
     try:
-        summary = json.loads(path.read_text())
+        summaries = read_summaries(Path(results), size, activation, [seed])
     except (OSError, ValueError):
-        return None, None
+        summaries = []
+    summary = summaries[0] if summaries else {}
     return summary.get("train_images"), summary.get("steps_by_learning_rate")
 
 
@@ -306,6 +293,10 @@ def csv_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------ the figure
 
 
+#: One colour per model in the schedule axis' figure.
+AXIS_COLORS = {"relu": "0.3", "fourier": "tab:blue", "lc": "tab:orange"}
+
+
 def plot_schedule_axis(result: Mapping[str, Any]):
     """Paired difference over ReLU (pp) against L, a panel per size: final epoch (solid, with
     its interval as error bars; none from one seed) and best over epochs (dashed); the paper's
@@ -320,49 +311,11 @@ def plot_schedule_axis(result: Mapping[str, Any]):
         ax.axis("off")
         ax.text(0.5, 0.5, "schedule axis not run", ha="center", va="center")
         return fig
-    sizes, points, reference = result["sizes"], result["points"], result["reference"]
+    sizes = result["sizes"]
     fig, axes = plt.subplots(2, len(sizes), figsize=(5.2 * len(sizes), 6.4), squeeze=False, sharex="col")
-    colors = {"relu": "0.3", "fourier": "tab:blue", "lc": "tab:orange"}
     for column, size in enumerate(sizes):
-        ax, fit_ax = axes[0][column], axes[1][column]
-        ax.axhline(0.0, color="0.6", lw=0.8)
-        for activation in [a for a in TRAINABLE if a in result["activations"]]:
-            for endpoint, style in (("final", "-"), ("best", "--")):
-                xs, ys, lows, highs = [], [], [], []
-                for point in points:
-                    for d in point["differences"]:
-                        if (d["size"], d["activation"], d["endpoint"]) == (size, activation, endpoint) and d["n"]:
-                            xs.append(point["first_phase"])
-                            ys.append(d["mean"])
-                            lows.append(d["low"])
-                            highs.append(d["high"])
-                if not xs:
-                    continue
-                label = f"{MODEL_NAMES[activation]} − ReLU CNN, {'final epoch' if endpoint == 'final' else 'best (paper)'}"
-                ax.plot(xs, ys, style, color=colors[activation], marker="o", ms=4, label=label)
-                if endpoint == "final" and all(lo is not None for lo in lows):
-                    ax.errorbar(xs, ys, yerr=[[y - lo for y, lo in zip(ys, lows)], [hi - y for y, hi in zip(ys, highs)]],
-                                fmt="none", color=colors[activation], capsize=3, lw=1)  # fmt: skip
-            ref = [d for d in reference["differences"] if (d["size"], d["activation"], d["endpoint"]) == (size, activation, "final")]
-            if ref and ref[0]["n"]:
-                ax.plot([reference["first_phase"]], [ref[0]["mean"]], marker="D", mfc="none", color=colors[activation],
-                        ls="none", ms=8, label=f"{MODEL_NAMES[activation]}, main grid's schedule (final)")  # fmt: skip
-        ax.set_title(f"{size} networks: difference over the ReLU CNN")
-        ax.set_ylabel("test accuracy difference (pp)")
-        ax.legend(fontsize=7, loc="best")
-        for activation in result["activations"]:
-            xs, ys = [], []
-            for point in points:
-                for row in point["train_eval"]:
-                    if (row["size"], row["activation"]) == (size, activation) and row["at_drop"] is not None:
-                        xs.append(point["first_phase"])
-                        ys.append(row["at_drop"])
-            if xs:
-                fit_ax.plot(xs, ys, "-o", color=colors[activation], ms=4, label=model_name_of(activation))
-        fit_ax.set_xlabel("L: epochs at the first learning rate before the tail")
-        fit_ax.set_ylabel("eval-mode training accuracy at epoch L")
-        fit_ax.legend(fontsize=7, loc="best")
-        fit_ax.set_xticks([p["first_phase"] for p in points])
+        _plot_differences(axes[0][column], result, size)
+        _plot_fit_at_drop(axes[1][column], result, size)
     n_seeds = len(result["seeds"])
     fig.suptitle(
         f"The schedule axis ({n_seeds} seed{'s' if n_seeds != 1 else ''}"
@@ -374,12 +327,60 @@ def plot_schedule_axis(result: Mapping[str, Any]):
     return fig
 
 
+def _plot_differences(ax, result: Mapping[str, Any], size: str) -> None:
+    """The upper panel of ``size``: each trainable model's difference over ReLU against L."""
+    points, reference = result["points"], result["reference"]
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    for activation in [a for a in TRAINABLE if a in result["activations"]]:
+        for endpoint, style in (("final", "-"), ("best", "--")):
+            xs, ys, lows, highs = [], [], [], []
+            for point in points:
+                for d in point["differences"]:
+                    if (d["size"], d["activation"], d["endpoint"]) == (size, activation, endpoint) and d["n"]:
+                        xs.append(point["first_phase"])
+                        ys.append(d["mean"])
+                        lows.append(d["low"])
+                        highs.append(d["high"])
+            if not xs:
+                continue
+            label = f"{MODEL_NAMES[activation]} − ReLU CNN, {'final epoch' if endpoint == 'final' else 'best (paper)'}"
+            ax.plot(xs, ys, style, color=AXIS_COLORS[activation], marker="o", ms=4, label=label)
+            if endpoint == "final" and all(lo is not None for lo in lows):
+                ax.errorbar(xs, ys, yerr=[[y - lo for y, lo in zip(ys, lows)], [hi - y for y, hi in zip(ys, highs)]],
+                            fmt="none", color=AXIS_COLORS[activation], capsize=3, lw=1)  # fmt: skip
+        ref = [d for d in reference["differences"] if (d["size"], d["activation"], d["endpoint"]) == (size, activation, "final")]
+        if ref and ref[0]["n"]:
+            ax.plot([reference["first_phase"]], [ref[0]["mean"]], marker="D", mfc="none", color=AXIS_COLORS[activation],
+                    ls="none", ms=8, label=f"{MODEL_NAMES[activation]}, main grid's schedule (final)")  # fmt: skip
+    ax.set_title(f"{size} networks: difference over the ReLU CNN")
+    ax.set_ylabel("test accuracy difference (pp)")
+    ax.legend(fontsize=7, loc="best")
+
+
+def _plot_fit_at_drop(fit_ax, result: Mapping[str, Any], size: str) -> None:
+    """The lower panel of ``size``: each model's eval-mode training accuracy at epoch L."""
+    points = result["points"]
+    for activation in result["activations"]:
+        xs, ys = [], []
+        for point in points:
+            for row in point["train_eval"]:
+                if (row["size"], row["activation"]) == (size, activation) and row["at_drop"] is not None:
+                    xs.append(point["first_phase"])
+                    ys.append(row["at_drop"])
+        if xs:
+            fit_ax.plot(xs, ys, "-o", color=AXIS_COLORS[activation], ms=4, label=model_name_of(activation))
+    fit_ax.set_xlabel("L: epochs at the first learning rate before the tail")
+    fit_ax.set_ylabel("eval-mode training accuracy at epoch L")
+    fit_ax.legend(fontsize=7, loc="best")
+    fit_ax.set_xticks([p["first_phase"] for p in points])
+
+
 # ------------------------------------------------------------------------------------ CLI
 
 
 def _cmd_schedule_axis(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
-    from trainact.report.figures import save_figure
+    from trainact.report.plot_style import save_figure
 
     params = parse_params(args.params, PARAM_KEYS)
     try:

@@ -8,13 +8,13 @@ initialisation the choice does not touch). Per variant:
 
 * Table 2 rows: per size, split (val, train) and trainable activation the paired per-seed
   differences of the final epoch, ``100 * (final acc - final acc of the ReLU CNN, same size and
-  seed)`` (the verdicts' endpoint, :func:`trainact.analysis.aggregate.paired_differences_pp`): ``n_pairs``,
-  mean, sample std and the 95 % t-interval of :func:`trainact.analysis.claims.interval` (points; none
+  seed)`` (the verdicts' endpoint, :func:`trainact.analysis.tables.paired_differences_pp`): ``n_pairs``,
+  mean, sample std and the 95 % t-interval of :func:`trainact.analysis.statistics.interval` (points; none
   with one seed);
 * mean best validation accuracy per size and activation;
-* the verdicts of claims 1 and 2 on the sizes present (:func:`trainact.analysis.aggregate.summarize_claims`,
+* the verdicts of claims 1 and 2 on the sizes present (:func:`trainact.analysis.claims.summarize_claims`,
   the same check ``trainact aggregate`` runs on the main grid, preview-labelled by
-  :func:`trainact.analysis.claims.preview_reasons` from the run's config).
+  :func:`trainact.analysis.preview.preview_reasons` from the run's config).
 
 Outcome: for each of claims 1 and 2, the verdict under every variant and whether it depends on
 the choice; for each size and trainable activation, whether the sign of the mean validation
@@ -37,17 +37,14 @@ from typing import Any
 
 import pandas as pd
 
-from trainact.analysis.aggregate import (
-    collect_runs,
-    json_ready,
-    load_published,
-    paired_differences_pp,
-    stats,
-    summarize_claims,
-)
-from trainact.analysis.claims import NOT_RUN as VERDICT_NOT_RUN, interval, preview_reasons
-from trainact.files import write_text_atomic
+from trainact.analysis.claims import summarize_claims
 from trainact.analysis.labels import MODEL_NAMES
+from trainact.analysis.preview import preview_reasons
+from trainact.analysis.results import collect_runs, json_ready
+from trainact.analysis.statistics import interval, stats
+from trainact.analysis.tables import load_published, paired_differences_pp
+from trainact.analysis.verdicts import NOT_RUN as VERDICT_NOT_RUN
+from trainact.files import write_text_atomic
 from trainact.names import ACTIVATIONS, check_names, SIZES, SPLITS, TRAINABLE
 
 log = logging.getLogger(__name__)
@@ -240,61 +237,71 @@ def sign(value: Any) -> str:
 
 def outcome(variants: Sequence[Mapping[str, Any]], sizes: Sequence[str], activations: Sequence[str]) -> dict[str, Any]:
     """Whether each claim's verdict, and each mean validation difference's sign, depends on the variant."""
-    names = [v["name"] for v in variants]
-    claims = []
-    for number in CLAIMS:
-        verdicts = {v["name"]: next(c["verdict"] for c in v["claims"] if c["number"] == number) for v in variants}
-        distinct = list(dict.fromkeys(verdicts.values()))
-        depends = len(distinct) > 1
-        statement = (
-            f"The verdict of claim {number} depends on these choices: "
-            + ", ".join(f"{name} → {verdict}" for name, verdict in verdicts.items())
-            + "."
-            if depends
-            else f"The verdict of claim {number} is the same under every variant: {distinct[0]}."
-        )
-        claims.append(
-            {"number": number, "verdicts": verdicts, "distinct": distinct, "depends": depends, "statement": statement}
-        )
-    signs = []
-    for size in sizes:
-        for activation in [a for a in TRAINABLE if a in activations]:
-            per_variant = {
-                v["name"]: sign(
-                    next(
-                        r["mean_pp"]
-                        for r in v["table2"]
-                        if (r["size"], r["split"], r["activation"]) == (size, "val", activation)
-                    )
-                )
-                for v in variants
-            }
-            known = {s for s in per_variant.values() if s != "n/a"}
-            changes = len(known) > 1
-            what = f"mean validation difference {MODEL_NAMES[activation]} − {MODEL_NAMES['relu']} ({size})"
-            statement = (
-                f"The sign of the {what} changes across variants: "
-                + ", ".join(f"{name} {s}" for name, s in per_variant.items())
-                + "."
-                if changes
-                else f"The sign of the {what} is the same under every variant: "
-                + (known.pop() if known else "n/a")
-                + "."
-            )
-            signs.append(
-                {
-                    "size": size,
-                    "split": "val",
-                    "activation": activation,
-                    "signs": per_variant,
-                    "changes": changes,
-                    "statement": statement,
-                }
-            )
-    depending = [c["number"] for c in claims if c["depends"]]
-    choices = (
-        f"the unstated choices (initialisation, preprocessing; {len(names)} variant{'s' if len(names) != 1 else ''})"
+    claims = [claim_outcome(variants, number) for number in CLAIMS]
+    signs = [
+        sign_outcome(variants, size, activation)
+        for size in sizes
+        for activation in [a for a in TRAINABLE if a in activations]
+    ]
+    return {
+        "depends": any(c["depends"] for c in claims),
+        "sign_changes": any(s["changes"] for s in signs),
+        "statement": _outcome_statement(claims, signs, len(variants), activations),
+        "claims": claims,
+        "signs": signs,
+    }
+
+
+def claim_outcome(variants: Sequence[Mapping[str, Any]], number: int) -> dict[str, Any]:
+    """Claim ``number``'s verdict under each variant and whether it depends on the variant."""
+    verdicts = {v["name"]: next(c["verdict"] for c in v["claims"] if c["number"] == number) for v in variants}
+    distinct = list(dict.fromkeys(verdicts.values()))
+    depends = len(distinct) > 1
+    statement = (
+        f"The verdict of claim {number} depends on these choices: "
+        + ", ".join(f"{name} → {verdict}" for name, verdict in verdicts.items())
+        + "."
+        if depends
+        else f"The verdict of claim {number} is the same under every variant: {distinct[0]}."
     )
+    return {"number": number, "verdicts": verdicts, "distinct": distinct, "depends": depends, "statement": statement}
+
+
+def sign_outcome(variants: Sequence[Mapping[str, Any]], size: str, activation: str) -> dict[str, Any]:
+    """The sign of the mean validation difference of ``activation`` over ReLU at ``size`` under
+    each variant, and whether it changes."""
+    per_variant = {
+        v["name"]: sign(
+            next(r["mean_pp"] for r in v["table2"] if (r["size"], r["split"], r["activation"]) == (size, "val", activation))
+        )
+        for v in variants
+    }
+    known = {s for s in per_variant.values() if s != "n/a"}
+    changes = len(known) > 1
+    what = f"mean validation difference {MODEL_NAMES[activation]} − {MODEL_NAMES['relu']} ({size})"
+    statement = (
+        f"The sign of the {what} changes across variants: "
+        + ", ".join(f"{name} {s}" for name, s in per_variant.items())
+        + "."
+        if changes
+        else f"The sign of the {what} is the same under every variant: " + (known.pop() if known else "n/a") + "."
+    )
+    return {
+        "size": size,
+        "split": "val",
+        "activation": activation,
+        "signs": per_variant,
+        "changes": changes,
+        "statement": statement,
+    }
+
+
+def _outcome_statement(
+    claims: Sequence[Mapping[str, Any]], signs: Sequence[Mapping[str, Any]], n_variants: int, activations: Sequence[str]
+) -> str:
+    """The study's answer in one or two sentences: which verdicts depend on the choices, which signs change."""
+    depending = [c["number"] for c in claims if c["depends"]]
+    choices = f"the unstated choices (initialisation, preprocessing; {n_variants} variant{'s' if n_variants != 1 else ''})"
     judged = [c for c in claims if any(not str(v).startswith(VERDICT_NOT_RUN) for v in c["verdicts"].values())]
     flips = [s for s in signs if s["changes"]]
     if not judged:
@@ -311,13 +318,7 @@ def outcome(variants: Sequence[Mapping[str, Any]], sizes: Sequence[str], activat
         statement += " The sign of the mean validation difference over the ReLU CNN changes for " + ", ".join(
             f"{MODEL_NAMES[s['activation']]} ({s['size']})" for s in flips
         ) + "."
-    return {
-        "depends": bool(depending),
-        "sign_changes": any(s["changes"] for s in signs),
-        "statement": statement,
-        "claims": claims,
-        "signs": signs,
-    }
+    return statement
 
 
 # ------------------------------------------------------------------------------------ main

@@ -22,7 +22,8 @@ class Figure:
     stem: str
     #: Bold lead of the caption: "Figure 9" for the paper's figures, a title for our own.
     title: str
-    #: The figure group of ``trainact.report.figures`` that draws it, and the function that does.
+    #: The figure group of ``trainact.report.figures`` that draws it, and the plotting function that
+    #: does (``trainact.report.<module>.<function>``).
     group: str
     drawn_by: str
     #: The paper's figure number, ``None`` for a figure that is not in the paper.
@@ -45,23 +46,23 @@ def curve_figure_stem(split: str, size: str) -> str:
 
 
 def _paper_figure(number: int, group: str, drawn_by: str) -> Figure:
-    return Figure(f"fig{number}", f"Figure {number}", group, f"trainact.report.figures.{drawn_by}", number)
+    return Figure(f"fig{number}", f"Figure {number}", group, f"trainact.report.{drawn_by}", number)
 
 
 def _own_figure(stem: str, title: str, group: str, drawn_by: str) -> Figure:
-    return Figure(stem, title, group, f"trainact.report.figures.{drawn_by}")
+    return Figure(stem, title, group, f"trainact.report.{drawn_by}")
 
 
 #: Every figure, by stem, in the order the reports show them.
 FIGURES: dict[str, Figure] = {
     figure.stem: figure
     for figure in (
-        *(_paper_figure(n, "curves", "plot_curves") for n in CURVE_FIGURES.values()),
-        _paper_figure(8, "autoencoder", "plot_autoencoder"),
-        _paper_figure(9, "pso", "plot_pso"),
-        _own_figure("activations", "Learned activations", "activations", "plot_activations"),
-        _own_figure("activation_health", "Activation health", "health", "plot_health"),
-        _own_figure("structure", "Network structure", "structure", "plot_structure"),
+        *(_paper_figure(n, "curves", "plot_curves.plot_curves") for n in CURVE_FIGURES.values()),
+        _paper_figure(8, "autoencoder", "plot_section5.plot_autoencoder"),
+        _paper_figure(9, "pso", "plot_section5.plot_pso"),
+        _own_figure("activations", "Learned activations", "activations", "plot_activations.plot_activations"),
+        _own_figure("activation_health", "Activation health", "health", "plot_health.plot_health"),
+        _own_figure("structure", "Network structure", "structure", "plot_structure.plot_structure"),
     )
 }
 #: Figure groups of ``trainact.report.figures``, in drawing order.

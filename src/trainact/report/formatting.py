@@ -17,7 +17,7 @@ after ``, / : =``; :func:`md_cell` (``md``) escapes ``|`` inside Markdown table 
 The claims' comparisons (``summary.json``'s ``claims``, judged by ``trainact aggregate``) become
 text here too (:func:`interval_text`, :func:`key_numbers_text`, :func:`evidence_text`,
 :func:`paper_text`); nothing here computes a statistic. An interval is printed only where one was
-measured: one seed reads "no interval (1 seed)" (:data:`trainact.analysis.claims.NO_INTERVAL`).
+measured: one seed reads "no interval (1 seed)" (:data:`trainact.analysis.verdicts.NO_INTERVAL`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
-from trainact.analysis.claims import NO_INTERVAL, verdict_label
+from trainact.analysis.verdicts import NO_INTERVAL, verdict_label
 
 ACC_DECIMALS = 4
 LOSS_DECIMALS = 3

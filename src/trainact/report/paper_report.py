@@ -31,41 +31,35 @@ from typing import Any
 import jinja2
 import yaml
 
-from trainact.analysis.aggregate import FINAL_METRICS, METRICS, load_published
-from trainact.analysis.claims import CONVERGENCE_SHARE, NOT_RUN
-from trainact.report.figures import FigureParams, figure_stems
+from trainact.analysis.labels import MODEL_NAMES
+from trainact.analysis.tables import load_published
+from trainact.files import write_text_atomic
 from trainact.layout import SCHEDULE_AXIS_FIGURE
 from trainact.report.captions import CAPTIONS
+from trainact.report.claims_context import claim_rows, schedule_axis_context, sensitivity_context, with_axis_lines
 from trainact.report.figure_list import FIGURES
-from trainact.files import write_text_atomic
-from trainact.report.formatting import (
-    ACC_DECIMALS,
-    EPOCH_DECIMALS,
-    LOSS_DECIMALS,
-    MISSING,
-    PP_DECIMALS,
-    RATIO_DECIMALS,
-    ROUNDING_NOTE,
-    evidence_text,
-    fmt,
-    fmt_mean_std,
-    fmt_seconds,
-    interval_bounds_text,
-    key_numbers_text,
-    md_cell,
-    metric_decimals,
-    paper_text,
-    tex_code,
-    tex_escape,
-)
-from trainact.analysis.labels import MODEL_NAMES, SPLIT_WORDS
-from trainact.names import SIZES, SPLITS, TRAINABLE
+from trainact.report.figure_params import FigureParams, figure_stems
+from trainact.report.formatting import ROUNDING_NOTE, md_cell, tex_code, tex_escape
 from trainact.report.pdf import build_pdf, pdf_plan
-from trainact.analysis.schedule_axis import DEPENDS, model_name_of
+from trainact.report.results_context import (
+    autoencoder_context,
+    network_rows,
+    provenance_context,
+    pso_context,
+    table1_metrics,
+    table1_rows,
+    table2_rows,
+)
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_NAMES = {"md": "report.md.j2", "tex": "report.tex.j2"}
+#: How to rerun the runs and the report (the report adds the command that rendered it).
+RERUN = (
+    ("whole paper (results/paper)", "make reproduce"),
+    ("reduced presets (results/quick, results/smoke)", "make quick; make smoke"),
+    ("this report only (after the runs exist)", "make report"),
+)
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[3] / "paper"
 
 
@@ -85,39 +79,8 @@ def environment(templates: Path) -> jinja2.Environment:
     return env
 
 
-# ----------------------------------------------------------------------------------- claims
 
-
-def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The claims of ``summary.json`` (judged by ``trainact aggregate``) with every number formatted."""
-    rows = []
-    for claim in claims:
-        evidence = [evidence_text(c, claim["preview"]) for c in claim["comparisons"]]
-        evidence += [f"{label}: not run" for label in claim["missing"]]
-        if claim["scope"] and claim["outcome"] != NOT_RUN:
-            evidence.append(f"Evaluated on the {claim['scope']}; the claim is about every size.")
-        rows.append(
-            {
-                "number": claim["number"],
-                "claim": claim["claim"],
-                "short": claim["short"],
-                "source": claim["source"],
-                "paper": paper_text(claim["paper"]),
-                "evidence": evidence or ["not run"],
-                "key_numbers": [key_numbers_text(c, claim["preview"]) for c in claim["comparisons"] if c["judged"]]
-                or ["not run"],
-                "seeds": str(claim["n_seeds"]) if claim["n_seeds"] is not None else "–",
-                "preview": ("yes: " + "; ".join(claim["preview_reasons"])) if claim["preview"] else "no",
-                "verdict": claim["verdict"],
-            }
-        )
-    return rows
-
-
-# ----------------------------------------------------------------------------- sensitivity
-
-
-SENSITIVITY_NOT_RUN = "Sensitivity to unstated choices: not run."
+# ------------------------------------------------------------------------------------ inputs
 
 
 def load_result(path: Path | None, command: str) -> dict[str, Any] | None:
@@ -137,121 +100,6 @@ def load_result(path: Path | None, command: str) -> dict[str, Any] | None:
 def load_sensitivity(path: Path | None) -> dict[str, Any] | None:
     """The JSON of ``trainact sensitivity`` (``None`` without a path); a missing file is an error."""
     return load_result(path, "sensitivity")
-
-
-def _sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The sensitivity study with every number formatted; ``run`` false when absent or not run."""
-    if not sensitivity or sensitivity.get("status") != "ok":
-        return {"run": False, "summary": [SENSITIVITY_NOT_RUN]}
-    variants = sensitivity["variants"]
-    rows = [
-        {
-            "variant": v["name"],
-            "size": r["size"].capitalize(),
-            "split": SPLIT_WORDS[r["split"]],
-            "model": MODEL_NAMES[r["activation"]],
-            "n": str(r["n_pairs"]),
-            "mean": fmt_mean_std(r["mean_pp"], r["std_pp"], PP_DECIMALS, signed=True),
-            "interval": interval_bounds_text(r["ci_low_pp"], r["ci_high_pp"], PP_DECIMALS, signed=True),
-        }
-        for v in variants
-        for r in v["table2"]
-    ]
-    outcome = sensitivity["outcome"]
-    return {
-        "run": True,
-        "summary": [outcome["statement"]] + [c["statement"] for c in outcome["claims"] if c["depends"]],
-        "variants": [
-            {
-                "name": v["name"] + (" (reference)" if v["reference"] else ""),
-                "initialisation": v["initialisation"],
-                "preprocessing": v["preprocessing"],
-                "claims": [c["verdict"] for c in v["claims"]],
-            }
-            for v in variants
-        ],
-        "claim_numbers": [c["number"] for c in outcome["claims"]],
-        "rows": rows,
-        "statements": [c["statement"] for c in outcome["claims"]] + [s["statement"] for s in outcome["signs"]],
-        "scope": f"sizes {', '.join(sensitivity['sizes'])}; seeds {', '.join(str(s) for s in sensitivity['seeds'])}",
-        "preview": "; ".join(sensitivity["preview_reasons"]) if sensitivity["preview"] else None,
-    }
-
-
-# --------------------------------------------------------------------------- schedule axis
-
-
-SCHEDULE_AXIS_NOT_RUN = "Schedule axis: not run."
-
-
-def _schedule_axis_context(axis: Mapping[str, Any] | None, figures_rel: str) -> dict[str, Any]:
-    """The schedule axis with every number formatted; ``run`` false when absent or not run."""
-    if not axis or axis.get("status") != "ok":
-        return {"run": False, "summary": SCHEDULE_AXIS_NOT_RUN, "lines": {}}
-
-    def cell(point: Mapping[str, Any], activation: str, endpoint: str) -> str:
-        found = [d for d in point["differences"] if (d["activation"], d["endpoint"]) == (activation, endpoint)]
-        if not found or not found[0]["n"]:
-            return MISSING
-        d = found[0]
-        return f"{fmt(d['mean'], PP_DECIMALS, True)} {interval_bounds_text(d['low'], d['high'], PP_DECIMALS, True)}"
-
-    def fit_at_drop(point: Mapping[str, Any]) -> str:
-        return ", ".join(
-            f"{model_name_of(r['activation'])} {fmt(r['at_drop'], ACC_DECIMALS)}"
-            for r in point["train_eval"]
-            if r["at_drop"] is not None
-        ) or MISSING
-
-    trainable = [a for a in TRAINABLE if a in axis["activations"]]
-    rows = []
-    for point in axis["points"] + [axis["reference"]]:
-        for size in axis["sizes"]:
-            sized = {**point, "differences": [d for d in point["differences"] if d["size"] == size],
-                     "train_eval": [r for r in point["train_eval"] if r["size"] == size]}  # fmt: skip
-            rows.append(
-                {
-                    "L": f"{point['first_phase']}" + (" (main grid)" if point["reference"] else ""),
-                    "size": size.capitalize(),
-                    "schedule": point["schedule"],
-                    "final": [cell(sized, a, "final") for a in trainable],
-                    "best": [cell(sized, a, "best") for a in trainable],
-                    "fit_at_drop": fit_at_drop(sized),
-                    "claims": {c["number"]: c["verdict"] for c in point["claims"]},
-                }
-            )
-    lines = {int(k): v for k, v in axis["claim_lines"].items() if v != NOT_RUN and "not run" not in v.split(",")[0]}
-    return {
-        "run": True,
-        "summary": (
-            f"Schedule axis (Section 9): the same claims with L = {', '.join(str(p['first_phase']) for p in axis['points'])} "
-            f"epochs at the first learning rate, each then the same tail; sizes {', '.join(axis['sizes'])}, "
-            f"seeds {', '.join(str(s) for s in axis['seeds'])}."
-        ),
-        "lines": lines,
-        "context": axis.get("context", ""),
-        "models": [MODEL_NAMES[a] for a in trainable],
-        "claim_numbers": sorted(lines),
-        "rows": rows,
-        "figure": {"png": f"{figures_rel}/{SCHEDULE_AXIS_FIGURE}.png", "pdf": f"{SCHEDULE_AXIS_FIGURE}.pdf",
-                   "title": CAPTIONS[SCHEDULE_AXIS_FIGURE].title, "caption": CAPTIONS[SCHEDULE_AXIS_FIGURE].caption},  # fmt: skip
-    }
-
-
-def with_axis_lines(rows: Sequence[Mapping[str, Any]], lines: Mapping[int, str]) -> list[dict[str, Any]]:
-    """The claim rows with their line over the schedule axis; a claim whose line says it depends
-    on the schedule never reads as a plain verdict: "depends on the schedule (here: ...)"."""
-    result = []
-    for row in rows:
-        line = lines.get(row["number"])
-        verdict = row["verdict"]
-        if line and line.startswith(DEPENDS):
-            verdict = f"{DEPENDS} (at this run's schedule: {verdict})"
-        result.append({**row, "axis": line or "–", "verdict": verdict})
-    return result
-
-
-# --------------------------------------------------------------------------------- context
 
 
 @dataclass(frozen=True)
@@ -313,176 +161,54 @@ def load_deviations(paths: Sequence[Path] | None = None) -> list[dict[str, str]]
     return entries
 
 
-def _table1_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for record in summary["table1"]:
-        cells = {
-            metric: {
-                "repro": fmt_mean_std(record[f"{metric}_mean"], record[f"{metric}_std"], metric_decimals(metric)),
-                "paper": fmt(record[f"{metric}_published"], metric_decimals(metric)),
-                "diff": fmt(record[f"{metric}_diff"], metric_decimals(metric), signed=True),
-            }
-            for metric in METRICS
-        }
-        final = {
-            metric: fmt_mean_std(record[f"final_{metric}_mean"], record[f"final_{metric}_std"], ACC_DECIMALS)
-            for metric in FINAL_METRICS
-        }
-        rows.append(
-            {
-                "model": record["model"],
-                "n": str(record["n_seeds"]),
-                "diverged": str(record["n_diverged"]),
-                "cells": cells,
-                "final": final,
-                "late_spread": fmt(record["late_val_acc_spread_mean"], ACC_DECIMALS),
-            }
-        )
-    return rows
+
+def read_summary(tables: Path) -> dict[str, Any]:
+    """``<tables>/summary.json``, which ``trainact aggregate`` writes; missing: an error saying so."""
+    path = Path(tables) / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"expected file is missing: {path} (run 'trainact aggregate' first)")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
-def _network_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Table 1's networks: parameters, optimiser steps per learning rate, training time, device."""
-    rows = []
-    for record in summary.get("networks", []):
-        steps = record["steps_by_learning_rate"]
-        rows.append(
-            {
-                "model": record["model"],
-                "parameters": f"{record['parameters']:,}" if record["parameters"] is not None else MISSING,
-                "steps": ", ".join(f"{p['steps']:,} @ {p['lr']:g} ({p['epochs']} ep)" for p in steps) if steps else MISSING,
-                "seconds": fmt_seconds(record["train_seconds_mean"]),
-                "devices": ", ".join(record["devices"]) or MISSING,
-            }
-        )
-    return rows
+# --------------------------------------------------------------------------------- context
 
 
-def _table2_rows(summary: Mapping[str, Any], published: Mapping[str, Any]) -> list[dict[str, Any]]:
-    paper = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in published["table2"]}
-    records = {(r["size"], r["split"], r["activation"]): r for r in summary["table2"]}
-    rows = []
-    for size in [s for s in SIZES if any(key[0] == s for key in records)]:
-        cells = {}
-        for split in SPLITS:
-            for activation in TRAINABLE:
-                record = records.get((size, split, activation))
-                cells[f"{split}_{activation}"] = {
-                    "repro": (
-                        fmt_mean_std(record["mean_pp"], record["std_pp"], PP_DECIMALS, signed=True)
-                        if record
-                        else "not run"
-                    ),
-                    "paper": fmt(paper[(size, split, activation)], PP_DECIMALS, signed=True),
-                    "diff": fmt(record["diff_pp"], PP_DECIMALS, signed=True) if record else MISSING,
-                    "n": str(record["n_pairs"]) if record else "0",
-                    "final": (
-                        fmt_mean_std(record["final_mean_pp"], record["final_std_pp"], PP_DECIMALS, signed=True)
-                        if record
-                        else "not run"
-                    ),
-                }
-        rows.append({"size": size.capitalize(), "cells": cells})
-    return rows
-
-
-def _autoencoder_context(autoencoder: Mapping[str, Any]) -> dict[str, Any]:
-    if autoencoder.get("status") != "ok":
-        return {"run": False}
-    rows = [
+def figure_entries(params: FigureParams, figures_rel: str) -> list[dict[str, str]]:
+    """The figures the report shows (those ``params`` make), with title, caption and file paths."""
+    return [
         {
-            "seed": str(r["seed"]),
-            "first": f"{fmt(r['pretrained_first_val_acc'], ACC_DECIMALS)} / {fmt(r['baseline_first_val_acc'], ACC_DECIMALS)}",
-            "best": f"{fmt(r['pretrained_best_val_acc'], ACC_DECIMALS)} / {fmt(r['baseline_best_val_acc'], ACC_DECIMALS)}",
-            "final": f"{fmt(r['pretrained_final_val_acc'], ACC_DECIMALS)} / {fmt(r['baseline_final_val_acc'], ACC_DECIMALS)}",
-            "diff_best": fmt(r["diff_best_val_acc_pp"], PP_DECIMALS, signed=True),
-            "diff_final": fmt(r["diff_final_val_acc_pp"], PP_DECIMALS, signed=True),
-            "epochs_to_target": f"{r['pretrained_epochs_to_target']} / {r['baseline_epochs_to_target']}",
+            "stem": stem,
+            "title": FIGURES[stem].title,
+            "caption": CAPTIONS[stem].caption,
+            "png": f"{figures_rel}/{stem}.png",
+            "pdf": f"{stem}.pdf",
         }
-        for r in autoencoder["per_seed"]
+        for stems in figure_stems(params).values()
+        for stem in stems
     ]
-    stages = [
-        {
-            "seed": str(s["seed"]),
-            "stage": str(s["stage"]),
-            "epochs": str(s["epochs"]),
-            "first": fmt(s["first_loss"], LOSS_DECIMALS + 1),
-            "final": fmt(s["final_loss"], LOSS_DECIMALS + 1),
-        }
-        for s in autoencoder["pretrain_stages"]
+
+
+def check_figures(figures_dir: Path, stems: Sequence[str]) -> None:
+    """Raise ``FileNotFoundError`` naming every PNG or PDF of ``stems`` missing from ``figures_dir``."""
+    missing = [
+        str(Path(figures_dir) / f"{stem}.{ext}")
+        for stem in stems
+        for ext in ("png", "pdf")
+        if not (Path(figures_dir) / f"{stem}.{ext}").is_file()
     ]
-    best, final = autoencoder["diff_best_val_acc_pp"], autoencoder["diff_final_val_acc_pp"]
-    epochs = autoencoder["diff_epochs_to_target"]
+    if missing:
+        raise FileNotFoundError(f"figure file(s) missing: {missing}")
+
+
+def scope(summary: Mapping[str, Any]) -> dict[str, str]:
+    """What the runs cover: sizes, models, seeds, epochs and the number of models."""
+    epochs = sorted({int(r["epochs_ok"]) for r in summary["runs"]})
     return {
-        "run": True,
-        "rows": rows,
-        "stages": stages,
-        "mean_diff_best": fmt_mean_std(best["mean"], best["std"], PP_DECIMALS, signed=True),
-        "mean_diff_final": fmt_mean_std(final["mean"], final["std"], PP_DECIMALS, signed=True),
-        "mean_diff_epochs": fmt_mean_std(epochs["mean"], epochs["std"], EPOCH_DECIMALS, signed=True),
-        "convergence_share": f"{CONVERGENCE_SHARE:g}",
-    }
-
-
-def _pso_context(pso: Mapping[str, Any]) -> dict[str, Any]:
-    if pso.get("status") != "ok":
-        return {"run": False}
-    rows = [
-        {
-            "seed": str(r["seed"]),
-            "generations": str(r["generations"]),
-            "pso_test": fmt(r["pso_best_test_acc"], ACC_DECIMALS),
-            "pso_train": fmt(r["pso_best_train_acc"], ACC_DECIMALS),
-            "rmsprop": fmt(r["rmsprop_best_val_acc"], ACC_DECIMALS),
-            "ratio": fmt(r["ratio"], RATIO_DECIMALS),
-            "final_ratio": fmt(r["final_ratio"], RATIO_DECIMALS),
-        }
-        for r in pso["per_seed"]
-    ]
-    return {
-        "run": True,
-        "rows": rows,
-        "mean_ratio": fmt_mean_std(pso["ratio"]["mean"], pso["ratio"]["std"], RATIO_DECIMALS),
-        "mean_final_ratio": fmt_mean_std(pso["final_ratio"]["mean"], pso["final_ratio"]["std"], RATIO_DECIMALS),
-    }
-
-
-def _provenance_context(provenance: Mapping[str, Any]) -> dict[str, Any]:
-    dataset = provenance.get("dataset")
-    hardware = provenance["hardware"]
-    git = provenance["git"]
-    wall = provenance.get("wall_times")
-    dirty = {True: " (uncommitted changes)", False: " (clean)", None: ""}[git.get("dirty")]
-    return {
-        "dataset": (
-            None
-            if dataset is None
-            else {
-                "path": dataset["path"],
-                "md5": dataset["md5"],
-                "source_md5": dataset["source_md5"] or MISSING,
-                "matches": {True: "yes", False: "NO", None: "unknown"}[dataset["source_matches_official"]],
-                "official_md5": dataset["official_md5"],
-            }
-        ),
-        "hardware": [
-            *(
-                (f"Training runs ({row['runs']})", f"{row['device']}; activation kernels {row['kernels']}; {row['determinism']}")
-                for row in provenance.get("run_devices") or []
-            ),
-            ("CPU", f"{hardware['cpu']} ({hardware['cores']} logical cores)"),
-            ("Memory", f"{hardware['memory_gib']} GiB" if hardware.get("memory_gib") else MISSING),
-            ("GPU of the provenance job's machine", ", ".join(hardware["gpus"]) + f" (CUDA {hardware['cuda']})" if hardware["gpus"] else "none"),
-            ("Platform", hardware["platform"]),
-        ],
-        "packages": list(provenance["packages"].items()),
-        "commit": git["commit"] + dirty,
-        "wall_times": (
-            None
-            if wall is None
-            else [{"group": w["group"], "jobs": str(w["jobs"]), "time": fmt_seconds(w["seconds"])} for w in wall]
-        ),
-        "total_time": None if wall is None else fmt_seconds(sum(w["seconds"] for w in wall)),
+        "sizes": ", ".join(summary["sizes"]),
+        "activations": ", ".join(MODEL_NAMES[a] for a in summary["activations"]),
+        "seeds": ", ".join(str(s) for s in summary["seeds"]),
+        "epochs": ", ".join(str(e) for e in epochs),
+        "models": str(len(summary["table1"])),
     }
 
 
@@ -507,67 +233,21 @@ def build_context(
     """
     published = published if published is not None else load_published()
     figures_rel = Path(os.path.relpath(Path(figures_dir), Path(out_dir))).as_posix()
-    figures = [
-        {
-            "stem": stem,
-            "title": FIGURES[stem].title,
-            "caption": CAPTIONS[stem].caption,
-            "png": f"{figures_rel}/{stem}.png",
-            "pdf": f"{stem}.pdf",
-        }
-        for stems in figure_stems(params.figures).values()
-        for stem in stems
-    ]
-    missing = [
-        f"{Path(figures_dir) / (f['stem'] + '.' + ext)}"
-        for f in figures
-        for ext in ("png", "pdf")
-        if not (Path(figures_dir) / f"{f['stem']}.{ext}").is_file()
-    ]
-    axis = _schedule_axis_context(schedule_axis, figures_rel)
-    if axis["run"]:
-        missing += [
-            str(Path(figures_dir) / f"{SCHEDULE_AXIS_FIGURE}.{ext}")
-            for ext in ("png", "pdf")
-            if not (Path(figures_dir) / f"{SCHEDULE_AXIS_FIGURE}.{ext}").is_file()
-        ]
-    if missing:
-        raise FileNotFoundError(f"figure file(s) missing: {missing}")
-    epochs = sorted({int(r["epochs_ok"]) for r in summary["runs"]})
+    figures = figure_entries(params.figures, figures_rel)
+    axis = schedule_axis_context(schedule_axis, figures_rel)
+    check_figures(figures_dir, [f["stem"] for f in figures] + ([SCHEDULE_AXIS_FIGURE] if axis["run"] else []))
     return {
         "title": "Reproduction of Liao (2020), Trainable Activation Function in Image Classification",
         "source": summary["source"],
         "preset": params.preset,
-        "scope": {
-            "sizes": ", ".join(summary["sizes"]),
-            "activations": ", ".join(MODEL_NAMES[a] for a in summary["activations"]),
-            "seeds": ", ".join(str(s) for s in summary["seeds"]),
-            "epochs": ", ".join(str(e) for e in epochs),
-            "models": str(len(summary["table1"])),
-        },
+        "scope": scope(summary),
         "settings": flatten(params.settings),
-        "provenance": _provenance_context(provenance),
+        "provenance": provenance_context(provenance),
         "rounding": ROUNDING_NOTE,
-        "table1_metrics": [
-            {
-                "key": m,
-                "label": {
-                    "train_acc": "Train acc",
-                    "train_loss": "Train loss",
-                    "val_acc": "Val acc",
-                    "val_loss": "Val loss",
-                }[m],
-            }
-            for m in METRICS
-        ],
-        "table1_final_metrics": [
-            {"key": m, "label": {"train_acc": "Final train acc", "train_eval_acc": "Final train acc (eval mode)",
-                                 "val_acc": "Final val acc"}[m]}
-            for m in FINAL_METRICS
-        ],  # fmt: skip
-        "table1": _table1_rows(summary),
-        "networks": _network_rows(summary),
-        "table2": _table2_rows(summary, published),
+        **table1_metrics(),
+        "table1": table1_rows(summary),
+        "networks": network_rows(summary),
+        "table2": table2_rows(summary, published),
         "diverged": [
             f"{d['run']}: {d['epochs_ignored']} epoch(s) ignored"
             + (f", diverged at epoch {d['diverged_epoch']}" if d["diverged_epoch"] is not None else "")
@@ -575,23 +255,18 @@ def build_context(
         ],
         "figures_dir": figures_rel,
         "figures": figures,
-        "autoencoder": _autoencoder_context(summary["autoencoder"]),
-        "pso": _pso_context(summary["pso"]),
+        "autoencoder": autoencoder_context(summary["autoencoder"]),
+        "pso": pso_context(summary["pso"]),
         "claims": with_axis_lines(claim_rows(summary["claims"]), axis["lines"]),
         "schedule_axis": axis,
         "claims_rule": summary["definitions"]["claims"],
         "preview_rule": summary["definitions"]["claims_preview"],
-        "sensitivity": _sensitivity_context(sensitivity),
+        "sensitivity": sensitivity_context(sensitivity),
         "choices": [d for d in deviations if d["kind"] == "choice"],
         "errata": [d for d in deviations if d["kind"] == "erratum"],
         "pdf_note": pdf_note,
         "command": command,
-        "rerun": [
-            ("whole paper (results/paper)", "make reproduce"),
-            ("reduced presets (results/quick, results/smoke)", "make quick; make smoke"),
-            ("this report only (after the runs exist)", "make report"),
-            ("this exact rendering", command),
-        ],
+        "rerun": [*RERUN, ("this exact rendering", command)],
     }
 
 
@@ -632,19 +307,14 @@ def make_report(
     sensitivity section says "not run". ``schedule_axis``: path of ``schedule_axis.json``
     (``trainact schedule-axis``); without it the schedule-axis section says "not run".
     """
-    from trainact.report.provenance import collect
-
     build, note = pdf_plan(pdf)
     summary_path = Path(tables) / "summary.json"
     if not summary_path.is_file():
         raise FileNotFoundError(f"expected file is missing: {summary_path} (run 'trainact aggregate' first)")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    build, note = pdf_plan(pdf)
+    summary = read_summary(tables)
     if provenance is None:
-        benchmarks = Path(params.benchmarks) if params.benchmarks else Path(results) / "benchmarks"
-        provenance = collect(
-            dataset=Path(params.dataset) if params.dataset else None,
-            benchmarks=benchmarks if params.benchmarks or benchmarks.is_dir() else None,
-        )
+        provenance = collect_provenance(results, params)
     context = build_context(
         summary,
         provenance,
@@ -664,6 +334,18 @@ def make_report(
         print(f"trainact paper-report: {note}", file=sys.stderr)
     log.info("report written: %s (results %s)", ", ".join(str(p) for p in written.values()), results)
     return written
+
+
+def collect_provenance(results: Path, params: ReportParams) -> dict[str, Any]:
+    """The provenance collected now, from ``params.dataset`` and ``params.benchmarks`` (default
+    ``<results>/benchmarks`` where that folder exists, the workflow's layout)."""
+    from trainact.report.provenance import collect
+
+    benchmarks = Path(params.benchmarks) if params.benchmarks else Path(results) / "benchmarks"
+    return collect(
+        dataset=Path(params.dataset) if params.dataset else None,
+        benchmarks=benchmarks if params.benchmarks or benchmarks.is_dir() else None,
+    )
 
 
 # --------------------------------------------------------------------------------------- CLI

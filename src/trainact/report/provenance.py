@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from trainact.analysis.aggregate import json_ready
+from trainact.analysis.results import json_ready
 from trainact.data.cifar import OFFICIAL_MD5
 from trainact.files import file_md5, write_text_atomic
 

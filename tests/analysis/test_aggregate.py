@@ -11,7 +11,13 @@ import pytest
 from fixtures_results import ACC_PEAK, LOSS_PEAK, build_results, history_frame, paper_like_bests, write_csv
 
 from trainact.analysis import aggregate as agg
-from trainact.analysis.claims import CLAIMS_RULE, PREVIEW_RULE
+from trainact.analysis import claims as cl
+from trainact.analysis import results as rs
+from trainact.analysis import section5 as s5
+from trainact.analysis import statistics as st
+from trainact.analysis import tables as tb
+from trainact.analysis.claims import CLAIMS_RULE
+from trainact.analysis.preview import PREVIEW_RULE
 from trainact.cli import main
 
 SEEDS = (0, 1, 2)
@@ -45,7 +51,7 @@ def test_best_is_taken_per_metric_over_ok_epochs_only(tmp_path):
         ]
     )
     path = write_csv(tmp_path / "history.csv", history)
-    best = agg.best_of_history(agg.read_history(path))
+    best = rs.best_of_history(rs.read_history(path))
     assert best["best_train_acc"] == 0.75  # epoch 4
     assert best["best_train_loss"] == 0.90  # epoch 3
     assert best["best_val_acc"] == 0.58  # epoch 3
@@ -58,7 +64,7 @@ def test_best_is_taken_per_metric_over_ok_epochs_only(tmp_path):
 def test_fixture_history_has_its_requested_bests_at_different_epochs():
     bests = {"train_acc": 0.7, "val_acc": 0.6, "train_loss": 0.9, "val_loss": 1.1}
     frame = history_frame(bests)
-    best = agg.best_of_history(frame)
+    best = rs.best_of_history(frame)
     assert best["best_val_acc"] == pytest.approx(0.6) and best["best_val_loss"] == pytest.approx(1.1)
     assert frame.loc[frame["val_acc"].idxmax(), "epoch"] == ACC_PEAK
     assert frame.loc[frame["val_loss"].idxmin(), "epoch"] == LOSS_PEAK
@@ -207,7 +213,7 @@ def test_section5_experiments_not_run_without_seeds(tmp_path):
 
 
 def test_published_table2_is_the_difference_of_published_table1():
-    published = agg.load_published()
+    published = tb.load_published()
     table1 = {(r["size"], r["activation"]): r for r in published["table1"]}
     assert len(table1) == 9 and len(published["table2"]) == 12
     for row in published["table2"]:
@@ -276,7 +282,7 @@ def test_cli_names_a_missing_history(tmp_path, capsys):
     ]
     assert main(argv) == 2
     message = capsys.readouterr().err
-    assert str(agg.train_history_path(results, "small", "relu", 1)) in message
+    assert str(rs.train_history_path(results, "small", "relu", 1)) in message
 
 
 def test_cli_rejects_an_unknown_size(tmp_path, capsys):
@@ -296,7 +302,7 @@ def test_cli_rejects_an_unknown_size(tmp_path, capsys):
 def test_history_without_required_column_is_named(tmp_path):
     path = write_csv(tmp_path / "history.csv", pd.DataFrame([{"epoch": 1, "val_acc": 0.5, "status": "ok"}]))
     with pytest.raises(ValueError, match="train_loss"):
-        agg.read_history(path)
+        rs.read_history(path)
 
 
 # ------------------------------------------------------------------ pinned values (mutation testing)
@@ -304,30 +310,30 @@ def test_history_without_required_column_is_named(tmp_path):
 
 def test_result_paths_of_each_experiment():
     out = "out"  # a string is accepted and made a Path
-    assert agg.train_history_path(out, "small", "lc", 2) == agg.Path("out/train/small-lc/seed2/history.csv")
-    assert agg.train_activations_path(out, "small", "lc", 2) == agg.Path("out/train/small-lc/seed2/activations.json")
-    assert agg.autoencoder_pretrain_path(out, 1) == agg.Path("out/autoencoder/seed1/pretrain.csv")
-    assert agg.autoencoder_history_path(out, 1) == agg.Path("out/autoencoder/seed1/finetune/history.csv")
-    assert agg.pso_history_path(out, 3) == agg.Path("out/pso/seed3/history.csv")
+    assert rs.train_history_path(out, "small", "lc", 2) == agg.Path("out/train/small-lc/seed2/history.csv")
+    assert rs.train_activations_path(out, "small", "lc", 2) == agg.Path("out/train/small-lc/seed2/activations.json")
+    assert rs.autoencoder_pretrain_path(out, 1) == agg.Path("out/autoencoder/seed1/pretrain.csv")
+    assert rs.autoencoder_history_path(out, 1) == agg.Path("out/autoencoder/seed1/finetune/history.csv")
+    assert rs.pso_history_path(out, 3) == agg.Path("out/pso/seed3/history.csv")
 
 
 def test_stats_of_hand_computed_values():
     # finite values 1, 2, 4: mean 7/3, squared deviations 16/9 + 1/9 + 25/9 = 42/9, / (3 - 1) = 7/3
-    summary = agg.stats([1.0, None, 2, math.nan, 4.0, math.inf])
+    summary = st.stats([1.0, None, 2, math.nan, 4.0, math.inf])
     assert summary["mean"] == pytest.approx(7 / 3) and summary["std"] == pytest.approx(math.sqrt(7 / 3))
     assert summary["n"] == 3 and type(summary["mean"]) is float and type(summary["std"]) is float
-    one = agg.stats([0.25])
+    one = st.stats([0.25])
     assert one["mean"] == 0.25 and math.isnan(one["std"]) and one["n"] == 1
-    none = agg.stats([None, math.nan])
+    none = st.stats([None, math.nan])
     assert math.isnan(none["mean"]) and math.isnan(none["std"]) and none["n"] == 0
-    two = agg.stats([1, 2])  # integers: float results, std sqrt(0.5)
+    two = st.stats([1, 2])  # integers: float results, std sqrt(0.5)
     assert two == {"mean": 1.5, "std": pytest.approx(math.sqrt(0.5)), "n": 2} and type(two["mean"]) is float
 
 
 def test_json_ready_turns_numpy_and_missing_values_into_plain_json():
     import numpy as np
 
-    value = agg.json_ready({1: (np.float64(0.5), np.int64(3), np.float32("nan"), pd.NA, math.inf), "k": [np.bool_(True)]})
+    value = rs.json_ready({1: (np.float64(0.5), np.int64(3), np.float32("nan"), pd.NA, math.inf), "k": [np.bool_(True)]})
     assert value == {"1": [0.5, 3, None, None, None], "k": [True]}
     assert type(value["1"][0]) is float and type(value["1"][1]) is int and type(value["k"][0]) is bool
 
@@ -338,7 +344,7 @@ def test_mean_curves_per_epoch_over_seeds_by_hand():
         1: pd.DataFrame({"epoch": [1, 2], "acc": [0.2, 0.5], "loss": ["3.0", "bad"], "other": ["x", "y"]}),
         2: pd.DataFrame({"epoch": [1], "acc": [math.nan], "loss": [5.0], "other": ["z"]}),
     }
-    curves = agg.mean_curves(frames, "epoch", ["acc", "loss"])
+    curves = rs.mean_curves(frames, "epoch", ["acc", "loss"])
     assert list(curves.index) == [1, 2] and curves.index.name == "epoch"
     assert list(curves.columns) == [
         "acc_mean", "loss_mean", "acc_std", "loss_std", "acc_min", "loss_min", "acc_max", "loss_max", "n",
@@ -358,23 +364,23 @@ def test_mean_curves_over_two_keys_and_without_runs():
         0: pd.DataFrame({"stage": [1, 0], "epoch": [1, 1], "loss": [0.4, 0.2]}),
         1: pd.DataFrame({"stage": [0, 1], "epoch": [1, 1], "loss": [0.6, 0.8]}),
     }
-    curves = agg.mean_curves(frames, ("stage", "epoch"), ("loss",))
+    curves = rs.mean_curves(frames, ("stage", "epoch"), ("loss",))
     assert list(curves.index) == [(0, 1), (1, 1)]
     assert curves["loss_mean"].tolist() == pytest.approx([0.4, 0.6]) and curves["n"].tolist() == [2, 2]
     with pytest.raises(ValueError) as caught:
-        agg.mean_curves({}, "epoch", ["acc"])
+        rs.mean_curves({}, "epoch", ["acc"])
     assert str(caught.value) == "no runs to average"
 
 
 def test_read_history_sorts_by_epoch_and_keeps_the_columns(tmp_path):
     frame = history_frame({"train_acc": 0.7, "val_acc": 0.6, "train_loss": 0.9, "val_loss": 1.1})
     path = write_csv(tmp_path / "history.csv", frame.iloc[[2, 0, 1, 3, 4, 5]])
-    history = agg.read_history(path)
+    history = rs.read_history(path)
     assert history["epoch"].tolist() == [1, 2, 3, 4, 5, 6] and history.index.tolist() == list(range(6))
     assert list(history.columns) == list(frame.columns)
     empty = write_csv(tmp_path / "empty.csv", frame.iloc[:0])
     with pytest.raises(ValueError) as caught:
-        agg.read_history(empty)
+        rs.read_history(empty)
     assert str(caught.value) == f"{empty}: no rows"
 
 
@@ -382,7 +388,7 @@ def test_best_of_history_reads_non_numbers_as_missing():
     frame = history_frame({"train_acc": 0.7, "val_acc": 0.6, "train_loss": 0.9, "val_loss": 1.1}).astype({"train_loss": object, "val_acc": object})
     frame.loc[0, "train_loss"] = "n/a"
     frame.loc[1, "val_acc"] = "n/a"
-    best = agg.best_of_history(frame)
+    best = rs.best_of_history(frame)
     assert best["best_train_loss"] == pytest.approx(0.9) and best["best_val_acc"] == pytest.approx(0.6)
     assert best["first_val_acc"] == pytest.approx(0.6 - 0.03)  # epoch 1; epoch 2 is missing
 
@@ -403,7 +409,7 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0, 1], autoencoder_seeds=[1], pso_seeds=[0])
     # the pretrained run of seed 1 diverges at its last epoch: it is listed among the diverged runs
     ae = history_frame(paper_like_bests("middle", "fourier", 1), diverge_at=6)
-    write_csv(agg.autoencoder_history_path(results, 1), ae)
+    write_csv(rs.autoencoder_history_path(results, 1), ae)
     out = tmp_path / "tables"
     with caplog.at_level("WARNING", logger="trainact.analysis.aggregate"):
         summary = agg.aggregate(results, out, ["middle"], ["relu", "fourier"], [0, 1], [1], [0])
@@ -486,13 +492,13 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
             "description": summary["definitions"][name],
             "rows": summary[name],
         }
-    runs = agg.collect_runs(results, ["middle"], ["relu"], [0])
+    runs = rs.collect_runs(results, ["middle"], ["relu"], [0])
     assert str(runs["diverged_epoch"].dtype) == "Int64" and str(runs["best_val_acc_epoch"].dtype) == "Int64"
 
 
 def test_aggregate_uses_the_published_tables_it_loaded(tmp_path, monkeypatch):
     results = build_results(tmp_path / "out", sizes=["small"], seeds=[0])
-    published = agg.load_published()
+    published = tb.load_published()
     published["table1"] = [{**r, "val_acc": 0.5} for r in published["table1"]]
     published["table2"] = [{**r, "improvement_pp": 7.0} for r in published["table2"]]
     monkeypatch.setattr(agg, "load_published", lambda: published)
@@ -547,20 +553,20 @@ def test_cli_runs_the_autoencoder_summary(tmp_path):
 
 def test_tables_use_the_published_values_passed_and_nan_where_the_paper_has_none(tmp_path):
     results = build_results(tmp_path / "out", sizes=["small"], seeds=[0, 1])
-    runs = agg.collect_runs(results, ["small"], ["relu", "lc"], [0, 1])
+    runs = rs.collect_runs(results, ["small"], ["relu", "lc"], [0, 1])
     empty = {"table1": [], "table2": []}
-    t1 = agg.table1(runs, empty)
+    t1 = tb.table1(runs, empty)
     assert t1["val_acc_published"].isna().all() and t1["val_acc_diff"].isna().all()
-    t2 = agg.table2(runs, empty)
+    t2 = tb.table2(runs, empty)
     assert t2["published_pp"].isna().all() and t2["diff_pp"].isna().all() and len(t2) == 2
     custom = {
         "table1": [{"size": "small", "activation": "lc", "train_acc": 0.1, "train_loss": 1.0, "val_acc": 0.2, "val_loss": 2.0}],
         "table2": [{"size": "small", "split": "val", "activation": "lc", "improvement_pp": 9.0}],
     }
-    t1 = agg.table1(runs, custom)
+    t1 = tb.table1(runs, custom)
     assert t1.set_index("activation")["val_acc_published"].to_dict() == {"relu": pytest.approx(math.nan, nan_ok=True), "lc": 0.2}
-    assert agg.table2(runs, custom).set_index("split")["published_pp"].to_dict() == {"val": 9.0, "train": pytest.approx(math.nan, nan_ok=True)}
-    no_relu = agg.table2(runs.loc[runs["activation"] == "lc"], custom)
+    assert tb.table2(runs, custom).set_index("split")["published_pp"].to_dict() == {"val": 9.0, "train": pytest.approx(math.nan, nan_ok=True)}
+    no_relu = tb.table2(runs.loc[runs["activation"] == "lc"], custom)
     assert no_relu.empty and list(no_relu.columns) == [
         "size", "split", "activation", "n_pairs", "mean_pp", "std_pp", "published_pp", "diff_pp",
         "final_n_pairs", "final_mean_pp", "final_std_pp",
@@ -582,14 +588,14 @@ def test_aggregate_names_unknown_sizes_activations_and_missing_seeds(tmp_path):
 def test_section5_summaries_from_hand_made_files(tmp_path):
     results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0], autoencoder_seeds=[0], pso_seeds=[0])
     pso = pd.DataFrame({"generation": [3, 1, 2], "train_acc": ["0.4", "0.1", "lost"], "test_acc": ["0.25", "lost", "0.3"]})
-    write_csv(agg.pso_history_path(results, 0), pso)
-    (row,) = agg.summarize_pso(results, [0])["per_seed"]
+    write_csv(rs.pso_history_path(results, 0), pso)
+    (row,) = s5.summarize_pso(results, [0])["per_seed"]
     assert (row["generations"], row["pso_best_test_acc"], row["pso_final_test_acc"], row["pso_best_train_acc"]) == (
         3, 0.3, 0.25, 0.4,
     )  # fmt: skip
     pretrain = pd.DataFrame({"stage": [1, 1, 0, 0], "epoch": [2, 1, 1, 2], "loss": [0.5, 0.7, 0.2, 0.1]})
-    write_csv(agg.autoencoder_pretrain_path(results, 0), pretrain)
-    stages = agg.summarize_autoencoder(results, [0])["pretrain_stages"]
+    write_csv(rs.autoencoder_pretrain_path(results, 0), pretrain)
+    stages = s5.summarize_autoencoder(results, [0])["pretrain_stages"]
     assert stages == [
         {"seed": 0, "stage": 0, "epochs": 2, "first_loss": 0.2, "final_loss": 0.1},
         {"seed": 0, "stage": 1, "epochs": 2, "first_loss": 0.7, "final_loss": 0.5},
@@ -597,9 +603,9 @@ def test_section5_summaries_from_hand_made_files(tmp_path):
 
 
 def test_tables_load_the_published_values_themselves_when_none_are_given(tmp_path):
-    runs = agg.collect_runs(build_results(tmp_path / "out", sizes=["small"], seeds=[0]), ["small"], ["relu", "lc"], [0])
-    assert agg.table1(runs).set_index("activation")["val_acc_published"].to_dict() == {"relu": 0.5914, "lc": 0.6337}
-    assert agg.table2(runs).set_index("split")["published_pp"].to_dict() == {"val": 4.23, "train": 1.21}
+    runs = rs.collect_runs(build_results(tmp_path / "out", sizes=["small"], seeds=[0]), ["small"], ["relu", "lc"], [0])
+    assert tb.table1(runs).set_index("activation")["val_acc_published"].to_dict() == {"relu": 0.5914, "lc": 0.6337}
+    assert tb.table2(runs).set_index("split")["published_pp"].to_dict() == {"val": 4.23, "train": 1.21}
 
 
 # ------------------------------------------------------------------ the final epoch: the verdicts' endpoint
@@ -617,16 +623,16 @@ def test_final_epoch_values_and_the_late_spread():
             "status": ["ok"] * 6 + ["diverged"],  # the last row is not ok: the final epoch is 6
         }
     )
-    best = agg.best_of_history(history)
+    best = rs.best_of_history(history)
     assert (best["best_val_acc"], best["final_val_acc"]) == (0.50, 0.44)
     assert (best["final_train_acc"], best["final_train_eval_acc"]) == (0.6, 0.55)
     # last 5 ok epochs: 0.50, 0.40, 0.45, 0.42, 0.44
     assert best["late_val_acc_spread"] == pytest.approx(statistics.stdev([0.50, 0.40, 0.45, 0.42, 0.44]))
-    old = agg.best_of_history(history.drop(columns="train_eval_acc").iloc[:1])
+    old = rs.best_of_history(history.drop(columns="train_eval_acc").iloc[:1])
     assert math.isnan(old["final_train_eval_acc"]) and math.isnan(old["late_val_acc_spread"])  # one epoch: no spread
     runs = pd.DataFrame([{"size": "small", "activation": "relu", "seed": 0, "final_val_acc": 0.5}])
     with pytest.raises(ValueError, match="unknown endpoint 'peak'"):
-        agg.paired_differences_pp(runs, "small", "val", "fourier", endpoint="peak")
+        tb.paired_differences_pp(runs, "small", "val", "fourier", endpoint="peak")
 
 
 def test_verdicts_use_the_final_epoch_not_the_best(tmp_path):
@@ -650,7 +656,7 @@ def test_verdicts_use_the_final_epoch_not_the_best(tmp_path):
                     "status": "ok",
                 }
             )
-            write_csv(agg.train_history_path(results, "small", activation, seed), frame)
+            write_csv(rs.train_history_path(results, "small", activation, seed), frame)
     summary = agg.aggregate(results, tmp_path / "tables", ["small"], ["relu", "fourier"], list(SEEDS))
     (val,) = [r for r in summary["table2"] if r["split"] == "val"]
     assert val["mean_pp"] == pytest.approx(5.0) and val["final_mean_pp"] == pytest.approx(-3.0)
@@ -668,9 +674,9 @@ def test_verdicts_use_the_final_epoch_not_the_best(tmp_path):
 
 def test_epochs_to_reach_and_the_autoencoder_convergence(tmp_path):
     history = pd.DataFrame({"epoch": [1, 2, 3], "val_acc": [0.3, 0.5, 0.6], "status": "ok"})
-    assert agg.epochs_to_reach(history, 0.5) == 2 and agg.epochs_to_reach(history, 0.61) == 4  # never: 3 + 1
+    assert s5.epochs_to_reach(history, 0.5) == 2 and s5.epochs_to_reach(history, 0.61) == 4  # never: 3 + 1
     results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0], autoencoder_seeds=[0])
-    (row,) = agg.summarize_autoencoder(results, [0])["per_seed"]
+    (row,) = s5.summarize_autoencoder(results, [0])["per_seed"]
     # the fixture's final epoch (6) is 0.02 below the peak (4); 0.95 of the baseline's final accuracy
     # (0.6738 - 0.002 - 0.02 = 0.6518 -> 0.6192) is reached by the baseline at epoch 1 (peak - 0.03 =
     # 0.6418) and by the pretrained run (2 points higher) at epoch 1 too: no difference
@@ -682,7 +688,8 @@ def test_network_facts_state_parameters_steps_time_and_device(tmp_path):
     """Table 1's networks, from the runs' summary.json: the parameters, the first stated steps
     per learning rate, the mean training time over seeds, the devices; missing summaries are
     left out, not guessed."""
-    from trainact.analysis.aggregate import network_facts, train_summary_path
+    from trainact.analysis.results import train_summary_path
+    from trainact.analysis.tables import network_facts
 
     steps = [{"lr": 1e-3, "epochs": 20, "steps": 7820}, {"lr": 1e-4, "epochs": 20, "steps": 7820}]
     for seed, seconds, device in ((0, 100.0, "cpu"), (1, 200.0, "NVIDIA H100")):

@@ -20,12 +20,16 @@ from fixtures_results import DISTINCT_VAL_OFFSETS, build_results, distinct_bests
 from trainact.report import formatting as fm  # noqa: E402
 from trainact.report import pdf  # noqa: E402
 from trainact.report import provenance as prov  # noqa: E402
+from trainact.report import claims_context as cc  # noqa: E402
 from trainact.report import paper_report as rp  # noqa: E402
-from trainact.analysis.aggregate import aggregate, load_published, summarize_claims  # noqa: E402
+from trainact.report import results_context as rc  # noqa: E402
+from trainact.analysis.aggregate import aggregate  # noqa: E402
+from trainact.analysis.claims import summarize_claims  # noqa: E402
+from trainact.analysis.tables import load_published  # noqa: E402
 from trainact.data.cifar import OFFICIAL_MD5  # noqa: E402
-from trainact.analysis.claims import NOT_SUPPORTED  # noqa: E402
+from trainact.analysis.verdicts import NOT_SUPPORTED  # noqa: E402
 from trainact.cli import main  # noqa: E402
-from trainact.report.figures import output_files  # noqa: E402
+from trainact.report.figure_params import output_files  # noqa: E402
 
 SEEDS = (0, 1, 2)
 # The paper's schedule and training set: the report's verdicts are not previews on these grounds.
@@ -520,7 +524,7 @@ def test_claim_rows_format_the_evidence():
         for (size, activation), vs in values.items()
         for seed, v in enumerate(vs)
     ]
-    rows = rp.claim_rows(summarize_claims(pd.DataFrame(runs), load_published()))
+    rows = cc.claim_rows(summarize_claims(pd.DataFrame(runs), load_published()))
     assert rows[0]["verdict"] == NOT_SUPPORTED
     assert (
         "middle: Fourier-CNN − CNN: -4.30 pp [-4.30, -4.30], n=3 (-4.30, -4.30, -4.30) (claimed > 0 pp) "
@@ -531,7 +535,7 @@ def test_claim_rows_format_the_evidence():
     # one seed: no interval is printed, only the direction; the arrows carry the preview labels; the scope is named
     one = {key: vs[:1] for key, vs in values.items() if key[0] == "small"}
     runs = [{"size": s, "activation": a, "seed": 0, "final_val_acc": vs[0]} for (s, a), vs in one.items()]
-    claim1, claim2, *_ = rp.claim_rows(summarize_claims(pd.DataFrame(runs), load_published(), sizes=["small"]))
+    claim1, claim2, *_ = cc.claim_rows(summarize_claims(pd.DataFrame(runs), load_published(), sizes=["small"]))
     assert claim1["verdict"] == "preview: consistent with the claim (small networks only)"
     assert claim1["evidence"] == [
         "small: Fourier-CNN − CNN: +5.09 pp, no interval (1 seed), n=1 (+5.09) (claimed > 0 pp) "
@@ -750,7 +754,7 @@ def test_provenance_reports_the_devices_the_runs_used(tmp_path):
     assert main(["provenance", "--out", str(out), "--repo", str(tmp_path), "--summaries", *map(str, paths[:2])]) == 0
     info = json.loads(out.read_text())
     assert info["run_devices"][0]["runs"] == 2
-    context = rp._provenance_context({**FAKE_PROVENANCE, "run_devices": info["run_devices"]})
+    context = rc.provenance_context({**FAKE_PROVENANCE, "run_devices": info["run_devices"]})
     assert context["hardware"][0] == (
         "Training runs (2)", "NVIDIA H200 (CUDA 13.0, driver 580.65); activation kernels compiled; deterministic (TF32 off)"
     )

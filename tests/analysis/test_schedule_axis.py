@@ -11,8 +11,8 @@ import pytest
 from trainact.analysis import schedule_axis
 
 from trainact.training import schedules
-from trainact.analysis.aggregate import train_history_path
-from trainact.analysis.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
+from trainact.analysis.results import train_history_path
+from trainact.analysis.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 from trainact.names import PAPER_LEARNING_RATES, PAPER_LR_BOUNDARIES
 
 PAPER_TRAIN = {
@@ -173,7 +173,7 @@ def test_without_points_the_axis_is_not_run(tmp_path):
 
 
 def test_a_claim_that_depends_on_the_schedule_never_reads_as_a_plain_verdict():
-    from trainact.report.paper_report import with_axis_lines
+    from trainact.report.claims_context import with_axis_lines
 
     rows = [{"number": 1, "verdict": "supported"}, {"number": 2, "verdict": "not supported"}, {"number": 3, "verdict": "x"}]
     lines = {1: "depends on the schedule: consistent for L <= 5, inconsistent for L >= 15", 2: "inconsistent at every L (5, 10)"}

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from fixtures_results import EPOCHS, build_results, fourier_layer, history_frame, lc_layer
 
+from trainact.analysis.aggregate import aggregate
+from trainact.report import figure_params as fp
 from trainact.report import figures as fg
+from trainact.report import plot_activations as pa
+from trainact.report import plot_health as ph
+from trainact.report import plot_section5 as p5
+from trainact.report import plot_structure as pst
+from trainact.report import plot_style as sty
 from trainact.names import ACTIVATIONS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -44,18 +53,18 @@ def expected_curve(size, activation, seeds, column):
 def test_curve_figures_plot_the_mean_over_seeds(tmp_path):
     seeds = (0, 1, 2)
     results = build_results(tmp_path / "out", sizes=["small"], seeds=seeds, bests=bests_by_seed)
-    params = fg.FigureParams.from_dict({"sizes": ["small"], "seeds": list(seeds), "figures": ["curves"]})
+    params = fp.FigureParams.from_dict({"sizes": ["small"], "seeds": list(seeds), "figures": ["curves"]})
     figures = fg.draw_group("curves", results, params)
     assert sorted(figures) == ["fig4", "fig7"]  # small: validation -> 4, training -> 7
     for stem, split in (("fig4", "val"), ("fig7", "train")):
         ax_acc, ax_loss = figures[stem].axes
         for activation in ACTIVATIONS:
             for ax, metric in ((ax_acc, "acc"), (ax_loss, "loss")):
-                plotted = line(ax, fg.LABELS[activation])
+                plotted = line(ax, sty.LABELS[activation])
                 mean, low, high = expected_curve("small", activation, seeds, f"{split}_{metric}")
                 np.testing.assert_allclose(plotted.get_xdata(), np.arange(1, EPOCHS + 1))
                 np.testing.assert_allclose(plotted.get_ydata(), mean)
-                assert plotted.get_color() == fg.COLORS[activation]
+                assert plotted.get_color() == sty.COLORS[activation]
         # the min-max band of the first activation drawn (ReLU) spans the seeds
         band = ax_acc.collections[0].get_paths()[0].vertices
         _, low, high = expected_curve("small", "relu", seeds, f"{split}_acc")
@@ -92,7 +101,7 @@ def test_autoencoder_and_pso_figures(tmp_path):
         autoencoder_seeds=seeds,
         pso_seeds=seeds,
     )
-    params = fg.FigureParams.from_dict(
+    params = fp.FigureParams.from_dict(
         {
             "sizes": ["middle"],
             "activations": ["relu", "fourier"],
@@ -112,9 +121,14 @@ def test_autoencoder_and_pso_figures(tmp_path):
             line(ax_rec, f"stage {stage}").get_ydata(), [0.1 / (stage + 1) + 0.05 / e for e in (1, 2, 3)]
         )
 
+    with pytest.raises(FileNotFoundError, match="summary.json"):  # Figure 9 reads aggregate's summary
+        fg.draw_group("pso", results, params)
+    aggregate(results, results / "tables", ["middle"], ["relu", "fourier"], seeds, seeds, seeds)
     fig9 = fg.draw_group("pso", results, params)["fig9"]
     ax, top = fig9.axes
     reference_best = np.mean([bests_by_seed("middle", "relu", s)["val_acc"] for s in seeds])
+    summary = json.loads((results / "tables" / "summary.json").read_text())
+    assert summary["pso"]["rmsprop_best_val_acc"]["mean"] == pytest.approx(reference_best)
     horizontal = [ln for ln in ax.get_lines() if ln.get_label().startswith("RMSProp: best")]
     assert len(horizontal) == 1 and np.allclose(horizontal[0].get_ydata(), reference_best)
     # the paper's claim as a band (0.4-0.6 of RMSProp's best), and chance
@@ -129,6 +143,14 @@ def test_autoencoder_and_pso_figures(tmp_path):
     assert top.get_xlabel() == "RMSProp epoch" and ax.get_xlabel() == "PSO generation"
 
 
+def test_fig9_refuses_a_summary_of_other_pso_seeds(tmp_path):
+    results = build_results(tmp_path / "out", sizes=["middle"], activations=["relu"], seeds=[0, 1], pso_seeds=[0, 1])
+    aggregate(results, results / "tables", ["middle"], ["relu"], [0, 1], pso_seeds=[0])
+    params = fp.FigureParams.from_dict({"sizes": ["middle"], "activations": ["relu"], "seeds": [0, 1], "pso_seeds": [0, 1]})
+    with pytest.raises(ValueError, match="PSO seeds"):
+        fg.draw_group("pso", results, params)
+
+
 def test_layer_curves_follow_the_formulas():
     x = np.linspace(-3, 3, 7)
     layer = fourier_layer("stages.0.1")
@@ -136,13 +158,13 @@ def test_layer_curves_follow_the_formulas():
     expected = p["A"] + sum(
         p["a"][n - 1] * np.cos(n * p["omega"] * x) + p["b"][n - 1] * np.sin(n * p["omega"] * x) for n in range(1, 6)
     )
-    np.testing.assert_allclose(fg.layer_curves(layer, x), expected[None], atol=1e-12)
+    np.testing.assert_allclose(pa.layer_curves(layer, x), expected[None], atol=1e-12)
     # as trainact.training.train writes it: kind from the class name, A/omega as 1-element lists
     saved = {"name": "x", "kind": "fourier", "params": {**p, "A": [p["A"]], "omega": [p["omega"]]}}
-    np.testing.assert_allclose(fg.layer_curves(saved, x), expected[None], atol=1e-12)
+    np.testing.assert_allclose(pa.layer_curves(saved, x), expected[None], atol=1e-12)
 
     per_channel = fourier_layer("head.2", channels=3)
-    curves = fg.layer_curves(per_channel, x)
+    curves = pa.layer_curves(per_channel, x)
     assert curves.shape == (3, 7)
     c = per_channel["params"]
     channel2 = c["A"][2] + sum(
@@ -153,25 +175,25 @@ def test_layer_curves_follow_the_formulas():
     lc = lc_layer("stages.0.1")
     w = lc["params"]["weights"]
     mix = (w[0] * np.maximum(x, 0) + w[1] / (1 + np.exp(-x)) + w[2] * np.tanh(x) + w[3] * x) / sum(w)
-    np.testing.assert_allclose(fg.layer_curves(lc, x), mix[None], atol=1e-12)
+    np.testing.assert_allclose(pa.layer_curves(lc, x), mix[None], atol=1e-12)
     # trainact.training.train's "linearcombination" kind without candidates/eps: the paper's candidates
     bare = {"name": "y", "kind": "linearcombination", "params": {"weights": w}}
-    np.testing.assert_allclose(fg.layer_curves(bare, x), mix[None], atol=1e-12)
+    np.testing.assert_allclose(pa.layer_curves(bare, x), mix[None], atol=1e-12)
     with pytest.raises(ValueError, match="unknown kind"):
-        fg.layer_curves({"name": "z", "kind": "swish", "params": {}}, x)
+        pa.layer_curves({"name": "z", "kind": "swish", "params": {}}, x)
 
 
 def test_activation_figure_draws_mean_over_channels_and_seeds(tmp_path):
     results = build_results(tmp_path / "out", sizes=["small", "large"], seeds=[0, 1])
-    params = fg.FigureParams.from_dict({"sizes": ["small", "large"], "seeds": [0, 1], "figures": ["activations"]})
+    params = fp.FigureParams.from_dict({"sizes": ["small", "large"], "seeds": [0, 1], "figures": ["activations"]})
     fig = fg.draw_group("activations", results, params)["activations"]
     axes = np.array(fig.axes).reshape(2, 4)  # rows = size, columns = layer
     assert axes[1, 3].get_title() == "large: head.2"
     x = np.linspace(-4, 4, 401)
-    head = fg.layer_curves(fourier_layer("head.2", channels=3), x)
+    head = pa.layer_curves(fourier_layer("head.2", channels=3), x)
     np.testing.assert_allclose(line(axes[0, 3], "Fourier-CNN").get_ydata(), head.mean(axis=0))
     np.testing.assert_allclose(line(axes[0, 3], "CNN (ReLU)").get_ydata(), np.maximum(x, 0))
-    np.testing.assert_allclose(line(axes[1, 0], "LC-CNN").get_ydata(), fg.layer_curves(lc_layer("s"), x)[0])
+    np.testing.assert_allclose(line(axes[1, 0], "LC-CNN").get_ydata(), pa.layer_curves(lc_layer("s"), x)[0])
 
 
 def test_missing_activations_of_every_seed_is_an_error(tmp_path):
@@ -197,11 +219,11 @@ def test_structure_figure_from_describe(monkeypatch):
     import trainact.nn.models
 
     monkeypatch.setattr(trainact.nn.models, "describe", fake_describe)
-    params = fg.FigureParams.from_dict(
+    params = fp.FigureParams.from_dict(
         {"sizes": ["small", "large"], "activations": ["relu", "lc"], "figures": ["structure"]}
     )
     fig = fg.draw_group("structure", None, params)["structure"]
-    header, rows = fg.structure_table(
+    header, rows = pst.structure_table(
         {s: {a: fake_describe(s, activation=a) for a in ("relu", "lc")} for s in ("small", "large")}
     )
     assert header == ["layer", "type", "small output", "large output", "small params", "large params"]
@@ -217,7 +239,7 @@ def test_structure_table_of_the_real_models():
     from trainact.nn.models import build_model, describe, parameter_count
 
     descriptions = {"small": {a: describe("small", {}, activation=a) for a in ("relu", "fourier")}}
-    _, rows = fg.structure_table(descriptions)
+    _, rows = pst.structure_table(descriptions)
     total = rows[-1][-1]
     expected = [parameter_count(build_model("small", a, {"impl": "reference"})) for a in ("relu", "fourier")]
     assert total == " / ".join(str(n) for n in expected)
@@ -227,13 +249,13 @@ def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
     import trainact.nn.models
 
     monkeypatch.setattr(trainact.nn.models, "describe", fake_describe)
-    monkeypatch.setattr(fg, "DPI", 40)  # small PNGs: this test checks files, not looks
+    monkeypatch.setattr(sty, "DPI", 40)  # small PNGs: this test checks files, not looks
     results = build_results(tmp_path / "out", sizes=["small"], activations=["relu", "lc"], seeds=[0])
-    params = fg.FigureParams.from_dict({"sizes": ["small"], "activations": ["relu", "lc"], "seeds": [0]})
+    params = fp.FigureParams.from_dict({"sizes": ["small"], "activations": ["relu", "lc"], "seeds": [0]})
     out = tmp_path / "figures"
     written = fg.make_figures(results, out, params, progress=False)
     names = sorted(p.name for p in written)
-    assert names == sorted(fg.output_files(params))
+    assert names == sorted(fp.output_files(params))
     assert names == sorted(
         f"{stem}.{ext}" for stem in ("fig4", "fig7", "activations", "activation_health", "structure") for ext in ("png", "pdf")
     )
@@ -244,7 +266,7 @@ def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
 
 
 def test_saved_pdf_carries_no_creation_date_whatever_the_clock(tmp_path, monkeypatch):
-    """trainact.report.figures.save_figure strips the PDF's creation date (the figures the report includes
+    """trainact.report.plot_style.save_figure strips the PDF's creation date (the figures the report includes
     must be byte-for-byte reproducible). Two saves at clocks 63 years apart (SOURCE_DATE_EPOCH, which
     matplotlib stamps when set) write the same bytes; with the variable unset (the wall clock) there
     is no /CreationDate either. The control shows the clock does reach a plain savefig's bytes, so the
@@ -254,25 +276,25 @@ def test_saved_pdf_carries_no_creation_date_whatever_the_clock(tmp_path, monkeyp
     saved = {}
     for epoch in ("0", "2000000000"):
         monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
-        pdf = next(p for p in fg.save_figure(fig, tmp_path / epoch, "x") if p.suffix == ".pdf")
+        pdf = next(p for p in sty.save_figure(fig, tmp_path / epoch, "x") if p.suffix == ".pdf")
         fig.savefig(tmp_path / f"control-{epoch}.pdf", format="pdf")
         saved[epoch] = pdf.read_bytes()
-        assert [p.name for p in fg.save_figure(fig, tmp_path / f"names-{epoch}", "x")] == ["x.png", "x.pdf"]
+        assert [p.name for p in sty.save_figure(fig, tmp_path / f"names-{epoch}", "x")] == ["x.png", "x.pdf"]
     control = [(tmp_path / f"control-{e}.pdf").read_bytes() for e in ("0", "2000000000")]
     assert control[0] != control[1] and b"/CreationDate" in control[0]  # the clock is in a plain PDF
     assert saved["0"] == saved["2000000000"]
     monkeypatch.delenv("SOURCE_DATE_EPOCH")
-    pdf = next(p for p in fg.save_figure(fig, tmp_path / "now", "x") if p.suffix == ".pdf")
+    pdf = next(p for p in sty.save_figure(fig, tmp_path / "now", "x") if p.suffix == ".pdf")
     assert b"/CreationDate" not in pdf.read_bytes() and b"/CreationDate" not in saved["0"]
     plt.close(fig)
 
 
 def test_output_files_follow_the_params():
     params = {"sizes": ["middle", "large"], "activations": ["relu"], "seeds": [0], "pso_seeds": [0]}
-    assert fg.output_files(params) == [
+    assert fp.output_files(params) == [
         f"{stem}.{ext}" for stem in ("fig2", "fig3", "fig5", "fig6", "fig9", "structure") for ext in ("png", "pdf")
     ]
-    only = fg.output_files({**params, "figures": ["pso"]})
+    only = fp.output_files({**params, "figures": ["pso"]})
     assert only == ["fig9.png", "fig9.pdf"]
 
 
@@ -288,7 +310,7 @@ def test_output_files_follow_the_params():
 )
 def test_bad_params_are_named(params, message):
     with pytest.raises(ValueError, match=message):
-        fg.FigureParams.from_dict(params)
+        fp.FigureParams.from_dict(params)
 
 
 def test_cli_writes_the_requested_group(tmp_path):
@@ -315,7 +337,7 @@ def test_one_epoch_curves_are_visible_with_whole_epoch_ticks(tmp_path):
         {f"val_acc_{k}": [0.1, 0.2, 0.3] for k in ("mean", "min", "max")} | {"n": 1},
         index=pd.Index([1, 2, 3], name="epoch"),
     )
-    fig = fg.plot_autoencoder(curve, curve, one_epoch)
+    fig = p5.plot_autoencoder(curve, curve, one_epoch)
     fig.canvas.draw()
     ax_acc, ax_rec = fig.axes
     for stage in range(3):
@@ -330,7 +352,7 @@ def test_health_figure_draws_each_layer_of_each_trainable_model(tmp_path):
     Fourier lines; the curves are the per-epoch means of the CSVs (hand-made fixture values)."""
     results = build_results(tmp_path / "out", sizes=["small"], activations=["relu", "fourier", "lc"], seeds=[0, 1])
     health = {(("small", a)): fg.health_curves(results, "small", a, [0, 1]) for a in ("fourier", "lc")}
-    fig = fg.plot_health(health, ["small"])
+    fig = ph.plot_health(health, ["small"])
     movement, outside, nonlinear = fig.axes[:3]
     labels = [line.get_label() for line in movement.get_lines()]
     assert len(labels) == 8 and all(("Fourier-CNN" in l) or ("LC-CNN" in l) for l in labels)

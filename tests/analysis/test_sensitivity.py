@@ -10,9 +10,11 @@ import pandas as pd
 import pytest
 from fixtures_results import build_results, table_bests
 
-from trainact.analysis import claims as cl
+from trainact.analysis import preview as pv
+from trainact.analysis import statistics as st
+from trainact.analysis import verdicts as vd
 from trainact.analysis import sensitivity as sn
-from trainact.analysis.aggregate import train_history_path
+from trainact.analysis.results import train_history_path
 from trainact.cli import main
 
 SEEDS = (0, 1, 2)
@@ -182,7 +184,7 @@ def test_files_written(roots, tmp_path):
 def test_one_seed_and_a_short_schedule_give_previews(roots, tmp_path):
     variants = [variant("calibrated+none", roots), variant("fixed+none", roots, "fixed", initialisation="fixed")]
     result = sn.sensitivity(params(variants, seeds=[2], settings=QUICK_SETTINGS), tmp_path)
-    assert result["preview"] is True and result["preview_reasons"] == cl.preview_reasons(QUICK_SETTINGS, 1)
+    assert result["preview"] is True and result["preview_reasons"] == pv.preview_reasons(QUICK_SETTINGS, 1)
     assert result["preview_reasons"][0] == "1 seed (< 3)" and len(result["preview_reasons"]) == 3
     # seed 2 only: no interval, only directions: reference Fourier +3 pp, LC +6, Fourier - LC = -3;
     # fixed: Fourier +7, LC +4, Fourier - LC = +3: all above 0
@@ -201,7 +203,7 @@ def test_one_seed_and_a_short_schedule_give_previews(roots, tmp_path):
             "preview: consistent with the claim (small networks only)",
         ],
     }
-    assert result["variants"][1]["claims"][0]["preview_reasons"] == cl.preview_reasons(QUICK_SETTINGS, 1)
+    assert result["variants"][1]["claims"][0]["preview_reasons"] == pv.preview_reasons(QUICK_SETTINGS, 1)
     assert result["outcome"]["claims"][0]["depends"] is False and result["outcome"]["claims"][1]["depends"] is True
 
 
