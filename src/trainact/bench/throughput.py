@@ -41,8 +41,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from trainact.nn import activations as _activations_module
-from trainact.nn.activations import IMPLS
+from trainact.nn import kernels as _activations_module
+from trainact.nn.trainable import IMPLS
 from trainact.data.cifar import IMAGE_SHAPE, NUM_CLASSES
 from trainact.nn.models import build_model, parameter_count
 from trainact.names import ACTIVATIONS, PAPER_FILTERS

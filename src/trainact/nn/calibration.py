@@ -18,7 +18,7 @@ One call after ``build_model`` (which follows ``seed_everything``), before train
    per layer, so every layer sees the output of the already calibrated layers before it) the
    layer's input is measured: mean, standard deviation, root mean square ``r``. A Fourier layer
    with ``init = "calibrated"`` gets the fixed scale that maps its ReLU fit's interval onto
-   ``[-k r, k r]`` (:meth:`~trainact.nn.activations.Fourier.set_scale`, ``k`` its
+   ``[-k r, k r]`` (:meth:`~trainact.nn.fourier.Fourier.set_scale`, ``k`` its
    ``calibration_sigmas``; the module's docstring says why a scale and not a refit). The interval
    is symmetric about 0 because ReLU's kink is at 0 whatever the input's mean; ``r`` (not the
    standard deviation) so that a shifted input still lies inside.
@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainact.nn.activations import Fourier, LinearCombination
+from trainact.nn.fourier import Fourier
+from trainact.nn.linear_combination import LinearCombination
 
 #: Training images in the calibration batch (and the health batch). 1,024 images give each
 #: layer at least 131,072 pre-activations (the dense layer: 1,024 x 128), enough for a root mean

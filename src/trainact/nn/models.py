@@ -22,7 +22,7 @@ start (standardisation statistics, Fourier layers fitted at their input's scale)
 :func:`trainact.nn.calibration.calibrate`, called right after :func:`build_model`.
 
 Option ``relu_gain`` (a control of the sensitivity study): the ReLU CNN's activation layers become
-:class:`trainact.nn.activations.GainReLU`, ReLU times trainable gains, as many as the LC network's
+:class:`trainact.nn.gain_relu.GainReLU`, ReLU times trainable gains, as many as the LC network's
 weights, so that the two differ in the function class, not in the parameter count.
 """
 
@@ -33,7 +33,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from trainact.nn.activations import make_activation
+from trainact.nn.factory import make_activation
+from trainact.nn.trainable import TrainableActivation
 from trainact.data.cifar import IMAGE_SHAPE, NUM_CLASSES
 from trainact.names import ACTIVATIONS, PAPER_FILTERS
 
@@ -167,7 +168,7 @@ class PaperCNN(nn.Module):
 
 
 def _is_activation(module: nn.Module) -> bool:
-    return module.__class__.__module__ == "trainact.nn.activations" or isinstance(module, nn.ReLU)
+    return isinstance(module, (TrainableActivation, nn.ReLU))
 
 
 def filters_for(size: str, model_cfg: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
@@ -211,7 +212,7 @@ def build_model(size: str, activation: str, model_cfg: Mapping[str, Any] | None 
     ``model_cfg`` is the config's ``model`` slice: ``filters`` (size -> 3 ints),
     ``hidden`` (int), ``fourier`` and ``lc`` (activation settings), ``impl``, ``preprocessing``,
     ``init`` (:func:`initialise_weights`, after construction), ``relu_gain`` (ReLU layers as
-    :class:`trainact.nn.activations.GainReLU`).
+    :class:`trainact.nn.gain_relu.GainReLU`).
     """
     model_cfg = dict(model_cfg or {})
     init = _checked_init(str(model_cfg.get("init", WEIGHT_INITS[0])))  # before anything is drawn

@@ -180,8 +180,8 @@ def layer_curves(layer: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    from trainact.nn.activations import (
-        LC_DEFAULT_EPS,
+    from trainact.nn.linear_combination import LC_DEFAULT_EPS
+    from trainact.nn.reference import (
         fourier_at_scale,
         fourier_reference,
         linear_combination_reference,
