@@ -78,3 +78,11 @@ def test_make_activation_builds_configured_modules():
 def test_make_activation_errors_name_the_bad_value(name, cfg, message):
     with pytest.raises(ValueError, match=message):
         make_activation(name, 8, cfg)
+
+
+def test_relu_gain_matches_lc_candidates_without_relu():
+    """The GainReLU control takes LC's weight shape whatever the start: candidates without ReLU
+    (where LC's default start one_hot:relu does not exist) still give one gain per candidate."""
+    cfg = {"relu_gain": True, "lc": {"candidates": ["sigmoid", "tanh"], "per_channel": True}}
+    gain_relu = make_activation("relu", 3, cfg)
+    assert gain_relu.gains.shape == (3, 2)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from activation_inputs import CANDIDATES
-from trainact.nn.linear_combination import LinearCombination
+from trainact.nn.linear_combination import LC_DEFAULT_INIT, LinearCombination
 
 @pytest.mark.parametrize("name", CANDIDATES)
 @pytest.mark.parametrize("impl", ["eager", "reference"])
@@ -23,7 +23,7 @@ def test_lc_one_hot_equals_candidate(name, impl):
 
 
 def test_lc_uniform_init_is_the_average():
-    module = LinearCombination(impl="eager")
+    module = LinearCombination(init="uniform", impl="eager")
     x = torch.linspace(-3, 3, 13)
     average = (torch.relu(x) + torch.sigmoid(x) + torch.tanh(x) + x) / 4
     torch.testing.assert_close(module(x), average)
@@ -60,7 +60,23 @@ def test_lc_guard_near_zero_weight_sum(impl, weight_sum, denominator):
     )
 
 
+def test_lc_default_start_is_relu():
+    """The default start is the config schema's (model.lc.init: one_hot:relu): the layer starts as
+    ReLU, weight 1 on it."""
+    module = LinearCombination(impl="eager")
+    assert LC_DEFAULT_INIT == "one_hot:relu" and module.init == LC_DEFAULT_INIT
+    assert module.weights.tolist() == [1.0, 0.0, 0.0, 0.0]
+    x = torch.linspace(-3, 3, 13)
+    torch.testing.assert_close(module(x), torch.relu(x))
+    with pytest.raises(ValueError, match=r"unknown LC init 'one_hot:relu'; allowed: 'uniform', 'one_hot:tanh'"):
+        LinearCombination(candidates=("tanh",))
+    assert LinearCombination(candidates=("tanh",), init="uniform").weights.tolist() == [1.0]
+
+
 def test_extra_repr():
     assert repr(LinearCombination(candidates=("relu", "tanh"))) == (
+        "LinearCombination(candidates=('relu', 'tanh'), per_channel=False, init='one_hot:relu', eps=0.01, impl='auto')"
+    )
+    assert repr(LinearCombination(candidates=("relu", "tanh"), init="uniform")) == (
         "LinearCombination(candidates=('relu', 'tanh'), per_channel=False, init='uniform', eps=0.01, impl='auto')"
     )

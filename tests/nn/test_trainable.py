@@ -84,7 +84,7 @@ def test_learned_parameters_round_trip(module):
 def test_curve_shapes_and_no_grad():
     x = torch.linspace(-2, 2, 11)
     per_layer = Fourier().curve(x)
-    per_channel = LinearCombination(per_channel=True, num_channels=3).curve(x)
+    per_channel = LinearCombination(per_channel=True, num_channels=3, init="uniform").curve(x)
     assert per_layer.shape == (11,) and not per_layer.requires_grad
     assert per_channel.shape == (3, 11)
     torch.testing.assert_close(

@@ -48,7 +48,8 @@ def make_activation(name: str, num_channels: int, model_cfg: dict) -> nn.Module:
     if name == "relu":
         if not model_cfg.get("relu_gain", False):
             return nn.ReLU()
-        lc = LinearCombination(**_lc_shape_options(model_cfg, num_channels))
+        # the start plays no part in the shape; "uniform" is valid for every candidate set
+        lc = LinearCombination(**_lc_shape_options(model_cfg, num_channels), init="uniform")
         return GainReLU(lc.weights.shape[-1], per_channel=lc.per_channel, num_channels=lc.num_channels)
     cls, section = (
         (Fourier, "fourier") if name == "fourier" else (LinearCombination, "lc")

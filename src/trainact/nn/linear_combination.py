@@ -15,6 +15,9 @@ from trainact.nn.trainable import IMPLS, TrainableActivation, check_channels, ch
 
 # Default lower bound of |sum_i w_i| (see trainact.nn.reference.guarded_weight_sum).
 LC_DEFAULT_EPS = 1e-2
+# Default start: weight 1 on ReLU, 0 on the other candidates, so the LC network starts as the ReLU
+# network it is compared with (the default of model.lc.init in config.yaml and its schema).
+LC_DEFAULT_INIT = "one_hot:relu"
 
 
 class LinearCombination(TrainableActivation):
@@ -33,17 +36,18 @@ class LinearCombination(TrainableActivation):
     :math:`\partial act/\partial w_k = act_k(x)/(\pm\varepsilon)` inside the guard band and at its
     edge :math:`|s| = \varepsilon`, as autograd gives for the reference). The fast kernels compute
     the normalisation and its gradient themselves (see
-    :func:`trainact.nn.kernels._lc_backward_kernel`). With the default initialisation
-    :math:`s = 1`, far from the band.
+    :func:`trainact.nn.kernels._lc_backward_kernel`). With either initialisation :math:`s = 1`,
+    far from the band.
 
-    Initialisation: ``"uniform"`` = all :math:`w_i = 1/k` (the plain average); ``"one_hot:<name>"`` =
-    weight 1 on that candidate, 0 elsewhere (starts as exactly that activation).
+    Initialisation: ``"one_hot:<name>"`` = weight 1 on that candidate, 0 elsewhere (starts as
+    exactly that activation; default ``"one_hot:relu"``, :data:`LC_DEFAULT_INIT`, which needs
+    ``relu`` among the candidates); ``"uniform"`` = all :math:`w_i = 1/k` (the plain average).
 
     Args:
         candidates: names from ``LC_CANDIDATES`` (``relu``, ``sigmoid``, ``tanh``, ``linear``).
         per_channel: one weight vector per channel (dimension 1 of the input).
         num_channels: the number of channels ``C``; required with ``per_channel=True``.
-        init: ``"uniform"`` or ``"one_hot:<name>"``.
+        init: ``"one_hot:<name>"`` (default ``"one_hot:relu"``) or ``"uniform"``.
         eps: smallest magnitude of the denominator (default 0.01).
         impl: ``"auto"``, ``"compiled"``, ``"eager"`` or ``"reference"`` (see :mod:`trainact.nn.trainable`).
 
@@ -61,7 +65,7 @@ class LinearCombination(TrainableActivation):
         *,
         per_channel: bool = False,
         num_channels: int | None = None,
-        init: str = "uniform",
+        init: str = LC_DEFAULT_INIT,
         eps: float = LC_DEFAULT_EPS,
         impl: str = "auto",
     ):
