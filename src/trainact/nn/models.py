@@ -17,9 +17,12 @@ parameters per layer, or per channel as an option). Initialisation (paper silent
 ``init``, :data:`WEIGHT_INITS`): ``"pytorch"`` (default), PyTorch's own (Kaiming-uniform with
 a = sqrt(5) for conv and linear weights, biases uniform in +-1/sqrt(fan_in)), or
 ``"glorot_uniform"``, Keras' default (weights uniform in +-sqrt(6 / (fan_in + fan_out)), biases
-zero), which the paper's Keras notation (rho) suggests it used. The data-dependent part of the
-start (standardisation statistics, Fourier layers fitted at their input's scale) is
-:func:`trainact.nn.calibration.calibrate`, called right after :func:`build_model`.
+zero), which the paper's Keras notation (rho) suggests it used. The activations start as
+configured: by default a Fourier layer as the ReLU fit on ``[-4, 4]`` (``init = "relu_fit"``,
+independent of the data) and an LC layer one-hot on ReLU. The data-dependent part of the start
+is :func:`trainact.nn.calibration.calibrate`, called right after :func:`build_model`: the
+standardisation statistics (``preprocessing = "standardize"``) and the fixed input scale of
+Fourier layers with ``init = "calibrated"`` (not the default).
 
 Option ``relu_gain`` (a control of the sensitivity study): the ReLU CNN's activation layers become
 :class:`trainact.nn.gain_relu.GainReLU`, ReLU times trainable gains, as many as the LC network's
