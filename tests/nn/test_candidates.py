@@ -7,6 +7,7 @@ import torch
 
 from trainact.nn import candidates
 
+
 @pytest.mark.parametrize(
     "terms, function",
     [

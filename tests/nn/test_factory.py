@@ -9,6 +9,7 @@ from trainact.nn.factory import make_activation
 from trainact.nn.fourier import Fourier
 from trainact.nn.linear_combination import LinearCombination
 
+
 def test_make_activation_builds_configured_modules():
     assert isinstance(make_activation("relu", 16, {}), nn.ReLU)
     fourier = make_activation(

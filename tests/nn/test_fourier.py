@@ -10,6 +10,7 @@ from torch import nn
 
 from trainact.nn.fourier import Fourier
 
+
 @pytest.mark.parametrize(
     "interval, tolerance",
     [((-4.0, 4.0), 0.1), ((-2.0, 2.0), 0.05), ((-1.0, 3.0), 0.05)],

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from activation_inputs import CANDIDATES, grads_of, random_input
 from torch import nn
 
-from activation_inputs import CANDIDATES, grads_of, random_input
 from trainact.nn.factory import make_activation
 from trainact.nn.gain_relu import GainReLU
+
 
 def gain_relu_reference(x: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
     """``(sum_i g_i) relu(x)``, the gains summed over their last dimension, per channel over dim 1."""

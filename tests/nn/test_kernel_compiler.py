@@ -8,15 +8,16 @@ import logging
 
 import pytest
 import torch
+from activation_inputs import CANDIDATES, grads_of
 from torch import nn
 
-from activation_inputs import CANDIDATES, grads_of
 from trainact.nn import kernel_compiler, kernels
 from trainact.nn.factory import make_activation
 from trainact.nn.fourier import Fourier
 from trainact.nn.kernels import fourier_fast, linear_combination_fast
 from trainact.nn.linear_combination import LinearCombination
 from trainact.nn.reference import fourier_reference
+
 
 class FakeCompile:
     """``compile_fn`` for ``_KernelCompiler``: the "compiled" function runs the kernel itself,

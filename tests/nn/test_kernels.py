@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from activation_inputs import (
+    CANDIDATES,
+    fourier_parameters,
+    grads_of,
+    lc_weights,
+    random_input,
+)
 
-from activation_inputs import CANDIDATES, fourier_parameters, grads_of, lc_weights, random_input
 from trainact.nn.kernel_compiler import kernel_report
 from trainact.nn.kernels import fourier_fast, linear_combination_fast
 from trainact.nn.reference import fourier_reference, linear_combination_reference
+
 
 @pytest.mark.parametrize("per_channel", [False, True])
 @pytest.mark.parametrize("shape", [(2, 3, 4, 5), (4, 3)])

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from activation_inputs import CANDIDATES
+
 from trainact.nn.linear_combination import LC_DEFAULT_INIT, LinearCombination
+
 
 @pytest.mark.parametrize("name", CANDIDATES)
 @pytest.mark.parametrize("impl", ["eager", "reference"])

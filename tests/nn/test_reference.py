@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from activation_inputs import CANDIDATES
+
 from trainact.nn.reference import guarded_weight_sum, linear_combination_reference
+
 
 def test_guarded_weight_sum_by_hand_and_in_the_input_dtype():
     s = torch.tensor([0.5, -0.5, 0.004, -0.004, 0.0, 0.01, -0.01], dtype=torch.float64)

@@ -7,10 +7,11 @@ import json
 
 import pytest
 import torch
-
 from activation_inputs import grads_of
+
 from trainact.nn.fourier import Fourier
 from trainact.nn.linear_combination import LinearCombination
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cls", [Fourier, LinearCombination])

@@ -14,7 +14,12 @@ from torch import Tensor, nn
 
 from trainact.nn.kernels import fourier_fast
 from trainact.nn.reference import fourier_at_scale, fourier_reference
-from trainact.nn.trainable import IMPLS, TrainableActivation, check_channels, check_choice
+from trainact.nn.trainable import (
+    IMPLS,
+    TrainableActivation,
+    check_channels,
+    check_choice,
+)
 
 FOURIER_INITS = ("calibrated", "relu_fit", "random")
 

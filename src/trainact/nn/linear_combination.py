@@ -11,7 +11,12 @@ from trainact.names import LC_CANDIDATES as PAPER_LC_CANDIDATES
 from trainact.nn.candidates import LC_CANDIDATES
 from trainact.nn.kernels import linear_combination_fast
 from trainact.nn.reference import linear_combination_reference
-from trainact.nn.trainable import IMPLS, TrainableActivation, check_channels, check_choice
+from trainact.nn.trainable import (
+    IMPLS,
+    TrainableActivation,
+    check_channels,
+    check_choice,
+)
 
 # Default lower bound of |sum_i w_i| (see trainact.nn.reference.guarded_weight_sum).
 LC_DEFAULT_EPS = 1e-2

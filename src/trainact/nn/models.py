@@ -36,10 +36,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from trainact.nn.factory import make_activation
-from trainact.nn.trainable import TrainableActivation
 from trainact.data.cifar import IMAGE_SHAPE, NUM_CLASSES
 from trainact.names import ACTIVATIONS, PAPER_FILTERS
+from trainact.nn.factory import make_activation
+from trainact.nn.trainable import TrainableActivation
 
 #: Input preprocessing: "none" (pixels in [0, 1], the paper's setting) or "standardize".
 PREPROCESSING = ("none", "standardize")
