@@ -55,11 +55,11 @@ MUTATION_MUTANTS := 'trainact.analysis.aggregate.*' 'trainact.analysis.results.*
 	'trainact.analysis.section5.*' 'trainact.analysis.statistics.*' 'trainact.analysis.verdicts.*' 'trainact.analysis.preview.*' \
 	'trainact.names.*' 'trainact.layout.*' 'trainact.analysis.thresholds.*' 'trainact.analysis.claims.*' 'trainact.training.settings.*' 'trainact.training.checkpoints.*' \
 	'trainact.training.train.xǁTrainSettingsǁ*' \
-	'trainact.nn.activations.x_fourier_reference__*' 'trainact.nn.activations.x_linear_combination_reference__*' \
-	'trainact.nn.activations.x_guarded_weight_sum__*' 'trainact.nn.activations.x__identity__*' \
-	'trainact.nn.activations.x__channel_shape__*' 'trainact.nn.activations.x__relu_terms__*' \
-	'trainact.nn.activations.x__sigmoid_terms*' 'trainact.nn.activations.x__tanh_terms*' \
-	'trainact.nn.activations.x__linear_terms__*'
+	'trainact.nn.reference.x_fourier_reference__*' 'trainact.nn.reference.x_linear_combination_reference__*' \
+	'trainact.nn.reference.x_guarded_weight_sum__*' 'trainact.nn.reference.x_channel_shape__*' \
+	'trainact.nn.candidates.x__identity__*' 'trainact.nn.candidates.x__relu_terms__*' \
+	'trainact.nn.candidates.x__sigmoid_terms*' 'trainact.nn.candidates.x__tanh_terms*' \
+	'trainact.nn.candidates.x__linear_terms__*'
 define MUTATION_SCORE_PY
 import fnmatch, glob, json
 from collections import Counter
@@ -68,7 +68,7 @@ modules = {
     "claims": ["trainact.analysis.claims.*"],
     "settings + TrainSettings": ["trainact.training.settings.*", "trainact.training.train.x\u01c1TrainSettings\u01c1*"],
     "checkpoints + fingerprint": ["trainact.training.checkpoints.*"],
-    "activations (reference formulas, candidates)": ["trainact.nn.activations.*"],
+    "activations (reference formulas, candidates)": ["trainact.nn.reference.*", "trainact.nn.candidates.*"],
 }
 fingerprint = "trainact.training.settings.x\u01c1ConfigSection\u01c1checkpoint_fingerprint*"
 selected = [p.strip("'") for p in """$(MUTATION_MUTANTS)""".split()]

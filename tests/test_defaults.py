@@ -25,7 +25,10 @@ from torch import nn
 from trainact.bench import throughput
 from trainact.data import cifar, prepare
 from trainact.names import ACTIVATIONS, PAPER_FILTERS, SIZES
-from trainact.nn import activations, models
+from trainact.nn import models
+from trainact.nn.factory import make_activation
+from trainact.nn.fourier import Fourier
+from trainact.nn.linear_combination import LinearCombination
 from trainact.report.figures import FigureParams
 from trainact.report.paper_report import ReportParams
 from trainact.training import runtime
@@ -53,12 +56,8 @@ PYTHON_EXCEPTIONS: dict[str, tuple[Any, Any, str]] = {
     "report.preset": ("custom", "paper", "a report made outside the workflow is no preset's"),
 }
 #: Library defaults known to differ from the schema that another change is fixing: key -> why.
-#: Their tests are expected to fail (xfail, not strict: once fixed they pass as XPASS, which
-#: says to delete the entry here).
-PENDING: dict[str, str] = {
-    "model.lc.init": "LinearCombination's keyword default is 'uniform'; the change of it to the "
-    "schema's and paper config's 'one_hot:relu' is being made on another branch",
-}
+#: Their tests are expected to fail (xfail); none at present.
+PENDING: dict[str, str] = {}
 #: Keys that config.yaml deliberately sets to another value than the schema's default:
 #: key -> (config value, schema value, why). None so far: config.yaml is the paper's setting and
 #: the schema's defaults are the same setting.
@@ -114,7 +113,7 @@ def keyword_defaults(function: Any) -> dict[str, Any]:
 
 
 SETTINGS = {"train": TrainSettings, "autoencoder": AutoencoderSettings, "pso": PSOSettings}
-ACTIVATION_CLASSES = {"model.fourier": activations.Fourier, "model.lc": activations.LinearCombination}
+ACTIVATION_CLASSES = {"model.fourier": Fourier, "model.lc": LinearCombination}
 
 
 def python_defaults() -> dict[str, Any]:
@@ -130,8 +129,8 @@ def python_defaults() -> dict[str, Any]:
         # build_model's defaults where model_cfg leaves a key out
         "model.init": models.WEIGHT_INITS[0],
         "model.preprocessing": keyword_defaults(models.PaperCNN.__init__)["preprocessing"],
-        "model.impl": activations.make_activation("lc", 4, {}).impl,
-        "model.relu_gain": not isinstance(activations.make_activation("relu", 4, {}), nn.ReLU),
+        "model.impl": make_activation("lc", 4, {}).impl,
+        "model.relu_gain": not isinstance(make_activation("relu", 4, {}), nn.ReLU),
         "figures.activation_range": field_defaults(FigureParams)["activation_range"],
         "report.preset": field_defaults(ReportParams)["preset"],
     }

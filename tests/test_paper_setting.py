@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainact.nn.activations import Fourier, LinearCombination
+from trainact.nn.fourier import Fourier
+from trainact.nn.linear_combination import LinearCombination
 from trainact.training.autoencoder import AutoencoderSettings
 from trainact.nn.models import DEFAULT_HIDDEN, build_model, parameter_count
 from trainact.names import PAPER_FILTERS

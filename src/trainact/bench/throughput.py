@@ -41,8 +41,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from trainact.nn import activations as _activations_module
-from trainact.nn.activations import IMPLS
+from trainact.nn import kernels as _activations_module
+from trainact.nn.trainable import IMPLS
 from trainact.data.cifar import IMAGE_SHAPE, NUM_CLASSES
 from trainact.nn.models import build_model, parameter_count
 from trainact.names import ACTIVATIONS, PAPER_FILTERS
@@ -230,7 +230,7 @@ def format_table(results: list[BenchResult]) -> str:
 # per ~65k-element chunk group (one for these networks' parameters). So the counts are a floor.
 #
 # The trainable activations run their pointwise kernels inside custom autograd Functions through
-# ``trainact.nn.activations._run_kernel`` (one call per forward and one per backward of each
+# ``trainact.nn.kernels._run_kernel`` (one call per forward and one per backward of each
 # activation layer). While counting, that function is replaced by a counting one that runs the
 # kernel eagerly: the ops inside are tallied apart, as the launches of impl "eager", and the call
 # itself counts one launch, as impl "auto"/"compiled" on a GPU, where Inductor fuses each kernel

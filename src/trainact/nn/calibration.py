@@ -1,10 +1,13 @@
-"""Data-dependent start of a network: input standardisation and activations fitted at the real scale.
+"""Data-dependent start of a network: input standardisation and Fourier layers scaled to their input.
 
 Why: at PyTorch's default weights and ``[0, 1]`` pixels the pre-activations of the paper's CNNs
 are small (root mean square about 0.3 in the first layer, 0.04-0.13 in the later ones of the
 middle CNN). A Fourier series fitted to ReLU on a fixed ``[-4, 4]`` is almost a straight line on
 that range, so a "Fourier-CNN that starts as the ReLU network" would really start almost linear.
-:func:`calibrate` measures each activation layer's own input and refits it there.
+:func:`calibrate` measures each activation layer's own input and, for a Fourier layer with
+``init = "calibrated"`` (not the default ``"relu_fit"``, which it leaves as it is), sets the fixed
+scale ``s`` of ``act(x) = s g(x / s)`` so that the ReLU fit ``g`` covers that input; the fitted
+coefficients themselves are not changed.
 
 One call after ``build_model`` (which follows ``seed_everything``), before training:
 
@@ -18,8 +21,8 @@ One call after ``build_model`` (which follows ``seed_everything``), before train
    per layer, so every layer sees the output of the already calibrated layers before it) the
    layer's input is measured: mean, standard deviation, root mean square ``r``. A Fourier layer
    with ``init = "calibrated"`` gets the fixed scale that maps its ReLU fit's interval onto
-   ``[-k r, k r]`` (:meth:`~trainact.nn.activations.Fourier.set_scale`, ``k`` its
-   ``calibration_sigmas``; the module's docstring says why a scale and not a refit). The interval
+   ``[-k r, k r]`` (:meth:`~trainact.nn.fourier.Fourier.set_scale`, ``k`` its
+   ``calibration_sigmas``; :mod:`trainact.nn.fourier` says why a scale and not a refit). The interval
    is symmetric about 0 because ReLU's kink is at 0 whatever the input's mean; ``r`` (not the
    standard deviation) so that a shifted input still lies inside.
 
@@ -36,7 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainact.nn.activations import Fourier, LinearCombination
+from trainact.nn.fourier import Fourier
+from trainact.nn.linear_combination import LinearCombination
 
 #: Training images in the calibration batch (and the health batch). 1,024 images give each
 #: layer at least 131,072 pre-activations (the dense layer: 1,024 x 128), enough for a root mean
@@ -160,8 +164,9 @@ def nonlinear_share(x: Tensor, y: Tensor) -> float:
 
 @torch.no_grad()
 def calibrate(model: nn.Module, train_images: np.ndarray | Tensor, seed: int) -> list[dict[str, Any]]:
-    """Standardise the input (when the model asks for it) and fit every ``"calibrated"`` Fourier
-    layer to ReLU at its measured scale (module docstring). Deterministic for ``seed``.
+    """Standardise the input (when the model asks for it) and set the fixed scale of every
+    ``"calibrated"`` Fourier layer from its measured input (module docstring); other layers are
+    only measured. Deterministic for ``seed``.
 
     Returns one record per activation layer, input to output: ``name``, ``kind`` (``relu``,
     ``fourier``, ``lc``), ``input_mean``, ``input_std``, ``input_rms`` (after the calibration of

@@ -17,12 +17,15 @@ parameters per layer, or per channel as an option). Initialisation (paper silent
 ``init``, :data:`WEIGHT_INITS`): ``"pytorch"`` (default), PyTorch's own (Kaiming-uniform with
 a = sqrt(5) for conv and linear weights, biases uniform in +-1/sqrt(fan_in)), or
 ``"glorot_uniform"``, Keras' default (weights uniform in +-sqrt(6 / (fan_in + fan_out)), biases
-zero), which the paper's Keras notation (rho) suggests it used. The data-dependent part of the
-start (standardisation statistics, Fourier layers fitted at their input's scale) is
-:func:`trainact.nn.calibration.calibrate`, called right after :func:`build_model`.
+zero), which the paper's Keras notation (rho) suggests it used. The activations start as
+configured: by default a Fourier layer as the ReLU fit on ``[-4, 4]`` (``init = "relu_fit"``,
+independent of the data) and an LC layer one-hot on ReLU. The data-dependent part of the start
+is :func:`trainact.nn.calibration.calibrate`, called right after :func:`build_model`: the
+standardisation statistics (``preprocessing = "standardize"``) and the fixed input scale of
+Fourier layers with ``init = "calibrated"`` (not the default).
 
 Option ``relu_gain`` (a control of the sensitivity study): the ReLU CNN's activation layers become
-:class:`trainact.nn.activations.GainReLU`, ReLU times trainable gains, as many as the LC network's
+:class:`trainact.nn.gain_relu.GainReLU`, ReLU times trainable gains, as many as the LC network's
 weights, so that the two differ in the function class, not in the parameter count.
 """
 
@@ -33,9 +36,10 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from trainact.nn.activations import make_activation
 from trainact.data.cifar import IMAGE_SHAPE, NUM_CLASSES
 from trainact.names import ACTIVATIONS, PAPER_FILTERS
+from trainact.nn.factory import make_activation
+from trainact.nn.trainable import TrainableActivation
 
 #: Input preprocessing: "none" (pixels in [0, 1], the paper's setting) or "standardize".
 PREPROCESSING = ("none", "standardize")
@@ -167,7 +171,7 @@ class PaperCNN(nn.Module):
 
 
 def _is_activation(module: nn.Module) -> bool:
-    return module.__class__.__module__ == "trainact.nn.activations" or isinstance(module, nn.ReLU)
+    return isinstance(module, (TrainableActivation, nn.ReLU))
 
 
 def filters_for(size: str, model_cfg: Mapping[str, Any] | None = None) -> tuple[int, int, int]:
@@ -211,7 +215,7 @@ def build_model(size: str, activation: str, model_cfg: Mapping[str, Any] | None 
     ``model_cfg`` is the config's ``model`` slice: ``filters`` (size -> 3 ints),
     ``hidden`` (int), ``fourier`` and ``lc`` (activation settings), ``impl``, ``preprocessing``,
     ``init`` (:func:`initialise_weights`, after construction), ``relu_gain`` (ReLU layers as
-    :class:`trainact.nn.activations.GainReLU`).
+    :class:`trainact.nn.gain_relu.GainReLU`).
     """
     model_cfg = dict(model_cfg or {})
     init = _checked_init(str(model_cfg.get("init", WEIGHT_INITS[0])))  # before anything is drawn

@@ -25,12 +25,12 @@ def layer_curves(layer: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     """Values of one saved activation layer at the points ``x``: shape ``(channels, len(x))``.
 
     ``layer`` is an entry of ``activations.json`` (``kind`` and ``params``); a per-layer
-    activation gives one row. Evaluated with the reference formulas of ``trainact.nn.activations``.
+    activation gives one row. Evaluated with the reference formulas of ``trainact.nn.reference``.
     """
     import torch
 
-    from trainact.nn.activations import (
-        LC_DEFAULT_EPS,
+    from trainact.nn.linear_combination import LC_DEFAULT_EPS
+    from trainact.nn.reference import (
         fourier_at_scale,
         fourier_reference,
         linear_combination_reference,

@@ -165,7 +165,7 @@ def _device_label(device: Any) -> str:
 
 
 def _kernels_label(kernels: Any) -> str:
-    """Which implementation of the trainable activations ran (see trainact.nn.activations)."""
+    """Which implementation of the trainable activations ran (see trainact.nn.kernel_compiler)."""
     if not isinstance(kernels, dict):
         return "not recorded"
     used = kernels.get("implementations") or []

@@ -377,7 +377,7 @@ def train_pso(
     """
     from tqdm.auto import tqdm
 
-    from trainact.nn.activations import reset_kernel_report
+    from trainact.nn.kernel_compiler import reset_kernel_report
     from trainact.nn.calibration import calibrate
     from trainact.data.loader import DeviceDataset
 

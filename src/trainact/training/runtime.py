@@ -344,8 +344,8 @@ def job_device(policy: str | None = None) -> tuple[torch.device, dict[str, Any]]
 def run_record(run_info: Mapping[str, Any]) -> dict[str, Any]:
     """What a run's ``summary.json`` says of how it ran: ``run_info`` (:func:`job_device`), the
     activation kernels that ran since the run reset the report
-    (:func:`trainact.nn.activations.kernel_report`), and torch's version."""
-    from trainact.nn.activations import kernel_report
+    (:func:`trainact.nn.kernel_compiler.kernel_report`), and torch's version."""
+    from trainact.nn.kernel_compiler import kernel_report
 
     return {**run_info, "activation_kernels": kernel_report(), "torch": torch.__version__}
 

@@ -245,7 +245,7 @@ def fit(
     """
     from tqdm.auto import tqdm
 
-    from trainact.nn.activations import reset_kernel_report
+    from trainact.nn.kernel_compiler import reset_kernel_report
     from trainact.nn.calibration import HEALTH_IMAGES, activation_layers, calibration_batch, parameter_vector
     from trainact.data.loader import DeviceDataset
 
@@ -464,7 +464,9 @@ def _without_snapshot_gaps(
 
 def activation_parameters(model: nn.Module) -> list[dict[str, Any]]:
     """Learned parameters of every trainable activation layer, as plain Python values."""
-    from trainact.nn.activations import Fourier, GainReLU, LinearCombination
+    from trainact.nn.fourier import Fourier
+    from trainact.nn.gain_relu import GainReLU
+    from trainact.nn.linear_combination import LinearCombination
 
     layers = []
     for name, module in model.named_modules():

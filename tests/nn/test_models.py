@@ -8,8 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from trainact.nn.activations import GainReLU
-from trainact.nn.models import WEIGHT_INITS, PaperCNN, build_model, filters_for, parameter_count
+from trainact.nn.gain_relu import GainReLU
+from trainact.nn.models import (
+    WEIGHT_INITS,
+    PaperCNN,
+    build_model,
+    filters_for,
+    parameter_count,
+)
 from trainact.training.runtime import seed_everything
 
 ACTIVATIONS = ("relu", "fourier", "lc")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from trainact.nn import calibration as cal
-from trainact.nn.activations import Fourier
+from trainact.nn.fourier import Fourier
 from trainact.nn.models import build_model
 from trainact.training.runtime import seed_everything
 
