@@ -10,7 +10,7 @@ from torch import nn
 
 from trainact.nn.activations import GainReLU
 from trainact.nn.models import WEIGHT_INITS, PaperCNN, build_model, filters_for, parameter_count
-from trainact.training.runtime import seed_everything
+from trainact.training.random_state import seed_everything
 
 ACTIVATIONS = ("relu", "fourier", "lc")
 

@@ -47,7 +47,8 @@ from trainact.data.cifar import IMAGE_SHAPE, NUM_CLASSES
 from trainact.nn.models import build_model, parameter_count
 from trainact.names import ACTIVATIONS, PAPER_FILTERS
 from trainact.training.pso import NetworkLoss
-from trainact.training.runtime import DEVICE_HELP, resolve_device, seed_everything
+from trainact.training.device import DEVICE_HELP, resolve_device
+from trainact.training.random_state import seed_everything
 
 BASELINE = "relu"
 # Optimiser settings of the trainer (paper: RMSProp, rho = 0.95, lr = 0.001 for the first epochs).

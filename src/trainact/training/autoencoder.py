@@ -67,8 +67,11 @@ from trainact.files import atomic_write, write_csv_atomic
 from trainact.training.settings import ConfigSection
 from trainact.nn.models import PaperCNN, build_model
 from trainact.names import ACTIVATIONS, PAPER_FILTERS
-from trainact.training.runtime import DEVICE_HELP, job_device, resolve_device, seed_everything
-from trainact.training.train import TrainingDiverged, TrainSettings, fit
+from trainact.training.device import DEVICE_HELP, resolve_device
+from trainact.training.job import job_device
+from trainact.training.random_state import seed_everything
+from trainact.training.train import TrainingDiverged, fit
+from trainact.training.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class AutoencoderSettings(ConfigSection):
     rho: float = 0.95  # RMSprop decay, the paper's value for training
     eps: float = 1e-7  # the trainer's RMSprop epsilon
     seed: int = 0
-    device: str | None = None  # trainact.training.runtime: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
+    device: str | None = None  # trainact.training.device: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
     def __post_init__(self) -> None:
         if self.size not in PAPER_FILTERS:

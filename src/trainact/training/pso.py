@@ -66,15 +66,11 @@ from trainact.nn.models import build_model
 from trainact.names import ACTIVATIONS, PAPER_FILTERS
 from trainact.training.checkpoints import CheckpointClock, load_checkpoint, run_identity
 from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
-from trainact.training.runtime import (
-    DEVICE_HELP,
-    SUMMARY_NAME,
-    evaluate,
-    job_device,
-    resolve_device,
-    run_record,
-    seed_everything,
-)
+from trainact.layout import SUMMARY_FILE
+from trainact.training.device import DEVICE_HELP, resolve_device
+from trainact.training.evaluation import evaluate
+from trainact.training.job import job_device, run_record
+from trainact.training.random_state import seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +100,7 @@ class PSOSettings(ConfigSection):
     eval_batch_size: int = 500  # images per forward pass (all particles at once); changes only rounding
     vectorised: bool = True  # evaluate particles together (vmap) or one by one
     seed: int = 0
-    device: str | None = None  # trainact.training.runtime: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
+    device: str | None = None  # trainact.training.device: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
     def __post_init__(self) -> None:
         if self.size not in PAPER_FILTERS:
@@ -494,7 +490,7 @@ def train_pso(
         "test_acc": history[-1]["test_acc"],
         **run_record(run_info),
     }
-    write_text_atomic(out_dir / SUMMARY_NAME, json.dumps(summary, indent=1))
+    write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=1))
     return history
 
 

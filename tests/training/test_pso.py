@@ -21,7 +21,7 @@ from trainact.training.pso import (
     fitness_from_loss,
     train_pso,
 )
-from trainact.training.runtime import seed_everything
+from trainact.training.random_state import seed_everything
 
 TINY_MODEL = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 SHIFT = torch.tensor([1.3, -0.7], dtype=torch.float64)

@@ -25,7 +25,7 @@ from trainact.training.autoencoder import (
 from trainact.cli import main
 from trainact.data.cifar import PreparedData
 from trainact.nn.models import build_model
-from trainact.training.runtime import seed_everything
+from trainact.training.random_state import seed_everything
 
 TINY_MODEL = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 EPOCHS = 3
