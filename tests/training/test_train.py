@@ -14,7 +14,7 @@ import torch
 from trainact.data.cifar import PreparedData
 from trainact.nn.models import build_model
 from trainact.sourcegraph import code_digest
-from trainact.layout import HEALTH_COLUMNS, HEALTH_FILE, TRAIN_HISTORY_COLUMNS
+from trainact.run_files import HEALTH_COLUMNS, HEALTH_FILE, TRAIN_HISTORY_COLUMNS
 from trainact.training.train import TrainingDiverged, fit
 from trainact.training.train_settings import TrainSettings
 from trainact.training.random_state import seed_everything

@@ -1,6 +1,6 @@
 """What a training run writes besides its checkpoint: the history and activation-health CSVs
 (after every epoch) and, when it ends, the weights, the learned activations and the summary.
-The file names and columns are :mod:`trainact.layout`'s.
+The file names and columns are :mod:`trainact.run_files`'s.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
-from trainact.layout import (
+from trainact.run_files import (
     ACTIVATIONS_FILE,
     HEALTH_COLUMNS,
     HEALTH_FILE,

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from trainact.layout import snapshot_file
+from trainact.run_files import snapshot_file
 from trainact.training.checkpoints import load_checkpoint
 from trainact.training.settings import SCHEDULE_KEYS
 from trainact.training.train_settings import TrainSettings
