@@ -54,7 +54,7 @@ MUTATION_CHILDREN ?= 2
 MUTATION_MUTANTS := 'trainact.analysis.aggregate.*' 'trainact.analysis.results.*' 'trainact.analysis.tables.*' \
 	'trainact.analysis.section5.*' 'trainact.analysis.statistics.*' 'trainact.analysis.verdicts.*' 'trainact.analysis.preview.*' \
 	'trainact.names.*' 'trainact.layout.*' 'trainact.analysis.thresholds.*' 'trainact.analysis.claims.*' 'trainact.training.settings.*' 'trainact.training.checkpoints.*' \
-	'trainact.training.train.xǁTrainSettingsǁ*' \
+	'trainact.training.train_settings.xǁTrainSettingsǁ*' \
 	'trainact.nn.reference.x_fourier_reference__*' 'trainact.nn.reference.x_linear_combination_reference__*' \
 	'trainact.nn.reference.x_guarded_weight_sum__*' 'trainact.nn.reference.x_channel_shape__*' \
 	'trainact.nn.candidates.x__identity__*' 'trainact.nn.candidates.x__relu_terms__*' \
@@ -66,7 +66,7 @@ from collections import Counter
 modules = {
     "aggregate": ["trainact.analysis.aggregate.*", "trainact.names.*", "trainact.layout.*", "trainact.analysis.thresholds.*"],
     "claims": ["trainact.analysis.claims.*"],
-    "settings + TrainSettings": ["trainact.training.settings.*", "trainact.training.train.x\u01c1TrainSettings\u01c1*"],
+    "settings + TrainSettings": ["trainact.training.settings.*", "trainact.training.train_settings.x\u01c1TrainSettings\u01c1*"],
     "checkpoints + fingerprint": ["trainact.training.checkpoints.*"],
     "activations (reference formulas, candidates)": ["trainact.nn.reference.*", "trainact.nn.candidates.*"],
 }

@@ -31,7 +31,7 @@ from trainact.nn.fourier import Fourier
 from trainact.nn.linear_combination import LinearCombination
 from trainact.report.figures import FigureParams
 from trainact.report.paper_report import ReportParams
-from trainact.training import runtime
+from trainact.training import device as runtime
 from trainact.training.autoencoder import AutoencoderSettings
 from trainact.training.pso import PSOSettings
 from trainact.training.train import TrainSettings

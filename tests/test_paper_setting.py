@@ -21,7 +21,7 @@ from trainact.training.autoencoder import AutoencoderSettings
 from trainact.nn.models import DEFAULT_HIDDEN, build_model, parameter_count
 from trainact.names import PAPER_FILTERS
 from trainact.training.pso import PSOSettings
-from trainact.training.train import TrainSettings
+from trainact.training.train_settings import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -387,7 +387,7 @@ def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
         # report, which shows its schedules) import it; no training job does
         ("schedules.py", {"schedule_axis", "paper_report"}),
         ("sensitivity.py", {"sensitivity", "paper_report"}),
-        # PSO shares trainact.training.runtime with the trainer, not trainact.training.train
+        # PSO shares the training package's device, job and evaluation modules with the trainer, not trainact.training.train
         ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
         ("cli.py", set()),
         # the download code reruns nothing (here no job runs it: the smoke preset builds its

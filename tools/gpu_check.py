@@ -5,7 +5,7 @@
 
 Steps (each timed; a failing step is recorded and the others still run):
 
-1. ``environment``: torch, CUDA build, driver, the GPUs, and what ``trainact.training.runtime`` decides.
+1. ``environment``: torch, CUDA build, driver, the GPUs, and what ``trainact.training.device`` decides.
 2. ``bench``: ``trainact bench --json`` (training steps per second of the nine networks, with the
    default kernels) and ``trainact pso-bench --json`` (PSO's vectorised against looped fitness).
 3. ``smoke``: the smoke preset through Snakemake with ``--resources gpu=1`` (every rule, the GPU
@@ -48,22 +48,22 @@ STEPS = ("environment", "bench", "smoke", "resume", "sharing")
 def environment(device: str) -> dict:
     import torch
 
-    from trainact.training import runtime
+    from trainact.training import device as device_policy
 
     info = {
         "torch": torch.__version__,
         "cuda_build": torch.version.cuda,
         "cuda_available": torch.cuda.is_available(),
-        "driver": runtime.nvidia_driver_version(),
+        "driver": device_policy.nvidia_driver_version(),
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         if torch.cuda.is_available()
         else [],
         "cpu_cores": os.cpu_count(),
     }
     try:
-        chosen = runtime.resolve_device(device)
-        info["device"] = runtime.device_description(chosen)
-    except runtime.DeviceUnavailable as exc:
+        chosen = device_policy.resolve_device(device)
+        info["device"] = device_policy.device_description(chosen)
+    except device_policy.DeviceUnavailable as exc:
         info["device_error"] = str(exc)
         raise RuntimeError(str(exc)) from None
     return info

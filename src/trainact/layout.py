@@ -7,6 +7,28 @@ from here (``workflow/rules/common.smk``), so this module imports only the stand
 
 from __future__ import annotations
 
+# The files of one run and their columns: their home is trainact.run_files (a unit of reruns of its
+# own, see there); re-exported here, so that the analysis finds the whole layout in one module.
+from trainact.run_files import (  # noqa: F401
+    HISTORY_FILE,
+    HEALTH_FILE,
+    MODEL_FILE,
+    ACTIVATIONS_FILE,
+    SUMMARY_FILE,
+    CHECKPOINT_FILE,
+    SNAPSHOT_DIR,
+    FINETUNE_DIR,
+    PRETRAIN_HISTORY_FILE,
+    PRETRAINED_FILE,
+    PRETRAIN_CHECKPOINT_FILE,
+    PSO_BEST_FILE,
+    TRAIN_HISTORY_COLUMNS,
+    HEALTH_COLUMNS,
+    PRETRAIN_HISTORY_COLUMNS,
+    PSO_HISTORY_COLUMNS,
+    snapshot_file,
+)
+
 #: Folders of a results root (``<out>``).
 TABLES_DIR, FIGURES_DIR, PAPER_REPORT_DIR = "tables", "figures", "paper"
 #: The files of ``<out>/tables`` that ``trainact aggregate`` writes.

@@ -75,8 +75,9 @@ def test_real_cifar_prepared_counts(real_archive: tuple[Path, str], real_prepare
 def test_real_cifar_small_relu_one_epoch(real_prepared: Path, tmp_path: Path) -> None:
     """The small ReLU CNN, one epoch of the paper's setting on all 50,000 images: > 40% test accuracy."""
     from trainact.nn.models import build_model
-    from trainact.training.runtime import seed_everything
-    from trainact.training.train import TrainSettings, fit
+    from trainact.training.random_state import seed_everything
+    from trainact.training.train import fit
+    from trainact.training.train_settings import TrainSettings
 
     settings = TrainSettings(epochs=1, device="cpu")
     seed_everything(settings.seed)

@@ -12,7 +12,7 @@ import torch
 from trainact.nn import calibration as cal
 from trainact.nn.fourier import Fourier
 from trainact.nn.models import build_model
-from trainact.training.runtime import seed_everything
+from trainact.training.random_state import seed_everything
 
 
 def cifar_like(n: int = 1200, seed: int = 0) -> np.ndarray:

@@ -9,14 +9,8 @@ import torch
 from torch import nn
 
 from trainact.nn.gain_relu import GainReLU
-from trainact.nn.models import (
-    WEIGHT_INITS,
-    PaperCNN,
-    build_model,
-    filters_for,
-    parameter_count,
-)
-from trainact.training.runtime import seed_everything
+from trainact.nn.models import WEIGHT_INITS, PaperCNN, build_model, filters_for, parameter_count
+from trainact.training.random_state import seed_everything
 
 ACTIVATIONS = ("relu", "fourier", "lc")
 

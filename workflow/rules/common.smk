@@ -89,7 +89,7 @@ SOFTWARE_DEPLOYMENT = bool(workflow.deployment_settings.deployment_method)
 PYTHON_BIN = ""
 if not SOFTWARE_DEPLOYMENT and importlib.util.find_spec("torch") is not None:
     PYTHON_BIN = f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
-# The device policy reaches the jobs through the environment (trainact.training.runtime.DEVICE_ENV), not
+# The device policy reaches the jobs through the environment (trainact.training.device.DEVICE_ENV), not
 # their params or command text: it changes no result, so changing it reruns nothing.
 DEVICE_POLICY = f"export TRAINACT_DEVICE={shlex.quote(config['devices']['policy'])}; "
 shell.prefix(
@@ -104,7 +104,7 @@ shell.prefix(
 # Every GPU job (training, autoencoder, PSO) takes one `gpu_slots`. The user says how many GPUs
 # there are, `--resources gpu=N` (the default workflow profile says 1); the slots are
 # N x devices.jobs_per_gpu, so that several small networks share each GPU, and each job then
-# claims a free slot of one GPU itself (trainact.training.runtime.claim_gpu: the GPUs fill evenly).
+# claims a free slot of one GPU itself (trainact.training.gpu_slots.claim_gpu: the GPUs fill evenly).
 # `--resources gpu_slots=K` sets the slots directly. On SLURM no global `gpu` is given: every
 # job gets its own GPU from sbatch (workflow/profiles/slurm sets `gpu: 1` per GPU rule).
 GPU_SLOTS_PER_GPU = config["devices"]["jobs_per_gpu"]

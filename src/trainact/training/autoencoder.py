@@ -54,7 +54,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,21 +62,26 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainact.training.checkpoints import CheckpointClock, load_checkpoint, run_identity
+from trainact.run_files import (
+    PRETRAIN_CHECKPOINT_FILE,
+    PRETRAIN_HISTORY_COLUMNS,
+    PRETRAIN_HISTORY_FILE,
+    PRETRAINED_FILE,
+)
+from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity
 from trainact.files import atomic_write, write_csv_atomic
-from trainact.training.settings import ConfigSection
+from trainact.training.settings import RMSPROP_EPS, RMSPROP_RHO, ConfigSection
+from trainact.training.step import EpochTotals, rmsprop, train_step
+from trainact.training.autoencoder_stages import DECODERS, build_decoders, stage_encoder, stage_input, stage_names
 from trainact.nn.models import PaperCNN, build_model
 from trainact.names import ACTIVATIONS, PAPER_FILTERS
-from trainact.training.runtime import DEVICE_HELP, job_device, resolve_device, seed_everything
-from trainact.training.train import TrainingDiverged, TrainSettings, fit
+from trainact.training.device import DEVICE_HELP, resolve_device
+from trainact.training.job import job_device
+from trainact.training.random_state import seed_everything
+from trainact.training.train import TrainingDiverged, fit
+from trainact.training.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
-
-PRETRAIN_COLUMNS = ("stage", "epoch", "loss", "seconds")
-PRETRAIN_CSV = "pretrain.csv"
-PRETRAINED_NAME = "pretrained.pt"
-PRETRAIN_CHECKPOINT = "pretrain_checkpoint.pt"
-DECODERS = ("conv_transpose", "upsample_conv")
 
 
 @dataclass(frozen=True)
@@ -91,10 +96,10 @@ class AutoencoderSettings(ConfigSection):
     learning_rate: float = 1e-3  # paper silent; the trainer's first learning rate
     batch_size: int = 128  # paper silent; the trainer's batch size
     decoder: str = "conv_transpose"  # paper silent; see the module docstring
-    rho: float = 0.95  # RMSprop decay, the paper's value for training
-    eps: float = 1e-7  # the trainer's RMSprop epsilon
+    rho: float = RMSPROP_RHO  # RMSprop decay, the paper's value for training
+    eps: float = RMSPROP_EPS  # the trainer's RMSprop epsilon
     seed: int = 0
-    device: str | None = None  # trainact.training.runtime: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
+    device: str | None = None  # trainact.training.device: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
     def __post_init__(self) -> None:
         if self.size not in PAPER_FILTERS:
@@ -115,98 +120,9 @@ class AutoencoderSettings(ConfigSection):
             self.fail("eps", self.eps, "must be > 0")
 
 
-
-class StageDecoder(nn.Module):
-    """Maps a conv stage's output back to the stage's input (one stage of the autoencoder).
-
-    ``conv_transpose``: :math:`\\hat h = g(\\mathrm{ConvTranspose2d}_{2\\times2,\\,stride 2}(z))`;
-    ``upsample_conv``: :math:`\\hat h = g(\\mathrm{Conv2d}_{3\\times3}(\\mathrm{Upsample}_{\\times2}(z)))`,
-    with :math:`g` the sigmoid (``sigmoid_output=True``, for pixel targets in [0, 1]) or the identity.
-
-    Args:
-        kind: ``"conv_transpose"`` or ``"upsample_conv"``.
-        in_channels: channels of the stage's output ``z``.
-        out_channels: channels of the stage's input ``h`` (the reconstruction target).
-        sigmoid_output: squash the reconstruction into (0, 1).
-
-    Shape:
-        - Input: ``(N, in_channels, H, W)``.
-        - Output: ``(N, out_channels, 2H, 2W)``.
-    """
-
-    def __init__(self, kind: str, in_channels: int, out_channels: int, *, sigmoid_output: bool) -> None:
-        super().__init__()
-        if kind == "conv_transpose":
-            self.layers = nn.Sequential(nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2))
-        elif kind == "upsample_conv":
-            self.layers = nn.Sequential(
-                nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-            )
-        else:
-            raise ValueError(f"unknown decoder {kind!r}; choose one of {list(DECODERS)}")
-        self.sigmoid_output = sigmoid_output
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        reconstruction = self.layers(z)
-        return torch.sigmoid(reconstruction) if self.sigmoid_output else reconstruction
-
-    def extra_repr(self) -> str:
-        return f"sigmoid_output={self.sigmoid_output}"
-
-
-def _dense_layer(model: PaperCNN) -> nn.Linear:
-    """The hidden dense layer ``model.head[1]`` (checked: the head is Flatten, Linear, act, Linear)."""
-    head = model.head
-    if not (
-        len(head) == 4
-        and isinstance(head[0], nn.Flatten)
-        and isinstance(head[1], nn.Linear)
-        and isinstance(head[3], nn.Linear)
-    ):
-        raise ValueError(f"expected a head Flatten -> Linear -> activation -> Linear, got {head}")
-    return head[1]
-
-
-def stage_names(model: PaperCNN) -> list[str]:
-    """Module names of the pretraining stages, in order: the conv stages, then the dense layer."""
-    _dense_layer(model)
-    return [f"stages.{k}" for k in range(len(model.stages))] + ["head.1"]
-
-
-def stage_encoder(model: PaperCNN, index: int) -> nn.Module:
-    """Pretraining stage ``index`` of ``model``: a conv stage, or (the last) Linear -> activation."""
-    if index < len(model.stages):
-        return model.stages[index]
-    if index == len(model.stages):
-        _dense_layer(model)
-        return model.head[1:3]  # shares the classifier's modules
-    raise IndexError(f"stage {index}: the model has {len(model.stages) + 1} pretraining stages")
-
-
-def stage_input(model: PaperCNN, index: int, images: torch.Tensor) -> torch.Tensor:
-    """The input of pretraining stage ``index``: ``images`` through the stages before it."""
-    h = model.features(images, upto=min(index, len(model.stages)))
-    return model.head[0](h) if index >= len(model.stages) else h
-
-
-def build_decoders(model: PaperCNN, kind: str) -> nn.ModuleList:
-    """One decoder per pretraining stage of ``model``: a :class:`StageDecoder` per conv stage (stage
-    0's with a sigmoid output when its targets are pixels in [0, 1], i.e. without input
-    standardisation), then ``Linear(hidden, C_3 * 4 * 4)`` for the dense stage."""
-    channels = [model.stages[0][0].in_channels] + list(model.filters)
-    dense = _dense_layer(model)
-    pixels = getattr(model, "preprocessing", "none") == "none"
-    conv = [
-        StageDecoder(kind, channels[k + 1], channels[k], sigmoid_output=(k == 0 and pixels))
-        for k in range(len(model.stages))
-    ]
-    return nn.ModuleList([*conv, nn.Linear(dense.out_features, dense.in_features)])
-
-
 def write_pretrain_csv(path: Path, rows: list[Mapping[str, Any]]) -> None:
     """Write ``pretrain.csv`` atomically (columns stage, epoch, loss, seconds)."""
-    write_csv_atomic(path, rows, PRETRAIN_COLUMNS)
+    write_csv_atomic(path, rows, PRETRAIN_HISTORY_COLUMNS)
 
 
 def pretrain(
@@ -225,7 +141,8 @@ def pretrain(
 
     ``data`` is a :class:`trainact.data.cifar.PreparedData`; only its training images are used.
     Writes ``pretrain.csv`` (one row per stage-epoch: ``stage`` 0-based, 0-2 the conv stages
-    ``model.stages[0..2]`` and 3 the dense layer ``model.head[1]``, see :func:`stage_names`;
+    ``model.stages[0..2]`` and 3 the dense layer ``model.head[1]``, see
+    :func:`trainact.training.autoencoder_stages.stage_names`;
     ``epoch`` 1-based within the stage, ``loss`` the epoch's mean reconstruction MSE over the
     training images, ``seconds``), ``pretrain_checkpoint.pt`` (about once a minute and after the last stage-epoch) and, when all
     stages are done, ``pretrained.pt`` (the classifier's ``state_dict``: conv stages and dense layer
@@ -236,111 +153,150 @@ def pretrain(
     """
     from tqdm.auto import tqdm
 
-    from trainact.nn.calibration import calibrate
     from trainact.data.loader import DeviceDataset
 
+    # 1. The classifier as the baseline starts it, its decoders, and where a checkpoint left them.
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device, _ = job_device(settings.device)
-    seed_everything(settings.seed)
-    model = build_model(settings.size, settings.activation, model_cfg)  # the baseline's initialisation
-    calibrate(model, data.train_images, settings.seed)  # as the baseline's training job does
-    decoders = build_decoders(model, settings.decoder)
-    model.to(device)
-    decoders.to(device)
-    names = stage_names(model)
-    fingerprint = {
-        **settings.checkpoint_fingerprint(model=model, decoders=decoders),
-        "stages": names,
-        **(identity or {}),
-    }
-    num_stages = len(names)
-    total = num_stages * settings.epochs_per_stage
-    rows: list[dict[str, Any]] = []
-    optimizer_state = None
+    job = PretrainJob.start(data, settings, model_cfg, device, identity, out_dir / PRETRAIN_CHECKPOINT_FILE)
+    job.resume_if_possible(resume, out_dir)
+    write_pretrain_csv(out_dir / PRETRAIN_HISTORY_FILE, job.rows)
 
-    checkpoint_path = out_dir / PRETRAIN_CHECKPOINT
-    clock = CheckpointClock()
-    checkpoint = load_checkpoint(checkpoint_path) if resume else None
-    if checkpoint is not None:
-        if checkpoint.get("fingerprint") == fingerprint:
-            model.load_state_dict(checkpoint["model"])
-            decoders.load_state_dict(checkpoint["decoders"])
-            rows = list(checkpoint["rows"])
-            optimizer_state = checkpoint["optimizer"]
-            log.info("resuming %s after stage-epoch %d of %d", out_dir, len(rows), total)
-        else:
-            log.warning("%s was written with other settings; pretraining from scratch", checkpoint_path)
-    write_pretrain_csv(out_dir / PRETRAIN_CSV, rows)
-
+    # 2. The stages in turn, each for its epochs (the stage in progress from where it stopped).
     train_set = DeviceDataset(data.train_images, data.train_labels, device)
-    bar = tqdm(total=total, initial=len(rows), desc=f"pretrain {out_dir.name}", unit="epoch", disable=not progress)
-    for stage_index in range(len(rows) // settings.epochs_per_stage, num_stages):
-        stage, decoder = stage_encoder(model, stage_index), decoders[stage_index]
-        optimizer = torch.optim.RMSprop(
-            [*stage.parameters(), *decoder.parameters()],
-            lr=settings.learning_rate,
-            alpha=settings.rho,
-            eps=settings.eps,
+    bar = tqdm(total=job.total, initial=len(job.rows), desc=f"pretrain {out_dir.name}", unit="epoch", disable=not progress)
+    for stage_index in range(len(job.rows) // settings.epochs_per_stage, len(job.names)):
+        if not job.pretrain_stage(stage_index, train_set, out_dir, bar, stop_after):
+            bar.close()
+            return job.model, job.rows
+    bar.close()
+
+    # 3. The pretrained classifier.
+    classifier_state = {k: v.detach().cpu() for k, v in job.model.state_dict().items()}
+    atomic_write(out_dir / PRETRAINED_FILE, lambda tmp: torch.save(classifier_state, tmp))
+    return job.model, job.rows
+
+
+@dataclass
+class PretrainJob:
+    """The state of a pretraining run: the classifier, its decoders, the rows so far, the
+    optimiser state of the stage in progress (from a checkpoint), and what a checkpoint must match."""
+
+    settings: AutoencoderSettings
+    model: PaperCNN
+    decoders: nn.ModuleList
+    names: list[str]
+    fingerprint: dict[str, Any]
+    checkpoint_path: Path
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    optimizer_state: dict[str, Any] | None = None
+    clock: CheckpointClock = field(default_factory=CheckpointClock)
+
+    @property
+    def total(self) -> int:
+        """Stage-epochs of the whole pretraining."""
+        return len(self.names) * self.settings.epochs_per_stage
+
+    @classmethod
+    def start(
+        cls, data, settings: AutoencoderSettings, model_cfg: Mapping[str, Any] | None, device: torch.device,
+        identity: Mapping[str, str] | None, checkpoint_path: Path,
+    ) -> "PretrainJob":  # fmt: skip
+        """Seed, build and calibrate the classifier as the baseline's training job does, then
+        build the decoders; all on ``device``."""
+        from trainact.nn.calibration import calibrate
+
+        seed_everything(settings.seed)
+        model = build_model(settings.size, settings.activation, model_cfg)  # the baseline's initialisation
+        calibrate(model, data.train_images, settings.seed)  # as the baseline's training job does
+        decoders = build_decoders(model, settings.decoder)
+        model.to(device)
+        decoders.to(device)
+        names = stage_names(model)
+        fingerprint = {
+            **settings.checkpoint_fingerprint(model=model, decoders=decoders),
+            "stages": names,
+            **(identity or {}),
+        }
+        return cls(settings, model, decoders, names, fingerprint, checkpoint_path)
+
+    def resume_if_possible(self, resume: bool, out_dir: Path) -> None:
+        """Continue from the checkpoint when the one resume rule allows
+        (:func:`trainact.training.checkpoints.resumable_checkpoint`)."""
+        checkpoint = resumable_checkpoint(
+            self.checkpoint_path, self.fingerprint, progress="rows", most=self.total,
+            resume=resume, starting_over="pretraining from scratch",
+        )  # fmt: skip
+        if checkpoint is not None:
+            self.model.load_state_dict(checkpoint["model"])
+            self.decoders.load_state_dict(checkpoint["decoders"])
+            self.rows = list(checkpoint["rows"])
+            self.optimizer_state = checkpoint["optimizer"]
+            log.info("resuming %s after stage-epoch %d of %d", out_dir, len(self.rows), self.total)
+
+    def pretrain_stage(self, stage_index: int, train_set, out_dir: Path, bar, stop_after) -> bool:
+        """The remaining epochs of one stage, a fresh RMSProp over the stage and its decoder (its
+        state restored when resuming inside the stage). Returns ``False`` when ``stop_after``
+        stopped the run."""
+        settings = self.settings
+        stage, decoder = stage_encoder(self.model, stage_index), self.decoders[stage_index]
+        optimizer = rmsprop(
+            [*stage.parameters(), *decoder.parameters()], lr=settings.learning_rate, rho=settings.rho, eps=settings.eps
         )
-        first_epoch = len(rows) - stage_index * settings.epochs_per_stage + 1
+        first_epoch = len(self.rows) - stage_index * settings.epochs_per_stage + 1
         if first_epoch > 1:  # resuming inside this stage: its optimizer state is the checkpoint's
-            optimizer.load_state_dict(optimizer_state)
+            optimizer.load_state_dict(self.optimizer_state)
         for epoch in range(first_epoch, settings.epochs_per_stage + 1):
             started = time.perf_counter()
-            loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-            shuffle_epoch = stage_index * settings.epochs_per_stage + epoch
-            for images, _labels in train_set.batches(
-                settings.batch_size, shuffle=True, seed=settings.seed, epoch=shuffle_epoch
-            ):
-                with torch.no_grad():  # the earlier stages are frozen
-                    target = stage_input(model, stage_index, images)
-                loss = F.mse_loss(decoder(stage(target)), target)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach().double() * images.shape[0]
-            mean_loss = loss_sum.item() / len(train_set)
+            mean_loss = self.stage_epoch(stage_index, stage, decoder, optimizer, train_set, epoch)
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(
-                    f"{out_dir}: the reconstruction loss of stage {stage_index} ({names[stage_index]}) became "
-                    f"non-finite in its epoch {epoch}; stopped (a rerun resumes from {checkpoint_path}, if there is one)"
+                    f"{out_dir}: the reconstruction loss of stage {stage_index} ({self.names[stage_index]}) became "
+                    f"non-finite in its epoch {epoch}; stopped (a rerun resumes from {self.checkpoint_path}, if there is one)"
                 )
-            rows.append(
-                {
-                    "stage": stage_index,
-                    "epoch": epoch,
-                    "loss": round(mean_loss, 8),
-                    "seconds": round(time.perf_counter() - started, 3),
-                }
+            self.rows.append(
+                {"stage": stage_index, "epoch": epoch, "loss": round(mean_loss, 8), "seconds": round(time.perf_counter() - started, 3)}
             )
             stopping = stop_after is not None and (stage_index, epoch) >= tuple(stop_after)
-            clock.save_if_due(
-                checkpoint_path,
-                lambda: {
-                    "model": model.state_dict(),
-                    "decoders": decoders.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "rows": rows,
-                    "fingerprint": fingerprint,
-                },
-                force=len(rows) == total or stopping,
-            )
-            write_pretrain_csv(out_dir / PRETRAIN_CSV, rows)
+            self.save(optimizer, force=len(self.rows) == self.total or stopping)
+            write_pretrain_csv(out_dir / PRETRAIN_HISTORY_FILE, self.rows)
             bar.update(1)
             bar.set_postfix(stage=stage_index, loss=f"{mean_loss:.5f}")
             log.info(
                 "stage %d (%s) epoch %d/%d reconstruction MSE %.6f",
-                stage_index, names[stage_index], epoch, settings.epochs_per_stage, mean_loss,
+                stage_index, self.names[stage_index], epoch, settings.epochs_per_stage, mean_loss,
             )  # fmt: skip
             if stopping:
-                bar.close()
-                return model, rows
-    bar.close()
+                return False
+        return True
 
-    classifier_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_write(out_dir / PRETRAINED_NAME, lambda tmp: torch.save(classifier_state, tmp))
-    return model, rows
+    def stage_epoch(self, stage_index: int, stage: nn.Module, decoder: nn.Module, optimizer, train_set, epoch: int) -> float:
+        """One epoch of stage ``stage_index``: the mean reconstruction MSE over the training images.
+        The earlier stages are frozen: the stage's input (the target) is computed without gradients."""
+        settings = self.settings
+        totals = EpochTotals(train_set.device)
+        shuffle_epoch = stage_index * settings.epochs_per_stage + epoch
+        for images, _labels in train_set.batches(settings.batch_size, shuffle=True, seed=settings.seed, epoch=shuffle_epoch):
+            with torch.no_grad():  # the earlier stages are frozen
+                target = stage_input(self.model, stage_index, images)
+            loss, _ = train_step(lambda h: decoder(stage(h)), F.mse_loss, optimizer, target, target)
+            totals.add(loss, images.shape[0])
+        return totals.loss_sum.item() / len(train_set)
+
+    def save(self, optimizer, *, force: bool) -> None:
+        """The checkpoint, when due or ``force``."""
+        self.clock.save_if_due(
+            self.checkpoint_path,
+            lambda: {
+                "model": self.model.state_dict(),
+                "decoders": self.decoders.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rows": self.rows,
+                "fingerprint": self.fingerprint,
+            },
+            force=force,
+        )
 
 
 def load_pretrained(

@@ -130,3 +130,34 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any] | None:
         )  # fmt: skip
         return None
     return checkpoint
+
+
+def resumable_checkpoint(
+    path: str | os.PathLike,
+    fingerprint: Mapping[str, Any],
+    *,
+    progress: str,
+    most: int,
+    resume: bool = True,
+    starting_over: str = "starting over",
+    substitute: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+) -> dict[str, Any] | None:
+    """The one resume rule: the checkpoint at ``path`` when the job may continue from it, else
+    ``None`` (start over). It may when ``resume`` is set, it can be read (:func:`load_checkpoint`),
+    it was written under the same ``fingerprint`` (settings, model structure, :func:`run_identity`)
+    and its ``progress`` list (history rows) holds at most ``most`` entries (a run made shorter
+    cannot continue past its end). ``substitute`` may replace a checkpoint of the same run
+    before the length check (the trainer's missing snapshots), or return ``None`` to start over.
+    A checkpoint of another run is ignored with a warning that ends in ``starting_over``.
+    """
+    checkpoint = load_checkpoint(path) if resume else None
+    if checkpoint is None:
+        return None
+    if substitute is not None and checkpoint.get("fingerprint") == fingerprint:
+        checkpoint = substitute(checkpoint)
+        if checkpoint is None:
+            return None
+    if checkpoint.get("fingerprint") == fingerprint and len(checkpoint[progress]) <= most:
+        return checkpoint
+    log.warning("%s was written with other settings; %s", path, starting_over)
+    return None

@@ -1,7 +1,7 @@
 """Particle swarm optimisation of all the CNN's weights instead of backpropagation (Section 5.2).
 
 A particle is the vector of all the network's parameters; the swarm follows the paper's eq. (10)
-(:class:`Swarm`, generic over any fitness of a ``(P, D)`` tensor of positions):
+(:class:`trainact.training.swarm.Swarm`, generic over any fitness of a ``(P, D)`` tensor of positions):
 
 .. math::
     V_k \\leftarrow \\omega V_k + c_1 r_1 \\odot (P_{l,k} - X_k) + c_2 r_2 \\odot (P_g - X_k), \\qquad
@@ -33,10 +33,10 @@ Open choices (paper silent), each a :class:`PSOSettings` field:
   fixed seeded evaluation subset of the training set (``eval_train_size`` images, ``null`` = all) and
   on the test set; the accuracies are recomputed only when ``P_g`` changed.
 
-Evaluation is vectorised over particles: :meth:`NetworkLoss.vectorised` runs the network once per
+Evaluation is vectorised over particles (:mod:`trainact.training.swarm`): :meth:`NetworkLoss.vectorised` runs the network once per
 image chunk for all particles together (``torch.func.vmap`` of ``functional_call`` over stacked
 parameters); :meth:`NetworkLoss.looped` is the same sum, one particle at a time (for tests and the
-benchmark ``trainact pso-bench`` in :mod:`trainact.bench.throughput`).
+benchmark ``trainact pso-bench`` in :mod:`trainact.bench.pso_evaluators`).
 
 Crash safety: ``history.csv`` is rewritten after every generation; the swarm (positions, velocities,
 bests, random generator) and the history go to ``checkpoint.pt`` about once a minute and after the
@@ -52,36 +52,28 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from trainact.training.settings import ConfigSection
 from trainact.nn.models import build_model
 from trainact.names import ACTIVATIONS, PAPER_FILTERS
-from trainact.training.checkpoints import CheckpointClock, load_checkpoint, run_identity
+from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity
 from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
-from trainact.training.runtime import (
-    DEVICE_HELP,
-    SUMMARY_NAME,
-    evaluate,
-    job_device,
-    resolve_device,
-    run_record,
-    seed_everything,
-)
+from trainact.run_files import CHECKPOINT_FILE, HISTORY_FILE, PSO_BEST_FILE, PSO_HISTORY_COLUMNS, SUMMARY_FILE
+from trainact.training.device import DEVICE_HELP, resolve_device
+from trainact.training.evaluation import evaluate
+from trainact.training.job import job_device, run_record
+from trainact.training.random_state import seed_everything
+from trainact.training.swarm import NetworkLoss, Swarm, fitness_from_loss, loss_from_fitness
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ("generation", "best_fitness", "best_loss", "train_acc", "test_acc", "seconds")
-HISTORY_NAME = "history.csv"
-CHECKPOINT_NAME = "checkpoint.pt"
-BEST_NAME = "best.pt"
 
 
 @dataclass(frozen=True)
@@ -104,7 +96,7 @@ class PSOSettings(ConfigSection):
     eval_batch_size: int = 500  # images per forward pass (all particles at once); changes only rounding
     vectorised: bool = True  # evaluate particles together (vmap) or one by one
     seed: int = 0
-    device: str | None = None  # trainact.training.runtime: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
+    device: str | None = None  # trainact.training.device: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
     def __post_init__(self) -> None:
         if self.size not in PAPER_FILTERS:
@@ -130,211 +122,12 @@ class PSOSettings(ConfigSection):
 
 
 
-# ------------------------------------------------------------------------------ the swarm
-
-
-class Swarm:
-    """A particle swarm maximising ``fitness_fn`` over the rows of a ``(P, D)`` position tensor.
-
-    Update (eq. 10), per particle ``k`` and element-wise random ``r1, r2 ~ U(0, 1)``:
-    ``V = inertia * V + c1 * r1 * (P_l - X) + c2 * r2 * (P_g - X)``, clamped to
-    ``[-velocity_clamp, velocity_clamp]`` when set, then ``X = X + V``.
-
-    Args:
-        fitness_fn: maps positions ``(P, D)`` to fitness ``(P,)`` (higher is better; NaN counts as
-            the worst possible fitness).
-        inertia, c1, c2: the coefficients of eq. (10).
-        velocity_clamp: largest ``|V|`` per element, or ``None``.
-        generator: CPU :class:`torch.Generator` for ``r1``, ``r2`` (drawn on the CPU, so a run's random
-            numbers do not depend on the device).
-
-    Call :meth:`start` with the initial positions, then :meth:`step` once per generation.
-    Attributes after :meth:`start`: ``positions``, ``velocities`` ``(P, D)``; ``local_best`` ``(P, D)``
-    and ``local_best_fitness`` ``(P,)`` float64; ``global_best`` ``(D,)`` and ``global_best_fitness``
-    (float); ``generation`` (0 after :meth:`start`).
-    """
-
-    def __init__(
-        self,
-        fitness_fn: Callable[[Tensor], Tensor],
-        *,
-        inertia: float,
-        c1: float,
-        c2: float,
-        velocity_clamp: float | None = None,
-        generator: torch.Generator | None = None,
-    ) -> None:
-        self.fitness_fn = fitness_fn
-        self.inertia, self.c1, self.c2 = float(inertia), float(c1), float(c2)
-        self.velocity_clamp = velocity_clamp
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
-
-    def _fitness(self, positions: Tensor) -> Tensor:
-        fitness = self.fitness_fn(positions).detach().to(torch.float64)
-        if fitness.shape != positions.shape[:1]:
-            raise ValueError(f"fitness_fn returned shape {tuple(fitness.shape)} for {positions.shape[0]} particles")
-        return torch.nan_to_num(fitness, nan=-math.inf)
-
-    def start(self, positions: Tensor) -> None:
-        """Evaluate the initial positions (velocities zero); they are the first local bests."""
-        if positions.ndim != 2:
-            raise ValueError(f"positions must have shape (particles, dimensions), got {tuple(positions.shape)}")
-        self.positions = positions.detach().clone()
-        self.velocities = torch.zeros_like(self.positions)
-        self.local_best = self.positions.clone()
-        self.local_best_fitness = self._fitness(self.positions)
-        best = int(torch.argmax(self.local_best_fitness))
-        self.global_best = self.local_best[best].clone()
-        self.global_best_fitness = float(self.local_best_fitness[best])
-        self.generation = 0
-
-    def step(self) -> bool:
-        """One generation: move every particle (eq. 10), evaluate, update the bests.
-
-        Returns whether ``P_g`` changed.
-        """
-        shape, device, dtype = self.positions.shape, self.positions.device, self.positions.dtype
-        r1 = torch.rand(shape, generator=self.generator, dtype=dtype).to(device)
-        r2 = torch.rand(shape, generator=self.generator, dtype=dtype).to(device)
-        self.velocities = (
-            self.inertia * self.velocities
-            + self.c1 * r1 * (self.local_best - self.positions)
-            + self.c2 * r2 * (self.global_best - self.positions)
-        )
-        if self.velocity_clamp is not None:
-            self.velocities.clamp_(-self.velocity_clamp, self.velocity_clamp)
-        self.positions = self.positions + self.velocities
-        fitness = self._fitness(self.positions)
-        improved = fitness > self.local_best_fitness
-        self.local_best[improved] = self.positions[improved]
-        self.local_best_fitness = torch.where(improved, fitness, self.local_best_fitness)
-        self.generation += 1
-        best = int(torch.argmax(self.local_best_fitness))
-        if float(self.local_best_fitness[best]) > self.global_best_fitness:
-            self.global_best = self.local_best[best].clone()
-            self.global_best_fitness = float(self.local_best_fitness[best])
-            return True
-        return False
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything :meth:`step` needs to continue exactly (tensors on the CPU)."""
-        return {
-            "positions": self.positions.cpu(),
-            "velocities": self.velocities.cpu(),
-            "local_best": self.local_best.cpu(),
-            "local_best_fitness": self.local_best_fitness.cpu(),
-            "global_best": self.global_best.cpu(),
-            "global_best_fitness": self.global_best_fitness,
-            "generation": self.generation,
-            "generator": self.generator.get_state(),
-        }
-
-    def load_state_dict(self, state: Mapping[str, Any], device: torch.device | str = "cpu") -> None:
-        """Continue from :meth:`state_dict`'s output (instead of :meth:`start`)."""
-        for key in ("positions", "velocities", "local_best", "global_best"):
-            setattr(self, key, state[key].to(device))
-        self.local_best_fitness = state["local_best_fitness"].to(device)
-        self.global_best_fitness = float(state["global_best_fitness"])
-        self.generation = int(state["generation"])
-        self.generator.set_state(state["generator"])
-
-
-def fitness_from_loss(loss: Tensor) -> Tensor:
-    """Our reading of eq. (9): ``f = 1 / (1 + L)``; a non-finite loss gets fitness 0."""
-    loss = loss.to(torch.float64)
-    return torch.where(torch.isfinite(loss), 1.0 / (1.0 + loss), torch.zeros_like(loss))
-
-
-def loss_from_fitness(fitness: float) -> float:
-    """Inverse of :func:`fitness_from_loss` (``inf`` for fitness 0)."""
-    return math.inf if fitness <= 0 else 1.0 / fitness - 1.0
-
-
-# -------------------------------------------------------------------- network as objective
-
-
-class NetworkLoss:
-    """Mean cross-entropy of one network architecture at many parameter vectors, on a fixed batch.
-
-    A parameter vector is ``torch.nn.utils.parameters_to_vector(model.parameters())`` (the
-    parameters in ``model.parameters()`` order, each flattened); buffers stay the model's own.
-
-    Args:
-        model: the architecture (its own parameter values are not used).
-        images: ``(N, C, H, W)`` float inputs on the model's device.
-        labels: ``(N,)`` int64 class indices.
-        chunk_size: images per forward pass (all particles at once in :meth:`vectorised`).
-
-    Shape:
-        - Input: positions ``(P, D)`` with ``D`` the model's parameter count.
-        - Output: ``(P,)`` float64 mean losses.
-    """
-
-    def __init__(self, model: nn.Module, images: Tensor, labels: Tensor, chunk_size: int) -> None:
-        self.model = model
-        named = list(model.named_parameters())
-        self.names = [name for name, _ in named]
-        self.shapes = [tuple(p.shape) for _, p in named]
-        self.numels = [p.numel() for _, p in named]
-        self.num_images = images.shape[0]
-        self.chunks = list(zip(images.split(chunk_size), labels.split(chunk_size)))
-
-        def summed_loss(params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-            return F.cross_entropy(torch.func.functional_call(model, params, (x,)), y, reduction="sum")
-
-        self._summed_loss = summed_loss
-        self._summed_loss_all = torch.func.vmap(summed_loss, in_dims=(0, None, None))
-
-    @property
-    def dimensions(self) -> int:
-        return sum(self.numels)
-
-    def unflatten(self, positions: Tensor) -> dict[str, Tensor]:
-        """Views of ``positions (P, D)`` as ``{name: (P, *shape)}``."""
-        if positions.ndim != 2 or positions.shape[1] != self.dimensions:
-            raise ValueError(f"positions must have shape (P, {self.dimensions}), got {tuple(positions.shape)}")
-        pieces = positions.split(self.numels, dim=1)
-        return {
-            name: piece.reshape(positions.shape[0], *shape)
-            for name, piece, shape in zip(self.names, pieces, self.shapes)
-        }
-
-    @torch.no_grad()
-    def vectorised(self, positions: Tensor) -> Tensor:
-        """All particles' losses, each chunk through the network once for all particles together."""
-        params = self.unflatten(positions)
-        total = torch.zeros(positions.shape[0], dtype=torch.float64, device=positions.device)
-        for x, y in self.chunks:
-            try:
-                total += self._summed_loss_all(params, x, y).double()
-            except RuntimeError as exc:
-                if "functorch" not in str(exc):
-                    raise
-                raise RuntimeError(
-                    "this network cannot be evaluated under torch.func.vmap (its activation is a custom "
-                    "autograd.Function without vmap support); set pso.vectorised to false, or model.impl "
-                    f"to 'reference'. torch said: {exc}"
-                ) from None
-        return total / self.num_images
-
-    @torch.no_grad()
-    def looped(self, positions: Tensor) -> Tensor:
-        """The same losses as :meth:`vectorised`, one particle at a time."""
-        params = self.unflatten(positions)
-        total = torch.zeros(positions.shape[0], dtype=torch.float64, device=positions.device)
-        for particle in range(positions.shape[0]):
-            own = {name: value[particle] for name, value in params.items()}
-            for x, y in self.chunks:
-                total[particle] += self._summed_loss(own, x, y).double()
-        return total / self.num_images
-
-
 # ------------------------------------------------------------------------------- training
 
 
 def write_history(path: Path, rows: list[Mapping[str, Any]]) -> None:
-    """Write the PSO history CSV atomically (columns :data:`HISTORY_COLUMNS`)."""
-    write_csv_atomic(path, rows, HISTORY_COLUMNS)
+    """Write the PSO history CSV atomically (columns ``layout.PSO_HISTORY_COLUMNS``)."""
+    write_csv_atomic(path, rows, PSO_HISTORY_COLUMNS)
 
 
 def check_subset_sizes(settings: PSOSettings, num_train: int) -> None:
@@ -375,19 +168,37 @@ def train_pso(
     call early (as a crash would) for tests of resumption. ``identity`` joins the checkpoint's
     fingerprint (as in :func:`trainact.training.train.fit`). Returns the history rows.
     """
-    from tqdm.auto import tqdm
-
     from trainact.nn.kernel_compiler import reset_kernel_report
-    from trainact.nn.calibration import calibrate
-    from trainact.data.loader import DeviceDataset
 
+    # 1. The device, the network, the swarm, and where a checkpoint left it.
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device, run_info = job_device(settings.device)
     reset_kernel_report()  # the summary says which activation kernels ran in this run
     check_subset_sizes(settings, len(data.train_labels))
-    fitness_index = _subset(len(data.train_labels), settings.fitness_batch_size, settings.seed, stream=0)
-    eval_index = _subset(len(data.train_labels), settings.eval_train_size, settings.seed, stream=1)
+    model, initial_positions = initial_network_and_positions(data, settings, model_cfg, device)
+    run = SwarmRun.start(model, data, settings, device, identity, out_dir, stop_after_generation)
+    run.resume_if_possible(resume)
+    if not run.history:
+        started = time.perf_counter()
+        run.swarm.start(initial_positions.to(device))
+        run.record(0, started, global_best_changed=True)
+
+    # 2. The generations still to run.
+    if not run.run_generations(progress):
+        return run.history
+
+    # 3. The network at the swarm's best, and the summary.
+    save_pso_results(run, out_dir, run_info)
+    return run.history
+
+
+def initial_network_and_positions(
+    data, settings: PSOSettings, model_cfg: Mapping[str, Any] | None, device: torch.device
+) -> tuple[nn.Module, Tensor]:
+    """The network (particle 0's, calibrated, on ``device``) and every particle's start: particle
+    ``k`` is the ``k``-th seeded ``build_model`` initialisation after ``seed_everything(seed)``."""
+    from trainact.nn.calibration import calibrate
 
     seed_everything(settings.seed)
     models = [build_model(settings.size, settings.activation, model_cfg) for _ in range(settings.particles)]
@@ -396,39 +207,117 @@ def train_pso(
     # which every particle shares: measured once, with particle 0 (the backprop baseline's network).
     calibrate(model, data.train_images, settings.seed)
     initial_positions = torch.stack([nn.utils.parameters_to_vector(m.parameters()).detach() for m in models])
-    del models
+    return model, initial_positions
 
-    fitness_set = DeviceDataset(data.train_images[fitness_index], data.train_labels[fitness_index], device)
-    images, labels = next(fitness_set.batches(len(fitness_set), shuffle=False))
-    objective = NetworkLoss(model, images, labels, settings.eval_batch_size)
-    evaluate_losses = objective.vectorised if settings.vectorised else objective.looped
-    swarm = Swarm(
-        lambda positions: fitness_from_loss(evaluate_losses(positions)),
-        inertia=settings.inertia,
-        c1=settings.c1,
-        c2=settings.c2,
-        velocity_clamp=settings.velocity_clamp,
-        generator=torch.Generator().manual_seed(settings.seed),
-    )
-    eval_train_set = DeviceDataset(data.train_images[eval_index], data.train_labels[eval_index], device)
-    test_set = DeviceDataset(data.test_images, data.test_labels, device)
 
-    def accuracies_of_global_best() -> tuple[float, float]:
-        nn.utils.vector_to_parameters(swarm.global_best, model.parameters())
-        _, train_acc = evaluate(model, eval_train_set, settings.eval_batch_size)
-        _, test_acc = evaluate(model, test_set, settings.eval_batch_size)
+@dataclass
+class SwarmRun:
+    """A PSO run: the network, the swarm over its parameters, the datasets ``P_g`` is evaluated on,
+    the history, and its checkpoint (what it must match, where, when)."""
+
+    settings: PSOSettings
+    model: nn.Module
+    device: torch.device
+    swarm: Swarm
+    eval_train_set: Any
+    test_set: Any
+    fingerprint: dict[str, Any]
+    out_dir: Path
+    stop_after_generation: int | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    clock: CheckpointClock = field(default_factory=CheckpointClock)
+
+    @classmethod
+    def start(
+        cls, model: nn.Module, data, settings: PSOSettings, device: torch.device,
+        identity: Mapping[str, str] | None, out_dir: Path, stop_after_generation: int | None,
+    ) -> "SwarmRun":  # fmt: skip
+        """The swarm over ``model``'s parameters, maximising the fitness on the seeded fitness batch."""
+        from trainact.data.loader import DeviceDataset
+
+        num_train = len(data.train_labels)
+        fitness_index = _subset(num_train, settings.fitness_batch_size, settings.seed, stream=0)
+        eval_index = _subset(num_train, settings.eval_train_size, settings.seed, stream=1)
+        fitness_set = DeviceDataset(data.train_images[fitness_index], data.train_labels[fitness_index], device)
+        images, labels = next(fitness_set.batches(len(fitness_set), shuffle=False))
+        objective = NetworkLoss(model, images, labels, settings.eval_batch_size)
+        evaluate_losses = objective.vectorised if settings.vectorised else objective.looped
+        swarm = Swarm(
+            lambda positions: fitness_from_loss(evaluate_losses(positions)),
+            inertia=settings.inertia,
+            c1=settings.c1,
+            c2=settings.c2,
+            velocity_clamp=settings.velocity_clamp,
+            generator=torch.Generator().manual_seed(settings.seed),
+        )
+        eval_train_set = DeviceDataset(data.train_images[eval_index], data.train_labels[eval_index], device)
+        test_set = DeviceDataset(data.test_images, data.test_labels, device)
+        fingerprint = {**settings.checkpoint_fingerprint(model=model), **(identity or {})}
+        return cls(settings, model, device, swarm, eval_train_set, test_set, fingerprint, out_dir, stop_after_generation)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / CHECKPOINT_FILE
+
+    def resume_if_possible(self, resume: bool) -> None:
+        """Continue from the checkpoint when the one resume rule allows
+        (:func:`trainact.training.checkpoints.resumable_checkpoint`)."""
+        checkpoint = resumable_checkpoint(
+            self.checkpoint_path, self.fingerprint, progress="history", most=self.settings.generations + 1,
+            resume=resume, starting_over="starting a new swarm",
+        )  # fmt: skip
+        if checkpoint is not None:
+            self.swarm.load_state_dict(checkpoint["swarm"], self.device)
+            self.history = list(checkpoint["history"])
+            log.info("resuming %s after generation %d", self.out_dir, self.swarm.generation)
+
+    def run_generations(self, progress: bool) -> bool:
+        """The generations after the swarm's; ``False`` when ``stop_after_generation`` stopped it."""
+        from tqdm.auto import tqdm
+
+        settings = self.settings
+        bar = tqdm(
+            range(self.swarm.generation + 1, settings.generations + 1),
+            desc=f"pso {self.out_dir.name}",
+            unit="gen",
+            initial=self.swarm.generation,
+            total=settings.generations,
+            disable=not progress,
+        )
+        for generation in bar:
+            if self.stop_after_generation is not None and self.swarm.generation >= self.stop_after_generation:
+                bar.close()
+                return False
+            started = time.perf_counter()
+            changed = self.swarm.step()
+            self.record(generation, started, changed)
+            row = self.history[-1]
+            bar.set_postfix(best_loss=f"{row['best_loss']:.4f}", test_acc=f"{row['test_acc']:.4f}")
+            log.info(
+                "generation %d/%d best loss %.4f fitness %.6f | P_g train acc %.4f test acc %.4f",
+                generation, settings.generations, row["best_loss"], row["best_fitness"], row["train_acc"], row["test_acc"],
+            )  # fmt: skip
+        return True
+
+    def accuracies_of_global_best(self) -> tuple[float, float]:
+        """``P_g``'s accuracy on the evaluation subset of the training set and on the test set."""
+        nn.utils.vector_to_parameters(self.swarm.global_best, self.model.parameters())
+        _, train_acc = evaluate(self.model, self.eval_train_set, self.settings.eval_batch_size)
+        _, test_acc = evaluate(self.model, self.test_set, self.settings.eval_batch_size)
         return train_acc, test_acc
 
-    def record(generation: int, started: float, global_best_changed: bool) -> None:
+    def record(self, generation: int, started: float, global_best_changed: bool) -> None:
+        """The generation's history row (accuracies recomputed only when ``P_g`` changed), the
+        checkpoint when due, and the history file."""
         if global_best_changed:
-            train_acc, test_acc = accuracies_of_global_best()
+            train_acc, test_acc = self.accuracies_of_global_best()
         else:
-            train_acc, test_acc = history[-1]["train_acc"], history[-1]["test_acc"]
-        history.append(
+            train_acc, test_acc = self.history[-1]["train_acc"], self.history[-1]["test_acc"]
+        self.history.append(
             {
                 "generation": generation,
-                "best_fitness": round(swarm.global_best_fitness, 8),
-                "best_loss": round(loss_from_fitness(swarm.global_best_fitness), 6),
+                "best_fitness": round(self.swarm.global_best_fitness, 8),
+                "best_loss": round(loss_from_fitness(self.swarm.global_best_fitness), 6),
                 "train_acc": round(train_acc, 6),
                 "test_acc": round(test_acc, 6),
                 "seconds": round(time.perf_counter() - started, 3),
@@ -436,66 +325,31 @@ def train_pso(
         )
         # The swarm is large (23 MB for the paper's): checkpointed by time and after the last
         # generation (and when a test stops the run early), the history after every generation.
-        last = generation >= settings.generations or (
-            stop_after_generation is not None and generation >= stop_after_generation
+        last = generation >= self.settings.generations or (
+            self.stop_after_generation is not None and generation >= self.stop_after_generation
         )
-        clock.save_if_due(
-            checkpoint_path,
-            lambda: {"swarm": swarm.state_dict(), "history": history, "fingerprint": fingerprint},
+        self.clock.save_if_due(
+            self.checkpoint_path,
+            lambda: {"swarm": self.swarm.state_dict(), "history": self.history, "fingerprint": self.fingerprint},
             force=last,
         )
-        write_history(out_dir / HISTORY_NAME, history)
+        write_history(self.out_dir / HISTORY_FILE, self.history)
 
-    fingerprint = {**settings.checkpoint_fingerprint(model=model), **(identity or {})}
-    checkpoint_path = out_dir / CHECKPOINT_NAME
-    history: list[dict[str, Any]] = []
-    clock = CheckpointClock()
-    checkpoint = load_checkpoint(checkpoint_path) if resume else None
-    if checkpoint is not None:
-        if checkpoint.get("fingerprint") == fingerprint and len(checkpoint["history"]) <= settings.generations + 1:
-            swarm.load_state_dict(checkpoint["swarm"], device)
-            history = list(checkpoint["history"])
-            log.info("resuming %s after generation %d", out_dir, swarm.generation)
-        else:
-            log.warning("%s was written with other settings; starting a new swarm", checkpoint_path)
-    if not history:
-        started = time.perf_counter()
-        swarm.start(initial_positions.to(device))
-        record(0, started, global_best_changed=True)
 
-    bar = tqdm(
-        range(swarm.generation + 1, settings.generations + 1),
-        desc=f"pso {out_dir.name}",
-        unit="gen",
-        initial=swarm.generation,
-        total=settings.generations,
-        disable=not progress,
-    )
-    for generation in bar:
-        if stop_after_generation is not None and swarm.generation >= stop_after_generation:
-            bar.close()
-            return history
-        started = time.perf_counter()
-        changed = swarm.step()
-        record(generation, started, changed)
-        row = history[-1]
-        bar.set_postfix(best_loss=f"{row['best_loss']:.4f}", test_acc=f"{row['test_acc']:.4f}")
-        log.info(
-            "generation %d/%d best loss %.4f fitness %.6f | P_g train acc %.4f test acc %.4f",
-            generation, settings.generations, row["best_loss"], row["best_fitness"], row["train_acc"], row["test_acc"],
-        )  # fmt: skip
-    nn.utils.vector_to_parameters(swarm.global_best, model.parameters())
-    best_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_write(out_dir / BEST_NAME, lambda tmp: torch.save(best_state, tmp))
+def save_pso_results(run: SwarmRun, out_dir: Path, run_info: Mapping[str, Any]) -> None:
+    """``best.pt`` (the network at ``P_g``) and ``summary.json`` (the last row, how it ran)."""
+    nn.utils.vector_to_parameters(run.swarm.global_best, run.model.parameters())
+    best_state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
+    atomic_write(out_dir / PSO_BEST_FILE, lambda tmp: torch.save(best_state, tmp))
+    last = run.history[-1]
     summary = {
-        "generations": history[-1]["generation"],
-        "best_loss": history[-1]["best_loss"],
-        "train_acc": history[-1]["train_acc"],
-        "test_acc": history[-1]["test_acc"],
+        "generations": last["generation"],
+        "best_loss": last["best_loss"],
+        "train_acc": last["train_acc"],
+        "test_acc": last["test_acc"],
         **run_record(run_info),
     }
-    write_text_atomic(out_dir / SUMMARY_NAME, json.dumps(summary, indent=1))
-    return history
+    write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary, indent=1))
 
 
 # ----------------------------------------------------------------------------------- CLI

@@ -10,7 +10,7 @@ trains ``L`` epochs at the first learning rate, then the *tail*: ``tail_epochs[i
 Cheaply: one *trunk* per network and seed trains ``max(L)`` epochs at the first learning rate and
 keeps its state after every epoch (``snapshot_epochs``); the *branch* at ``L`` starts from the
 trunk's snapshot after epoch ``L`` and trains only the tail (``trainact train --branch-from``),
-which equals the schedule run from scratch, bit for bit on the CPU (tests/test_train.py). The
+which equals the schedule run from scratch, bit for bit on the CPU (tests/training/test_train.py). The
 trunk's settings hold neither the tail nor the list of L, so editing the tail reruns only the
 branches, and adding an L no larger than the trunk reruns nothing but the new branches.
 

@@ -13,6 +13,12 @@ from typing import Any, ClassVar, Mapping, TypeVar
 
 SettingsT = TypeVar("SettingsT", bound="ConfigSection")
 
+#: RMSProp's decay rho (torch's ``alpha``): the paper's 0.95 (Section 2.2). The one home in Python
+#: of this default: the trainer's and the autoencoder's settings and the benchmark read it.
+RMSPROP_RHO = 0.95
+#: RMSProp's epsilon: paper silent; Keras' RMSprop default (the paper's rho naming is Keras').
+RMSPROP_EPS = 1e-7
+
 
 class ConfigSection:
     """Mixin for frozen dataclasses that mirror one config section (named by ``SECTION``)."""

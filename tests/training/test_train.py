@@ -14,15 +14,10 @@ import torch
 from trainact.data.cifar import PreparedData
 from trainact.nn.models import build_model
 from trainact.sourcegraph import code_digest
-from trainact.training.train import (
-    HEALTH_COLUMNS,
-    HEALTH_NAME,
-    HISTORY_COLUMNS,
-    TrainingDiverged,
-    TrainSettings,
-    fit,
-)
-from trainact.training.runtime import seed_everything
+from trainact.run_files import HEALTH_COLUMNS, HEALTH_FILE, TRAIN_HISTORY_COLUMNS
+from trainact.training.train import TrainingDiverged, fit
+from trainact.training.train_settings import TrainSettings
+from trainact.training.random_state import seed_everything
 
 TINY_MODEL = {"filters": {"small": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 
@@ -86,7 +81,7 @@ def train_tiny(out_dir, activation="fourier", **kwargs):
 def test_history_has_a_row_per_epoch_and_the_schedule(tmp_path):
     model, history = train_tiny(tmp_path)
     rows = read_history(tmp_path / "history.csv")
-    assert list(rows[0]) == list(HISTORY_COLUMNS)
+    assert list(rows[0]) == list(TRAIN_HISTORY_COLUMNS)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
     assert [float(r["lr"]) for r in rows] == [1e-3, 1e-3, 1e-4, 1e-4]
     assert all(r["status"] == "ok" for r in rows)
@@ -186,8 +181,8 @@ def test_interrupted_run_resumes_to_the_same_history_and_weights(tmp_path):
     b = torch.load(tmp_path / "split" / "model.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
     # the activation health continues from the checkpoint, against the same start
-    health = (tmp_path / "full" / HEALTH_NAME).read_text()
-    assert (tmp_path / "split" / HEALTH_NAME).read_text() == health
+    health = (tmp_path / "full" / HEALTH_FILE).read_text()
+    assert (tmp_path / "split" / HEALTH_FILE).read_text() == health
 
 
 def test_activation_health_has_a_row_per_epoch_and_layer_from_the_start(tmp_path):
@@ -201,7 +196,7 @@ def test_activation_health_has_a_row_per_epoch_and_layer_from_the_start(tmp_path
     data = tiny_data()
     records = calibrate(model, data.train_images, settings.seed)
     fit(model, data, settings, tmp_path, progress=False)
-    rows = read_history(tmp_path / HEALTH_NAME)
+    rows = read_history(tmp_path / HEALTH_FILE)
     assert list(rows[0]) == list(HEALTH_COLUMNS)
     layers = ["stages.0.1", "stages.1.1", "stages.2.1", "head.2"]
     assert [(int(r["epoch"]), r["layer"]) for r in rows] == [(e, l) for e in (0, 1, 2) for l in layers]
@@ -216,7 +211,7 @@ def test_activation_health_has_a_row_per_epoch_and_layer_from_the_start(tmp_path
 
 def test_relu_networks_have_health_rows_without_parameters(tmp_path):
     train_tiny(tmp_path, activation="relu")
-    rows = read_history(tmp_path / HEALTH_NAME)
+    rows = read_history(tmp_path / HEALTH_FILE)
     assert len(rows) == 5 * 4 and {r["kind"] for r in rows} == {"relu"}
     assert all(r["param_distance"] == "" and r["outside_fit_share"] == "" for r in rows)
     assert all(r["nonlinear_share"] == r["relu_nonlinear_share"] for r in rows)  # a ReLU layer is ReLU
@@ -500,7 +495,7 @@ def test_a_branch_equals_its_schedule_run_from_scratch(tmp_path, activation):
         a = torch.load(tmp_path / f"scratch{L}" / "model.pt")
         b = torch.load(tmp_path / f"branch{L}" / "model.pt")
         assert all(torch.equal(a[k], b[k]) for k in a)
-        assert (tmp_path / f"branch{L}" / HEALTH_NAME).read_text() == (tmp_path / f"scratch{L}" / HEALTH_NAME).read_text()
+        assert (tmp_path / f"branch{L}" / HEALTH_FILE).read_text() == (tmp_path / f"scratch{L}" / HEALTH_FILE).read_text()
 
 
 def test_a_branch_computes_no_trunk_epoch(tmp_path, monkeypatch):
@@ -514,7 +509,7 @@ def test_a_branch_computes_no_trunk_epoch(tmp_path, monkeypatch):
 
 
 def test_a_branch_of_another_trunk_is_refused(tmp_path):
-    from trainact.training.train import SnapshotMismatch
+    from trainact.training.snapshots import SnapshotMismatch
 
     run_schedule(tmp_path / "trunk", (), (1e-3,), 2, snapshot_epochs=(2,))
     snapshot = tmp_path / "trunk" / "snapshots" / "epoch2.pt"
@@ -527,9 +522,9 @@ def test_a_branch_of_another_trunk_is_refused(tmp_path):
 
 
 def test_train_eval_accuracy_is_eval_mode_on_a_fixed_subset(tmp_path):
-    """The eval-mode accuracy on the fixed training subset equals runtime.evaluate on those images."""
+    """The eval-mode accuracy on the fixed training subset equals evaluation.evaluate on those images."""
     from trainact.data.loader import DeviceDataset
-    from trainact.training.runtime import evaluate
+    from trainact.training.evaluation import evaluate
     from trainact.training.train import train_eval_subset
 
     data = tiny_data()
@@ -568,12 +563,12 @@ def test_a_trunk_resumed_after_its_snapshots_were_deleted_writes_them_again(tmp_
 
 
 def test_heldout_accuracy_is_eval_mode_on_the_validation_split(tmp_path):
-    """With a validation split the history's heldout_* equal runtime.evaluate on its images, and
+    """With a validation split the history's heldout_* equal evaluation.evaluate on its images, and
     the training itself is the one without a split; without a split heldout_* stay empty."""
     import dataclasses
 
     from trainact.data.loader import DeviceDataset
-    from trainact.training.runtime import evaluate
+    from trainact.training.evaluation import evaluate
 
     held_out = tiny_data(n_train=30, seed=1)
     data = dataclasses.replace(

@@ -13,15 +13,10 @@ import torch
 from trainact.cli import main
 from trainact.data.cifar import PreparedData
 from trainact.nn.models import build_model
-from trainact.training.pso import (
-    HISTORY_COLUMNS,
-    NetworkLoss,
-    PSOSettings,
-    Swarm,
-    fitness_from_loss,
-    train_pso,
-)
-from trainact.training.runtime import seed_everything
+from trainact.run_files import PSO_HISTORY_COLUMNS
+from trainact.training.pso import PSOSettings, train_pso
+from trainact.training.swarm import NetworkLoss, Swarm, fitness_from_loss
+from trainact.training.random_state import seed_everything
 
 TINY_MODEL = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 SHIFT = torch.tensor([1.3, -0.7], dtype=torch.float64)
@@ -133,7 +128,7 @@ def test_pso_run_writes_history_and_resumes_to_the_same_result(tmp_path):
     settings = PSOSettings(**SETTINGS)
     full = train_pso(tiny_data(), settings, TINY_MODEL, tmp_path / "full", progress=False)
     rows = read_rows(tmp_path / "full" / "history.csv")
-    assert list(rows[0]) == list(HISTORY_COLUMNS)
+    assert list(rows[0]) == list(PSO_HISTORY_COLUMNS)
     assert [int(r["generation"]) for r in rows] == list(range(7))
     fitness = [float(r["best_fitness"]) for r in rows]
     assert all(b >= a for a, b in zip(fitness, fitness[1:]))

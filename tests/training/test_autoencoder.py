@@ -13,19 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from trainact.training.autoencoder import (
-    PRETRAIN_COLUMNS,
-    AutoencoderSettings,
-    StageDecoder,
-    build_decoders,
-    load_pretrained,
-    pretrain,
-    stage_names,
-)
+from trainact.run_files import PRETRAIN_HISTORY_COLUMNS
+from trainact.training.autoencoder import AutoencoderSettings, load_pretrained, pretrain
+from trainact.training.autoencoder_stages import StageDecoder, build_decoders, stage_names
 from trainact.cli import main
 from trainact.data.cifar import PreparedData
 from trainact.nn.models import build_model
-from trainact.training.runtime import seed_everything
+from trainact.training.random_state import seed_everything
 
 TINY_MODEL = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 EPOCHS = 3
@@ -70,7 +64,7 @@ def full_run(tmp_path_factory):
 def test_pretrain_csv_has_a_row_per_stage_epoch_and_the_loss_falls(full_run):
     out, _, rows = full_run
     table = read_rows(out / "pretrain.csv")
-    assert list(table[0]) == list(PRETRAIN_COLUMNS)
+    assert list(table[0]) == list(PRETRAIN_HISTORY_COLUMNS)
     assert [(int(r["stage"]), int(r["epoch"])) for r in table] == [
         (s, e) for s in range(STAGES) for e in range(1, EPOCHS + 1)
     ]

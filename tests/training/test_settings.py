@@ -15,7 +15,7 @@ from torch import nn
 
 from trainact.training import settings as settings_module
 from trainact.training.settings import ConfigSection
-from trainact.training.train import TrainSettings
+from trainact.training.train_settings import TrainSettings
 
 
 @dataclasses.dataclass(frozen=True)

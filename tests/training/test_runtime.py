@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -16,15 +17,16 @@ import torch
 
 from trainact.training import checkpoints
 
-from trainact.training import runtime
+from trainact.training import device as device_policy
+from trainact.training import gpu_slots, job, random_state
 
 
 @pytest.fixture(autouse=True)
 def fresh_claim(monkeypatch, tmp_path):
     """Each test is a fresh process as far as the GPU claim goes, with its own slot folder."""
-    monkeypatch.setattr(runtime, "_CLAIMED", {})
-    monkeypatch.setenv(runtime.SLOT_DIR_ENV, str(tmp_path / "slots"))
-    monkeypatch.delenv(runtime.DEVICE_ENV, raising=False)
+    monkeypatch.setattr(gpu_slots, "_CLAIMED", {})
+    monkeypatch.setenv(gpu_slots.SLOT_DIR_ENV, str(tmp_path / "slots"))
+    monkeypatch.delenv(device_policy.DEVICE_ENV, raising=False)
 
 
 # ------------------------------------------------------------------------------ GPU slots
@@ -32,11 +34,11 @@ def fresh_claim(monkeypatch, tmp_path):
 
 def test_slots_spread_over_the_gpus_first_then_share_them(tmp_path):
     ids = ["GPU-aaaa", "GPU-bbbb"]
-    held = [runtime.claim_slot(ids, tmp_path) for _ in range(5)]
+    held = [gpu_slots.claim_slot(ids, tmp_path) for _ in range(5)]
     assert [(index, slot) for index, slot, _ in held] == [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2)]
-    assert runtime.slot_holders(ids, tmp_path) == [3, 2]
+    assert gpu_slots.slot_holders(ids, tmp_path) == [3, 2]
     held[1][2].close()  # the job on GPU 1, slot 0 ends
-    index, slot, _ = runtime.claim_slot(ids, tmp_path)
+    index, slot, _ = gpu_slots.claim_slot(ids, tmp_path)
     assert (index, slot) == (1, 0)
 
 
@@ -50,7 +52,7 @@ def test_a_slot_is_held_by_another_process_until_it_dies(tmp_path):
                 f"""
                 import sys, time
                 from pathlib import Path
-                from trainact.training.runtime import claim_slot
+                from trainact.training.gpu_slots import claim_slot
                 handle = claim_slot(["GPU-only"], Path({str(tmp_path)!r}))
                 print(handle[:2], flush=True)
                 time.sleep(120)
@@ -62,13 +64,13 @@ def test_a_slot_is_held_by_another_process_until_it_dies(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "(0, 0)"
-        index, slot, handle = runtime.claim_slot(["GPU-only"], tmp_path)
+        index, slot, handle = gpu_slots.claim_slot(["GPU-only"], tmp_path)
         assert (index, slot) == (0, 1)
         handle.close()
     finally:
         holder.kill()
         holder.wait()
-    index, slot, _ = runtime.claim_slot(["GPU-only"], tmp_path)
+    index, slot, _ = gpu_slots.claim_slot(["GPU-only"], tmp_path)
     assert (index, slot) == (0, 0)
 
 
@@ -91,20 +93,20 @@ def test_each_job_gets_its_own_gpu_while_there_are_free_ones(fake_gpus, monkeypa
     the second slot of cuda:0. Each job makes its GPU current and keeps it for its lifetime."""
     devices = []
     for _ in range(3):
-        monkeypatch.setattr(runtime, "_CLAIMED", {})
-        devices.append(runtime.resolve_device("auto"))
-        assert runtime.resolve_device("cuda") == devices[-1]  # claimed once per process
-        assert runtime._CLAIMED["lock"] is not None
+        monkeypatch.setattr(gpu_slots, "_CLAIMED", {})
+        devices.append(device_policy.resolve_device("auto"))
+        assert device_policy.resolve_device("cuda") == devices[-1]  # claimed once per process
+        assert gpu_slots._CLAIMED["lock"] is not None
     assert [str(d) for d in devices] == ["cuda:0", "cuda:1", "cuda:0"]
     assert fake_gpus[-1] == torch.device("cuda:0")
-    info = runtime.device_description(devices[-1]) | {"driver": None}
+    info = device_policy.device_description(devices[-1]) | {"driver": None}
     assert info["gpu_id"] == "GPU-0000-0000" and info["slot"] == 1 and info["index"] == 0
 
 
 def test_an_explicit_gpu_is_taken_as_given(fake_gpus):
-    assert runtime.resolve_device("cuda:1") == torch.device("cuda:1")
-    with pytest.raises(runtime.DeviceUnavailable, match="only 2 GPU"):
-        runtime.resolve_device("cuda:2")
+    assert device_policy.resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(device_policy.DeviceUnavailable, match="only 2 GPU"):
+        device_policy.resolve_device("cuda:2")
 
 
 # --------------------------------------------------------------------------- device policy
@@ -112,24 +114,24 @@ def test_an_explicit_gpu_is_taken_as_given(fake_gpus):
 
 def test_cpu_and_auto_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(runtime, "nvidia_gpu_visible", lambda: False)
-    monkeypatch.setattr(runtime, "_mps_available", lambda: False)
-    assert runtime.resolve_device("cpu") == torch.device("cpu")
-    assert runtime.resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(runtime.DeviceUnavailable, match="'cuda' requested"):
-        runtime.resolve_device("cuda")
-    with pytest.raises(runtime.DeviceUnavailable, match="'gpu0'"):
-        runtime.resolve_device("gpu0")
+    monkeypatch.setattr(device_policy, "nvidia_gpu_visible", lambda: False)
+    monkeypatch.setattr(device_policy, "_mps_available", lambda: False)
+    assert device_policy.resolve_device("cpu") == torch.device("cpu")
+    assert device_policy.resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(device_policy.DeviceUnavailable, match="'cuda' requested"):
+        device_policy.resolve_device("cuda")
+    with pytest.raises(device_policy.DeviceUnavailable, match="'gpu0'"):
+        device_policy.resolve_device("gpu0")
 
 
 def test_the_environment_sets_the_default_policy(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(runtime, "nvidia_gpu_visible", lambda: False)
-    monkeypatch.setenv(runtime.DEVICE_ENV, "cuda")
-    with pytest.raises(runtime.DeviceUnavailable):
-        runtime.resolve_device(None)
-    monkeypatch.setenv(runtime.DEVICE_ENV, "cpu")
-    assert runtime.resolve_device(None) == torch.device("cpu")
+    monkeypatch.setattr(device_policy, "nvidia_gpu_visible", lambda: False)
+    monkeypatch.setenv(device_policy.DEVICE_ENV, "cuda")
+    with pytest.raises(device_policy.DeviceUnavailable):
+        device_policy.resolve_device(None)
+    monkeypatch.setenv(device_policy.DEVICE_ENV, "cpu")
+    assert device_policy.resolve_device(None) == torch.device("cpu")
 
 
 @pytest.mark.parametrize("policy", ["auto", "cuda"])
@@ -137,27 +139,27 @@ def test_a_gpu_that_torch_cannot_use_is_an_error_that_says_why(monkeypatch, poli
     """The pinned wheel is a CUDA 13 build; with an older driver torch sees no GPU. Instead of
     training on the CPU for hours, the job stops and names the driver, the build and the fix."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(runtime, "nvidia_gpu_visible", lambda: True)
-    monkeypatch.setattr(runtime, "nvidia_driver_version", lambda: "535.104.05")
+    monkeypatch.setattr(device_policy, "nvidia_gpu_visible", lambda: True)
+    monkeypatch.setattr(device_policy, "nvidia_driver_version", lambda: "535.104.05")
     monkeypatch.setattr(torch.version, "cuda", "13.0")
     monkeypatch.setattr(torch.cuda, "init", lambda: (_ for _ in ()).throw(RuntimeError("driver too old")))
-    with pytest.raises(runtime.DeviceUnavailable) as error:
-        runtime.resolve_device(policy)
+    with pytest.raises(device_policy.DeviceUnavailable) as error:
+        device_policy.resolve_device(policy)
     message = str(error.value)
-    for needle in ("driver 535.104.05", "CUDA 13.0", "driver too old", runtime.CUDA12_INDEX, "--device cpu"):
+    for needle in ("driver 535.104.05", "CUDA 13.0", "driver too old", device_policy.CUDA12_INDEX, "--device cpu"):
         assert needle in message
-    assert runtime.resolve_device("cpu") == torch.device("cpu")  # the way out it names
+    assert device_policy.resolve_device("cpu") == torch.device("cpu")  # the way out it names
 
 
 def test_hidden_gpus_are_not_visible(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert runtime.nvidia_gpu_visible() is False
+    assert device_policy.nvidia_gpu_visible() is False
 
 
 def test_the_train_command_fails_fast_with_the_reason(monkeypatch, tmp_path, capsys):
     from trainact.cli import main
 
-    monkeypatch.setenv(runtime.DEVICE_ENV, "cuda")
+    monkeypatch.setenv(device_policy.DEVICE_ENV, "cuda")
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     code = main(["train", "--data", str(tmp_path / "missing.npz"), "--size", "small", "--activation", "relu",
@@ -172,7 +174,7 @@ def test_the_train_command_fails_fast_with_the_reason(monkeypatch, tmp_path, cap
 
 @pytest.fixture
 def restore_backends():
-    saved = runtime.determinism_settings()
+    saved = job.determinism_settings()
     yield
     torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
     torch.backends.cudnn.deterministic = saved["cudnn_deterministic"]
@@ -183,10 +185,10 @@ def restore_backends():
 
 def test_determinism_on_cuda_and_nothing_on_the_cpu(restore_backends, monkeypatch):
     torch.backends.cudnn.benchmark = True
-    on_cpu = runtime.configure_determinism(torch.device("cpu"))
+    on_cpu = job.configure_determinism(torch.device("cpu"))
     assert on_cpu["cudnn_benchmark"] is True  # the CPU is left alone
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    on_gpu = runtime.configure_determinism(torch.device("cuda", 0))  # sets flags only
+    on_gpu = job.configure_determinism(torch.device("cuda", 0))  # sets flags only
     assert on_gpu == {
         "cudnn_benchmark": False,
         "cudnn_deterministic": True,
@@ -198,22 +200,22 @@ def test_determinism_on_cuda_and_nothing_on_the_cpu(restore_backends, monkeypatc
 
 
 def test_the_compile_cache_is_persistent_unless_the_user_chose_one(monkeypatch, tmp_path):
-    for name in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", runtime.COMPILE_CACHE_ENV):
+    for name in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", job.COMPILE_CACHE_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    caches = runtime.configure_compile_cache()
+    caches = job.configure_compile_cache()
     assert caches["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "trainact" / "torch-compile" / "inductor")
     assert caches["TRITON_CACHE_DIR"] == str(tmp_path / "cache" / "trainact" / "torch-compile" / "triton")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/mine")
-    assert runtime.configure_compile_cache()["TORCHINDUCTOR_CACHE_DIR"] == "/mine"
+    assert job.configure_compile_cache()["TORCHINDUCTOR_CACHE_DIR"] == "/mine"
 
 
 def test_rng_state_round_trip_and_a_cpu_resume_drops_a_gpu_state():
-    runtime.seed_everything(5)
-    state = runtime.rng_state(torch.device("cpu"))
+    random_state.seed_everything(5)
+    state = random_state.rng_state(torch.device("cpu"))
     assert "cuda" not in state
     first = (torch.rand(3), __import__("random").random())
-    runtime.set_rng_state({**state, "cuda": torch.zeros(16, dtype=torch.uint8)}, torch.device("cpu"))
+    random_state.set_rng_state({**state, "cuda": torch.zeros(16, dtype=torch.uint8)}, torch.device("cpu"))
     assert torch.equal(torch.rand(3), first[0]) and __import__("random").random() == first[1]
 
 
@@ -260,7 +262,7 @@ def test_the_prepared_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     import json
     import os
 
-    repo = runtime.Path(__file__).resolve().parent.parent
+    repo = Path(__file__).resolve().parents[2]
     result = subprocess.run(
         [sys.executable, str(repo / "tools" / "gpu_check.py"), "--device", "cpu", "--skip", "bench,smoke",
          "--images", "400", "--jobs", "2", "--resume-activations", "relu"],
@@ -321,7 +323,7 @@ def test_set_aside_names_the_file_with_the_time(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoints, "time", SimpleNamespace(strftime={"%Y%m%d-%H%M%S": "20260102-030405"}.__getitem__))
     target = checkpoints.set_aside(str(path))
     assert target == tmp_path / "checkpoint.pt.damaged-20260102-030405"
-    assert isinstance(target, runtime.Path)
+    assert isinstance(target, Path)
     assert target.read_bytes() == b"broken" and not path.exists()
 
 

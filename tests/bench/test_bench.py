@@ -153,8 +153,8 @@ def _linear_flops(n_in: int, n_out: int, images: int) -> int:
 
 def test_step_profile_counts_flops_and_launches_by_hand():
     """FLOPs of the tiny network (filters 2/4/4, hidden 8) worked out from its layer shapes, and
-    the ReLU network's launches listed op by op from trainact.training.train.fit's loop."""
-    from trainact.bench.throughput import step_profile
+    the ReLU network's launches listed op by op from the trainer's step (trainact.training.step.classifier_step)."""
+    from trainact.bench.profile import step_profile
 
     n, m = 4, 10
     convs = [_conv_flops(3, 2, 32, 1), _conv_flops(2, 4, 16, 1), _conv_flops(4, 4, 8, 1)]
