@@ -26,6 +26,7 @@ from trainact.bench import throughput
 from trainact.data import cifar, prepare
 from trainact.names import ACTIVATIONS, PAPER_FILTERS, SIZES
 from trainact.nn import models
+from trainact.training.settings import RMSPROP_EPS, RMSPROP_RHO
 from trainact.nn.factory import make_activation
 from trainact.nn.fourier import Fourier
 from trainact.nn.linear_combination import LinearCombination
@@ -227,7 +228,8 @@ def test_rmsprop_rho_and_eps_have_one_value(key: str) -> None:
         "schema autoencoder": SCHEMA_DEFAULTS[f"autoencoder.{key}"],
         "config.yaml train": CONFIG["train"][key],
         "config.yaml autoencoder": CONFIG["autoencoder"][key],
-        "bench RMSPROP": throughput.RMSPROP["alpha" if key == "rho" else key],
+        "bench RMSPROP": throughput.RMSPROP[key],
+        "training.settings": {"rho": RMSPROP_RHO, "eps": RMSPROP_EPS}[key],
     }
     assert {home: v for home, v in homes.items() if v != value} == {}, f"TrainSettings.{key} = {value!r}"
 

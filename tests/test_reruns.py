@@ -100,6 +100,8 @@ READ_BY_REPORT = ANALYSIS - {"provenance"}
         ("names.py", TRAINING | ANALYSIS - {"provenance"}),
         # what only the analysis and the report read: no training job
         ("layout.py", ANALYSIS),
+        # the files inside a run folder: what training writes and the analysis reads
+        ("run_files.py", TRAINING | ANALYSIS),
         ("analysis/labels.py", READ_BY_REPORT),
         ("analysis/thresholds.py", READ_BY_REPORT),
         # the claim definitions: the commands that judge them (the report renders their verdicts)

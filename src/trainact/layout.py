@@ -1,36 +1,19 @@
-"""The results layout, written once: where each run keeps its files, and the folders and files
-of a results root (``<out>``) that the aggregation, the figures and the paper report write.
+"""The results layout, written once: the folder of each run under a results root (``<out>``),
+and the folders and files of the root that the aggregation, the figures and the paper report
+write. The files inside one run's folder are :mod:`trainact.run_files` (the training commands
+read that module, not this one, so renaming a table reruns no training).
 
-The training commands write here, the analysis reads here and the workflow names its outputs
-from here (``workflow/rules/common.smk``), so this module imports only the standard library.
+The workflow names its outputs from here (``workflow/rules/common.smk``) and the analysis reads
+here, so this module imports only the standard library.
 """
 
 from __future__ import annotations
 
-# The files of one run and their columns: their home is trainact.run_files (a unit of reruns of its
-# own, see there); re-exported here, so that the analysis finds the whole layout in one module.
-from trainact.run_files import (  # noqa: F401
-    HISTORY_FILE,
-    HEALTH_FILE,
-    MODEL_FILE,
-    ACTIVATIONS_FILE,
-    SUMMARY_FILE,
-    CHECKPOINT_FILE,
-    SNAPSHOT_DIR,
-    FINETUNE_DIR,
-    PRETRAIN_HISTORY_FILE,
-    PRETRAINED_FILE,
-    PRETRAIN_CHECKPOINT_FILE,
-    PSO_BEST_FILE,
-    TRAIN_HISTORY_COLUMNS,
-    HEALTH_COLUMNS,
-    PRETRAIN_HISTORY_COLUMNS,
-    PSO_HISTORY_COLUMNS,
-    snapshot_file,
-)
 
 #: Folders of a results root (``<out>``).
 TABLES_DIR, FIGURES_DIR, PAPER_REPORT_DIR = "tables", "figures", "paper"
+#: ``<out>/tables/summary.json``: every number the report states (``trainact aggregate``).
+AGGREGATE_SUMMARY_FILE = "summary.json"
 #: The files of ``<out>/tables`` that ``trainact aggregate`` writes.
 TABLE_FILES: tuple[str, ...] = (
     "table1.csv",
@@ -38,7 +21,7 @@ TABLE_FILES: tuple[str, ...] = (
     "table2.csv",
     "table2.json",
     "runs.csv",
-    "summary.json",
+    AGGREGATE_SUMMARY_FILE,
 )
 #: The files of ``<out>/tables`` that ``trainact sensitivity`` writes.
 SENSITIVITY_FILES: tuple[str, ...] = ("sensitivity.json", "sensitivity.csv")

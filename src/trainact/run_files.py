@@ -1,7 +1,7 @@
 """The files of one run and their columns, written once: what a training, fine-tuning,
 autoencoder-pretraining or PSO run writes into its folder. The training commands
-(trainact.training) write them, the aggregation and the figures read them (through
-:mod:`trainact.layout`, which re-exports them).
+(trainact.training) write them, the aggregation and the figures read them; the run's folder
+is :mod:`trainact.layout`'s.
 
 Its own module, apart from :mod:`trainact.layout`, because a module is a unit of reruns
 (trainact.sourcegraph): an edit of the results layout's tables or figures must rerun no training

@@ -35,6 +35,7 @@ from trainact.analysis.results import LATE_EPOCHS, collect_runs, json_ready, rec
 from trainact.analysis.section5 import summarize_autoencoder, summarize_pso
 from trainact.analysis.tables import load_published, network_facts, table1, table2
 from trainact.files import write_text_atomic
+from trainact.layout import AGGREGATE_SUMMARY_FILE
 from trainact.names import ACTIVATIONS, SIZES, check_names
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def write_outputs(out_dir: Path, runs: pd.DataFrame, t1: pd.DataFrame, t2: pd.Da
     for name in ("table1", "table2"):
         document = {"description": summary["definitions"][name], "rows": summary[name]}
         write_text_atomic(out_dir / f"{name}.json", json.dumps(document, indent=1))
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=1))
+    write_text_atomic(out_dir / AGGREGATE_SUMMARY_FILE, json.dumps(summary, indent=1))
 
 
 # --------------------------------------------------------------------------------------- CLI

@@ -35,6 +35,13 @@ import numpy as np
 import pandas as pd
 
 from trainact.layout import autoencoder_run_dir, pso_run_dir, train_run_dir
+from trainact.run_files import (
+    ACTIVATIONS_FILE,
+    FINETUNE_DIR,
+    HISTORY_FILE,
+    PRETRAIN_HISTORY_FILE,
+    SUMMARY_FILE,
+)
 
 METRICS = ("train_acc", "train_loss", "val_acc", "val_loss")
 #: Per-run final-epoch accuracies (the verdicts' endpoint); ``train_eval_acc`` may be absent.
@@ -71,28 +78,28 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def train_history_path(results: Path, size: str, activation: str, seed: int) -> Path:
-    return Path(results) / train_run_dir(size, activation, seed) / "history.csv"
+    return Path(results) / train_run_dir(size, activation, seed) / HISTORY_FILE
 
 
 def train_activations_path(results: Path, size: str, activation: str, seed: int) -> Path:
-    return train_history_path(results, size, activation, seed).with_name("activations.json")
+    return train_history_path(results, size, activation, seed).with_name(ACTIVATIONS_FILE)
 
 
 
 def train_summary_path(results: Path, size: str, activation: str, seed: int) -> Path:
-    return train_history_path(results, size, activation, seed).with_name("summary.json")
+    return train_history_path(results, size, activation, seed).with_name(SUMMARY_FILE)
 
 
 def autoencoder_pretrain_path(results: Path, seed: int) -> Path:
-    return Path(results) / autoencoder_run_dir(seed) / "pretrain.csv"
+    return Path(results) / autoencoder_run_dir(seed) / PRETRAIN_HISTORY_FILE
 
 
 def autoencoder_history_path(results: Path, seed: int) -> Path:
-    return Path(results) / autoencoder_run_dir(seed) / "finetune" / "history.csv"
+    return Path(results) / autoencoder_run_dir(seed) / FINETUNE_DIR / HISTORY_FILE
 
 
 def pso_history_path(results: Path, seed: int) -> Path:
-    return Path(results) / pso_run_dir(seed) / "history.csv"
+    return Path(results) / pso_run_dir(seed) / HISTORY_FILE
 
 
 # ---------------------------------------------------------------------------------- readers

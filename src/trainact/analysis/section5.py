@@ -32,6 +32,7 @@ from trainact.analysis.statistics import stats
 from trainact.analysis.thresholds import CONVERGENCE_SHARE
 from trainact.layout import autoencoder_run_dir
 from trainact.names import AUTOENCODER_MODEL, PSO_MODEL
+from trainact.run_files import FINETUNE_DIR
 
 
 def epochs_to_reach(history: pd.DataFrame, target: float) -> int:
@@ -61,7 +62,7 @@ def summarize_autoencoder(results: Path, seeds: Sequence[int]) -> dict[str, Any]
         pretrained_history = read_history(autoencoder_history_path(results, seed))
         baseline_history = read_history(train_history_path(results, size, activation, seed))
         pretrained = best_of_history(pretrained_history)
-        runs.append({"run": f"{autoencoder_run_dir(seed)}/finetune", "seed": int(seed), **pretrained})
+        runs.append({"run": f"{autoencoder_run_dir(seed)}/{FINETUNE_DIR}", "seed": int(seed), **pretrained})
         per_seed.append(_autoencoder_row(int(seed), pretrained_history, baseline_history))
         stages += _pretrain_stages(results, int(seed))
     frame = pd.DataFrame(per_seed)

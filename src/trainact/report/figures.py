@@ -43,7 +43,8 @@ from trainact.analysis.results import (
     train_activations_path,
     train_history_path,
 )
-from trainact.layout import TABLES_DIR
+from trainact.layout import AGGREGATE_SUMMARY_FILE, TABLES_DIR
+from trainact.run_files import HEALTH_FILE
 from trainact.names import AUTOENCODER_MODEL, PSO_MODEL, TRAINABLE
 from trainact.report.figure_list import CURVE_FIGURES, FIGURE_GROUPS, curve_figure_stem
 from trainact.report.figure_params import FigureParams
@@ -96,7 +97,7 @@ def health_curves(results: Path, size: str, activation: str, seeds: Sequence[int
     """Per (layer, epoch) mean/std/min/max over seeds of a model's activation health columns."""
     frames = {}
     for seed in seeds:
-        path = train_history_path(results, size, activation, seed).with_name("activation_health.csv")
+        path = train_history_path(results, size, activation, seed).with_name(HEALTH_FILE)
         frames[seed] = read_csv_checked(path, HEALTH_REQUIRED)
     return mean_curves(frames, ["layer", "epoch"], list(HEALTH_REQUIRED[2:]))
 
@@ -105,7 +106,7 @@ def pso_reference_best(results: Path, pso_seeds: Sequence[int]) -> float:
     """RMSProp's best validation accuracy, mean over PSO's seeds, as ``trainact aggregate`` wrote
     it to ``<results>/tables/summary.json`` (``pso.rmsprop_best_val_acc``); an error when that
     file is missing or summarises other PSO seeds."""
-    path = Path(results) / TABLES_DIR / "summary.json"
+    path = Path(results) / TABLES_DIR / AGGREGATE_SUMMARY_FILE
     if not path.is_file():
         raise FileNotFoundError(f"expected file is missing: {path} (run 'trainact aggregate' first)")
     pso = json.loads(path.read_text(encoding="utf-8"))["pso"]

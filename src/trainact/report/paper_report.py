@@ -34,7 +34,7 @@ import yaml
 from trainact.analysis.labels import MODEL_NAMES
 from trainact.analysis.tables import load_published
 from trainact.files import write_text_atomic
-from trainact.layout import SCHEDULE_AXIS_FIGURE
+from trainact.layout import AGGREGATE_SUMMARY_FILE, SCHEDULE_AXIS_FIGURE
 from trainact.report.captions import CAPTIONS
 from trainact.report.claims_context import claim_rows, schedule_axis_context, sensitivity_context, with_axis_lines
 from trainact.report.figure_list import FIGURES
@@ -164,7 +164,7 @@ def load_deviations(paths: Sequence[Path] | None = None) -> list[dict[str, str]]
 
 def read_summary(tables: Path) -> dict[str, Any]:
     """``<tables>/summary.json``, which ``trainact aggregate`` writes; missing: an error saying so."""
-    path = Path(tables) / "summary.json"
+    path = Path(tables) / AGGREGATE_SUMMARY_FILE
     if not path.is_file():
         raise FileNotFoundError(f"expected file is missing: {path} (run 'trainact aggregate' first)")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -308,7 +308,7 @@ def make_report(
     (``trainact schedule-axis``); without it the schedule-axis section says "not run".
     """
     build, note = pdf_plan(pdf)
-    summary_path = Path(tables) / "summary.json"
+    summary_path = Path(tables) / AGGREGATE_SUMMARY_FILE
     if not summary_path.is_file():
         raise FileNotFoundError(f"expected file is missing: {summary_path} (run 'trainact aggregate' first)")
     build, note = pdf_plan(pdf)
