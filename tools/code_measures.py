@@ -18,8 +18,12 @@ def functions(path: Path):
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    top = int(sys.argv[sys.argv.index("--top") + 1]) if "--top" in sys.argv else 10
+    args = sys.argv[1:]
+    top = 10
+    if "--top" in args:
+        at = args.index("--top")
+        top = int(args[at + 1])
+        del args[at : at + 2]
     src = Path(args[0] if args else Path(__file__).resolve().parents[1] / "src")
     package = src / "trainact"
     rows, funcs = [], []

@@ -18,6 +18,7 @@ import pytest
 
 from trainact import cli
 from trainact.data import cifar, download, prepare
+from trainact.data.archive import ArchiveError, ForbiddenGlobalError, restricted_loads
 from trainact.data.synthetic import build_synthetic_archive
 
 
@@ -142,7 +143,7 @@ def test_prepare_rejects_unsafe_members(
 ) -> None:
     archive = rewrite_archive(synthetic[0], tmp_path / "evil.tar.gz", extra=[(member, content)])
     out = tmp_path / "out.npz"
-    with pytest.raises(prepare.ArchiveError, match=re.escape(reason)) as error:
+    with pytest.raises(ArchiveError, match=re.escape(reason)) as error:
         prepare.prepare(archive, out, progress=False)
     assert repr(member.name) in str(error.value)
     assert not out.exists()
@@ -159,13 +160,13 @@ class _RunsShellCommand:
 def test_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     crafted = f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
-    with pytest.raises(prepare.ForbiddenGlobalError, match=r"os\.system"):
-        prepare.restricted_loads(crafted)
-    with pytest.raises(prepare.ForbiddenGlobalError, match=r"builtins\.eval"):
-        prepare.restricted_loads(b"cbuiltins\neval\n(S'1'\ntR.")
+    with pytest.raises(ForbiddenGlobalError, match=r"os\.system"):
+        restricted_loads(crafted)
+    with pytest.raises(ForbiddenGlobalError, match=r"builtins\.eval"):
+        restricted_loads(b"cbuiltins\neval\n(S'1'\ntR.")
     # _codecs.encode is admitted for latin-1 only (how protocol 2 stores bytes).
-    with pytest.raises(prepare.ForbiddenGlobalError, match="zlib"):
-        prepare.restricted_loads(
+    with pytest.raises(ForbiddenGlobalError, match="zlib"):
+        restricted_loads(
             b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00zlib\x86R."
         )
     assert not marker.exists()
@@ -175,7 +176,7 @@ def test_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
 def test_restricted_unpickler_loads_numpy_batches(protocol: int) -> None:
     images = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
     batch = {b"data": images, "labels": [3, 7], "count": np.int64(2), b"name": b"batch"}
-    loaded = prepare.restricted_loads(pickle.dumps(batch, protocol=protocol))
+    loaded = restricted_loads(pickle.dumps(batch, protocol=protocol))
     np.testing.assert_array_equal(loaded[b"data"], images)
     assert loaded[b"data"].dtype == np.uint8
     assert loaded["labels"] == [3, 7] and loaded["count"] == 2 and loaded[b"name"] == b"batch"
@@ -189,7 +190,7 @@ def test_prepare_refuses_pickle_with_code(tmp_path: Path, synthetic: tuple[Path,
         tmp_path / "evil.tar.gz",
         replace={"cifar-10-batches-py/data_batch_3": evil},
     )
-    with pytest.raises(prepare.ArchiveError, match=r"data_batch_3.*forbidden global \w+\.system"):
+    with pytest.raises(ArchiveError, match=r"data_batch_3.*forbidden global \w+\.system"):
         prepare.prepare(archive, tmp_path / "out.npz", progress=False)
     assert not marker.exists()
     assert not (tmp_path / "out.npz").exists()
@@ -215,7 +216,7 @@ def test_prepare_validates_batches(
         tmp_path / "bad.tar.gz",
         replace={"cifar-10-batches-py/test_batch": pickle.dumps(batch, protocol=2)},
     )
-    with pytest.raises(prepare.ArchiveError, match=pattern) as error:
+    with pytest.raises(ArchiveError, match=pattern) as error:
         prepare.prepare(archive, tmp_path / "out.npz", progress=False)
     assert "cifar-10-batches-py/test_batch" in str(error.value)
 
@@ -226,11 +227,11 @@ def test_prepare_reports_missing_member_and_non_archive(
     archive = rewrite_archive(
         synthetic[0], tmp_path / "short.tar.gz", drop=("cifar-10-batches-py/data_batch_4",)
     )
-    with pytest.raises(prepare.ArchiveError, match="missing member.*data_batch_4"):
+    with pytest.raises(ArchiveError, match="missing member.*data_batch_4"):
         prepare.prepare(archive, tmp_path / "out.npz", progress=False)
     not_tar = tmp_path / "not.tar.gz"
     not_tar.write_bytes(b"hello")
-    with pytest.raises(prepare.ArchiveError, match="not a readable tar archive"):
+    with pytest.raises(ArchiveError, match="not a readable tar archive"):
         prepare.prepare(not_tar, tmp_path / "out.npz", progress=False)
     with pytest.raises(FileNotFoundError, match="absent.tar.gz"):
         prepare.prepare(tmp_path / "absent.tar.gz", tmp_path / "out.npz", progress=False)
