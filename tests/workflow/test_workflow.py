@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRESET = "workflow/presets/smoke.yaml"
 SMOKE = ("--configfile", PRESET)
 OUT = "results/smoke"
@@ -391,7 +391,7 @@ def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
         ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
         ("cli.py", set()),
         # the download code reruns nothing (here no job runs it: the smoke preset builds its
-        # archive; tests/test_reruns.py checks that no job that reads data imports it); the
+        # archive; tests/workflow/test_reruns.py checks that no job that reads data imports it); the
         # preparation code reruns prepare and all that reads its .npz (Snakemake plans before
         # it runs, so it cannot know that the file will not change)
         ("download.py", set()),
