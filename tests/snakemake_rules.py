@@ -59,7 +59,7 @@ class RuleView:
     params: dict[str, str]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def workflow_rules(*configfiles: str) -> dict[str, RuleView]:
     """Rule name -> what Snakemake holds for it, with the config (plus ``configfiles``) of the
     repository (rules that only some configs define, such as synthetic_archive, need theirs)."""

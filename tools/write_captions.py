@@ -27,7 +27,7 @@ def caption_files() -> dict[str, str]:
 def main() -> None:
     files = caption_files()
     CAPTION_DIR.mkdir(parents=True, exist_ok=True)
-    for stale in sorted(set(p.name for p in CAPTION_DIR.glob("*.rst")) - set(files)):
+    for stale in sorted({p.name for p in CAPTION_DIR.glob("*.rst")} - set(files)):
         (CAPTION_DIR / stale).unlink()
         print(f"removed {stale}")
     for name, text in files.items():

@@ -348,3 +348,43 @@ def schedule_axis_inputs(config: Config) -> list[str]:
             for name in ("history.csv", "summary.json")
         }
     )
+
+
+def result_inputs(config: Config) -> dict[str, list[str]]:
+    """The histories the analysis reads, by kind: every training run of the grid and the
+    autoencoder's baseline and PSO's reference (ordinary training runs, in the grid or not), the
+    autoencoder's pretraining and fine-tuning, PSO."""
+    out, exp = config["results"], config["experiment"]
+    seeds = exp["seeds"]
+    grid = [(s, a) for s in exp["sizes"] for a in exp["activations"]]
+    section5 = [(config[k]["size"], config[k]["activation"]) for k in ("autoencoder", "pso")]
+    models = list(dict.fromkeys(grid + section5))
+    return {
+        "train": [train_file(out, "history.csv", s, a, seed) for s, a in models for seed in seeds],
+        "pretrain": [f"{out}/{layout.autoencoder_run_dir(seed)}/pretrain.csv" for seed in seeds],
+        "finetune": [f"{out}/{layout.autoencoder_run_dir(seed)}/finetune/history.csv" for seed in seeds],
+        "pso": [f"{out}/{layout.pso_run_dir(seed)}/history.csv" for seed in seeds],
+    }
+
+
+def grid_run_files(config: Config, names: Iterable[str], trainable_only: bool = False) -> list[str]:
+    """Files ``names`` of every run of the grid (only the trainable activations' runs when
+    ``trainable_only``): the run summaries of Table 1, the activations of the figures."""
+    exp, names = config["experiment"], list(names)
+    return [
+        train_file(config["results"], name, s, a, seed)
+        for s in exp["sizes"]
+        for a in exp["activations"]
+        if not (trainable_only and a == "relu")
+        for seed in exp["seeds"]
+        for name in names
+    ]
+
+
+def run_summaries(config: Config, study: SensitivityPlan) -> list[str]:
+    """The summary.json of every training, fine-tuning and PSO run (their devices, for
+    provenance)."""
+    inputs = result_inputs(config)
+    histories = inputs["train"] + inputs["finetune"] + inputs["pso"] + sensitivity_inputs(config, study)
+    histories += [p for p in schedule_axis_inputs(config) if p.endswith("history.csv")]
+    return sorted({os.path.join(os.path.dirname(path), "summary.json") for path in histories})

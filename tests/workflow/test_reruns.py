@@ -17,7 +17,12 @@ import pytest
 from snakemake_rules import workflow_rules
 
 from trainact import sourcegraph
-from trainact.sourcegraph import FAMILY_ENTRY, code_digest, source_files, trainact_closure
+from trainact.sourcegraph import (
+    FAMILY_ENTRY,
+    code_digest,
+    source_files,
+    trainact_closure,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 # The families whose jobs read the prepared data, and the modules they must not run.

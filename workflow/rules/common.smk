@@ -66,7 +66,9 @@ CODE = {family: code_digest(family) for family in FAMILY_ENTRY}
 PYTHON_BIN = ""
 if not workflow.deployment_settings.deployment_method:
     if importlib.util.find_spec("torch") is not None:
-        PYTHON_BIN = f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
+        PYTHON_BIN = (
+            f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH; "
+        )
 shell.prefix(
     "set -euo pipefail; "
     + PYTHON_BIN
@@ -80,15 +82,14 @@ shell.prefix(
 if "gpu" in workflow.global_resources and "gpu_slots" not in workflow.global_resources:
     _gpus = workflow.global_resources["gpu"].value
     if isinstance(_gpus, int):
-        workflow.register_resource("gpu_slots", _gpus * config["devices"]["jobs_per_gpu"])
+        workflow.register_resource(
+            "gpu_slots", _gpus * config["devices"]["jobs_per_gpu"]
+        )
 
 # ------------------------------------------------------------------------------------- paths
 
 OUT = config["results"]
-EXP = config["experiment"]
-SIZES, ACTIVATIONS, SEEDS = EXP["sizes"], EXP["activations"], EXP["seeds"]
-AE_MODEL = (config["autoencoder"]["size"], config["autoencoder"]["activation"])
-PSO_MODEL = (config["pso"]["size"], config["pso"]["activation"])
+SIZES, ACTIVATIONS = config["experiment"]["sizes"], config["experiment"]["activations"]
 SYNTHETIC = config["dataset"]["synthetic"]
 LOGS = f"{OUT}/logs"
 BENCHMARKS = f"{OUT}/benchmarks"
@@ -111,7 +112,9 @@ PROVENANCE = f"{OUT}/provenance.json"
 TABLE_FILES = {name: f"{TABLES}/{name}" for name in layout.TABLE_FILES}
 SENSITIVITY_FILES = [f"{TABLES}/{name}" for name in layout.SENSITIVITY_FILES]
 SCHEDULE_AXIS_FILES = [f"{TABLES}/{name}" for name in layout.SCHEDULE_AXIS_FILES]
-SCHEDULE_AXIS_FIGURES = [f"{FIGURES}/{layout.SCHEDULE_AXIS_FIGURE}.{ext}" for ext in ("png", "pdf")]
+SCHEDULE_AXIS_FIGURES = [
+    f"{FIGURES}/{layout.SCHEDULE_AXIS_FIGURE}.{ext}" for ext in ("png", "pdf")
+]
 # The figures trainact.report.figures draws for this config (with the Section 5 experiments).
 FIGURE_STEMS = [
     stem
@@ -120,10 +123,14 @@ FIGURE_STEMS = [
     ).values()
     for stem in stems
 ]
-FIGURE_FILES = [f"{FIGURES}/{stem}.{ext}" for stem in FIGURE_STEMS for ext in ("png", "pdf")]
+FIGURE_FILES = [
+    f"{FIGURES}/{stem}.{ext}" for stem in FIGURE_STEMS for ext in ("png", "pdf")
+]
 # The report's Jinja templates (inputs: editing them reruns the report), and its pdf where a
 # TeX engine is (latexmk and pdflatex).
-PAPER_REPORT_TEMPLATES = [os.path.relpath(REPO / "paper" / n) for n in ("report.md.j2", "report.tex.j2")]
+PAPER_REPORT_TEMPLATES = [
+    os.path.relpath(REPO / "paper" / n) for n in ("report.md.j2", "report.tex.j2")
+]
 HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
 PAPER_PDF = [f"{PAPER}/report.pdf"] if HAVE_TEX else []
 PAPER_FILES = [f"{PAPER}/report.md", f"{PAPER}/report.tex", *PAPER_PDF]
@@ -157,38 +164,15 @@ def branch_params(wc):
     return canonical(plan.branch_slice(config, wc.size, wc.activation, wc.first_phase))
 
 
-def train_file(name, size, activation, seed, root=OUT):
-    return plan.train_file(root, name, size, activation, seed)
-
-
-EXPERIMENT_MODELS = [(s, a) for s in SIZES for a in ACTIVATIONS]
-# The autoencoder's baseline and PSO's reference are ordinary training runs, in the grid or not.
-ALL_MODELS = list(dict.fromkeys(EXPERIMENT_MODELS + [AE_MODEL, PSO_MODEL]))
-RESULT_INPUTS = {
-    "train": [train_file("history.csv", s, a, seed) for s, a in ALL_MODELS for seed in SEEDS],
-    "pretrain": [f"{OUT}/{layout.autoencoder_run_dir(seed)}/pretrain.csv" for seed in SEEDS],
-    "finetune": [f"{OUT}/{layout.autoencoder_run_dir(seed)}/finetune/history.csv" for seed in SEEDS],
-    "pso": [f"{OUT}/{layout.pso_run_dir(seed)}/history.csv" for seed in SEEDS],
-}
-# Table 1 states each network's parameters, steps, time and device.
-TRAIN_SUMMARIES = [train_file("summary.json", s, a, seed) for s, a in EXPERIMENT_MODELS for seed in SEEDS]
+# The run files the analysis reads (the main grid's where the study or the axis reuses them).
+RESULT_INPUTS = plan.result_inputs(config)
+TRAIN_SUMMARIES = plan.grid_run_files(config, ["summary.json"])
+FIGURE_ACTIVATION_INPUTS = plan.grid_run_files(
+    config, ["activations.json", "activation_health.csv"], trainable_only=True
+)
 SENSITIVITY_INPUTS = plan.sensitivity_inputs(config, SENSITIVITY)
 SCHEDULE_AXIS_INPUTS = plan.schedule_axis_inputs(config)
-# The summary.json of every training, fine-tuning and PSO run (their devices, for provenance).
-RUN_SUMMARIES = sorted(
-    {
-        os.path.join(os.path.dirname(path), "summary.json")
-        for path in RESULT_INPUTS["train"] + RESULT_INPUTS["finetune"] + RESULT_INPUTS["pso"]
-        + SENSITIVITY_INPUTS + [p for p in SCHEDULE_AXIS_INPUTS if p.endswith("history.csv")]
-    }
-)
-FIGURE_ACTIVATION_INPUTS = [
-    train_file(name, s, a, seed)
-    for s, a in EXPERIMENT_MODELS
-    if a != "relu"
-    for seed in SEEDS
-    for name in ("activations.json", "activation_health.csv")
-]
+RUN_SUMMARIES = plan.run_summaries(config, SENSITIVITY)
 
 # -------------------------------------------------------------------------------- captions
 #
