@@ -34,7 +34,7 @@ report: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) paper_report $(SNAKEMAKE_ARGS)
 
 # The captions of Snakemake's HTML report (workflow/html_report/captions/*.rst), written from
-# trainact.report.captions; run after editing a caption (tests/workflow/test_captions.py checks).
+# trainact.report.captions; run after editing a caption (tests/workflow/test_html_report_captions.py checks).
 captions:
 	$(BIN)/python tools/write_captions.py
 

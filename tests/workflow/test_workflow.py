@@ -518,7 +518,7 @@ def test_html_report_has_every_figure_and_table_with_its_caption(smoke, tmp_path
     ]
     assert [c for c in captions if c not in text] == []
     # every caption's text is trainact.report.captions' (the committed files are generated
-    # from it: tests/workflow/test_captions.py)
+    # from it: tests/workflow/test_html_report_captions.py)
     from trainact.report import captions as caption_texts
 
     shown = [name for name, entry in caption_texts.CAPTIONS.items() if entry.caption.split("'")[0][:60] in text]

@@ -178,7 +178,7 @@ RUN_SUMMARIES = plan.run_summaries(config, SENSITIVITY)
 #
 # The captions of Snakemake's HTML report are trainact.report.captions' (the paper report shows
 # the same text): workflow/html_report/captions/<name>.rst, generated from it (`make captions`,
-# tests/workflow/test_captions.py checks that they match) and committed, so that parsing the
+# tests/workflow/test_html_report_captions.py checks that they match) and committed, so that parsing the
 # workflow writes nothing.
 CAPTION_DIR = REPO / "workflow" / "html_report" / "captions"
 
