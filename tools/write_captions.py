@@ -3,7 +3,8 @@
 Snakemake reads a result's caption from a reStructuredText file named in the rule
 (``report(..., caption=...)``). The files, workflow/html_report/captions/<name>.rst, are
 generated here and committed, so that parsing the workflow writes nothing;
-tests/workflow/test_html_report_captions.py fails when one differs from ``captions.caption_rst(name)``.
+tests/workflow/test_html_report_captions.py fails when one differs from
+``captions.caption_rst(name)``.
 
     python tools/write_captions.py        (or: make captions)
 """

@@ -177,9 +177,9 @@ RUN_SUMMARIES = plan.run_summaries(config, SENSITIVITY)
 # -------------------------------------------------------------------------------- captions
 #
 # The captions of Snakemake's HTML report are trainact.report.captions' (the paper report shows
-# the same text): workflow/html_report/captions/<name>.rst, generated from it (`make captions`,
-# tests/workflow/test_html_report_captions.py checks that they match) and committed, so that parsing the
-# workflow writes nothing.
+# the same text): workflow/html_report/captions/<name>.rst, generated from it (`make captions`;
+# tests/workflow/test_html_report_captions.py checks that they match) and committed, so that
+# parsing the workflow writes nothing.
 CAPTION_DIR = REPO / "workflow" / "html_report" / "captions"
 
 
