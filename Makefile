@@ -9,7 +9,7 @@ CORES  ?= all
 SNAKEMAKE_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv reproduce quick smoke report lint test bench gpu-check device-wheels mutation clean-venv
+.PHONY: venv reproduce quick smoke report captions lint test bench gpu-check device-wheels mutation clean-venv
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ smoke: $(STAMP)
 # The paper report (rule paper_report) and everything it needs.
 report: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) paper_report $(SNAKEMAKE_ARGS)
+
+# The captions of Snakemake's HTML report (workflow/html_report/captions/*.rst), written from
+# trainact.report.captions; run after editing a caption (tests/workflow/test_html_report_captions.py checks).
+captions:
+	$(BIN)/python tools/write_captions.py
 
 bench: $(STAMP)
 	$(BIN)/python -m trainact bench

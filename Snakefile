@@ -14,18 +14,21 @@ configfile: "config.yaml"
 
 
 # The front page of Snakemake's HTML report (`snakemake --report report.html`); the captions of
-# its results are trainact.paper_facts' (workflow/rules/common.smk writes them out).
+# its results are trainact.report.captions' (workflow/html_report/captions, see common.smk).
 report: "workflow/html_report/workflow.rst"
 
 
+# common.smk puts the repository's src/ first on sys.path (trainact.names: sizes, activations).
+include: "workflow/rules/common.smk"
+
+
 wildcard_constraints:
-    size="small|middle|large",
-    activation="relu|fourier|lc",
+    size="|".join(names.SIZES),
+    activation="|".join(names.ACTIVATIONS),
     seed=r"\d+",
     first_phase=r"\d+",
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/autoencoder.smk"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.requirements import Requirement
-from rule_sources import rule_bodies
+from snakemake_rules import workflow_rules
 
 from trainact import cli
 from trainact.sourcegraph import imported_names, trainact_closure
@@ -101,16 +101,14 @@ def third_party_imports(module_name: str) -> set[str]:
 
 
 def rule_environments() -> dict[str, tuple[str, str]]:
-    """Rule -> (its conda env file, the trainact command its shell runs)."""
+    """Rule -> (its conda env file, the trainact command its shell runs), as Snakemake reads them."""
     found = {}
-    for name, (path, body) in rule_bodies().items():
-        command = re.search(r"python -m trainact ([\w-]+)", body)
+    for name, rule in workflow_rules().items():
+        command = re.search(r"python -m trainact ([\w-]+)", rule.shell or "")
         if command is None:
             continue  # a rule that runs no command (rule all)
-        env = re.search(r'conda:\s*\n\s*"([^"]+)"', body)
-        assert env, f"rule {name} has no conda env"
-        env_file = (path.parent / env.group(1)).resolve()
-        found[name] = (str(env_file.relative_to(REPO)), command.group(1))
+        assert rule.conda, f"rule {name} has no conda env"
+        found[name] = (str(rule.conda.relative_to(REPO)), command.group(1))
     return found
 
 
@@ -174,10 +172,10 @@ def test_every_rule_passes_its_config_slice_as_params():
     """A rule whose params hold a config slice hands it to its command as ``--params``, the same
     way everywhere (no slice spelled out as flags)."""
     parsers = command_parsers()
-    for rule, (_, body) in rule_bodies().items():
-        if "slice=" not in body:
+    for rule, view in workflow_rules().items():
+        if "slice" not in view.params:
             continue
-        shell = body[body.index("shell:"):]
+        shell = view.shell
         command = re.search(r"python -m trainact ([\w-]+)", shell).group(1)
         assert "--params {params.slice:q}" in shell, rule
         assert "--params" in {o for a in parsers[command]._actions for o in a.option_strings}, command

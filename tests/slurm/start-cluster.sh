@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start a throw-away single-node SLURM cluster on this machine (for tests/test_slurm.py).
+# Start a throw-away single-node SLURM cluster on this machine (for tests/workflow/test_slurm.py).
 #
 # Usage: tests/slurm/start-cluster.sh STATE_DIR [PARTITION]
 #

@@ -35,7 +35,7 @@ rule aggregate:
     conda:
         "../../envs/analysis.yaml"
     params:
-        slice=canonical(AGGREGATE_PARAMS),
+        slice=canonical(ANALYSIS_PARAMS["aggregate"]),
         code=CODE["aggregate"],
         results=lambda wc: OUT,
         out_dir=lambda wc, output: os.path.dirname(output.summary),

@@ -26,7 +26,7 @@ rule ae_pretrain:
         mem_mb=8000,
         runtime=240,
     params:
-        slice=canonical(AE_PRETRAIN_SLICE),
+        slice=canonical(SECTION5_SLICES["ae_pretrain"]),
         code=CODE["autoencoder"],
         out_dir=lambda wc, output: os.path.dirname(output.pretrain),
     shell:
@@ -56,7 +56,7 @@ rule ae_finetune:
         mem_mb=8000,
         runtime=240,
     params:
-        slice=canonical(AE_FINETUNE_SLICE),
+        slice=canonical(SECTION5_SLICES["ae_finetune"]),
         code=CODE["autoencoder"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:

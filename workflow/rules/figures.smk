@@ -29,7 +29,7 @@ rule figures:
     conda:
         "../../envs/analysis.yaml"
     params:
-        slice=canonical(FIGURE_PARAMS),
+        slice=canonical(ANALYSIS_PARAMS["figures"]),
         code=CODE["figures"],
         results=lambda wc: OUT,
         out_dir=lambda wc, output: os.path.dirname(output.pdfs[0]),

@@ -66,7 +66,7 @@ rule paper_report:
     conda:
         "../../envs/analysis.yaml"
     params:
-        slice=canonical(PAPER_REPORT_PARAMS),
+        slice=canonical(ANALYSIS_PARAMS["paper_report"]),
         pdf="always" if HAVE_TEX else "never",
         code=CODE["paper_report"],
         results=lambda wc: OUT,

@@ -24,7 +24,7 @@ rule pso:
         mem_mb=8000,
         runtime=480,
     params:
-        slice=canonical(PSO_SLICE),
+        slice=canonical(SECTION5_SLICES["pso"]),
         code=CODE["pso"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:

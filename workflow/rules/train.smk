@@ -28,7 +28,7 @@ rule train:
         mem_mb=8000,
         runtime=240,
     params:
-        slice=lambda wc: canonical(train_slice(wc.size, wc.activation)),
+        slice=train_params,
         code=CODE["train"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:
@@ -39,7 +39,7 @@ rule train:
 
 
 # The sensitivity study's runs: the same job with a variant's model and train settings
-# (common.smk, "Sensitivity study"); only runs that no other root already holds are asked for.
+# (trainact.workflow_plan, sensitivity study); only runs that no other root already holds are asked for.
 use rule train as train_variant with:
     output:
         history=f"{VARIANT_TRAIN_DIR}/history.csv",
@@ -52,14 +52,12 @@ use rule train as train_variant with:
     benchmark:
         f"{BENCHMARKS}/sensitivity/{{variant}}/{{size}}-{{activation}}-seed{{seed}}.tsv"
     params:
-        slice=lambda wc: canonical(
-            train_slice(wc.size, wc.activation, *VARIANT_SETTINGS[wc.variant])
-        ),
+        slice=train_params,
         code=CODE["train"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
 
 
-# The schedule axis (common.smk, "Schedule axis"; trainact.training.schedules): one trunk per network and
+# The schedule axis (trainact.workflow_plan, trainact.training.schedules): one trunk per network and
 # seed at the first learning rate, keeping its state after every epoch; the branch at L trains
 # the tail from the trunk's snapshot after epoch L (train.fit's branch_from), so no trunk epoch
 # is computed twice. The trunk's params hold neither the tail nor the list of L: a changed tail
@@ -83,7 +81,7 @@ rule train_trunk:
         mem_mb=8000,
         runtime=240,
     params:
-        slice=lambda wc: canonical(trunk_slice(wc.size, wc.activation)),
+        slice=trunk_params,
         code=CODE["train"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:
@@ -115,7 +113,7 @@ rule train_branch:
         mem_mb=8000,
         runtime=240,
     params:
-        slice=lambda wc: canonical(branch_slice(wc.size, wc.activation, wc.first_phase)),
+        slice=branch_params,
         code=CODE["train"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rule_sources import rule_bodies
+from snakemake_rules import workflow_rules
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
 DEFAULT_PROFILE = REPO / "workflow" / "profiles" / "default" / "config.yaml"
 CLUSTER_SCRIPTS = REPO / "tests" / "slurm"
@@ -57,13 +57,8 @@ RUN_TIMEOUT_S = 600
 
 
 def gpu_rules() -> set[str]:
-    """Rules whose ``resources`` ask for a GPU slot (``gpu_slots=...``), read from
-    workflow/rules/*.smk."""
-    return {
-        name
-        for name, (_, body) in rule_bodies().items()
-        if re.search(r"^\s+gpu_slots\s*=", body, flags=re.M)
-    }
+    """Rules whose resources ask for a GPU slot (``gpu_slots``), as Snakemake reads them."""
+    return {name for name, rule in workflow_rules().items() if "gpu_slots" in rule.resources}
 
 
 def load_profile() -> dict:

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRESET = "workflow/presets/smoke.yaml"
 SMOKE = ("--configfile", PRESET)
 OUT = "results/smoke"
@@ -78,6 +79,23 @@ def plan(workdir: Path, *args: str, configfiles: tuple[str, ...] = ()) -> dict[s
         if action != "no update":
             pending.setdefault(rule, set()).add(output)
     return pending
+
+
+def dry_run(workdir: Path, *configfiles: str) -> dict[str, set[str]]:
+    """Rule -> the reasons Snakemake's own dry run (``snakemake -n``) prints for its jobs (rule
+    all, which runs no command, left out); empty when it has nothing to do."""
+    result = snakemake(workdir, "-n", *smoke_with(*configfiles))
+    assert result.returncode == 0, result.stderr
+    text = result.stdout + result.stderr
+    jobs: dict[str, set[str]] = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", text):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule and rule.group(1) != "all":
+            reason = re.search(r"^\s+reason: (.*)$", block, flags=re.MULTILINE)
+            jobs.setdefault(rule.group(1), set()).add(reason.group(1) if reason else "")
+    if not jobs:
+        assert "Nothing to be done" in text, text[-2000:]
+    return jobs
 
 
 def write_yaml(path: Path, content: dict) -> str:
@@ -378,46 +396,95 @@ def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
 @pytest.mark.parametrize(
     ("module", "rerun"),
     [
-        ("pso.py", {"pso"} | DOWNSTREAM),
+        ("training/pso.py", {"pso"} | DOWNSTREAM),
         # the schedule axis draws its figure with figures.save_figure
-        ("figures.py", {"figures", "schedule_axis", "provenance", "paper_report"}),
-        ("models.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
-        ("schedule_axis.py", {"schedule_axis", "paper_report"}),
-        # the axis' planning: the workflow reads it at parse time, the axis' judgement (and the
-        # report, which shows its schedules) import it; no training job does
-        ("schedules.py", {"schedule_axis", "paper_report"}),
-        ("sensitivity.py", {"sensitivity", "paper_report"}),
-        # PSO shares the training package's device, job and evaluation modules with the trainer, not trainact.training.train
-        ("train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
+        ("report/figures.py", {"figures", "schedule_axis", "provenance", "paper_report"}),
+        ("nn/models.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
+        ("analysis/schedule_axis.py", {"schedule_axis", "paper_report"}),
+        # the axis' planning: the axis' judgement (and the report, which shows its schedules)
+        # import it; no training job does
+        ("training/schedules.py", {"schedule_axis", "paper_report"}),
+        ("analysis/sensitivity.py", {"sensitivity", "paper_report"}),
+        # PSO shares the device, job and evaluation modules with the trainer, not trainact.training.train
+        ("training/train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
         ("cli.py", set()),
+        # the workflow's planner: Snakemake reads it at parse time, no job runs it
+        ("workflow_plan.py", set()),
         # the download code reruns nothing (here no job runs it: the smoke preset builds its
-        # archive; tests/test_reruns.py checks that no job that reads data imports it); the
+        # archive; tests/workflow/test_reruns.py checks that no job that reads data imports it); the
         # preparation code reruns prepare and all that reads its .npz (Snakemake plans before
         # it runs, so it cannot know that the file will not change)
-        ("download.py", set()),
-        ("prepare.py", EVERY_JOB),
-        ("synthetic.py", EVERY_JOB | {"synthetic_archive"}),
-        ("aggregate.py", {"sensitivity", "schedule_axis"} | DOWNSTREAM),
-        ("paper_report.py", {"paper_report"}),
-        ("formatting.py", {"paper_report"}),
+        ("data/download.py", set()),
+        ("data/prepare.py", EVERY_JOB),
+        ("data/synthetic.py", EVERY_JOB | {"synthetic_archive"}),
+        ("analysis/aggregate.py", {"sensitivity", "schedule_axis"} | DOWNSTREAM),
+        ("report/paper_report.py", {"paper_report"}),
+        ("report/formatting.py", {"paper_report"}),
         # the claims are judged by aggregate: its tables and everything after them
-        ("claims.py", {"sensitivity", "schedule_axis"} | DOWNSTREAM),
-        ("activations.py", EVERY_JOB - {"prepare"}),
+        ("analysis/claims.py", {"sensitivity", "schedule_axis"} | DOWNSTREAM),
+        ("nn/fourier.py", EVERY_JOB - {"prepare"}),
         # the package data files that a module reads
-        ("published_tables.json", {"sensitivity", "schedule_axis"} | DOWNSTREAM),
-        ("deviations.yaml", {"paper_report"}),
+        ("analysis/published_tables.json", {"sensitivity", "schedule_axis"} | DOWNSTREAM),
+        ("report/deviations.yaml", {"paper_report"}),
     ],
-)
+)  # fmt: skip
 def test_editing_a_module_reruns_the_jobs_that_run_it(smoke, module, rerun):
-    """The params carry the sha256 of the files each command imports (cli.py, the argument
-    dispatcher, runs no experiment code). A rerun job's outputs change, so its dependants rerun."""
+    """The params carry the sha256 of the code each command imports (cli.py, the argument
+    dispatcher, runs no experiment code). A rerun job's outputs change, so its dependants rerun.
+    A line of code is added (a comment would change no digest: see the test below)."""
     source = smoke.workdir / "src/trainact" / module
     original = source.read_bytes()
     try:
-        source.write_bytes(original + b"\n# an edit\n")
+        edit = b"\n_AN_EDIT = 1\n" if module.endswith(".py") else b"\n# an edit\n"
+        source.write_bytes(original + edit)
         assert set(plan(smoke.workdir)) == rerun
     finally:
         source.write_bytes(original)
+
+
+TRAINING_JOBS = {"train", "train_variant", "train_trunk", "train_branch", "ae_pretrain", "ae_finetune", "pso"}
+# What reads the claims' thresholds: the analysis and the report (not a training job).
+ANALYSIS_JOBS = {"aggregate", "sensitivity", "schedule_axis", "figures", "provenance", "paper_report"}
+
+
+@pytest.mark.parametrize(
+    ("module", "edit", "rerun"),
+    [
+        ("report/captions.py", ("Test and training accuracy of the global best",
+                                "Test and training accuracies of the global best"), {"paper_report"}),
+        ("analysis/thresholds.py", ("MIN_SEEDS_FOR_VERDICT = 3", "MIN_SEEDS_FOR_VERDICT = 4"), ANALYSIS_JOBS),
+        ("training/train.py", "docstring", set()),
+        ("training/train.py", "comment", set()),
+        ("files.py", "docstring", set()),
+        ("files.py", "comment", set()),
+    ],
+)  # fmt: skip
+def test_a_caption_threshold_docstring_or_comment_edit_reruns_no_training(smoke, module, edit, rerun):
+    """Snakemake's own plan (``snakemake -n``) after an edit of text the report prints, of a
+    docstring or of a comment: no training, autoencoder or PSO job; exactly the jobs whose
+    code digest changed (their params), and their dependants."""
+    source = smoke.workdir / "src/trainact" / module
+    original = source.read_text()
+    if edit == "docstring":
+        assert original.count('"""') >= 2, module
+        text = original.replace('"""', '"""An edit. ', 1)
+    elif edit == "comment":
+        text = original + "\n# an edit\n"
+    else:
+        old, new = edit
+        assert old in original, (module, old)
+        text = original.replace(old, new)
+    try:
+        source.write_text(text)
+        jobs = dry_run(smoke.workdir)
+    finally:
+        source.write_text(original)
+    assert set(jobs) & TRAINING_JOBS == set()
+    assert set(jobs) == rerun
+    # the first job of the chain reruns for its params (its code digest); the rest for its input
+    first = {"report/captions.py": "paper_report", "analysis/thresholds.py": "aggregate"}.get(module)
+    if first:
+        assert any("Params have changed" in reason for reason in jobs[first]), jobs[first]
 
 
 def test_device_settings_rerun_nothing(smoke, tmp_path):
@@ -452,6 +519,14 @@ def test_html_report_has_every_figure_and_table_with_its_caption(smoke, tmp_path
         "Activation health", "Sensitivity to the unstated choices.",
     ]
     assert [c for c in captions if c not in text] == []
+    # every caption's text is trainact.report.captions' (the committed files are generated
+    # from it: tests/workflow/test_html_report_captions.py)
+    from trainact.report import captions as caption_texts
+
+    shown = [name for name, entry in caption_texts.CAPTIONS.items() if entry.caption.split("'")[0][:60] in text]
+    assert set(shown) >= {"table1", "table2", "sensitivity", "schedule_axis", "paper_report", "fig9", "structure"}
+    # Parsing the workflow (the smoke run, this report) wrote no caption file.
+    assert not (smoke.workdir / ".snakemake" / "trainact").exists()
     assert all(f"{stem}.png" in text for stem in FIGURE_STEMS)
     assert "table1.csv" in text and "report.md" in text
     assert ("report.pdf" in text) == HAVE_TEX

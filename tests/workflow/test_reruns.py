@@ -1,33 +1,51 @@
 """Where reruns stop: a module is the unit of reruns, so the data code is split along them.
 
 The workflow gives each job the digest of the trainact files its command runs
-(trainact.sourcegraph.code_digest, which workflow/rules/common.smk calls with the family map of
-trainact.sourcegraph). These tests check the boundaries that the split of the data code into
+(trainact.sourcegraph.code_digest, which workflow/rules/common.smk calls for every family of
+trainact.sourcegraph.FAMILY_ENTRY). These tests check the boundaries that the split of the data code into
 cifar, loader, download, prepare and synthetic buys, without running Snakemake: the training
 jobs (and the data preparation) do not run the download code, so editing it retrains nothing.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import pytest
-from rule_sources import rule_bodies
+from snakemake_rules import workflow_rules
 
 from trainact import sourcegraph
-from trainact.sourcegraph import FAMILY_ENTRY, code_digest, source_files, trainact_closure
+from trainact.sourcegraph import (
+    FAMILY_ENTRY,
+    code_digest,
+    source_files,
+    trainact_closure,
+)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # The families whose jobs read the prepared data, and the modules they must not run.
 DATA_READERS = ("train", "autoencoder", "pso")
 DATA_MAKERS = {"trainact.data.download", "trainact.data.prepare", "trainact.data.synthetic"}
 
 
-def test_the_workflow_takes_its_family_map_and_digests_from_sourcegraph():
-    common = (REPO / "workflow/rules/common.smk").read_text()
-    assert "from trainact.sourcegraph import FAMILY_ENTRY, code_digest" in common
-    assert "CODE = {family: code_digest(family) for family in FAMILY_ENTRY}" in common
+# Rule -> the command family whose code digest its params carry (the download carries none).
+RULE_FAMILY = {
+    "synthetic_archive": "synthetic", "prepare": "prepare",
+    "train": "train", "train_variant": "train", "train_trunk": "train", "train_branch": "train",
+    "ae_pretrain": "autoencoder", "ae_finetune": "autoencoder", "pso": "pso",
+    "aggregate": "aggregate", "sensitivity": "sensitivity", "schedule_axis": "schedule_axis",
+    "figures": "figures", "provenance": "provenance", "paper_report": "paper_report",
+}  # fmt: skip
+
+
+def test_every_job_carries_the_digest_of_its_familys_code():
+    """What Snakemake holds as each rule's ``code`` param is trainact.sourcegraph's digest of the
+    family whose command the rule runs."""
+    rules = workflow_rules("workflow/presets/smoke.yaml")
+    carried = {name: rule.params["code"] for name, rule in rules.items() if "code" in rule.params}
+    assert carried == {rule: code_digest(family) for rule, family in RULE_FAMILY.items()}
     assert {"download", "synthetic", "prepare"} <= set(FAMILY_ENTRY) and "data" not in FAMILY_ENTRY
 
 
@@ -175,7 +193,8 @@ def test_text_the_report_prints_reruns_no_training(source_copy, what, module, ol
 def test_the_download_rule_is_pinned_by_its_md5_not_by_code():
     """The download command verifies the archive's md5, so no code change can change what it
     writes: its rule carries no code digest and editing download.py reruns nothing."""
-    _, body = rule_bodies()["download"]
-    assert "code=" not in body and "DOWNLOAD_SLICE" in body
+    rules = workflow_rules("workflow/presets/smoke.yaml")
+    assert set(rules["download"].params) == {"slice"}
+    assert json.loads(rules["download"].params["slice"]).keys() == {"url", "md5"}
     for rule in ("synthetic_archive", "prepare"):
-        assert "code=CODE[" in rule_bodies()[rule][1]
+        assert "code" in rules[rule].params
