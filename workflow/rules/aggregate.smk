@@ -2,10 +2,11 @@
 # per-run bests, and summary.json with the Section 5 experiments and the verdicts on the
 # paper's claims, for the figures and report.
 #
-# What makes each output (src/trainact/):
+# What makes each output (src/trainact/analysis/):
 #   aggregate    tables/table1.*, table2.*, runs.csv, summary.json   aggregate.aggregate
-#                (table1, table2, collect_runs, summarize_autoencoder, summarize_pso,
-#                summarize_claims with claims.evaluate_claims)
+#                (tables.table1, tables.table2, results.collect_runs,
+#                section5.summarize_autoencoder, section5.summarize_pso,
+#                claims.summarize_claims)
 #   sensitivity  tables/sensitivity.json, sensitivity.csv            sensitivity.sensitivity
 
 

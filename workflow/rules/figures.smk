@@ -1,10 +1,12 @@
 # The paper's Figures 2-9, the learned activation curves and the network structure, each as
 # PNG (in Snakemake's HTML report, with a caption) and PDF (for the paper report).
 #
-# What makes each output (src/trainact/report/figures.py, make_figures -> draw_group):
+# What makes each output (src/trainact/report/figures.py, make_figures -> draw_<group>; the
+# plotting functions in src/trainact/report/plot_*.py, named by trainact.report.figure_list):
 #   fig2-fig7 (validation / training curves per size)  plot_curves
 #   fig8 (autoencoder)                                  plot_autoencoder
-#   fig9 (PSO)                                          plot_pso
+#   fig9 (PSO)                                          plot_pso (its RMSProp line is the number
+#                                                       tables/summary.json holds)
 #   activations, activation_health, structure           plot_activations, plot_health, plot_structure
 
 
@@ -12,6 +14,7 @@ rule figures:
     input:
         **RESULT_INPUTS,
         activations=FIGURE_ACTIVATION_INPUTS,
+        summary=TABLE_FILES["summary.json"],
     output:
         [
             report(
