@@ -8,9 +8,7 @@ import torch
 CANDIDATES = ("relu", "sigmoid", "tanh", "linear")
 
 
-def fourier_parameters(
-    per_channel: bool, channels: int = 3, rank: int = 5, dtype=torch.float64
-):
+def fourier_parameters(per_channel: bool, channels: int = 3, rank: int = 5, dtype=torch.float64):
     """Random Fourier parameters in the module layout, as leaf tensors requiring grad."""
     generator = torch.Generator().manual_seed(1)
     lead = (channels,) if per_channel else (1,)
@@ -20,16 +18,12 @@ def fourier_parameters(
         lead[:1] + (rank,) if per_channel else (rank,),
         lead[:1] + (rank,) if per_channel else (rank,),
     ]
-    A, omega, a, b = (
-        torch.randn(shape, generator=generator, dtype=dtype) * 0.5 for shape in shapes
-    )
+    A, omega, a, b = (torch.randn(shape, generator=generator, dtype=dtype) * 0.5 for shape in shapes)
     omega = omega.abs() + 0.5
     return [t.requires_grad_() for t in (A, omega, a, b)]
 
 
-def lc_weights(
-    per_channel: bool, channels: int = 3, dtype=torch.float64
-) -> torch.Tensor:
+def lc_weights(per_channel: bool, channels: int = 3, dtype=torch.float64) -> torch.Tensor:
     generator = torch.Generator().manual_seed(2)
     shape = (channels, len(CANDIDATES)) if per_channel else (len(CANDIDATES),)
     # Sum about 1 (far from the guard band), individual weights of both signs.
@@ -44,7 +38,5 @@ def random_input(shape=(2, 3, 4, 5), dtype=torch.float64) -> torch.Tensor:
 
 def grads_of(function, inputs):
     output = function(*inputs)
-    weight = torch.linspace(-1, 1, output.numel(), dtype=output.dtype).reshape(
-        output.shape
-    )
+    weight = torch.linspace(-1, 1, output.numel(), dtype=output.dtype).reshape(output.shape)
     return output, torch.autograd.grad((output * weight).sum(), inputs)

@@ -52,7 +52,17 @@ def history_frame(bests: Bests, epochs: int = EPOCHS, diverge_at: int | None = N
             row[f"{split}_acc"] = bests[f"{split}_acc"] - ACC_STEP * abs(epoch - ACC_PEAK)
             row[f"{split}_loss"] = bests[f"{split}_loss"] + LOSS_STEP * abs(epoch - LOSS_PEAK)
         rows.append(row)
-    columns = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "images_per_s", "status"]
+    columns = [
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "seconds",
+        "images_per_s",
+        "status",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -123,7 +133,11 @@ def lc_layer(name: str) -> dict[str, Any]:
     return {
         "name": name,
         "kind": "lc",
-        "params": {"weights": [0.7, 0.1, 0.1, 0.1], "candidates": ["relu", "sigmoid", "tanh", "linear"], "eps": 1e-6},
+        "params": {
+            "weights": [0.7, 0.1, 0.1, 0.1],
+            "candidates": ["relu", "sigmoid", "tanh", "linear"],
+            "eps": 1e-6,
+        },
     }
 
 
@@ -189,7 +203,9 @@ def build_results(
     for size in sizes:
         for activation in activations:
             for seed in seeds:
-                frame = history_frame(bests(size, activation, seed), epochs, diverge.get((size, activation, seed)))
+                frame = history_frame(
+                    bests(size, activation, seed), epochs, diverge.get((size, activation, seed))
+                )
                 write_csv(train_history_path(root, size, activation, seed), frame)
                 document = activations_document(size, activation)
                 train_activations_path(root, size, activation, seed).write_text(json.dumps(document))
@@ -228,12 +244,18 @@ def build_results(
     return root
 
 
-def table_bests(values: Mapping[tuple[str, str, int], tuple[float, float]]) -> Callable[[str, str, int], Bests]:
+def table_bests(
+    values: Mapping[tuple[str, str, int], tuple[float, float]],
+) -> Callable[[str, str, int], Bests]:
     """A ``bests`` for :func:`build_results` from ``{(size, activation, seed): (val_acc, train_acc)}``,
     with plausible losses (the sensitivity tests set every accuracy by hand)."""
 
     def bests(size: str, activation: str, seed: int) -> dict[str, float]:
         val_acc, train_acc = values[(size, activation, seed)]
-        return {"val_acc": val_acc, "train_acc": train_acc, **{f"{s}_loss": v for s, v in PLAUSIBLE_LOSS.items()}}
+        return {
+            "val_acc": val_acc,
+            "train_acc": train_acc,
+            **{f"{s}_loss": v for s, v in PLAUSIBLE_LOSS.items()},
+        }
 
     return bests

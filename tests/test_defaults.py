@@ -26,7 +26,6 @@ from trainact.bench import throughput
 from trainact.data import cifar, prepare
 from trainact.names import ACTIVATIONS, PAPER_FILTERS, SIZES
 from trainact.nn import models
-from trainact.training.settings import RMSPROP_EPS, RMSPROP_RHO
 from trainact.nn.factory import make_activation
 from trainact.nn.fourier import Fourier
 from trainact.nn.linear_combination import LinearCombination
@@ -35,6 +34,7 @@ from trainact.report.paper_report import ReportParams
 from trainact.training import device as runtime
 from trainact.training.autoencoder import AutoencoderSettings
 from trainact.training.pso import PSOSettings
+from trainact.training.settings import RMSPROP_EPS, RMSPROP_RHO
 from trainact.training.train import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,7 +152,9 @@ SCHEMA_DEFAULTS = schema_defaults()
 
 def _marked(keys: Any) -> list[Any]:
     return [
-        pytest.param(key, marks=pytest.mark.xfail(reason=PENDING[key], strict=False)) if key in PENDING else key
+        pytest.param(key, marks=pytest.mark.xfail(reason=PENDING[key], strict=False))
+        if key in PENDING
+        else key
         for key in sorted(keys)
     ]
 

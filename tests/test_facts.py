@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from trainact import layout, names
-from trainact.analysis import labels, thresholds
+from trainact.analysis import thresholds
 from trainact.report import captions, figure_list
 from trainact.sourcegraph import source_files, trainact_closure
 
@@ -22,7 +22,12 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # The modules the workflow imports while Snakemake parses the Snakefile, which need not have
 # torch, numpy or matplotlib.
-WORKFLOW_FACTS = ("trainact.names", "trainact.layout", "trainact.report.figure_list", "trainact.report.captions")
+WORKFLOW_FACTS = (
+    "trainact.names",
+    "trainact.layout",
+    "trainact.report.figure_list",
+    "trainact.report.captions",
+)
 
 
 @pytest.mark.parametrize("module", WORKFLOW_FACTS)
@@ -72,7 +77,10 @@ def test_curve_figures_are_the_papers_numbers_validation_first_large_to_small():
 )
 def test_figure_groups_follow_what_a_run_has(activations, autoencoder, pso, groups):
     assert figure_list.figure_groups(activations, autoencoder, pso) == groups
-    assert figure_list.figure_groups(activations, autoencoder, pso, chosen=["structure", "pso"]) == ("pso", "structure")
+    assert figure_list.figure_groups(activations, autoencoder, pso, chosen=["structure", "pso"]) == (
+        "pso",
+        "structure",
+    )
 
 
 def test_every_caption_is_rst_with_its_title_and_each_text_is_written_once():
@@ -92,6 +100,9 @@ def test_fig9_caption_states_the_band_the_figure_draws():
 def test_the_results_layout_is_the_aggregations():
     results = importlib.import_module("trainact.analysis.results")
     root = Path("out")
-    assert results.train_history_path(root, "small", "lc", 2) == root / layout.train_run_dir("small", "lc", 2) / "history.csv"
+    assert (
+        results.train_history_path(root, "small", "lc", 2)
+        == root / layout.train_run_dir("small", "lc", 2) / "history.csv"
+    )
     assert results.pso_history_path(root, 1) == root / layout.pso_run_dir(1) / "history.csv"
     assert results.autoencoder_pretrain_path(root, 0) == root / layout.autoencoder_run_dir(0) / "pretrain.csv"

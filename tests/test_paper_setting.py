@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from trainact.names import PAPER_FILTERS
 from trainact.nn.fourier import Fourier
 from trainact.nn.linear_combination import LinearCombination
-from trainact.training.autoencoder import AutoencoderSettings
 from trainact.nn.models import DEFAULT_HIDDEN, build_model, parameter_count
-from trainact.names import PAPER_FILTERS
+from trainact.training.autoencoder import AutoencoderSettings
 from trainact.training.pso import PSOSettings
 from trainact.training.train_settings import TrainSettings
 

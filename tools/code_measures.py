@@ -1,6 +1,6 @@
 """Lines per module and the longest functions of ``src/trainact`` (for the notes of layout changes).
 
-    python tools/code_measures.py [SRC] [--top N]
+python tools/code_measures.py [SRC] [--top N]
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ def main() -> None:
     print("| module | lines | longest function |\n| --- | --- | --- |")
     for lines, relative, (name, _, n) in sorted(rows, reverse=True):
         print(f"| `{relative}` | {lines} | `{name}` {n} |")
-    print(f"\nmodules: {len(rows)}, lines: {sum(r[0] for r in rows)}, over 500 lines: "
-          f"{sum(r[0] > 500 for r in rows)}, functions over 60 lines: {sum(n > 60 for n, _ in funcs)}")
+    print(
+        f"\nmodules: {len(rows)}, lines: {sum(r[0] for r in rows)}, over 500 lines: "
+        f"{sum(r[0] > 500 for r in rows)}, functions over 60 lines: {sum(n > 60 for n, _ in funcs)}"
+    )
     print(f"\nlongest {top} functions:")
     for n, where in sorted(funcs, reverse=True)[:top]:
         print(f"- {where} {n}")

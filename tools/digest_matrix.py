@@ -24,9 +24,18 @@ EDITS = {
 }
 # (label, text that identifies the file, old, new)
 TEXT_EDITS = [
-    ("Figure 9 caption", "global best particle", "Test and training accuracy of the global best",
-     "Test and training accuracies of the global best"),
-    ("claim threshold", "MIN_SEEDS_FOR_VERDICT = 3", "MIN_SEEDS_FOR_VERDICT = 3", "MIN_SEEDS_FOR_VERDICT = 4"),
+    (
+        "Figure 9 caption",
+        "global best particle",
+        "Test and training accuracy of the global best",
+        "Test and training accuracies of the global best",
+    ),
+    (
+        "claim threshold",
+        "MIN_SEEDS_FOR_VERDICT = 3",
+        "MIN_SEEDS_FOR_VERDICT = 3",
+        "MIN_SEEDS_FOR_VERDICT = 4",
+    ),
 ]
 
 
@@ -73,8 +82,10 @@ def main() -> None:
     for label, marker, old, new in TEXT_EDITS:
         for path in sorted(package.rglob("*.py")):
             if marker in path.read_text():
-                hit = changed(src, path.relative_to(package), lambda t: t.replace(old, new))
-                print(f"- {label} (`{path.relative_to(package)}`): {len(hit)} families: {' '.join(hit) or '-'}")
+                hit = changed(src, path.relative_to(package), lambda t, old=old, new=new: t.replace(old, new))
+                print(
+                    f"- {label} (`{path.relative_to(package)}`): {len(hit)} families: {' '.join(hit) or '-'}"
+                )
 
 
 if __name__ == "__main__":

@@ -97,14 +97,15 @@ def smoke(device: str, work: Path) -> dict:
     override.write_text(f"results: {results}\ndevices: {{policy: {device}}}\n")
     started = time.perf_counter()
     run(
-        [sys.executable, "-m", "snakemake", "--cores", str(min(os.cpu_count() or 2, 8)), "--resources", "gpu=1",
-         "--configfile", "workflow/presets/smoke.yaml", str(override), "--quiet", "rules"],
+        [sys.executable, "-m", "snakemake", "--cores", str(min(os.cpu_count() or 2, 8)),
+         "--resources", "gpu=1", "--configfile", "workflow/presets/smoke.yaml", str(override),
+         "--quiet", "rules"],
         device, 480,
     )  # fmt: skip
     wall = time.perf_counter() - started
     summaries = sorted(results.glob("**/summary.json"))
-    devices = [json.loads(p.read_text()).get("device", {}) for p in summaries if p.parent.name.startswith("seed")
-               or p.parent.name == "finetune"]  # fmt: skip
+    devices = [json.loads(p.read_text()).get("device", {}) for p in summaries
+               if p.parent.name.startswith("seed") or p.parent.name == "finetune"]  # fmt: skip
     wrong = [d for d in devices if d.get("type") != torch_device_type(device)]
     if wrong or not devices:
         raise RuntimeError(f"{len(wrong)} of {len(devices)} runs not on {device}: {wrong[:3]}")
@@ -135,7 +136,14 @@ def tiny_data(path: Path, n_train: int, n_test: int) -> Path:
 
 
 def train_command(data: Path, out: Path, activation: str, epochs: int, seed: int = 0) -> list[str]:
-    params = {"train": {"epochs": epochs, "batch_size": 128, "lr_boundaries": [epochs], "learning_rates": [1e-3, 1e-4]}}
+    params = {
+        "train": {
+            "epochs": epochs,
+            "batch_size": 128,
+            "lr_boundaries": [epochs],
+            "learning_rates": [1e-3, 1e-4],
+        }
+    }
     return [sys.executable, "-m", "trainact", "train", "--data", str(data), "--size", "small",
             "--activation", activation, "--seed", str(seed), "--params", json.dumps(params),
             "--out-dir", str(out), "--no-progress"]  # fmt: skip
@@ -154,9 +162,15 @@ def resume(device: str, work: Path, activations: list[str], images: int) -> dict
             stderr=subprocess.DEVNULL, env=env(device, TRAINACT_CHECKPOINT_INTERVAL="0"),
         )  # fmt: skip
         deadline = time.monotonic() + 300
-        while not (split / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+        while (
+            not (split / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline
+        ):
             time.sleep(0.05)
-        killed_after = len((split / "history.csv").read_text().splitlines()) - 1 if (split / "history.csv").exists() else 0
+        killed_after = (
+            len((split / "history.csv").read_text().splitlines()) - 1
+            if (split / "history.csv").exists()
+            else 0
+        )
         process.send_signal(signal.SIGKILL)
         process.wait()
         run(train_command(data, split, activation, 4), device, 300, TRAINACT_CHECKPOINT_INTERVAL="0")
@@ -165,7 +179,7 @@ def resume(device: str, work: Path, activations: list[str], images: int) -> dict
         columns = same_history[0].split(",")
         keep = [i for i, c in enumerate(columns) if c not in ("seconds", "images_per_s")]
 
-        def results(lines):
+        def results(lines, keep=keep):
             return [[line.split(",")[i] for i in keep] for line in lines]
 
         a = torch.load(full / "model.pt")
@@ -251,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
                 result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             result["seconds"] = round(time.perf_counter() - started, 1)
             summary["steps"][name] = result
-            print(f"gpu-check: {name} {'ok' if result['ok'] else 'FAILED'} in {result['seconds']} s", file=sys.stderr)
+            print(
+                f"gpu-check: {name} {'ok' if result['ok'] else 'FAILED'} in {result['seconds']} s",
+                file=sys.stderr,
+            )
     summary["ok"] = all(step["ok"] for step in summary["steps"].values())
     text = json.dumps(summary, indent=1)
     print(text)

@@ -127,7 +127,9 @@ def sensitivity_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any]) -> lis
             if section == "train" and not problems:
                 problems = [
                     f"{key} = {value!r}: {why}"
-                    for key, value, why in schedule_problems(settings["lr_boundaries"], settings["learning_rates"])
+                    for key, value, why in schedule_problems(
+                        settings["lr_boundaries"], settings["learning_rates"]
+                    )
                 ]
             for line in problems:
                 lines.append(f"sensitivity.initialisations.{entry['name']} (merged over {section}): {line}")

@@ -46,7 +46,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_csv_atomic(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> Path:
+def write_csv_atomic(
+    path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]
+) -> Path:
     """Write ``rows`` as CSV with :func:`atomic_write`: a header of ``columns``, then each row's
     values of those columns in that order (other keys are not written); a missing or ``None``
     value is an empty cell. Every CSV result (histories, pretraining losses, health) uses it."""

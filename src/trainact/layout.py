@@ -9,7 +9,6 @@ here, so this module imports only the standard library.
 
 from __future__ import annotations
 
-
 #: Folders of a results root (``<out>``).
 TABLES_DIR, FIGURES_DIR, PAPER_REPORT_DIR = "tables", "figures", "paper"
 #: ``<out>/tables/summary.json``: every number the report states (``trainact aggregate``).

@@ -10,7 +10,6 @@ job, while an edit here changes what every training job writes. Standard library
 
 from __future__ import annotations
 
-
 #: A training or fine-tuning run (``trainact train``, ``trainact ae-finetune``); also PSO's history.
 HISTORY_FILE = "history.csv"
 #: Per epoch and activation layer (trainact.nn.calibration.layer_health); epoch 0 is the start.
@@ -69,7 +68,14 @@ HEALTH_COLUMNS: tuple[str, ...] = (
 #: reconstruction MSE, seconds.
 PRETRAIN_HISTORY_COLUMNS: tuple[str, ...] = ("stage", "epoch", "loss", "seconds")
 #: Columns of a PSO run's ``history.csv``: one row per generation (0: the initial swarm).
-PSO_HISTORY_COLUMNS: tuple[str, ...] = ("generation", "best_fitness", "best_loss", "train_acc", "test_acc", "seconds")
+PSO_HISTORY_COLUMNS: tuple[str, ...] = (
+    "generation",
+    "best_fitness",
+    "best_loss",
+    "train_acc",
+    "test_acc",
+    "seconds",
+)
 
 
 def snapshot_file(epoch: int) -> str:

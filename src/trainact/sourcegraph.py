@@ -5,7 +5,7 @@ A digest hashes each module's code, not its text (:func:`normalised_code`): the 
 without docstrings, so comments, docstrings and formatting change no digest and rerun nothing.
 The text a report shows (captions, claim thresholds) lives in modules that no training command
 imports (``trainact.report.captions``, ``trainact.analysis.thresholds``), so editing it reruns
-only the jobs that print it. ``tests/test_reruns.py`` checks both.
+only the jobs that print it. ``tests/workflow/test_reruns.py`` checks both.
 
 Two users: the workflow (workflow/rules/common.smk) hashes the files each command runs
 (:func:`code_digest`), so a job reruns exactly when code it runs changes; tests/test_cli.py
@@ -107,9 +107,7 @@ def source_files(family: str, package: Path = PACKAGE) -> list[str]:
     trainact module it imports, plus the data files they read (paths relative to ``src/``)."""
     seen = trainact_closure(FAMILY_ENTRY[family], skip=DISPATCH_MODULES, package=package)
     files = {module_file(m, package) for m in seen}
-    files.update(
-        module_file(m, package).parent / name for m in seen for name in MODULE_DATA.get(m, ())
-    )
+    files.update(module_file(m, package).parent / name for m in seen for name in MODULE_DATA.get(m, ()))
     return sorted(str(f.relative_to(package.parent)) for f in files)
 
 

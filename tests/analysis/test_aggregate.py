@@ -11,7 +11,6 @@ import pytest
 from fixtures_results import ACC_PEAK, LOSS_PEAK, build_results, history_frame, paper_like_bests, write_csv
 
 from trainact.analysis import aggregate as agg
-from trainact.analysis import claims as cl
 from trainact.analysis import results as rs
 from trainact.analysis import section5 as s5
 from trainact.analysis import statistics as st
@@ -35,10 +34,38 @@ def strict_json(path):
 def test_best_is_taken_per_metric_over_ok_epochs_only(tmp_path):
     history = pd.DataFrame(
         [
-            {"epoch": 1, "train_acc": 0.50, "train_loss": 1.40, "val_acc": 0.45, "val_loss": 1.50, "status": "ok"},
-            {"epoch": 2, "train_acc": 0.60, "train_loss": 1.10, "val_acc": 0.55, "val_loss": 1.20, "status": "ok"},
-            {"epoch": 3, "train_acc": 0.70, "train_loss": 0.90, "val_acc": 0.58, "val_loss": 1.25, "status": "ok"},
-            {"epoch": 4, "train_acc": 0.75, "train_loss": 0.95, "val_acc": 0.57, "val_loss": 1.30, "status": "ok"},
+            {
+                "epoch": 1,
+                "train_acc": 0.50,
+                "train_loss": 1.40,
+                "val_acc": 0.45,
+                "val_loss": 1.50,
+                "status": "ok",
+            },
+            {
+                "epoch": 2,
+                "train_acc": 0.60,
+                "train_loss": 1.10,
+                "val_acc": 0.55,
+                "val_loss": 1.20,
+                "status": "ok",
+            },
+            {
+                "epoch": 3,
+                "train_acc": 0.70,
+                "train_loss": 0.90,
+                "val_acc": 0.58,
+                "val_loss": 1.25,
+                "status": "ok",
+            },
+            {
+                "epoch": 4,
+                "train_acc": 0.75,
+                "train_loss": 0.95,
+                "val_acc": 0.57,
+                "val_loss": 1.30,
+                "status": "ok",
+            },
             # a row that is not "ok" but has better numbers: must be ignored
             {
                 "epoch": 5,
@@ -148,7 +175,12 @@ def test_table2_is_paired_difference_in_percentage_points(tmp_path):
         ("train", "fourier"): [-2.0, -1.0],
         ("train", "lc"): [1.0, 3.0],
     }
-    published = {("val", "fourier"): 3.70, ("val", "lc"): 1.64, ("train", "fourier"): -4.89, ("train", "lc"): -1.24}
+    published = {
+        ("val", "fourier"): 3.70,
+        ("val", "lc"): 1.64,
+        ("train", "fourier"): -4.89,
+        ("train", "lc"): -1.24,
+    }
     for (split, activation), diffs in expected.items():
         row = table.loc[("middle", split, activation)]
         assert row["n_pairs"] == 2
@@ -174,7 +206,9 @@ def test_diverged_runs_are_counted_and_their_bad_epochs_ignored(tmp_path):
 
 
 def test_run_without_ok_epoch_is_left_out_of_the_pairs(tmp_path):
-    results = build_results(tmp_path / "out", sizes=["small"], seeds=SEEDS, diverge={("small", "fourier", 2): 1})
+    results = build_results(
+        tmp_path / "out", sizes=["small"], seeds=SEEDS, diverge={("small", "fourier", 2): 1}
+    )
     summary = agg.aggregate(results, tmp_path / "tables", ["small"], list(agg.ACTIVATIONS), SEEDS)
     pairs = {(r["split"], r["activation"]): r["n_pairs"] for r in summary["table2"]}
     assert pairs[("val", "fourier")] == 2 and pairs[("val", "lc")] == 3
@@ -183,8 +217,12 @@ def test_run_without_ok_epoch_is_left_out_of_the_pairs(tmp_path):
 
 
 def test_autoencoder_and_pso_summaries(tmp_path):
-    results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0, 1], autoencoder_seeds=[0, 1], pso_seeds=[1])
-    summary = agg.aggregate(results, tmp_path / "tables", ["middle"], list(agg.ACTIVATIONS), [0, 1], [0, 1], [1])
+    results = build_results(
+        tmp_path / "out", sizes=["middle"], seeds=[0, 1], autoencoder_seeds=[0, 1], pso_seeds=[1]
+    )
+    summary = agg.aggregate(
+        results, tmp_path / "tables", ["middle"], list(agg.ACTIVATIONS), [0, 1], [0, 1], [1]
+    )
     ae = summary["autoencoder"]
     assert ae["status"] == "ok" and ae["seeds"] == [0, 1]
     for row in ae["per_seed"]:
@@ -193,9 +231,13 @@ def test_autoencoder_and_pso_summaries(tmp_path):
         assert row["pretrained_best_val_acc"] == pytest.approx(baseline + 0.02)
         assert row["diff_best_val_acc_pp"] == pytest.approx(2.0)
     assert ae["diff_best_val_acc_pp"]["mean"] == pytest.approx(2.0) and ae["diff_best_val_acc_pp"]["n"] == 2
-    assert {(s["seed"], s["stage"]) for s in ae["pretrain_stages"]} == {(s, k) for s in (0, 1) for k in range(3)}
+    assert {(s["seed"], s["stage"]) for s in ae["pretrain_stages"]} == {
+        (s, k) for s in (0, 1) for k in range(3)
+    }
     stage0 = next(s for s in ae["pretrain_stages"] if s["stage"] == 0 and s["seed"] == 0)
-    assert stage0["first_loss"] == pytest.approx(0.15) and stage0["final_loss"] == pytest.approx(0.1 + 0.05 / 3)
+    assert stage0["first_loss"] == pytest.approx(0.15) and stage0["final_loss"] == pytest.approx(
+        0.1 + 0.05 / 3
+    )
     pso = summary["pso"]
     (row,) = pso["per_seed"]
     reference = paper_like_bests("middle", "relu", 1)["val_acc"]
@@ -218,7 +260,9 @@ def test_published_table2_is_the_difference_of_published_table1():
     assert len(table1) == 9 and len(published["table2"]) == 12
     for row in published["table2"]:
         key = f"{row['split']}_acc"
-        difference = 100 * (table1[(row["size"], row["activation"])][key] - table1[(row["size"], "relu")][key])
+        difference = 100 * (
+            table1[(row["size"], row["activation"])][key] - table1[(row["size"], "relu")][key]
+        )
         assert row["improvement_pp"] == pytest.approx(difference, abs=5e-3)
 
 
@@ -233,8 +277,13 @@ def test_cli_writes_every_table(tmp_path):
         str(out),
         "--params",
         json.dumps(
-            {"sizes": ["middle", "small"], "activations": ["relu", "fourier", "lc"], "seeds": [0, 1], "pso_seeds": [0],
-             "settings": {"train": {"epochs": 8}, "dataset": {"train_per_class": 300}}}
+            {
+                "sizes": ["middle", "small"],
+                "activations": ["relu", "fourier", "lc"],
+                "seeds": [0, 1],
+                "pso_seeds": [0],
+                "settings": {"train": {"epochs": 8}, "dataset": {"train_per_class": 300}},
+            }
         ),  # fmt: skip
     ]
     assert main(argv) == 0
@@ -311,7 +360,9 @@ def test_history_without_required_column_is_named(tmp_path):
 def test_result_paths_of_each_experiment():
     out = "out"  # a string is accepted and made a Path
     assert rs.train_history_path(out, "small", "lc", 2) == agg.Path("out/train/small-lc/seed2/history.csv")
-    assert rs.train_activations_path(out, "small", "lc", 2) == agg.Path("out/train/small-lc/seed2/activations.json")
+    assert rs.train_activations_path(out, "small", "lc", 2) == agg.Path(
+        "out/train/small-lc/seed2/activations.json"
+    )
     assert rs.autoencoder_pretrain_path(out, 1) == agg.Path("out/autoencoder/seed1/pretrain.csv")
     assert rs.autoencoder_history_path(out, 1) == agg.Path("out/autoencoder/seed1/finetune/history.csv")
     assert rs.pso_history_path(out, 3) == agg.Path("out/pso/seed3/history.csv")
@@ -333,7 +384,9 @@ def test_stats_of_hand_computed_values():
 def test_json_ready_turns_numpy_and_missing_values_into_plain_json():
     import numpy as np
 
-    value = rs.json_ready({1: (np.float64(0.5), np.int64(3), np.float32("nan"), pd.NA, math.inf), "k": [np.bool_(True)]})
+    value = rs.json_ready(
+        {1: (np.float64(0.5), np.int64(3), np.float32("nan"), pd.NA, math.inf), "k": [np.bool_(True)]}
+    )
     assert value == {"1": [0.5, 3, None, None, None], "k": [True]}
     assert type(value["1"][0]) is float and type(value["1"][1]) is int and type(value["k"][0]) is bool
 
@@ -352,8 +405,12 @@ def test_mean_curves_per_epoch_over_seeds_by_hand():
     # epoch 1: acc 0.1, 0.2 (NaN skipped); loss 1, 3, 5. epoch 2: acc 0.3, 0.5; loss 2 ("bad" is missing)
     assert curves["acc_mean"].tolist() == pytest.approx([0.15, 0.4])
     assert curves["acc_std"].tolist() == pytest.approx([math.sqrt(0.005), math.sqrt(0.02)])
-    assert curves["acc_min"].tolist() == pytest.approx([0.1, 0.3]) and curves["acc_max"].tolist() == pytest.approx([0.2, 0.5])
-    assert curves["loss_mean"].tolist() == pytest.approx([3.0, 2.0]) and curves["loss_std"].iloc[0] == pytest.approx(2.0)
+    assert curves["acc_min"].tolist() == pytest.approx([0.1, 0.3]) and curves[
+        "acc_max"
+    ].tolist() == pytest.approx([0.2, 0.5])
+    assert curves["loss_mean"].tolist() == pytest.approx([3.0, 2.0]) and curves["loss_std"].iloc[
+        0
+    ] == pytest.approx(2.0)
     assert math.isnan(curves["loss_std"].iloc[1])
     assert curves["loss_min"].tolist() == [1.0, 2.0] and curves["loss_max"].tolist() == [5.0, 2.0]
     assert curves["n"].tolist() == [2, 2]  # seeds with a value of the first column (acc)
@@ -385,7 +442,9 @@ def test_read_history_sorts_by_epoch_and_keeps_the_columns(tmp_path):
 
 
 def test_best_of_history_reads_non_numbers_as_missing():
-    frame = history_frame({"train_acc": 0.7, "val_acc": 0.6, "train_loss": 0.9, "val_loss": 1.1}).astype({"train_loss": object, "val_acc": object})
+    frame = history_frame({"train_acc": 0.7, "val_acc": 0.6, "train_loss": 0.9, "val_loss": 1.1}).astype(
+        {"train_loss": object, "val_acc": object}
+    )
     frame.loc[0, "train_loss"] = "n/a"
     frame.loc[1, "val_acc"] = "n/a"
     best = rs.best_of_history(frame)
@@ -406,7 +465,9 @@ def test_diverged_runs_are_those_with_a_divergence_or_ignored_epochs():
 
 
 def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
-    results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0, 1], autoencoder_seeds=[1], pso_seeds=[0])
+    results = build_results(
+        tmp_path / "out", sizes=["middle"], seeds=[0, 1], autoencoder_seeds=[1], pso_seeds=[0]
+    )
     # the pretrained run of seed 1 diverges at its last epoch: it is listed among the diverged runs
     ae = history_frame(paper_like_bests("middle", "fourier", 1), diverge_at=6)
     write_csv(rs.autoencoder_history_path(results, 1), ae)
@@ -414,10 +475,14 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="trainact.analysis.aggregate"):
         summary = agg.aggregate(results, out, ["middle"], ["relu", "fourier"], [0, 1], [1], [0])
     assert list(summary) == [
-        "sizes", "activations", "seeds", "definitions", "runs", "table1", "networks", "table2", "diverged", "autoencoder", "pso",
-        "claims", "source",
+        "sizes", "activations", "seeds", "definitions", "runs", "table1", "networks", "table2", "diverged",
+        "autoencoder", "pso", "claims", "source",
     ]  # fmt: skip
-    assert (summary["sizes"], summary["activations"], summary["seeds"]) == (["middle"], ["relu", "fourier"], [0, 1])
+    assert (summary["sizes"], summary["activations"], summary["seeds"]) == (
+        ["middle"],
+        ["relu", "fourier"],
+        [0, 1],
+    )
     assert summary["definitions"] == {
         "best": "per run, max accuracy and min loss over the ok epochs, each independently "
         "(the paper's measure: the best test accuracy over epochs)",
@@ -433,7 +498,8 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     }
     assert summary["source"].startswith("Z. Liao, Trainable Activation Function in Image Classification")
     assert [r["run"] for r in summary["runs"]] == [
-        "train/middle-relu/seed0", "train/middle-relu/seed1", "train/middle-fourier/seed0", "train/middle-fourier/seed1",
+        "train/middle-relu/seed0", "train/middle-relu/seed1",
+        "train/middle-fourier/seed0", "train/middle-fourier/seed1",
     ]  # fmt: skip
     assert summary["diverged"] == [
         {"run": "autoencoder/seed1/finetune", "diverged_epoch": 6, "epochs_ok": 5, "epochs_ignored": 1}
@@ -445,22 +511,28 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
         "diff_first_val_acc_pp", "diff_epochs_to_target", "pretrain_stages", "runs",
     ]  # fmt: skip
     assert autoencoder["baseline_run"] == "train/middle-fourier"
-    assert autoencoder["runs"][0]["run"] == "autoencoder/seed1/finetune" and autoencoder["runs"][0]["seed"] == 1
+    assert (
+        autoencoder["runs"][0]["run"] == "autoencoder/seed1/finetune" and autoencoder["runs"][0]["seed"] == 1
+    )
     (row,) = autoencoder["per_seed"]
-    # epoch 5 is the pretrained run's last ok epoch: best - 0.01 (one epoch from the peak at 4), epoch 1: best - 0.03
+    # epoch 5 is the pretrained run's last ok epoch: best - 0.01 (one epoch from the peak at 4),
+    # epoch 1: best - 0.03
     assert row["pretrained_final_val_acc"] == pytest.approx(row["pretrained_best_val_acc"] - 0.01)
-    assert row["diff_final_val_acc_pp"] == pytest.approx(100 * (row["pretrained_final_val_acc"] - row["baseline_final_val_acc"]))
+    assert row["diff_final_val_acc_pp"] == pytest.approx(
+        100 * (row["pretrained_final_val_acc"] - row["baseline_final_val_acc"])
+    )
     assert autoencoder["diff_final_val_acc_pp"]["mean"] == pytest.approx(row["diff_final_val_acc_pp"])
     assert autoencoder["diff_first_val_acc_pp"]["mean"] == pytest.approx(row["diff_first_val_acc_pp"])
     pso = summary["pso"]
     assert list(pso) == [
-        "status", "seeds", "reference_run", "per_seed", "pso_best_test_acc", "rmsprop_best_val_acc", "ratio", "final_ratio",
+        "status", "seeds", "reference_run", "per_seed", "pso_best_test_acc", "rmsprop_best_val_acc", "ratio",
+        "final_ratio",
     ]  # fmt: skip
     assert pso["reference_run"] == "train/middle-relu" and pso["seeds"] == [0]
     (row,) = pso["per_seed"]
     assert list(row) == [
-        "seed", "generations", "pso_best_test_acc", "pso_final_test_acc", "pso_best_train_acc", "rmsprop_best_val_acc",
-        "rmsprop_final_val_acc", "ratio", "final_ratio",
+        "seed", "generations", "pso_best_test_acc", "pso_final_test_acc", "pso_best_train_acc",
+        "rmsprop_best_val_acc", "rmsprop_final_val_acc", "ratio", "final_ratio",
     ]  # fmt: skip
     assert pso["ratio"]["mean"] == pytest.approx(row["ratio"]) and pso["ratio"]["n"] == 1
     assert pso["pso_best_test_acc"]["mean"] == pytest.approx(row["pso_best_test_acc"])
@@ -475,7 +547,9 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
     ]  # fmt: skip
     (fourier,) = claims[0]["comparisons"]
     (t2_val,) = [r for r in summary["table2"] if r["split"] == "val"]
-    assert fourier["label"] == "middle: Fourier-CNN − CNN" and fourier["mean"] == pytest.approx(t2_val["mean_pp"])
+    assert fourier["label"] == "middle: Fourier-CNN − CNN" and fourier["mean"] == pytest.approx(
+        t2_val["mean_pp"]
+    )
     assert claims[0]["missing"] == ["middle: LC-CNN − CNN"] and claims[0]["verdict"] == "not run"
     assert claims[1]["outcome"] == "not run" and claims[2]["n_seeds"] == claims[3]["n_seeds"] == 1
     assert claims[3]["preview_reasons"] == ["1 seed (< 3)"]
@@ -512,7 +586,9 @@ def test_the_cli_parses_every_option(tmp_path):
 
     parser = argparse.ArgumentParser()
     agg.register_cli(parser.add_subparsers())
-    args = parser.parse_args(["aggregate", "--params", '{"seeds": [1, 2]}', "--results", "r", "--out-dir", "o"])
+    args = parser.parse_args(
+        ["aggregate", "--params", '{"seeds": [1, 2]}', "--results", "r", "--out-dir", "o"]
+    )
     assert (args.results, args.out_dir, args.params) == (agg.Path("r"), agg.Path("o"), '{"seeds": [1, 2]}')
     assert args.func == agg._cmd_aggregate
     for missing in ("--params", "--results", "--out-dir"):
@@ -529,8 +605,8 @@ def test_the_cli_parses_every_option(tmp_path):
         "pso_seeds": [],
         "settings": {},
     }
-    given = {"sizes": ["small"], "activations": ["lc"], "seeds": [0], "autoencoder_seeds": [], "pso_seeds": [3, 4],
-             "settings": {"train": {"epochs": 2}}}  # fmt: skip
+    given = {"sizes": ["small"], "activations": ["lc"], "seeds": [0], "autoencoder_seeds": [],
+             "pso_seeds": [3, 4], "settings": {"train": {"epochs": 2}}}  # fmt: skip
     assert agg.aggregate_params(given) == given
     with pytest.raises(ValueError, match=r"unknown aggregate parameter\(s\) \['size'\]"):
         agg.aggregate_params({"size": ["small"], "seeds": [0]})
@@ -560,12 +636,27 @@ def test_tables_use_the_published_values_passed_and_nan_where_the_paper_has_none
     t2 = tb.table2(runs, empty)
     assert t2["published_pp"].isna().all() and t2["diff_pp"].isna().all() and len(t2) == 2
     custom = {
-        "table1": [{"size": "small", "activation": "lc", "train_acc": 0.1, "train_loss": 1.0, "val_acc": 0.2, "val_loss": 2.0}],
+        "table1": [
+            {
+                "size": "small",
+                "activation": "lc",
+                "train_acc": 0.1,
+                "train_loss": 1.0,
+                "val_acc": 0.2,
+                "val_loss": 2.0,
+            }
+        ],
         "table2": [{"size": "small", "split": "val", "activation": "lc", "improvement_pp": 9.0}],
     }
     t1 = tb.table1(runs, custom)
-    assert t1.set_index("activation")["val_acc_published"].to_dict() == {"relu": pytest.approx(math.nan, nan_ok=True), "lc": 0.2}
-    assert tb.table2(runs, custom).set_index("split")["published_pp"].to_dict() == {"val": 9.0, "train": pytest.approx(math.nan, nan_ok=True)}
+    assert t1.set_index("activation")["val_acc_published"].to_dict() == {
+        "relu": pytest.approx(math.nan, nan_ok=True),
+        "lc": 0.2,
+    }
+    assert tb.table2(runs, custom).set_index("split")["published_pp"].to_dict() == {
+        "val": 9.0,
+        "train": pytest.approx(math.nan, nan_ok=True),
+    }
     no_relu = tb.table2(runs.loc[runs["activation"] == "lc"], custom)
     assert no_relu.empty and list(no_relu.columns) == [
         "size", "split", "activation", "n_pairs", "mean_pp", "std_pp", "published_pp", "diff_pp",
@@ -586,13 +677,17 @@ def test_aggregate_names_unknown_sizes_activations_and_missing_seeds(tmp_path):
 
 
 def test_section5_summaries_from_hand_made_files(tmp_path):
-    results = build_results(tmp_path / "out", sizes=["middle"], seeds=[0], autoencoder_seeds=[0], pso_seeds=[0])
-    pso = pd.DataFrame({"generation": [3, 1, 2], "train_acc": ["0.4", "0.1", "lost"], "test_acc": ["0.25", "lost", "0.3"]})
+    results = build_results(
+        tmp_path / "out", sizes=["middle"], seeds=[0], autoencoder_seeds=[0], pso_seeds=[0]
+    )
+    pso = pd.DataFrame(
+        {"generation": [3, 1, 2], "train_acc": ["0.4", "0.1", "lost"], "test_acc": ["0.25", "lost", "0.3"]}
+    )
     write_csv(rs.pso_history_path(results, 0), pso)
     (row,) = s5.summarize_pso(results, [0])["per_seed"]
-    assert (row["generations"], row["pso_best_test_acc"], row["pso_final_test_acc"], row["pso_best_train_acc"]) == (
-        3, 0.3, 0.25, 0.4,
-    )  # fmt: skip
+    assert (
+        row["generations"], row["pso_best_test_acc"], row["pso_final_test_acc"], row["pso_best_train_acc"]
+    ) == (3, 0.3, 0.25, 0.4)  # fmt: skip
     pretrain = pd.DataFrame({"stage": [1, 1, 0, 0], "epoch": [2, 1, 1, 2], "loss": [0.5, 0.7, 0.2, 0.1]})
     write_csv(rs.autoencoder_pretrain_path(results, 0), pretrain)
     stages = s5.summarize_autoencoder(results, [0])["pretrain_stages"]
@@ -603,8 +698,13 @@ def test_section5_summaries_from_hand_made_files(tmp_path):
 
 
 def test_tables_load_the_published_values_themselves_when_none_are_given(tmp_path):
-    runs = rs.collect_runs(build_results(tmp_path / "out", sizes=["small"], seeds=[0]), ["small"], ["relu", "lc"], [0])
-    assert tb.table1(runs).set_index("activation")["val_acc_published"].to_dict() == {"relu": 0.5914, "lc": 0.6337}
+    runs = rs.collect_runs(
+        build_results(tmp_path / "out", sizes=["small"], seeds=[0]), ["small"], ["relu", "lc"], [0]
+    )
+    assert tb.table1(runs).set_index("activation")["val_acc_published"].to_dict() == {
+        "relu": 0.5914,
+        "lc": 0.6337,
+    }
     assert tb.table2(runs).set_index("split")["published_pp"].to_dict() == {"val": 4.23, "train": 1.21}
 
 
@@ -629,7 +729,9 @@ def test_final_epoch_values_and_the_late_spread():
     # last 5 ok epochs: 0.50, 0.40, 0.45, 0.42, 0.44
     assert best["late_val_acc_spread"] == pytest.approx(statistics.stdev([0.50, 0.40, 0.45, 0.42, 0.44]))
     old = rs.best_of_history(history.drop(columns="train_eval_acc").iloc[:1])
-    assert math.isnan(old["final_train_eval_acc"]) and math.isnan(old["late_val_acc_spread"])  # one epoch: no spread
+    assert math.isnan(old["final_train_eval_acc"]) and math.isnan(
+        old["late_val_acc_spread"]
+    )  # one epoch: no spread
     runs = pd.DataFrame([{"size": "small", "activation": "relu", "seed": 0, "final_val_acc": 0.5}])
     with pytest.raises(ValueError, match="unknown endpoint 'peak'"):
         tb.paired_differences_pp(runs, "small", "val", "fourier", endpoint="peak")
@@ -664,11 +766,15 @@ def test_verdicts_use_the_final_epoch_not_the_best(tmp_path):
     assert claims[1]["comparisons"][0]["values"] == pytest.approx([-3.0] * 3)
     assert claims[1]["comparisons"][0]["verdict"] == "not supported"
     # -3 pp is beyond the 1 pp margin (the claim itself is not run: the grid has no LC-CNN)
-    assert claims[7]["comparisons"][0]["verdict"] == "not supported" and claims[7]["missing"] == ["small: LC-CNN − CNN"]
+    assert claims[7]["comparisons"][0]["verdict"] == "not supported" and claims[7]["missing"] == [
+        "small: LC-CNN − CNN"
+    ]
     # the eval-mode training accuracy is recorded: claim 6 needs middle or large networks
     assert claims[6]["outcome"] == "not run" and claims[6]["missing"] == ["middle networks", "large networks"]
     (small_fourier,) = [r for r in summary["table1"] if r["activation"] == "fourier"]
-    assert small_fourier["val_acc_mean"] == pytest.approx(0.621) and small_fourier["final_val_acc_mean"] == pytest.approx(0.541)
+    assert small_fourier["val_acc_mean"] == pytest.approx(0.621) and small_fourier[
+        "final_val_acc_mean"
+    ] == pytest.approx(0.541)
     assert small_fourier["final_train_eval_acc_mean"] == pytest.approx(0.74)
 
 
@@ -681,7 +787,11 @@ def test_epochs_to_reach_and_the_autoencoder_convergence(tmp_path):
     # (0.6738 - 0.002 - 0.02 = 0.6518 -> 0.6192) is reached by the baseline at epoch 1 (peak - 0.03 =
     # 0.6418) and by the pretrained run (2 points higher) at epoch 1 too: no difference
     assert row["target_val_acc"] == pytest.approx(0.95 * row["baseline_final_val_acc"])
-    assert (row["pretrained_epochs_to_target"], row["baseline_epochs_to_target"], row["diff_epochs_to_target"]) == (1, 1, 0)
+    assert (
+        row["pretrained_epochs_to_target"],
+        row["baseline_epochs_to_target"],
+        row["diff_epochs_to_target"],
+    ) == (1, 1, 0)
 
 
 def test_network_facts_state_parameters_steps_time_and_device(tmp_path):

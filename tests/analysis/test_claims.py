@@ -14,9 +14,7 @@ import yaml
 
 from trainact.analysis import claims as cl
 from trainact.analysis import preview as pv
-from trainact.analysis import results as rs
 from trainact.analysis import statistics as st
-from trainact.analysis import tables as tb
 from trainact.analysis import thresholds as th
 from trainact.analysis import verdicts as vd
 from trainact.analysis.tables import load_published
@@ -27,18 +25,30 @@ QUICK_LIKE = {
     "dataset": {"train_per_class": 300, "test_per_class": 1000, "synthetic": None},
     "train": {"epochs": 8, "lr_boundaries": [2, 4, 6], "learning_rates": [1e-3, 1e-4, 1e-5, 1e-6]},
 }
-QUICK_SCHEDULE = "8 epochs, learning-rate drops after epochs [2, 4, 6] (paper: [20, 40, 60] over at least 60 epochs)"
+QUICK_SCHEDULE = (
+    "8 epochs, learning-rate drops after epochs [2, 4, 6] (paper: [20, 40, 60] over at least 60 epochs)"
+)
 
 
 def summary_with(val_acc, autoencoder=None, pso=None):
     """A summary dict as aggregate writes it, from {(size, activation): [best val acc per seed]}."""
     runs = [
-        {"size": size, "activation": activation, "seed": seed, "best_val_acc": value, "best_train_acc": value,
-         "final_val_acc": value}
+        {
+            "size": size,
+            "activation": activation,
+            "seed": seed,
+            "best_val_acc": value,
+            "best_train_acc": value,
+            "final_val_acc": value,
+        }
         for (size, activation), values in val_acc.items()
         for seed, value in enumerate(values)
     ]
-    return {"runs": runs, "autoencoder": autoencoder or {"status": "not run"}, "pso": pso or {"status": "not run"}}
+    return {
+        "runs": runs,
+        "autoencoder": autoencoder or {"status": "not run"},
+        "pso": pso or {"status": "not run"},
+    }
 
 
 def paper_shaped(spread=(0.0, 0.002, 0.004)):
@@ -88,12 +98,16 @@ def test_interval_uses_student_t_and_one_seed_has_none():
 
 def test_minimum_detectable_difference_and_one_sided_p():
     # n = 3, s = 1: (t(0.975, 2) + t(0.8, 2)) / sqrt(3) = (4.3027 + 1.0607) / 1.7321
-    assert st.min_detectable_difference([1.0, 2.0, 3.0]) == pytest.approx((4.302653 + 1.060660) / math.sqrt(3))
+    assert st.min_detectable_difference([1.0, 2.0, 3.0]) == pytest.approx(
+        (4.302653 + 1.060660) / math.sqrt(3)
+    )
     assert st.min_detectable_difference([2.0]) is None
     # mean 2, se 1/sqrt(3): t = 2 * sqrt(3) = 3.464 with 2 dof -> one-sided p 0.0371
     assert st.one_sided_p([1.0, 2.0, 3.0], 0.0, greater=True) == pytest.approx(0.03709, abs=1e-4)
     assert st.one_sided_p([1.0, 2.0, 3.0], 0.0, greater=False) == pytest.approx(1 - 0.03709, abs=1e-4)
-    assert st.one_sided_p([2.0, 2.0], 0.0, greater=False) == 1.0 and st.one_sided_p([2.0, 2.0], 0.0, True) == 0.0
+    assert (
+        st.one_sided_p([2.0, 2.0], 0.0, greater=False) == 1.0 and st.one_sided_p([2.0, 2.0], 0.0, True) == 0.0
+    )
     assert st.one_sided_p([2.0], 0.0, greater=True) is None
     # the wrong direction of a two-sided region is the nearer side
     assert st.wrong_direction_p([0.3, 0.31], cl.ABOUT_HALF_REGION) == pytest.approx(
@@ -135,7 +149,9 @@ def test_holm_keeps_one_mildly_negative_comparison_of_six_from_refuting_a_claim(
 
 def test_one_seed_has_no_interval_and_only_a_direction():
     (evidence,) = vd.judge([vd.Comparison("x", [2.0])])
-    assert (evidence.low, evidence.high, evidence.p_wrong, evidence.p_holm, evidence.min_detectable) == (None,) * 5
+    assert (evidence.low, evidence.high, evidence.p_wrong, evidence.p_holm, evidence.min_detectable) == (
+        None,
+    ) * 5
     assert evidence.verdict == vd.CONSISTENT
     assert vd.judge([vd.Comparison("x", [-0.5])])[0].verdict == vd.INCONSISTENT
     assert vd.verdict_label(vd.CONSISTENT, True) == vd.PREVIEW_CONSISTENT
@@ -169,7 +185,9 @@ def test_claim1_not_supported_when_fourier_loses_at_one_size():
 
 def test_claim1_inconclusive_under_a_large_seed_spread():
     values = paper_shaped()
-    values[("large", "fourier")] = [0.6474 + d for d in (0.04, -0.02, 0.01)]  # +4, -2, +1 pp over ReLU's 0.6474...
+    values[("large", "fourier")] = [
+        0.6474 + d for d in (0.04, -0.02, 0.01)
+    ]  # +4, -2, +1 pp over ReLU's 0.6474...
     values[("large", "relu")] = [0.6474] * 3
     assert verdicts(summary_with(values))[0] == vd.INCONCLUSIVE
 
@@ -182,7 +200,12 @@ def test_claim2_flips_with_the_ranking():
 
 def ae_rows(final=(2.0, 2.5, 1.8), first=(5.0, 4.0, 6.0), epochs=(3, 4, 2), best=(9.0, 9.0, 9.0)):
     return [
-        {"diff_final_val_acc_pp": f, "diff_first_val_acc_pp": e1, "diff_epochs_to_target": n, "diff_best_val_acc_pp": b}
+        {
+            "diff_final_val_acc_pp": f,
+            "diff_first_val_acc_pp": e1,
+            "diff_epochs_to_target": n,
+            "diff_best_val_acc_pp": b,
+        }
         for f, e1, n, b in zip(final, first, epochs, best)
     ]
 
@@ -195,7 +218,9 @@ def test_claims_3_and_4_follow_their_numbers():
     base = paper_shaped()
     assert verdicts(summary_with(base))[2:4] == [vd.NOT_RUN, vd.NOT_RUN]
     ok = {"status": "ok"}
-    summary = summary_with(base, {**ok, "per_seed": ae_rows()}, {**ok, "per_seed": pso_rows((0.48, 0.52, 0.50))})
+    summary = summary_with(
+        base, {**ok, "per_seed": ae_rows()}, {**ok, "per_seed": pso_rows((0.48, 0.52, 0.50))}
+    )
     claims = evaluate(summary)
     assert [c["verdict"] for c in claims[2:4]] == [vd.SUPPORTED, vd.SUPPORTED]
     assert [(c["label"], c["judged"], c["unit"]) for c in claims[2]["comparisons"]] == [
@@ -228,7 +253,9 @@ def test_claims_3_and_4_follow_their_numbers():
     assert two["outcome"] == vd.INCONCLUSIVE and two["verdict"] == vd.PREVIEW_INCONCLUSIVE
     assert two["preview_reasons"] == ["2 seeds (< 3)"]
     # the verdict is on the final ratio, not the paper's best-over-generations one
-    best_only = evaluate(summary_with(base, pso={**ok, "per_seed": pso_rows((0.9, 0.9, 0.91), best=(0.5, 0.5, 0.5))}))
+    best_only = evaluate(
+        summary_with(base, pso={**ok, "per_seed": pso_rows((0.9, 0.9, 0.91), best=(0.5, 0.5, 0.5))})
+    )
     assert best_only[3]["outcome"] == vd.NOT_SUPPORTED
 
 
@@ -248,14 +275,23 @@ def test_claims_on_the_small_networks_only():
     claims = evaluate(summary_with(values), sizes=["small"])
     assert claims[0]["verdict"] == "supported (small networks only)" and claims[0]["outcome"] == vd.SUPPORTED
     assert claims[0]["scope"] == "small networks only"
-    assert [c["label"] for c in claims[0]["comparisons"]] == ["small: Fourier-CNN − CNN", "small: LC-CNN − CNN"]
+    assert [c["label"] for c in claims[0]["comparisons"]] == [
+        "small: Fourier-CNN − CNN",
+        "small: LC-CNN − CNN",
+    ]
     # claim 2 keeps its two small comparisons: Fourier over LC (0.6423 - 0.6337) and over ReLU
-    assert [c["label"] for c in claims[1]["comparisons"]] == ["small: Fourier-CNN − LC-CNN", "small: Fourier-CNN − CNN"]
+    assert [c["label"] for c in claims[1]["comparisons"]] == [
+        "small: Fourier-CNN − LC-CNN",
+        "small: Fourier-CNN − CNN",
+    ]
     assert claims[1]["comparisons"][0]["mean"] == pytest.approx(0.86)
     assert claims[1]["verdict"] == "supported (small networks only)" and claims[1]["missing"] == []
     # with one seed the same run is a preview, still scoped
     one = {key: v[:1] for key, v in values.items()}
-    assert verdicts(summary_with(one), sizes=["small"])[0] == "preview: consistent with the claim (small networks only)"
+    assert (
+        verdicts(summary_with(one), sizes=["small"])[0]
+        == "preview: consistent with the claim (small networks only)"
+    )
 
 
 def test_claim2_is_not_run_without_small_or_large_networks():
@@ -271,7 +307,10 @@ def test_claim2_is_not_run_without_small_or_large_networks():
     assert claims[1]["verdict"] == "supported (small networks only)"
     values = {key: v for key, v in paper_shaped().items() if key[0] != "middle"}
     claims = evaluate(summary_with(values), sizes=["small", "large"])
-    assert claims[0]["verdict"] == "supported (small and large networks only)" and claims[1]["verdict"] == vd.SUPPORTED
+    assert (
+        claims[0]["verdict"] == "supported (small and large networks only)"
+        and claims[1]["verdict"] == vd.SUPPORTED
+    )
     assert cl.scope_text(["large", "small", "middle"]) is None
     with pytest.raises(ValueError, match="huge"):
         evaluate(summary_with(values), sizes=["huge"])
@@ -297,7 +336,9 @@ def test_preview_reasons_of_the_paper_config():
 
 
 def test_preview_reasons_for_the_test_set_and_the_batch_size():
-    assert pv.preview_reasons({"dataset": {"test_per_class": 100}}, 3) == ["1,000 test images (paper: 10,000)"]
+    assert pv.preview_reasons({"dataset": {"test_per_class": 100}}, 3) == [
+        "1,000 test images (paper: 10,000)"
+    ]
     assert pv.preview_reasons({"dataset": {"test_per_class": 1000}}, 3) == []  # the whole test batch
     assert pv.preview_reasons({"dataset": {"test_per_class": None}}, 3) == []
     synthetic = {"synthetic": {"train_per_class": 5000, "test_per_class": 50}}
@@ -305,7 +346,9 @@ def test_preview_reasons_for_the_test_set_and_the_batch_size():
         "synthetic data, 50,000 training images (paper: CIFAR-10, 50,000)",
         "500 synthetic test images (paper: 10,000)",
     ]
-    assert pv.preview_reasons({"train": {"batch_size": 64}}, 3) == ["batch size 64 (paper silent; paper config 128)"]
+    assert pv.preview_reasons({"train": {"batch_size": 64}}, 3) == [
+        "batch size 64 (paper silent; paper config 128)"
+    ]
     assert pv.preview_reasons({"train": {"batch_size": 128}}, 3) == []
     assert th.PAPER_CONFIG_BATCH_SIZE == 128 and "batch size than 128" in pv.PREVIEW_RULE
     # the paper preset of config.yaml has the paper's batch size and whole test set
@@ -318,7 +361,8 @@ def test_preview_reasons_schedule_rule():
     # enough epochs, but the first drop comes 10 epochs early: shorter
     early = {"train": {**paper_train, "lr_boundaries": [10, 40, 60]}}
     assert pv.preview_reasons(early, 3) == [
-        "80 epochs, learning-rate drops after epochs [10, 40, 60] (paper: [20, 40, 60] over at least 60 epochs)"
+        "80 epochs, learning-rate drops after epochs [10, 40, 60] "
+        "(paper: [20, 40, 60] over at least 60 epochs)"
     ]
     # later drops and exactly 60 epochs are not shorter
     assert pv.preview_reasons({"train": {**paper_train, "lr_boundaries": [30, 50, 70]}}, 3) == []
@@ -328,7 +372,10 @@ def test_preview_reasons_schedule_rule():
     ]
     # other learning rates, the full training set, synthetic data
     smoke = {
-        "dataset": {"train_per_class": None, "synthetic": {"train_per_class": 30, "test_per_class": 10, "seed": 0}},
+        "dataset": {
+            "train_per_class": None,
+            "synthetic": {"train_per_class": 30, "test_per_class": 10, "seed": 0},
+        },
         "train": {"epochs": 2, "lr_boundaries": [1], "learning_rates": [1e-3, 1e-4]},
     }
     assert pv.preview_reasons(smoke, 1) == [
@@ -408,8 +455,8 @@ CLAIM_TEXTS = [
     ),
     (
         3,
-        'Autoencoder pretraining improves the middle Fourier-CNN: its validation accuracy "starts from a higher '
-        'value", it "converge[s] faster" and reaches a higher accuracy.',
+        "Autoencoder pretraining improves the middle Fourier-CNN: its validation accuracy "
+        '"starts from a higher value", it "converge[s] faster" and reaches a higher accuracy.',
         "Autoencoder pretraining improves the middle Fourier-CNN",
         "Sections 5.1 and 6",
     ),
@@ -421,23 +468,24 @@ CLAIM_TEXTS = [
     ),
     (
         5,
-        'The improvement of the trainable activations over the ReLU CNN "is more significant on smaller networks" '
-        "(validation accuracy).",
+        "The improvement of the trainable activations over the ReLU CNN "
+        '"is more significant on smaller networks" (validation accuracy).',
         "The improvement over the ReLU CNN is larger on smaller networks",
         "Section 3",
     ),
     (
         6,
-        'At middle and large size the trainable networks reach "higher accuracy on validation data but lower '
-        'accuracy on training data" than the ReLU CNN ("better generalization ability"): a smaller gap between '
-        "training and validation accuracy.",
+        "At middle and large size the trainable networks reach "
+        '"higher accuracy on validation data but lower accuracy on training data" than the ReLU CNN '
+        '("better generalization ability"): a smaller gap between training and validation accuracy.',
         "Trainable activations generalise better at middle and large size (smaller train − test gap)",
         "Section 4.1",
     ),
     (
         7,
-        'Trainable activations "will not be worse than simple non-trainable activation functions if it is properly '
-        'trained": validation accuracy not below the ReLU CNN\'s by more than 1 pp at any size.',
+        'Trainable activations "will not be worse than simple non-trainable activation functions '
+        'if it is properly trained": '
+        "validation accuracy not below the ReLU CNN's by more than 1 pp at any size.",
         "Trainable activations are not worse than ReLU (margin 1 pp)",
         "Sections 2.2 and 6",
     ),
@@ -501,8 +549,8 @@ def test_each_claim_states_its_text_source_and_the_papers_numbers():
     assert [(c["number"], c["claim"], c["short"], c["source"]) for c in claims] == CLAIM_TEXTS
     assert [c["paper"] for c in claims] == PAPER_OF_CLAIM
     assert [c["comparisons"][0]["label"] if c["comparisons"] else None for c in claims] == [
-        "small: Fourier-CNN − CNN", "small: Fourier-CNN − LC-CNN", None, None, "Fourier-CNN − CNN: small − large",
-        None, "small: Fourier-CNN − CNN",
+        "small: Fourier-CNN − CNN", "small: Fourier-CNN − LC-CNN", None, None,
+        "Fourier-CNN − CNN: small − large", None, "small: Fourier-CNN − CNN",
     ]  # fmt: skip
     assert [c["label"] for c in claims[1]["comparisons"]] == [
         "small: Fourier-CNN − LC-CNN",
@@ -538,7 +586,9 @@ def test_not_run_claims_keep_their_text_and_name_what_is_missing():
     # claims 3 and 4 with their runs: the same texts
     ran = evaluate(
         summary_with(
-            paper_shaped(), {"status": "ok", "per_seed": ae_rows()}, {"status": "ok", "per_seed": pso_rows([0.5] * 3)}
+            paper_shaped(),
+            {"status": "ok", "per_seed": ae_rows()},
+            {"status": "ok", "per_seed": pso_rows([0.5] * 3)},
         )
     )
     assert [(c["number"], c["claim"], c["short"], c["source"]) for c in ran] == CLAIM_TEXTS
@@ -547,8 +597,12 @@ def test_not_run_claims_keep_their_text_and_name_what_is_missing():
 
 def test_the_published_numbers_given_are_the_ones_shown():
     published = load_published()
-    published["table2"] = [{**r, "improvement_pp": 9.99} if r["size"] == "small" else r for r in published["table2"]]
-    published["table1"] = [{**r, "val_acc": 0.111} if r["size"] == "large" else r for r in published["table1"]]
+    published["table2"] = [
+        {**r, "improvement_pp": 9.99} if r["size"] == "small" else r for r in published["table2"]
+    ]
+    published["table1"] = [
+        {**r, "val_acc": 0.111} if r["size"] == "large" else r for r in published["table1"]
+    ]
     claims = evaluate(summary_with(paper_shaped()), published=published)
     assert [v["value"] for v in claims[0]["paper"]["values"]] == [9.99, 9.99, 3.7, 1.64, 1.27, 3.17]
     assert [v["value"] for v in claims[1]["paper"]["values"]] == [0.6423, 0.6337, 0.5914, 0.111, 0.111, 0.111]
@@ -582,7 +636,11 @@ def test_evidence_dict_shape():
         "label", "values", "mean", "low", "high", "verdict", "unit", "judged", "note", "claimed", "p_wrong",
         "p_holm", "min_detectable",
     ]  # fmt: skip
-    assert (as_dict["verdict"], as_dict["claimed"], as_dict["p_holm"]) == (vd.SUPPORTED, "> 0 pp", as_dict["p_wrong"])
+    assert (as_dict["verdict"], as_dict["claimed"], as_dict["p_holm"]) == (
+        vd.SUPPORTED,
+        "> 0 pp",
+        as_dict["p_wrong"],
+    )
 
 
 def test_interval_with_many_seeds_uses_the_exact_quantile():
@@ -612,7 +670,9 @@ def test_pairs_use_only_seeds_both_runs_have_with_a_finite_best():
             {"size": "middle", "activation": "fourier", "seed": 1, "final_val_acc": 0.99},
         ]
     )
-    (claim1,) = [c for c in evaluate({"runs": runs.to_dict(orient="records")}, sizes=["small"]) if c["number"] == 1]
+    (claim1,) = [
+        c for c in evaluate({"runs": runs.to_dict(orient="records")}, sizes=["small"]) if c["number"] == 1
+    ]
     assert claim1["comparisons"][0]["values"] == [pytest.approx(12.0)]  # seed 1 only
     assert claim1["missing"] == ["small: LC-CNN − CNN"]
 
@@ -648,7 +708,11 @@ def test_claim4_with_one_seed_shows_the_ratio_without_an_interval():
         "min_detectable": None,
     }
     assert lower["verdict"] == vd.CONSISTENT
-    assert (claim4["outcome"], claim4["verdict"], claim4["n_seeds"]) == (vd.CONSISTENT, vd.PREVIEW_CONSISTENT, 1)
+    assert (claim4["outcome"], claim4["verdict"], claim4["n_seeds"]) == (
+        vd.CONSISTENT,
+        vd.PREVIEW_CONSISTENT,
+        1,
+    )
 
 
 def test_unknown_sizes_are_named():
@@ -661,19 +725,26 @@ def test_unknown_sizes_are_named():
 
 
 def differences_of(per_size, activations=("fourier", "lc")):
-    """``{(size, activation, "relu"): {seed: pp}}`` from ``{size: [pp per seed]}`` (same for each activation)."""
+    """``{(size, activation, "relu"): {seed: pp}}`` from ``{size: [pp per seed]}``.
+
+    The same differences for each activation.
+    """
     return {
         (size, a, "relu"): dict(enumerate(values)) for size, values in per_size.items() for a in activations
     }
 
 
 def claim(number, differences, **kwargs):
-    (found,) = [c for c in cl.evaluate_claims(differences, load_published(), **kwargs) if c["number"] == number]
+    (found,) = [
+        c for c in cl.evaluate_claims(differences, load_published(), **kwargs) if c["number"] == number
+    ]
     return found
 
 
 def test_claim5_size_trend():
-    shrinking = differences_of({"small": [5.0, 5.5, 6.0], "middle": [3.0, 3.4, 3.9], "large": [1.0, 1.2, 1.5]})
+    shrinking = differences_of(
+        {"small": [5.0, 5.5, 6.0], "middle": [3.0, 3.4, 3.9], "large": [1.0, 1.2, 1.5]}
+    )
     trend = claim(5, shrinking)
     assert trend["outcome"] == vd.SUPPORTED
     assert [c["label"] for c in trend["comparisons"]] == [
@@ -686,9 +757,12 @@ def test_claim5_size_trend():
     # small and large only: no middle comparisons; without large: not run
     two_sizes = {k: v for k, v in shrinking.items() if k[0] != "middle"}
     assert len(claim(5, two_sizes, sizes=["small", "large"])["comparisons"]) == 2
-    assert claim(5, {k: v for k, v in shrinking.items() if k[0] != "large"}, sizes=["small", "middle"])[
-        "outcome"
-    ] == vd.NOT_RUN
+    assert (
+        claim(5, {k: v for k, v in shrinking.items() if k[0] != "large"}, sizes=["small", "middle"])[
+            "outcome"
+        ]
+        == vd.NOT_RUN
+    )
 
 
 def test_claim6_generalisation_gap():
@@ -719,11 +793,16 @@ def test_claim7_non_inferiority_margin():
     slightly_worse = differences_of({size: [-0.5, -0.4, -0.6] for size in ("small", "middle", "large")})
     assert claim(7, slightly_worse)["outcome"] == vd.SUPPORTED
     assert claim(1, slightly_worse)["outcome"] == vd.NOT_SUPPORTED  # the same numbers refute "better"
-    much_worse = differences_of({"small": [2.0, 2.1, 2.2], "middle": [1.0, 1.1, 1.2], "large": [-3.0, -3.2, -2.9]})
+    much_worse = differences_of(
+        {"small": [2.0, 2.1, 2.2], "middle": [1.0, 1.1, 1.2], "large": [-3.0, -3.2, -2.9]}
+    )
     assert claim(7, much_worse)["outcome"] == vd.NOT_SUPPORTED
     assert claim(7, much_worse)["comparisons"][0]["claimed"] == "> −1 pp"
     unclear = differences_of({size: [-2.0, 0.5, 1.0] for size in ("small", "middle", "large")})
     assert claim(7, unclear)["outcome"] == vd.INCONCLUSIVE
     no_large = {k: v for k, v in slightly_worse.items() if k[0] != "large"}
     assert claim(7, no_large)["outcome"] == vd.NOT_RUN
-    assert claim(7, no_large, sizes=["small", "middle"])["verdict"] == "supported (small and middle networks only)"
+    assert (
+        claim(7, no_large, sizes=["small", "middle"])["verdict"]
+        == "supported (small and middle networks only)"
+    )

@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 
 from trainact.analysis import schedule_axis
-
-from trainact.training import schedules
 from trainact.analysis.results import train_history_path
 from trainact.analysis.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 from trainact.names import PAPER_LEARNING_RATES, PAPER_LR_BOUNDARIES
+from trainact.training import schedules
 
 PAPER_TRAIN = {
     "epochs": 80, "batch_size": 128, "lr_boundaries": list(PAPER_LR_BOUNDARIES),
@@ -25,7 +24,11 @@ AXIS = {"first_phase_epochs": [5, 10, 15, 20], "tail_epochs": [4, 1]}
 
 def test_a_branch_is_L_epochs_at_the_first_rate_then_the_tail():
     branch = schedules.branch_train(PAPER_TRAIN, AXIS, 5)
-    assert (branch["epochs"], branch["lr_boundaries"], branch["learning_rates"]) == (10, [5, 9], [1e-3, 1e-4, 1e-5])
+    assert (branch["epochs"], branch["lr_boundaries"], branch["learning_rates"]) == (
+        10,
+        [5, 9],
+        [1e-3, 1e-4, 1e-5],
+    )
     assert schedules.phases(branch) == [(1e-3, 5), (1e-4, 4), (1e-5, 1)]
     shared = set(PAPER_TRAIN) - set(schedules.SCHEDULE_KEYS)
     assert {k: branch[k] for k in shared} == {k: PAPER_TRAIN[k] for k in shared}
@@ -70,7 +73,9 @@ def test_schedule_text_gives_epochs_and_steps_per_learning_rate():
     assert schedules.schedule_text(branch, 50_000) == (
         "20 ep @ 0.001 (7,820 steps), 4 ep @ 0.0001 (1,564), 1 ep @ 1e-05 (391)"
     )
-    assert schedules.schedule_text(PAPER_TRAIN) == "20 ep @ 0.001, 20 ep @ 0.0001, 20 ep @ 1e-05, 20 ep @ 1e-06"
+    assert (
+        schedules.schedule_text(PAPER_TRAIN) == "20 ep @ 0.001, 20 ep @ 0.0001, 20 ep @ 1e-05, 20 ep @ 1e-06"
+    )
 
 
 # ------------------------------------------------------------------------- the judgement
@@ -86,7 +91,8 @@ def _point(L, outcome):
         ([SUPPORTED] * 3, "consistent at every L (5, 10, 15)"),
         ([SUPPORTED, SUPPORTED, INCONCLUSIVE, NOT_SUPPORTED, NOT_SUPPORTED],
          "depends on the schedule: consistent for L <= 10, inconclusive at L = 15, inconsistent for L >= 20"),
-        ([INCONCLUSIVE, NOT_SUPPORTED, INCONCLUSIVE], "inconclusive at L = 5, inconsistent at L = 10, inconclusive at L = 15"),
+        ([INCONCLUSIVE, NOT_SUPPORTED, INCONCLUSIVE],
+         "inconclusive at L = 5, inconsistent at L = 10, inconclusive at L = 15"),
     ],
 )  # fmt: skip
 def test_the_line_over_the_axis_says_where_a_claim_holds(outcomes, line):
@@ -113,8 +119,13 @@ def write_runs(root, accs, epochs, seeds=(0, 1, 2)):
         for seed in seeds:
             path = train_history_path(root, "small", activation, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            _history(final + 0.002 * seed * (activation == "fourier"), best, fit, epochs).to_csv(path, index=False)
-            summary = {"train_images": 50000, "steps_by_learning_rate": [{"lr": 1e-3, "epochs": epochs, "steps": 391 * epochs}]}
+            _history(final + 0.002 * seed * (activation == "fourier"), best, fit, epochs).to_csv(
+                path, index=False
+            )
+            summary = {
+                "train_images": 50000,
+                "steps_by_learning_rate": [{"lr": 1e-3, "epochs": epochs, "steps": 391 * epochs}],
+            }
             path.with_name("summary.json").write_text(json.dumps(summary))
 
 
@@ -123,19 +134,38 @@ def test_the_axis_judges_the_final_epoch_and_shows_the_best_beside_it(tmp_path):
     their best epoch is higher than ReLU's: the verdict follows the final epoch, and the line
     says the claim depends on the schedule."""
     roots = {5: tmp_path / "L5", 10: tmp_path / "L10"}
-    write_runs(roots[5], {"relu": (0.60, 0.60, 0.6), "fourier": (0.65, 0.65, 0.7), "lc": (0.65, 0.65, 0.7)}, 10)
-    write_runs(roots[10], {"relu": (0.70, 0.70, 0.8), "fourier": (0.67, 0.75, 0.9), "lc": (0.67, 0.75, 0.9)}, 15)
-    write_runs(tmp_path / "main", {"relu": (0.70, 0.70, 0.8), "fourier": (0.68, 0.68, 0.9), "lc": (0.68, 0.68, 0.9)}, 25)
+    write_runs(
+        roots[5], {"relu": (0.60, 0.60, 0.6), "fourier": (0.65, 0.65, 0.7), "lc": (0.65, 0.65, 0.7)}, 10
+    )
+    write_runs(
+        roots[10], {"relu": (0.70, 0.70, 0.8), "fourier": (0.67, 0.75, 0.9), "lc": (0.67, 0.75, 0.9)}, 15
+    )
+    write_runs(
+        tmp_path / "main",
+        {"relu": (0.70, 0.70, 0.8), "fourier": (0.68, 0.68, 0.9), "lc": (0.68, 0.68, 0.9)},
+        25,
+    )
     params = {
         "sizes": ["small"], "activations": ["relu", "fourier", "lc"], "seeds": [0, 1, 2],
-        "points": [{"first_phase": L, "root": str(r), "train": schedules.branch_train(PAPER_TRAIN, AXIS, L)} for L, r in roots.items()],
+        "points": [{"first_phase": L, "root": str(r), "train": schedules.branch_train(PAPER_TRAIN, AXIS, L)}
+                   for L, r in roots.items()],
         "reference": {"root": str(tmp_path / "main"), "train": {**PAPER_TRAIN, "epochs": 25}},
         "settings": {},
     }  # fmt: skip
     result = schedule_axis.schedule_axis(params)
     L5, L10 = result["points"]
-    final = {(p["first_phase"], d["activation"]): d for p in result["points"] for d in p["differences"] if d["endpoint"] == "final"}
-    best = {(p["first_phase"], d["activation"]): d for p in result["points"] for d in p["differences"] if d["endpoint"] == "best"}
+    final = {
+        (p["first_phase"], d["activation"]): d
+        for p in result["points"]
+        for d in p["differences"]
+        if d["endpoint"] == "final"
+    }
+    best = {
+        (p["first_phase"], d["activation"]): d
+        for p in result["points"]
+        for d in p["differences"]
+        if d["endpoint"] == "best"
+    }
     assert final[(5, "lc")]["mean"] == pytest.approx(5.0) and final[(10, "lc")]["mean"] == pytest.approx(-3.0)
     assert best[(10, "lc")]["mean"] == pytest.approx(5.0)
     assert final[(5, "fourier")]["low"] < final[(5, "fourier")]["mean"] < final[(5, "fourier")]["high"]
@@ -156,10 +186,16 @@ def test_the_axis_judges_the_final_epoch_and_shows_the_best_beside_it(tmp_path):
 
 
 def test_one_seed_gives_no_interval(tmp_path):
-    write_runs(tmp_path / "L5", {"relu": (0.6, 0.6, 0.6), "fourier": (0.65, 0.65, 0.7), "lc": (0.65, 0.65, 0.7)}, 10, seeds=(0,))
+    write_runs(
+        tmp_path / "L5",
+        {"relu": (0.6, 0.6, 0.6), "fourier": (0.65, 0.65, 0.7), "lc": (0.65, 0.65, 0.7)},
+        10,
+        seeds=(0,),
+    )
     params = {
         "sizes": ["small"], "activations": ["relu", "fourier", "lc"], "seeds": [0],
-        "points": [{"first_phase": 5, "root": str(tmp_path / "L5"), "train": schedules.branch_train(PAPER_TRAIN, AXIS, 5)}],
+        "points": [{"first_phase": 5, "root": str(tmp_path / "L5"),
+                    "train": schedules.branch_train(PAPER_TRAIN, AXIS, 5)}],
         "reference": {"root": str(tmp_path / "L5"), "train": schedules.branch_train(PAPER_TRAIN, AXIS, 5)},
         "settings": {},
     }  # fmt: skip
@@ -175,8 +211,15 @@ def test_without_points_the_axis_is_not_run(tmp_path):
 def test_a_claim_that_depends_on_the_schedule_never_reads_as_a_plain_verdict():
     from trainact.report.claims_context import with_axis_lines
 
-    rows = [{"number": 1, "verdict": "supported"}, {"number": 2, "verdict": "not supported"}, {"number": 3, "verdict": "x"}]
-    lines = {1: "depends on the schedule: consistent for L <= 5, inconsistent for L >= 15", 2: "inconsistent at every L (5, 10)"}
+    rows = [
+        {"number": 1, "verdict": "supported"},
+        {"number": 2, "verdict": "not supported"},
+        {"number": 3, "verdict": "x"},
+    ]
+    lines = {
+        1: "depends on the schedule: consistent for L <= 5, inconsistent for L >= 15",
+        2: "inconsistent at every L (5, 10)",
+    }
     shown = with_axis_lines(rows, lines)
     assert shown[0]["verdict"] == "depends on the schedule (at this run's schedule: supported)"
     assert shown[0]["axis"] == lines[1]

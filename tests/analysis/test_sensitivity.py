@@ -11,8 +11,6 @@ import pytest
 from fixtures_results import build_results, table_bests
 
 from trainact.analysis import preview as pv
-from trainact.analysis import statistics as st
-from trainact.analysis import verdicts as vd
 from trainact.analysis import sensitivity as sn
 from trainact.analysis.results import train_history_path
 from trainact.cli import main
@@ -60,7 +58,9 @@ def roots(tmp_path_factory):
         ("fixed", fixed, ["fourier", "lc"]),
         ("flipped", flipped, ["fourier", "lc"]),
     ):
-        out[name] = str(build_results(base / name, sizes=["small"], activations=activations, bests=table_bests(values)))
+        out[name] = str(
+            build_results(base / name, sizes=["small"], activations=activations, bests=table_bests(values))
+        )
     return out
 
 
@@ -93,9 +93,14 @@ def row(result, name, split, activation):
 
 
 def test_table2_intervals_and_verdicts_per_variant(roots, tmp_path):
-    variants = [variant("calibrated+none", roots), variant("fixed+none", roots, "fixed", initialisation="fixed")]
+    variants = [
+        variant("calibrated+none", roots),
+        variant("fixed+none", roots, "fixed", initialisation="fixed"),
+    ]
     result = sn.sensitivity(params(variants), tmp_path)
-    assert result["status"] == "ok" and result["preview"] is False and result["reference"] == "calibrated+none"
+    assert (
+        result["status"] == "ok" and result["preview"] is False and result["reference"] == "calibrated+none"
+    )
     # reference, validation, Fourier: 1, 2, 3 pp -> mean 2, std 1, 2 ± 4.303/sqrt(3)
     r = row(result, "calibrated+none", "val", "fourier")
     assert r["n_pairs"] == 3 and r["mean_pp"] == pytest.approx(2.0) and r["std_pp"] == pytest.approx(1.0)
@@ -129,7 +134,10 @@ def test_table2_intervals_and_verdicts_per_variant(roots, tmp_path):
 
 
 def test_outcome_says_depends_when_a_verdict_differs(roots, tmp_path):
-    variants = [variant("calibrated+none", roots), variant("fixed+none", roots, "fixed", initialisation="fixed")]
+    variants = [
+        variant("calibrated+none", roots),
+        variant("fixed+none", roots, "fixed", initialisation="fixed"),
+    ]
     outcome = sn.sensitivity(params(variants), tmp_path)["outcome"]
     assert outcome["depends"] is True and outcome["sign_changes"] is False
     claim1, claim2 = outcome["claims"]
@@ -140,22 +148,28 @@ def test_outcome_says_depends_when_a_verdict_differs(roots, tmp_path):
         "fixed+none → supported (small networks only)."
     )
     assert outcome["statement"] == (
-        "The verdict of claims 1 and 2 depends on the unstated choices (initialisation, preprocessing; 2 variants)."
+        "The verdict of claims 1 and 2 depends on the unstated choices "
+        "(initialisation, preprocessing; 2 variants)."
     )
     assert [s["signs"] for s in outcome["signs"]] == [{"calibrated+none": "+", "fixed+none": "+"}] * 2
 
 
 def test_outcome_says_same_and_reports_a_sign_change(roots, tmp_path):
     # flipped: Fourier - ReLU = -1, -2, -3 -> [-4.48, 0.48], still inconclusive; claim 2 still not supported
-    variants = [variant("calibrated+none", roots), variant("calibrated+zca", roots, "flipped", preprocessing="zca")]
+    variants = [
+        variant("calibrated+none", roots),
+        variant("calibrated+zca", roots, "flipped", preprocessing="zca"),
+    ]
     outcome = sn.sensitivity(params(variants), tmp_path)["outcome"]
     assert outcome["depends"] is False
     assert [c["statement"] for c in outcome["claims"]] == [
-        "The verdict of claim 1 is the same under every variant: inconclusive under the seed spread (small networks only).",
+        "The verdict of claim 1 is the same under every variant: "
+        "inconclusive under the seed spread (small networks only).",
         "The verdict of claim 2 is the same under every variant: not supported (small networks only).",
     ]
     assert outcome["statement"] == (
-        "No verdict of claims 1 and 2 depends on the unstated choices (initialisation, preprocessing; 2 variants). "
+        "No verdict of claims 1 and 2 depends on the unstated choices "
+        "(initialisation, preprocessing; 2 variants). "
         "The sign of the mean validation difference over the ReLU CNN changes for Fourier-CNN (small)."
     )
     fourier, lc = outcome["signs"]
@@ -168,7 +182,10 @@ def test_outcome_says_same_and_reports_a_sign_change(roots, tmp_path):
 
 
 def test_files_written(roots, tmp_path):
-    variants = [variant("calibrated+none", roots), variant("fixed+none", roots, "fixed", initialisation="fixed")]
+    variants = [
+        variant("calibrated+none", roots),
+        variant("fixed+none", roots, "fixed", initialisation="fixed"),
+    ]
     result = sn.sensitivity(params(variants), tmp_path)
     assert json.loads((tmp_path / "sensitivity.json").read_text()) == result
     table = pd.read_csv(tmp_path / "sensitivity.csv")
@@ -182,7 +199,10 @@ def test_files_written(roots, tmp_path):
 
 
 def test_one_seed_and_a_short_schedule_give_previews(roots, tmp_path):
-    variants = [variant("calibrated+none", roots), variant("fixed+none", roots, "fixed", initialisation="fixed")]
+    variants = [
+        variant("calibrated+none", roots),
+        variant("fixed+none", roots, "fixed", initialisation="fixed"),
+    ]
     result = sn.sensitivity(params(variants, seeds=[2], settings=QUICK_SETTINGS), tmp_path)
     assert result["preview"] is True and result["preview_reasons"] == pv.preview_reasons(QUICK_SETTINGS, 1)
     assert result["preview_reasons"][0] == "1 seed (< 3)" and len(result["preview_reasons"]) == 3
@@ -190,7 +210,9 @@ def test_one_seed_and_a_short_schedule_give_previews(roots, tmp_path):
     # fixed: Fourier +7, LC +4, Fourier - LC = +3: all above 0
     r = row(result, "calibrated+none", "val", "fourier")
     assert (r["n_pairs"], r["mean_pp"]) == pytest.approx((1, 3.0))
-    assert r["std_pp"] is None and r["ci_low_pp"] is None and r["ci_high_pp"] is None  # JSON null: never measured
+    assert (
+        r["std_pp"] is None and r["ci_low_pp"] is None and r["ci_high_pp"] is None
+    )  # JSON null: never measured
     assert "ci_low_pp" in (tmp_path / "sensitivity.csv").read_text()
     verdicts = {v["name"]: [c["verdict"] for c in v["claims"]] for v in result["variants"]}
     assert verdicts == {
@@ -204,7 +226,10 @@ def test_one_seed_and_a_short_schedule_give_previews(roots, tmp_path):
         ],
     }
     assert result["variants"][1]["claims"][0]["preview_reasons"] == pv.preview_reasons(QUICK_SETTINGS, 1)
-    assert result["outcome"]["claims"][0]["depends"] is False and result["outcome"]["claims"][1]["depends"] is True
+    assert (
+        result["outcome"]["claims"][0]["depends"] is False
+        and result["outcome"]["claims"][1]["depends"] is True
+    )
 
 
 def test_no_variants_is_not_run(tmp_path):
@@ -236,12 +261,17 @@ def test_errors_name_the_bad_value(roots, tmp_path):
         sn.sensitivity(params(good, seeds=[]), tmp_path)
     empty = {**good[1], "roots": {**good[1]["roots"], "lc": str(tmp_path / "empty")}}
     missing = train_history_path(tmp_path / "empty", "small", "lc", 0)
-    with pytest.raises(FileNotFoundError, match=r"'fixed\+none': expected file is missing: " + re.escape(str(missing))):
+    with pytest.raises(
+        FileNotFoundError, match=r"'fixed\+none': expected file is missing: " + re.escape(str(missing))
+    ):
         sn.sensitivity(params([good[0], empty]), tmp_path)
 
 
 def test_cli(roots, tmp_path, capsys):
-    variants = [variant("calibrated+none", roots), variant("fixed+none", roots, "fixed", initialisation="fixed")]
+    variants = [
+        variant("calibrated+none", roots),
+        variant("fixed+none", roots, "fixed", initialisation="fixed"),
+    ]
     argv = ["sensitivity", "--params", json.dumps(params(variants)), "--out-dir", str(tmp_path / "out")]
     assert main(argv) == 0
     document = json.loads((tmp_path / "out" / "sensitivity.json").read_text())
@@ -257,7 +287,10 @@ def test_cli(roots, tmp_path, capsys):
         "variants",
         "outcome",
     }
-    assert main(["sensitivity", "--params", json.dumps({"variants": []}), "--out-dir", str(tmp_path / "off")]) == 0
+    assert (
+        main(["sensitivity", "--params", json.dumps({"variants": []}), "--out-dir", str(tmp_path / "off")])
+        == 0
+    )
     assert json.loads((tmp_path / "off" / "sensitivity.json").read_text())["status"] == "not run"
     bad = params(variants, seeds=[0, 7])
     assert main(["sensitivity", "--params", json.dumps(bad), "--out-dir", str(tmp_path / "bad")]) == 2

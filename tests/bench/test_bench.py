@@ -14,7 +14,11 @@ REQUIRED_KEYS = {"size", "activation", "images_per_s", "ratio_to_relu"}
 
 # Scripted step times (seconds) per network: the first step (warm-up, also reported as the first
 # step's time), then the three timed steps.
-SCRIPTED_SECONDS = {"relu": [9.0, 0.5, 0.1, 0.2], "fourier": [5.0, 0.4, 0.8, 0.5], "lc": [1.0, 0.25, 0.25, 1.0]}
+SCRIPTED_SECONDS = {
+    "relu": [9.0, 0.5, 0.1, 0.2],
+    "fourier": [5.0, 0.4, 0.8, 0.5],
+    "lc": [1.0, 0.25, 0.25, 1.0],
+}
 
 
 def test_run_bench_measures_every_network_against_relu(monkeypatch):
@@ -153,7 +157,8 @@ def _linear_flops(n_in: int, n_out: int, images: int) -> int:
 
 def test_step_profile_counts_flops_and_launches_by_hand():
     """FLOPs of the tiny network (filters 2/4/4, hidden 8) worked out from its layer shapes, and
-    the ReLU network's launches listed op by op from the trainer's step (trainact.training.step.classifier_step)."""
+    the ReLU network's launches listed op by op from the trainer's step
+    (trainact.training.step.classifier_step)."""
     from trainact.bench.profile import step_profile
 
     n, m = 4, 10

@@ -110,9 +110,7 @@ def http_server(synthetic: tuple[Path, str]):
 
 def test_download_file_url_and_plain_path(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     source, md5 = synthetic
-    by_url = download.download(
-        source.resolve().as_uri(), md5, tmp_path / "a" / "c.tar.gz", progress=False
-    )
+    by_url = download.download(source.resolve().as_uri(), md5, tmp_path / "a" / "c.tar.gz", progress=False)
     assert by_url == tmp_path / "a" / "c.tar.gz"
     assert by_url.read_bytes() == source.read_bytes()
     by_path = download.download(str(source), md5.upper(), tmp_path / "b.tar.gz", progress=False)
@@ -120,9 +118,7 @@ def test_download_file_url_and_plain_path(tmp_path: Path, synthetic: tuple[Path,
     assert not (tmp_path / "b.tar.gz.part").exists()
 
 
-def test_download_skips_when_dest_has_right_md5(
-    tmp_path: Path, synthetic: tuple[Path, str]
-) -> None:
+def test_download_skips_when_dest_has_right_md5(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     source, md5 = synthetic
     dest = tmp_path / "c.tar.gz"
     dest.write_bytes(source.read_bytes())
@@ -152,9 +148,7 @@ def test_download_never_deletes_its_own_source(tmp_path: Path) -> None:
     assert source.read_bytes() == b"not the archive"
 
 
-def test_download_refetches_dest_with_wrong_md5(
-    tmp_path: Path, synthetic: tuple[Path, str]
-) -> None:
+def test_download_refetches_dest_with_wrong_md5(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     source, md5 = synthetic
     dest = tmp_path / "c.tar.gz"
     dest.write_bytes(b"stale")
@@ -188,9 +182,7 @@ def test_download_http_resumes_partial_file(tmp_path: Path, http_server: Archive
     assert not (tmp_path / "c.tar.gz.part").exists()
 
 
-def test_download_http_restarts_when_range_ignored(
-    tmp_path: Path, http_server: ArchiveServer
-) -> None:
+def test_download_http_restarts_when_range_ignored(tmp_path: Path, http_server: ArchiveServer) -> None:
     payload = http_server.payload
     http_server.honour_range = False
     dest = tmp_path / "c.tar.gz"
@@ -200,9 +192,7 @@ def test_download_http_restarts_when_range_ignored(
     assert [(r["range"], r["status"]) for r in http_server.requests] == [("bytes=1000-", 200)]
 
 
-def test_download_http_restarts_when_part_is_too_long(
-    tmp_path: Path, http_server: ArchiveServer
-) -> None:
+def test_download_http_restarts_when_part_is_too_long(tmp_path: Path, http_server: ArchiveServer) -> None:
     payload = http_server.payload
     (tmp_path / "c.tar.gz.part").write_bytes(payload + b"junk")  # server answers 416
     dest = download.download(http_server.url, md5_of(payload), tmp_path / "c.tar.gz", progress=False)

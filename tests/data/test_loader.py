@@ -46,9 +46,7 @@ def test_device_dataset_order_depends_only_on_seed_and_epoch() -> None:
     _, second = _identity_dataset(50, "cpu")
 
     def order(dataset: loader.DeviceDataset, seed: int, epoch: int) -> list[int]:
-        return torch.cat(
-            [y for _, y in dataset.batches(8, shuffle=True, seed=seed, epoch=epoch)]
-        ).tolist()
+        return torch.cat([y for _, y in dataset.batches(8, shuffle=True, seed=seed, epoch=epoch)]).tolist()
 
     torch.manual_seed(123)  # the global RNG must play no part
     reference = order(first, 0, 5)

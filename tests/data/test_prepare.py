@@ -72,9 +72,7 @@ def rewrite_archive(
 # prepare
 
 
-def test_prepare_keeps_archive_contents_exactly(
-    tmp_path: Path, synthetic: tuple[Path, str]
-) -> None:
+def test_prepare_keeps_archive_contents_exactly(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     source, md5 = synthetic
     out = prepare.prepare(source, tmp_path / "sub" / "cifar.npz", progress=False)
     reference = read_reference(source)
@@ -166,9 +164,7 @@ def test_restricted_unpickler_refuses_code(tmp_path: Path) -> None:
         restricted_loads(b"cbuiltins\neval\n(S'1'\ntR.")
     # _codecs.encode is admitted for latin-1 only (how protocol 2 stores bytes).
     with pytest.raises(ForbiddenGlobalError, match="zlib"):
-        restricted_loads(
-            b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00zlib\x86R."
-        )
+        restricted_loads(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00zlib\x86R.")
     assert not marker.exists()
 
 
@@ -221,9 +217,7 @@ def test_prepare_validates_batches(
     assert "cifar-10-batches-py/test_batch" in str(error.value)
 
 
-def test_prepare_reports_missing_member_and_non_archive(
-    tmp_path: Path, synthetic: tuple[Path, str]
-) -> None:
+def test_prepare_reports_missing_member_and_non_archive(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     archive = rewrite_archive(
         synthetic[0], tmp_path / "short.tar.gz", drop=("cifar-10-batches-py/data_batch_4",)
     )
@@ -300,9 +294,7 @@ def test_prepare_subset_errors(
     assert not (tmp_path / "out.npz").exists()
 
 
-def test_prepare_holds_out_a_stratified_validation_split(
-    tmp_path: Path, synthetic: tuple[Path, str]
-) -> None:
+def test_prepare_holds_out_a_stratified_validation_split(tmp_path: Path, synthetic: tuple[Path, str]) -> None:
     """k images of each class are held out of the 20 per class; the rest stay the training set,
     both in the archive's order; together they are the training set without a split."""
     source = synthetic[0]

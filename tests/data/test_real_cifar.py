@@ -46,15 +46,11 @@ def real_archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def real_prepared(
-    real_archive: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
+def real_prepared(real_archive: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Path of the prepared .npz of the full real data set."""
     rebuilt, md5 = real_archive
     folder = tmp_path_factory.mktemp("real-prepared")
-    archive = download.download(
-        rebuilt.as_uri(), md5, folder / "cifar-10-python.tar.gz", progress=False
-    )
+    archive = download.download(rebuilt.as_uri(), md5, folder / "cifar-10-python.tar.gz", progress=False)
     yield prepare.prepare(archive, folder / "cifar10.npz", progress=False)
 
 

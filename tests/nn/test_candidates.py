@@ -18,9 +18,7 @@ from trainact.nn import candidates
 def test_compiled_candidate_forms_match_torch_at_extreme_inputs(terms, function):
     """The exp(-|x|) forms used in compiled kernels: finite, within 3e-7 of torch's values and
     derivatives (the derivative compared with autograd's)."""
-    x = torch.tensor(
-        [-1e4, -100, -20, -3, -1e-6, 0, 1e-6, 0.5, 20, 100, 1e4]
-    ).requires_grad_()
+    x = torch.tensor([-1e4, -100, -20, -3, -1e-6, 0, 1e-6, 0.5, 20, 100, 1e4]).requires_grad_()
     expected = function(x)
     (expected_slope,) = torch.autograd.grad(expected.sum(), x)
     value, slope = terms(x.detach(), torch.exp(-x.detach().abs()))
@@ -30,7 +28,12 @@ def test_compiled_candidate_forms_match_torch_at_extreme_inputs(terms, function)
 
 def test_candidate_terms_keep_the_input_dtype():
     x = torch.tensor([-1.0, 0.0, 2.0], dtype=torch.float64)
-    for terms in (candidates._relu_terms, candidates._linear_terms, candidates._sigmoid_terms, candidates._tanh_terms):
+    for terms in (
+        candidates._relu_terms,
+        candidates._linear_terms,
+        candidates._sigmoid_terms,
+        candidates._tanh_terms,
+    ):
         value, derivative = terms(x, None)
         assert value.dtype == derivative.dtype == torch.float64, terms
     assert candidates._relu_terms(x, None)[1].tolist() == [0.0, 0.0, 1.0]  # ReLU' (0) = 0

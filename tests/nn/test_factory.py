@@ -17,20 +17,10 @@ def test_make_activation_builds_configured_modules():
         16,
         {"impl": "eager", "fourier": {"rank": 3, "per_channel": True}, "hidden": 128},
     )
-    assert (
-        isinstance(fourier, Fourier)
-        and fourier.rank == 3
-        and fourier.num_channels == 16
-    )
+    assert isinstance(fourier, Fourier) and fourier.rank == 3 and fourier.num_channels == 16
     assert fourier.impl == "eager" and fourier.a.shape == (16, 3)
-    lc = make_activation(
-        "lc", 16, {"impl": "eager", "lc": {"init": "one_hot:tanh", "impl": "reference"}}
-    )
-    assert (
-        isinstance(lc, LinearCombination)
-        and lc.impl == "reference"
-        and lc.num_channels is None
-    )
+    lc = make_activation("lc", 16, {"impl": "eager", "lc": {"init": "one_hot:tanh", "impl": "reference"}})
+    assert isinstance(lc, LinearCombination) and lc.impl == "reference" and lc.num_channels is None
     assert lc.weights.tolist() == [0.0, 0.0, 1.0, 0.0]
 
 

@@ -36,11 +36,7 @@ def test_fourier_random_init():
     torch.manual_seed(0)
     module = Fourier(init="random", per_channel=True, num_channels=4)
     assert module.A.abs().max() == 0 and module.omega.tolist() == [1.0] * 4
-    assert (
-        0.02 < module.a.std() < 0.3
-        and module.a.shape == (4, 5)
-        and module.b.shape == (4, 5)
-    )
+    assert 0.02 < module.a.std() < 0.3 and module.a.shape == (4, 5) and module.b.shape == (4, 5)
     assert Fourier(init="random", omega=2.0).omega.item() == 2.0
 
 
@@ -58,9 +54,7 @@ def test_fourier_per_channel_parameters_broadcast_over_dim_1():
 def test_half_precision_input_is_computed_in_float32():
     module = Fourier(impl="eager")
     with torch.no_grad():
-        module.omega.fill_(
-            3.0
-        )  # high harmonics: 15 x, badly resolved in bf16 arithmetic
+        module.omega.fill_(3.0)  # high harmonics: 15 x, badly resolved in bf16 arithmetic
     x = torch.linspace(-4, 4, 1000).to(torch.bfloat16)
     out = module(x)
     assert out.dtype == torch.bfloat16

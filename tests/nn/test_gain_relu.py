@@ -40,7 +40,9 @@ def test_gain_relu_without_the_option_is_plain_relu():
 def test_gain_relu_gradcheck_and_reference(per_channel, shape):
     module = GainReLU(4, per_channel=per_channel, num_channels=3 if per_channel else None).double()
     with torch.no_grad():
-        module.gains.copy_(torch.randn(module.gains.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64))
+        module.gains.copy_(
+            torch.randn(module.gains.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+        )
     x = random_input(shape)
     assert torch.autograd.gradcheck(lambda x, g: gain_relu_reference(x, g), (x, module.gains))
     ours = grads_of(lambda x: module(x), [x])[1] + torch.autograd.grad(

@@ -56,9 +56,7 @@ def compiler(monkeypatch):
 
 
 def _no_cxx():
-    return torch._inductor.exc.InductorError(
-        torch._inductor.exc.InvalidCxxCompiler(), None
-    )
+    return torch._inductor.exc.InductorError(torch._inductor.exc.InvalidCxxCompiler(), None)
 
 
 def _compiler_failures():
@@ -71,24 +69,16 @@ def _compiler_failures():
             torch.compile, RuntimeError("no compiler here"), None
         ),
         "unsupported": lambda: torch._dynamo.exc.Unsupported("no compiler here"),
-        "cpp-compile": lambda: torch._inductor.exc.CppCompileError(
-            ["g++"], "no compiler here"
-        ),
+        "cpp-compile": lambda: torch._inductor.exc.CppCompileError(["g++"], "no compiler here"),
     }
 
 
 def _fallback_warnings(caplog):
-    return [
-        r
-        for r in caplog.records
-        if "torch.compile of the activation kernels failed" in r.getMessage()
-    ]
+    return [r for r in caplog.records if "torch.compile of the activation kernels failed" in r.getMessage()]
 
 
 @pytest.mark.parametrize("failure", list(_compiler_failures()))
-def test_auto_impl_falls_back_to_eager_once_when_compilation_fails(
-    compiler, caplog, failure
-):
+def test_auto_impl_falls_back_to_eager_once_when_compilation_fails(compiler, caplog, failure):
     make_error = _compiler_failures()[failure]
     fake = FakeCompile(always=make_error)
     state = compiler(fake)
@@ -120,9 +110,7 @@ def test_missing_cxx_failure_is_described_with_the_inner_error(compiler):
     compiler(FakeCompile(always=_no_cxx))
     LinearCombination()(torch.linspace(-2, 2, 9))
     failure = kernel_compiler.kernel_report()["compile_failure"]
-    assert failure.startswith(
-        "InductorError: InvalidCxxCompiler: No working C++ compiler"
-    )
+    assert failure.startswith("InductorError: InvalidCxxCompiler: No working C++ compiler")
 
 
 def test_compile_fn_that_raises_itself_counts_as_a_compiler_failure(compiler, caplog):
@@ -146,22 +134,16 @@ def _oom():
     "make_error",
     [
         _oom,
-        lambda: RuntimeError(
-            "The size of tensor a (3) must match the size of tensor b (4)"
-        ),
+        lambda: RuntimeError("The size of tensor a (3) must match the size of tensor b (4)"),
         # dynamo's wrapper of an error of the traced code itself (a shape error while tracing)
-        lambda: torch._dynamo.exc.TorchRuntimeError(
-            "RuntimeError when making fake tensor call"
-        ),
+        lambda: torch._dynamo.exc.TorchRuntimeError("RuntimeError when making fake tensor call"),
         # out of memory while compiling (autotuning) is not a reason to run eagerly for good
         lambda: torch._dynamo.exc.BackendCompilerFailed(torch.compile, _oom(), None),
         lambda: torch._inductor.exc.InductorError(_oom(), None),
     ],
     ids=["oom", "runtime-error", "torch-runtime-error", "backend-oom", "inductor-oom"],
 )
-def test_auto_impl_propagates_other_errors_and_keeps_compiling(
-    compiler, caplog, make_error
-):
+def test_auto_impl_propagates_other_errors_and_keeps_compiling(compiler, caplog, make_error):
     import torch._dynamo.exc  # noqa: F401  (the lambdas above)
     import torch._inductor.exc  # noqa: F401
 
@@ -200,9 +182,7 @@ def test_is_compiler_failure_classes():
     assert kernel_compiler._is_compiler_failure(torch._dynamo.exc.Unsupported("x"))
     assert not kernel_compiler._is_compiler_failure(_oom())
     assert not kernel_compiler._is_compiler_failure(RuntimeError("x"))
-    assert not kernel_compiler._is_compiler_failure(
-        torch._dynamo.exc.TorchRuntimeError("x")
-    )
+    assert not kernel_compiler._is_compiler_failure(torch._dynamo.exc.TorchRuntimeError("x"))
     types = kernel_compiler._compiler_failure_types()
     assert torch._dynamo.exc.BackendCompilerFailed in types
     assert torch._inductor.exc.CppCompileError in types
@@ -309,9 +289,7 @@ def test_compiled_path_on_a_tiny_input_matches_the_reference(compiler):
     omega = torch.tensor([0.8], requires_grad=True)
     a = torch.tensor([0.5, -0.3], requires_grad=True)
     b = torch.tensor([0.4, 0.1], requires_grad=True)
-    out, grads = grads_of(
-        lambda *t: fourier_fast(*t, impl="compiled"), (x, A, omega, a, b)
-    )
+    out, grads = grads_of(lambda *t: fourier_fast(*t, impl="compiled"), (x, A, omega, a, b))
     ref_out, ref_grads = grads_of(fourier_reference, (x, A, omega, a, b))
     torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=1e-5)
     for grad, ref_grad in zip(grads, ref_grads, strict=True):

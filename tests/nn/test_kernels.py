@@ -37,12 +37,8 @@ def test_fourier_eager_gradcheck_and_reference(per_channel, shape):
 def test_lc_eager_gradcheck_and_reference(per_channel, shape):
     x = random_input(shape)
     weights = lc_weights(per_channel)
-    fast = lambda x, w: linear_combination_fast(
-        x, w, CANDIDATES, 1e-2, impl="eager"
-    )  # noqa: E731
-    reference = lambda x, w: linear_combination_reference(
-        x, w, CANDIDATES, 1e-2
-    )  # noqa: E731
+    fast = lambda x, w: linear_combination_fast(x, w, CANDIDATES, 1e-2, impl="eager")  # noqa: E731
+    reference = lambda x, w: linear_combination_reference(x, w, CANDIDATES, 1e-2)  # noqa: E731
     assert torch.autograd.gradcheck(fast, (x, weights))
     fast_out, fast_grads = grads_of(fast, (x, weights))
     ref_out, ref_grads = grads_of(reference, (x, weights))
@@ -55,9 +51,7 @@ def test_fourier_gradient_is_not_the_papers_eq4():
     """d act / d a_n is cos(n w x) (the paper's eq. (4) gives -n w sin(n w x), the x-derivative)."""
     x = torch.tensor([0.3, -1.2], dtype=torch.float64)
     A, omega, a, b = fourier_parameters(per_channel=False)
-    grad_a = torch.autograd.grad(
-        fourier_fast(x, A, omega, a, b, impl="eager").sum(), a
-    )[0]
+    grad_a = torch.autograd.grad(fourier_fast(x, A, omega, a, b, impl="eager").sum(), a)[0]
     n = torch.arange(1, 6, dtype=torch.float64)
     expected = torch.cos(n[:, None] * omega.detach() * x).sum(1)
     torch.testing.assert_close(grad_a, expected)
@@ -69,9 +63,7 @@ def test_compiled_kernels_gradcheck(per_channel):
     x = random_input((2, 3, 4, 5))
     params = fourier_parameters(per_channel)
     weights = lc_weights(per_channel)
-    assert torch.autograd.gradcheck(
-        lambda *t: fourier_fast(*t, impl="compiled"), (x, *params)
-    )
+    assert torch.autograd.gradcheck(lambda *t: fourier_fast(*t, impl="compiled"), (x, *params))
     assert torch.autograd.gradcheck(
         lambda x, w: linear_combination_fast(x, w, CANDIDATES, 1e-2, impl="compiled"),
         (x, weights),
@@ -81,9 +73,7 @@ def test_compiled_kernels_gradcheck(per_channel):
 
 def test_lc_guard_gradcheck_inside_band():
     x = random_input((2, 3, 4))
-    weights = torch.tensor(
-        [0.3, -0.1, 0.2, -0.398], dtype=torch.float64, requires_grad=True
-    )  # sum 2e-3
+    weights = torch.tensor([0.3, -0.1, 0.2, -0.398], dtype=torch.float64, requires_grad=True)  # sum 2e-3
     assert torch.autograd.gradcheck(
         lambda x, w: linear_combination_fast(x, w, CANDIDATES, 1e-2, impl="eager"),
         (x, weights),
@@ -121,9 +111,7 @@ def guard_weights(names, dtype=torch.float64, per_channel=True) -> torch.Tensor:
     rows = torch.tensor([0.5, -0.25, 0.375, -0.625], dtype=torch.float64).repeat(
         len(names), 1
     )  # each row sums to 0
-    rows[:, 3] += (
-        torch.tensor([GUARD_SUMS[n] for n in names], dtype=torch.float64) * GUARD_EPS
-    )
+    rows[:, 3] += torch.tensor([GUARD_SUMS[n] for n in names], dtype=torch.float64) * GUARD_EPS
     weights = rows if per_channel else rows[0]
     return weights.to(dtype).requires_grad_()
 
@@ -136,12 +124,8 @@ def guard_cases(names):
 
 
 def lc_functions(impl, eps=GUARD_EPS):
-    fast = lambda x, w: linear_combination_fast(
-        x, w, CANDIDATES, eps, impl=impl
-    )  # noqa: E731
-    reference = lambda x, w: linear_combination_reference(
-        x, w, CANDIDATES, eps
-    )  # noqa: E731
+    fast = lambda x, w: linear_combination_fast(x, w, CANDIDATES, eps, impl=impl)  # noqa: E731
+    reference = lambda x, w: linear_combination_reference(x, w, CANDIDATES, eps)  # noqa: E731
     return fast, reference
 
 
@@ -158,9 +142,7 @@ def assert_close_to_reference(fast_results, ref_results, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize(
-    "impl", ["eager", pytest.param("compiled", marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("impl", ["eager", pytest.param("compiled", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("names, per_channel", guard_cases(GUARD_SUMS))
 def test_lc_guard_gradients_match_reference(names, per_channel, impl, dtype):
     """Values and gradients (x and raw weights) of the kernels' normalisation equal autograd's for
@@ -175,9 +157,7 @@ def test_lc_guard_gradients_match_reference(names, per_channel, impl, dtype):
     assert_close_to_reference((fast_out, *fast_grads), (ref_out, *ref_grads), dtype)
 
 
-@pytest.mark.parametrize(
-    "impl", ["eager", pytest.param("compiled", marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("impl", ["eager", pytest.param("compiled", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("names, per_channel", guard_cases(SMOOTH_SUMS))
 def test_lc_guard_gradcheck(names, per_channel, impl):
     weights = guard_weights(names, torch.float64, per_channel)
@@ -201,9 +181,7 @@ def test_lc_guard_edge_gradient_is_the_bands(sign):
     assert (grad - eq8).abs().max() > 1  # the two one-sided derivatives differ
 
 
-@pytest.mark.parametrize(
-    "impl", ["eager", pytest.param("compiled", marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("impl", ["eager", pytest.param("compiled", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
 def test_lc_guard_at_float32_eps_matches_reference(impl, sign):
     """Float32 weights summing to float32(0.01) exactly, eps = 0.01: the reference compares in
@@ -214,18 +192,14 @@ def test_lc_guard_at_float32_eps_matches_reference(impl, sign):
     fast, reference = lc_functions(impl, eps=1e-2)
     fast_out, fast_grads = grads_of(fast, (x, weights))
     ref_out, ref_grads = grads_of(reference, (x, weights))
-    assert_close_to_reference(
-        (fast_out, *fast_grads), (ref_out, *ref_grads), torch.float32
-    )
+    assert_close_to_reference((fast_out, *fast_grads), (ref_out, *ref_grads), torch.float32)
 
 
 def test_lc_fast_is_one_autograd_node():
     """The normalisation happens inside the kernels: nothing but the custom function (and the
     input's reshape) between the output and the raw weights."""
     weights = lc_weights(per_channel=True)
-    out = linear_combination_fast(
-        random_input(), weights, CANDIDATES, 1e-2, impl="eager"
-    )
+    out = linear_combination_fast(random_input(), weights, CANDIDATES, 1e-2, impl="eager")
     node = out.grad_fn  # the view back to x's shape
     while "LinearCombination" not in type(node).__name__:
         node = node.next_functions[0][0]

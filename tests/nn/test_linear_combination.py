@@ -32,9 +32,7 @@ def test_lc_uniform_init_is_the_average():
 
 
 @pytest.mark.parametrize("impl", ["eager", "reference"])
-@pytest.mark.parametrize(
-    "weight_sum, denominator", [(0.0, 1e-2), (4e-3, 1e-2), (-4e-3, -1e-2), (-0.5, -0.5)]
-)
+@pytest.mark.parametrize("weight_sum, denominator", [(0.0, 1e-2), (4e-3, 1e-2), (-4e-3, -1e-2), (-0.5, -0.5)])
 def test_lc_guard_near_zero_weight_sum(impl, weight_sum, denominator):
     """The denominator is sign(s) * max(|s|, eps), sign(0) = +1: finite values and gradients."""
     module = LinearCombination(eps=1e-2, impl=impl)
@@ -46,19 +44,13 @@ def test_lc_guard_near_zero_weight_sum(impl, weight_sum, denominator):
     out.sum().backward()
     acts = torch.stack([torch.relu(x), torch.sigmoid(x), torch.tanh(x), x]).detach()
     numerator = (module.weights.detach()[:, None] * acts).sum(0)
-    torch.testing.assert_close(
-        out.detach(), numerator / denominator, atol=1e-5, rtol=1e-5
-    )
+    torch.testing.assert_close(out.detach(), numerator / denominator, atol=1e-5, rtol=1e-5)
     assert torch.isfinite(x.grad).all() and torch.isfinite(module.weights.grad).all()
     inside_band = abs(weight_sum) < 1e-2
     # Inside the band the denominator is constant: d act/d w_k = act_k / denominator.
     # Outside it is eq. (8): (act_k - act) / s.
-    per_point = (
-        acts / denominator if inside_band else (acts - out.detach()) / weight_sum
-    )
-    torch.testing.assert_close(
-        module.weights.grad, per_point.sum(1), atol=1e-4, rtol=1e-4
-    )
+    per_point = acts / denominator if inside_band else (acts - out.detach()) / weight_sum
+    torch.testing.assert_close(module.weights.grad, per_point.sum(1), atol=1e-4, rtol=1e-4)
 
 
 def test_lc_default_start_is_relu():
@@ -69,15 +61,19 @@ def test_lc_default_start_is_relu():
     assert module.weights.tolist() == [1.0, 0.0, 0.0, 0.0]
     x = torch.linspace(-3, 3, 13)
     torch.testing.assert_close(module(x), torch.relu(x))
-    with pytest.raises(ValueError, match=r"unknown LC init 'one_hot:relu'; allowed: 'uniform', 'one_hot:tanh'"):
+    with pytest.raises(
+        ValueError, match=r"unknown LC init 'one_hot:relu'; allowed: 'uniform', 'one_hot:tanh'"
+    ):
         LinearCombination(candidates=("tanh",))
     assert LinearCombination(candidates=("tanh",), init="uniform").weights.tolist() == [1.0]
 
 
 def test_extra_repr():
     assert repr(LinearCombination(candidates=("relu", "tanh"))) == (
-        "LinearCombination(candidates=('relu', 'tanh'), per_channel=False, init='one_hot:relu', eps=0.01, impl='auto')"
+        "LinearCombination(candidates=('relu', 'tanh'), per_channel=False, init='one_hot:relu', "
+        "eps=0.01, impl='auto')"
     )
     assert repr(LinearCombination(candidates=("relu", "tanh"), init="uniform")) == (
-        "LinearCombination(candidates=('relu', 'tanh'), per_channel=False, init='uniform', eps=0.01, impl='auto')"
+        "LinearCombination(candidates=('relu', 'tanh'), per_channel=False, init='uniform', "
+        "eps=0.01, impl='auto')"
     )

@@ -34,15 +34,11 @@ def test_compiled_module_float32_matches_reference(cls, per_channel):
         x = (torch.randn(shape) * 3).requires_grad_()
         out, grads = grads_of(lambda x, *p: module(x), (x, *module.parameters()))
         module.impl = "reference"
-        ref_out, ref_grads = grads_of(
-            lambda x, *p: module(x), (x, *module.parameters())
-        )
+        ref_out, ref_grads = grads_of(lambda x, *p: module(x), (x, *module.parameters()))
         module.impl = "compiled"
         torch.testing.assert_close(out, ref_out, atol=2e-5, rtol=1e-4)
         for grad, ref_grad in zip(grads, ref_grads, strict=True):
-            torch.testing.assert_close(
-                grad, ref_grad, atol=1e-3, rtol=1e-4
-            )  # sums over many terms
+            torch.testing.assert_close(grad, ref_grad, atol=1e-3, rtol=1e-4)  # sums over many terms
 
 
 def test_per_channel_rejects_wrong_channel_count():
@@ -71,11 +67,7 @@ def test_learned_parameters_round_trip(module):
     assert all(isinstance(v, list) for v in values.values())
     values = json.loads(json.dumps(values))  # plain floats
     clone = type(module)(
-        **(
-            {"per_channel": True, "num_channels": module.num_channels}
-            if module.per_channel
-            else {}
-        )
+        **({"per_channel": True, "num_channels": module.num_channels} if module.per_channel else {})
     )
     clone.load_state_dict({name: torch.tensor(v) for name, v in values.items()})
     x = torch.linspace(-3, 3, 7)
@@ -88,6 +80,4 @@ def test_curve_shapes_and_no_grad():
     per_channel = LinearCombination(per_channel=True, num_channels=3, init="uniform").curve(x)
     assert per_layer.shape == (11,) and not per_layer.requires_grad
     assert per_channel.shape == (3, 11)
-    torch.testing.assert_close(
-        per_channel[1], (torch.relu(x) + torch.sigmoid(x) + torch.tanh(x) + x) / 4
-    )
+    torch.testing.assert_close(per_channel[1], (torch.relu(x) + torch.sigmoid(x) + torch.tanh(x) + x) / 4)

@@ -10,6 +10,7 @@ import pytest
 from fixtures_results import EPOCHS, build_results, fourier_layer, history_frame, lc_layer
 
 from trainact.analysis.aggregate import aggregate
+from trainact.names import ACTIVATIONS
 from trainact.report import figure_params as fp
 from trainact.report import figures as fg
 from trainact.report import plot_activations as pa
@@ -17,14 +18,17 @@ from trainact.report import plot_health as ph
 from trainact.report import plot_section5 as p5
 from trainact.report import plot_structure as pst
 from trainact.report import plot_style as sty
-from trainact.names import ACTIVATIONS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def bests_by_seed(size, activation, seed):
     """Different values per seed so that mean, min and max differ."""
-    base = {"relu": 0.55, "fourier": 0.60, "lc": 0.58}[activation] + {"small": 0.0, "middle": 0.03, "large": 0.05}[size]
+    base = {"relu": 0.55, "fourier": 0.60, "lc": 0.58}[activation] + {
+        "small": 0.0,
+        "middle": 0.03,
+        "large": 0.05,
+    }[size]
     spread = {0: 0.0, 1: 0.03, 2: 0.012}[seed]
     return {
         "train_acc": base + 0.1 + spread,
@@ -114,7 +118,9 @@ def test_autoencoder_and_pso_figures(tmp_path):
     ax_acc, ax_rec = fig8.axes
     baseline_mean, _, _ = expected_curve("middle", "fourier", seeds, "val_acc")
     np.testing.assert_allclose(line(ax_acc, "Fourier-CNN, no pretraining").get_ydata(), baseline_mean)
-    np.testing.assert_allclose(line(ax_acc, "Fourier-CNN, autoencoder pretraining").get_ydata(), baseline_mean + 0.02)
+    np.testing.assert_allclose(
+        line(ax_acc, "Fourier-CNN, autoencoder pretraining").get_ydata(), baseline_mean + 0.02
+    )
     # the fixture's reconstruction loss is 0.1/(stage+1) + 0.05/epoch for every seed
     for stage in range(3):
         np.testing.assert_allclose(
@@ -133,20 +139,28 @@ def test_autoencoder_and_pso_figures(tmp_path):
     assert len(horizontal) == 1 and np.allclose(horizontal[0].get_ydata(), reference_best)
     # the paper's claim as a band (0.4-0.6 of RMSProp's best), and chance
     (claim,) = [p for p in ax.patches if p.get_label().startswith("'about half'")]
-    np.testing.assert_allclose([claim.get_y(), claim.get_y() + claim.get_height()], [0.4 * reference_best, 0.6 * reference_best])
+    np.testing.assert_allclose(
+        [claim.get_y(), claim.get_y() + claim.get_height()], [0.4 * reference_best, 0.6 * reference_best]
+    )
     np.testing.assert_allclose(line(ax, "chance (10 classes)").get_ydata(), 0.1)
     test_line = line(ax, "PSO: $P_g$ test accuracy")
     targets = [0.5 * bests_by_seed("middle", "relu", s)["val_acc"] for s in seeds]
-    np.testing.assert_allclose(test_line.get_ydata(), [np.mean(targets) - 0.01 * (5 - g) for g in range(1, 6)])
+    np.testing.assert_allclose(
+        test_line.get_ydata(), [np.mean(targets) - 0.01 * (5 - g) for g in range(1, 6)]
+    )
     reference_mean, _, _ = expected_curve("middle", "relu", seeds, "val_acc")
     np.testing.assert_allclose(top.get_lines()[0].get_ydata(), reference_mean)
     assert top.get_xlabel() == "RMSProp epoch" and ax.get_xlabel() == "PSO generation"
 
 
 def test_fig9_refuses_a_summary_of_other_pso_seeds(tmp_path):
-    results = build_results(tmp_path / "out", sizes=["middle"], activations=["relu"], seeds=[0, 1], pso_seeds=[0, 1])
+    results = build_results(
+        tmp_path / "out", sizes=["middle"], activations=["relu"], seeds=[0, 1], pso_seeds=[0, 1]
+    )
     aggregate(results, results / "tables", ["middle"], ["relu"], [0, 1], pso_seeds=[0])
-    params = fp.FigureParams.from_dict({"sizes": ["middle"], "activations": ["relu"], "seeds": [0, 1], "pso_seeds": [0, 1]})
+    params = fp.FigureParams.from_dict(
+        {"sizes": ["middle"], "activations": ["relu"], "seeds": [0, 1], "pso_seeds": [0, 1]}
+    )
     with pytest.raises(ValueError, match="PSO seeds"):
         fg.draw_group("pso", results, params)
 
@@ -156,7 +170,8 @@ def test_layer_curves_follow_the_formulas():
     layer = fourier_layer("stages.0.1")
     p = layer["params"]
     expected = p["A"] + sum(
-        p["a"][n - 1] * np.cos(n * p["omega"] * x) + p["b"][n - 1] * np.sin(n * p["omega"] * x) for n in range(1, 6)
+        p["a"][n - 1] * np.cos(n * p["omega"] * x) + p["b"][n - 1] * np.sin(n * p["omega"] * x)
+        for n in range(1, 6)
     )
     np.testing.assert_allclose(pa.layer_curves(layer, x), expected[None], atol=1e-12)
     # as trainact.training.train writes it: kind from the class name, A/omega as 1-element lists
@@ -185,7 +200,9 @@ def test_layer_curves_follow_the_formulas():
 
 def test_activation_figure_draws_mean_over_channels_and_seeds(tmp_path):
     results = build_results(tmp_path / "out", sizes=["small", "large"], seeds=[0, 1])
-    params = fp.FigureParams.from_dict({"sizes": ["small", "large"], "seeds": [0, 1], "figures": ["activations"]})
+    params = fp.FigureParams.from_dict(
+        {"sizes": ["small", "large"], "seeds": [0, 1], "figures": ["activations"]}
+    )
     fig = fg.draw_group("activations", results, params)["activations"]
     axes = np.array(fig.axes).reshape(2, 4)  # rows = size, columns = layer
     assert axes[1, 3].get_title() == "large: head.2"
@@ -209,7 +226,12 @@ def fake_describe(size, model_cfg=None, activation="relu"):
     act_params = {"relu": 0, "fourier": 12, "lc": 4}[activation]
     act_type = {"relu": "ReLU()", "fourier": "Fourier(rank=5)", "lc": "LinearCombination()"}[activation]
     return [
-        {"layer": "stages.0.0", "type": "Conv2d(3, 16)", "output_shape": (width, 32, 32), "params": 28 * width},
+        {
+            "layer": "stages.0.0",
+            "type": "Conv2d(3, 16)",
+            "output_shape": (width, 32, 32),
+            "params": 28 * width,
+        },
         {"layer": "stages.0.1", "type": act_type, "output_shape": (width, 32, 32), "params": act_params},
         {"layer": "head.0", "type": "Linear(x, 10)", "output_shape": (10,), "params": 10 * width + 10},
     ]
@@ -232,7 +254,11 @@ def test_structure_figure_from_describe(monkeypatch):
     assert rows[-1] == ["total", "relu / lc", "", "", "618 / 622", "1834 / 1838"]
     table = fig.axes[1].tables[0]
     cells = {(r, c): cell.get_text().get_text() for (r, c), cell in table.get_celld().items()}
-    assert cells[(0, 0)] == "layer" and cells[(2, 1)] == "ReLU / LinearCombination" and cells[(4, 5)] == "1834 / 1838"
+    assert (
+        cells[(0, 0)] == "layer"
+        and cells[(2, 1)] == "ReLU / LinearCombination"
+        and cells[(4, 5)] == "1834 / 1838"
+    )
 
 
 def test_structure_table_of_the_real_models():
@@ -257,7 +283,9 @@ def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
     names = sorted(p.name for p in written)
     assert names == sorted(fp.output_files(params))
     assert names == sorted(
-        f"{stem}.{ext}" for stem in ("fig4", "fig7", "activations", "activation_health", "structure") for ext in ("png", "pdf")
+        f"{stem}.{ext}"
+        for stem in ("fig4", "fig7", "activations", "activation_health", "structure")
+        for ext in ("png", "pdf")
     )
     for path in written:
         head = path.read_bytes()[:8]
@@ -292,7 +320,9 @@ def test_saved_pdf_carries_no_creation_date_whatever_the_clock(tmp_path, monkeyp
 def test_output_files_follow_the_params():
     params = {"sizes": ["middle", "large"], "activations": ["relu"], "seeds": [0], "pso_seeds": [0]}
     assert fp.output_files(params) == [
-        f"{stem}.{ext}" for stem in ("fig2", "fig3", "fig5", "fig6", "fig9", "structure") for ext in ("png", "pdf")
+        f"{stem}.{ext}"
+        for stem in ("fig2", "fig3", "fig5", "fig6", "fig9", "structure")
+        for ext in ("png", "pdf")
     ]
     only = fp.output_files({**params, "figures": ["pso"]})
     assert only == ["fig9.png", "fig9.pdf"]
@@ -319,9 +349,17 @@ def test_cli_writes_the_requested_group(tmp_path):
     results = build_results(tmp_path / "out", sizes=["small"], activations=["relu"], seeds=[0])
     out = tmp_path / "figures"
     params = '{"sizes": ["small"], "activations": ["relu"], "seeds": [0], "figures": ["curves"]}'
-    assert main(["figures", "--results", str(results), "--out-dir", str(out), "--params", params, "--no-progress"]) == 0
+    assert (
+        main(
+            ["figures", "--results", str(results), "--out-dir", str(out), "--params", params, "--no-progress"]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["fig4.pdf", "fig4.png", "fig7.pdf", "fig7.png"]
-    assert main(["figures", "--results", str(tmp_path / "nowhere"), "--out-dir", str(out), "--params", params]) == 2
+    assert (
+        main(["figures", "--results", str(tmp_path / "nowhere"), "--out-dir", str(out), "--params", params])
+        == 2
+    )
 
 
 def test_one_epoch_curves_are_visible_with_whole_epoch_ticks(tmp_path):
@@ -330,7 +368,12 @@ def test_one_epoch_curves_are_visible_with_whole_epoch_ticks(tmp_path):
     import pandas as pd
 
     one_epoch = pd.DataFrame(
-        {"loss_mean": [0.05, 0.03, 0.08], "loss_min": [0.05, 0.03, 0.08], "loss_max": [0.05, 0.03, 0.08], "n": 1},
+        {
+            "loss_mean": [0.05, 0.03, 0.08],
+            "loss_min": [0.05, 0.03, 0.08],
+            "loss_max": [0.05, 0.03, 0.08],
+            "n": 1,
+        },
         index=pd.MultiIndex.from_tuples([(0, 1), (1, 1), (2, 1)], names=["stage", "epoch"]),
     )
     curve = pd.DataFrame(
@@ -350,13 +393,17 @@ def test_one_epoch_curves_are_visible_with_whole_epoch_ticks(tmp_path):
 def test_health_figure_draws_each_layer_of_each_trainable_model(tmp_path):
     """One line per (activation, layer) in the movement panel; the Fourier-only panel has only
     Fourier lines; the curves are the per-epoch means of the CSVs (hand-made fixture values)."""
-    results = build_results(tmp_path / "out", sizes=["small"], activations=["relu", "fourier", "lc"], seeds=[0, 1])
+    results = build_results(
+        tmp_path / "out", sizes=["small"], activations=["relu", "fourier", "lc"], seeds=[0, 1]
+    )
     health = {(("small", a)): fg.health_curves(results, "small", a, [0, 1]) for a in ("fourier", "lc")}
     fig = ph.plot_health(health, ["small"])
     movement, outside, nonlinear = fig.axes[:3]
     labels = [line.get_label() for line in movement.get_lines()]
-    assert len(labels) == 8 and all(("Fourier-CNN" in l) or ("LC-CNN" in l) for l in labels)
-    assert [l.get_label() for l in outside.get_lines()] == [l for l in labels if "Fourier" in l]
+    assert len(labels) == 8 and all(("Fourier-CNN" in label) or ("LC-CNN" in label) for label in labels)
+    assert [line.get_label() for line in outside.get_lines()] == [
+        label for label in labels if "Fourier" in label
+    ]
     # fixture: relative distance 0.05 per epoch, the same on both seeds
     x, y = movement.get_lines()[0].get_data()
     assert list(x) == list(range(0, len(x))) and y[2] == pytest.approx(0.10)

@@ -1,4 +1,5 @@
-"""Paper report: numbers land in the right Markdown cells, LaTeX escaping, claim verdicts, PDF modes, provenance."""
+"""Paper report: numbers land in the right Markdown cells, LaTeX escaping, claim verdicts, PDF modes,
+provenance."""
 
 from __future__ import annotations
 
@@ -17,18 +18,18 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from fixtures_results import DISTINCT_VAL_OFFSETS, build_results, distinct_bests  # noqa: E402
 
-from trainact.report import formatting as fm  # noqa: E402
-from trainact.report import pdf  # noqa: E402
-from trainact.report import provenance as prov  # noqa: E402
-from trainact.report import claims_context as cc  # noqa: E402
-from trainact.report import paper_report as rp  # noqa: E402
-from trainact.report import results_context as rc  # noqa: E402
 from trainact.analysis.aggregate import aggregate  # noqa: E402
 from trainact.analysis.claims import summarize_claims  # noqa: E402
 from trainact.analysis.tables import load_published  # noqa: E402
-from trainact.data.cifar import OFFICIAL_MD5  # noqa: E402
 from trainact.analysis.verdicts import NOT_SUPPORTED  # noqa: E402
 from trainact.cli import main  # noqa: E402
+from trainact.data.cifar import OFFICIAL_MD5  # noqa: E402
+from trainact.report import claims_context as cc  # noqa: E402
+from trainact.report import formatting as fm  # noqa: E402
+from trainact.report import paper_report as rp  # noqa: E402
+from trainact.report import pdf  # noqa: E402
+from trainact.report import provenance as prov  # noqa: E402
+from trainact.report import results_context as rc  # noqa: E402
 from trainact.report.figure_params import output_files  # noqa: E402
 
 SEEDS = (0, 1, 2)
@@ -63,7 +64,7 @@ def tiny_figures(directory, names):
     fig.savefig(directory / "_tiny.pdf", format="pdf")
     plt.close(fig)
     for name in names:
-        shutil.copy(directory / f"_tiny{name[name.rindex('.'):]}", directory / name)
+        shutil.copy(directory / f"_tiny{name[name.rindex('.') :]}", directory / name)
 
 
 FAKE_PROVENANCE = {
@@ -86,7 +87,10 @@ FAKE_PROVENANCE = {
     "packages": {"python": "3.11.0", "torch": "2.14.1"},
     "git": {"commit": "abc123", "dirty": False},
     "benchmarks": [],
-    "wall_times": [{"group": "train", "jobs": 27, "seconds": 3725.4}, {"group": "figures", "jobs": 1, "seconds": 12.0}],
+    "wall_times": [
+        {"group": "train", "jobs": 27, "seconds": 3725.4},
+        {"group": "figures", "jobs": 1, "seconds": 12.0},
+    ],
 }
 
 
@@ -94,10 +98,12 @@ FAKE_PROVENANCE = {
 def rendered(tmp_path_factory):
     """A full paper-shaped results folder, aggregated and rendered (PDF: never)."""
     root = tmp_path_factory.mktemp("report")
-    results = build_results(root / "out", seeds=SEEDS, bests=offset_bests, autoencoder_seeds=[0, 1], pso_seeds=[0, 1])
+    results = build_results(
+        root / "out", seeds=SEEDS, bests=offset_bests, autoencoder_seeds=[0, 1], pso_seeds=[0, 1]
+    )
     aggregate(
-        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1], [0, 1],
-        settings=PAPER_SETTINGS,
+        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS,
+        [0, 1], [0, 1], settings=PAPER_SETTINGS,
     )  # fmt: skip
     params = {
         "sizes": ["small", "middle", "large"],
@@ -134,8 +140,8 @@ def rendered_distinct(tmp_path_factory):
         autoencoder_gain={0: 0.015, 1: 0.025, 2: 0.020}, pso_ratio={0: 0.30, 1: 0.31},
     )  # fmt: skip
     aggregate(
-        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS, [0, 1, 2], [0, 1],
-        settings=PAPER_SETTINGS,
+        results, results / "tables", ["small", "middle", "large"], ["relu", "fourier", "lc"], SEEDS,
+        [0, 1, 2], [0, 1], settings=PAPER_SETTINGS,
     )  # fmt: skip
     params = rp.ReportParams.from_dict(
         {"sizes": ["small", "middle", "large"], "seeds": list(SEEDS), "autoencoder_seeds": [0, 1, 2],
@@ -174,7 +180,9 @@ def test_table1_numbers_are_where_they_belong(rendered):
     assert small_fourier[8:11] == ["0.6424 ± 0.0020", "0.6423", "+0.0001"]  # val acc | paper | diff
     assert small_fourier[11:14] == ["1.100 ± 0.002", "1.820", "-0.720"]  # val loss | paper | diff
     for (size, activation), paper in PUBLISHED.items():
-        row = rows[f"{size.capitalize()} {({'relu': 'CNN', 'fourier': 'Fourier-CNN', 'lc': 'LC-CNN'})[activation]}"]
+        row = rows[
+            f"{size.capitalize()} {({'relu': 'CNN', 'fourier': 'Fourier-CNN', 'lc': 'LC-CNN'})[activation]}"
+        ]
         for offset, metric in ((2, "train_acc"), (8, "val_acc")):
             values = [paper[metric] + OFFSETS[s] for s in SEEDS]
             mean = statistics.mean(values)
@@ -198,7 +206,9 @@ def test_table2_has_three_rows_in_points(rendered_distinct):
     ]  # fmt: skip
     # middle LC − ReLU: (-3.0, -3.3, -2.7) pp over +1.64: -1.36 ± 0.30, Δ -3.00
     assert body[1][4:7] == ["-1.36 ± 0.30", "+1.64", "-3.00"]
-    table2 = {(r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in load_published()["table2"]}
+    table2 = {
+        (r["size"], r["split"], r["activation"]): r["improvement_pp"] for r in load_published()["table2"]
+    }
     cells = set()
     for row in body:
         size = row[0].lower()
@@ -207,8 +217,11 @@ def test_table2_has_three_rows_in_points(rendered_distinct):
         ):
             sign = 1 if split == "val" else -1  # fixtures_results.distinct_bests: training offsets negated
             diffs = [
-                100 * (PUBLISHED[(size, activation)][f"{split}_acc"] - PUBLISHED[(size, "relu")][f"{split}_acc"])
-                + 100 * sign * (DISTINCT_VAL_OFFSETS[(size, activation)][s] - DISTINCT_VAL_OFFSETS[(size, "relu")][s])
+                100
+                * (PUBLISHED[(size, activation)][f"{split}_acc"] - PUBLISHED[(size, "relu")][f"{split}_acc"])
+                + 100
+                * sign
+                * (DISTINCT_VAL_OFFSETS[(size, activation)][s] - DISTINCT_VAL_OFFSETS[(size, "relu")][s])
                 for s in SEEDS
             ]
             mean, paper = statistics.mean(diffs), table2[(size, split, activation)]
@@ -246,13 +259,18 @@ def test_claims_table_in_markdown(rendered):
     assert [row[0] for row in body] == ["1", "2", "3", "4", "5", "6", "7"]
     about_half, lower, best = body[3][3].split("<br>")
     assert about_half.startswith("PSO final test acc / RMSProp final val acc: about half: 0.516 [")
-    assert about_half.endswith("(claimed in [0.4, 0.6]) → preview: consistent with the claim (Holm p 1.000, detectable 0.000)")
+    assert about_half.endswith(
+        "(claimed in [0.4, 0.6]) → preview: consistent with the claim (Holm p 1.000, detectable 0.000)"
+    )
     assert lower.startswith("PSO final test acc / RMSProp final val acc: lower than BP: 0.516 [")
-    assert best == "PSO best test acc / RMSProp best val acc (the paper's measure; context): 0.500 [0.500, 0.500], n=2 (0.500, 0.500)"
+    assert best == (
+        "PSO best test acc / RMSProp best val acc (the paper's measure; context): "
+        "0.500 [0.500, 0.500], n=2 (0.500, 0.500)"
+    )
     assert body[5][3] == "eval-mode training accuracy (train_eval_acc, absent from the histories): not run"
     assert body[0][2] == (
-        "Table 2 (validation, pp): small Fourier +5.09, small LC +4.23, middle Fourier +3.70, middle LC +1.64, "
-        "large Fourier +1.27, large LC +3.17"
+        "Table 2 (validation, pp): small Fourier +5.09, small LC +4.23, middle Fourier +3.70, "
+        "middle LC +1.64, large Fourier +1.27, large LC +3.17"
     )
 
 
@@ -369,8 +387,8 @@ def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
     # the autoencoder: +2 points on each of 2 seeds; PSO: ratio 0.5 on each of 2 seeds
     assert body[2][2] == "**preview: inconclusive**"  # the same epoch to the target: not faster
     assert body[2][4].split("<br>")[0] == (
-        "final val acc, pretrained − not pretrained: +2.00 pp [+2.00, +2.00] → preview: consistent with the claim "
-        "(Holm p 1.000, detectable 0.00 pp)"
+        "final val acc, pretrained − not pretrained: +2.00 pp [+2.00, +2.00] "
+        "→ preview: consistent with the claim (Holm p 1.000, detectable 0.00 pp)"
     )
     assert body[2][5:] == ["2", "yes: 2 seeds (< 3)"]
     assert body[3][4].startswith("PSO final test acc / RMSProp final val acc: about half: 0.516 [")
@@ -386,7 +404,9 @@ def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
     assert ["`train.epochs`", "80"] in settings and ["`train.lr_boundaries`", "[20, 40, 60]"] in settings
     tex = written["tex"].read_text()
     assert (
-        tex.index("\\section{Verdicts}") < tex.index("\\section{What was reproduced") < tex.index("\\section{Table 1")
+        tex.index("\\section{Verdicts}")
+        < tex.index("\\section{What was reproduced")
+        < tex.index("\\section{Table 1")
     )
     assert "\\appendix\n\\section{Run settings}" in tex and "train.epochs & 80" in tex
     assert "Sensitivity to unstated choices: not run." in tex
@@ -396,7 +416,10 @@ def test_tex_escape():
     assert fm.tex_escape(SPECIAL) == (
         r"a\_b 50\% \& \#1 \$x \{y\} \textasciitilde{}z \textasciicircum{}w \textbackslash{}q"
     )
-    assert fm.tex_escape("-0.67 and 1e-7, --pdf, [−4, 4] ± Δ") == r"$-$0.67 and 1e-7, -{}-pdf, [$-$4, 4] $\pm$ $\Delta$"
+    assert (
+        fm.tex_escape("-0.67 and 1e-7, --pdf, [−4, 4] ± Δ")
+        == r"$-$0.67 and 1e-7, -{}-pdf, [$-$4, 4] $\pm$ $\Delta$"
+    )
     assert fm.tex_escape("<a|b>") == r"\textless{}a\textbar{}b\textgreater{}"
     assert fm.tex_escape("café ✓") == "café ?"
     # inside \texttt: ASCII printed from the typewriter font's own slots, breaks after , / : =
@@ -405,7 +428,11 @@ def test_tex_escape():
 
 
 def test_numbers_are_formatted_only_when_finite():
-    assert (fm.fmt(0.123456, 4), fm.fmt(-0.0001, 2, signed=True), fm.fmt(None, 2)) == ("0.1235", "+0.00", "n/a")
+    assert (fm.fmt(0.123456, 4), fm.fmt(-0.0001, 2, signed=True), fm.fmt(None, 2)) == (
+        "0.1235",
+        "+0.00",
+        "n/a",
+    )
     assert fm.fmt_mean_std(0.5, float("nan"), 3) == "0.500" and fm.fmt_seconds(3725.4) == "1:02:05"
     assert fm._finite(1) and fm._finite(0.5) and not fm._finite(True) and not fm._finite("0.5")
     assert not fm._finite(float("inf")) and not fm._finite(float("nan")) and not fm._finite(None)
@@ -443,7 +470,11 @@ def rendered_with_sensitivity(rendered, tmp_path_factory):
 
     def worse_small_fourier(size, activation, seed):
         bests = offset_bests(size, activation, seed)
-        return {**bests, "val_acc": bests["val_acc"] - 0.08} if (size, activation) == ("small", "fourier") else bests
+        return (
+            {**bests, "val_acc": bests["val_acc"] - 0.08}
+            if (size, activation) == ("small", "fourier")
+            else bests
+        )
 
     build_results(root, activations=["fourier", "lc"], seeds=SEEDS, bests=worse_small_fourier)
     variants = [
@@ -483,10 +514,15 @@ def test_sensitivity_in_the_verdicts_and_its_own_section(rendered_with_sensitivi
     verdicts = section(text, "## 1 Verdicts", "## 2 ")
     # small Fourier 8 points worse: Fourier - ReLU = 5.09 - 8 = -2.91 pp on every seed (claim 1), and
     # Fourier - LC = 0.86 - 8 = -7.14 pp (claim 2): both verdicts flip
-    claim1 = "The verdict of claim 1 depends on these choices: calibrated+none → supported, fixed+none → not supported."
+    claim1 = (
+        "The verdict of claim 1 depends on these choices: calibrated+none → supported, "
+        "fixed+none → not supported."
+    )
     assert (
-        "The verdict of claims 1 and 2 depends on the unstated choices (initialisation, preprocessing; 2 variants). "
-        "The sign of the mean validation difference over the ReLU CNN changes for Fourier-CNN (small). " + claim1
+        "The verdict of claims 1 and 2 depends on the unstated choices "
+        "(initialisation, preprocessing; 2 variants). "
+        "The sign of the mean validation difference over the ReLU CNN changes for Fourier-CNN (small). "
+        + claim1
     ) in verdicts
     assert "Section 8 has the numbers per variant." in verdicts
     sensitivity = section(text, "## 8 Sensitivity", "## 9 ")
@@ -508,7 +544,10 @@ def test_sensitivity_in_the_verdicts_and_its_own_section(rendered_with_sensitivi
     )
     tex = written["tex"].read_text()
     assert fm.tex_escape(claim1) in tex
-    assert "fixed+none & Small & validation & Fourier-CNN & 3 & $-$2.91 $\\pm$ 0.00 & [$-$2.91, $-$2.91] \\\\" in tex
+    assert (
+        "fixed+none & Small & validation & Fourier-CNN & 3 & $-$2.91 $\\pm$ 0.00 & [$-$2.91, $-$2.91] \\\\"
+        in tex
+    )
     assert "fixed+none & fixed & none & not supported & not supported \\\\" in tex
 
 
@@ -516,8 +555,12 @@ def test_sensitivity_in_the_verdicts_and_its_own_section(rendered_with_sensitivi
 
 
 def test_claim_rows_format_the_evidence():
-    """The raw comparisons in summary.json (aggregate's claims) become text here, with the report's rounding."""
-    values = {(r["size"], r["activation"]): [r["val_acc"] + d for d in (0.0, 0.002, 0.004)] for r in PUBLISHED.values()}
+    """The raw comparisons in summary.json (aggregate's claims) become text here, with the report's
+    rounding."""
+    values = {
+        (r["size"], r["activation"]): [r["val_acc"] + d for d in (0.0, 0.002, 0.004)]
+        for r in PUBLISHED.values()
+    }
     values[("middle", "fourier")] = [v - 0.08 for v in values[("middle", "fourier")]]  # 4.3 pp below ReLU
     runs = [
         {"size": size, "activation": activation, "seed": seed, "final_val_acc": v}
@@ -528,14 +571,16 @@ def test_claim_rows_format_the_evidence():
     assert rows[0]["verdict"] == NOT_SUPPORTED
     assert (
         "middle: Fourier-CNN − CNN: -4.30 pp [-4.30, -4.30], n=3 (-4.30, -4.30, -4.30) (claimed > 0 pp) "
-        "→ not supported (Holm p < 0.001, detectable 0.00 pp)"
-        in rows[0]["evidence"]
+        "→ not supported (Holm p < 0.001, detectable 0.00 pp)" in rows[0]["evidence"]
     )
     assert rows[2]["evidence"] == ["not run"] and rows[2]["seeds"] == "–" and rows[2]["preview"] == "no"
-    # one seed: no interval is printed, only the direction; the arrows carry the preview labels; the scope is named
+    # one seed: no interval is printed, only the direction; the arrows carry the preview labels;
+    # the scope is named
     one = {key: vs[:1] for key, vs in values.items() if key[0] == "small"}
     runs = [{"size": s, "activation": a, "seed": 0, "final_val_acc": vs[0]} for (s, a), vs in one.items()]
-    claim1, claim2, *_ = cc.claim_rows(summarize_claims(pd.DataFrame(runs), load_published(), sizes=["small"]))
+    claim1, claim2, *_ = cc.claim_rows(
+        summarize_claims(pd.DataFrame(runs), load_published(), sizes=["small"])
+    )
     assert claim1["verdict"] == "preview: consistent with the claim (small networks only)"
     assert claim1["evidence"] == [
         "small: Fourier-CNN − CNN: +5.09 pp, no interval (1 seed), n=1 (+5.09) (claimed > 0 pp) "
@@ -596,7 +641,9 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
     assert "No TeX installation found" in text
     assert "Autoencoder experiment: not run." in text and "PSO experiment: not run." in text
     _, body = markdown_table(text, "## 3 Table 1")
-    assert [row[0] for row in body] == ["Small CNN"] and body[0][2] == "0.6769"  # seed 0: paper - 0.002; one seed: no ±
+    assert [row[0] for row in body] == ["Small CNN"] and body[0][
+        2
+    ] == "0.6769"  # seed 0: paper - 0.002; one seed: no ±
     assert "- Run settings: not given." in text and "No settings were given." in text
     assert "Sensitivity to unstated choices: not run." in section(text, "## 1 Verdicts", "## 2 ")
     # --sensitivity: a study that did not run says so; a missing file is an error naming it
@@ -614,7 +661,9 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
     summary["claims"][0]["verdict"] = "verdict as stored"
     summary_path.write_text(json.dumps(summary))
     assert main(argv) == 0
-    assert "**verdict as stored**" in section((results / "paper" / "report.md").read_text(), "## 1 Verdicts", "## 2 ")
+    assert "**verdict as stored**" in section(
+        (results / "paper" / "report.md").read_text(), "## 1 Verdicts", "## 2 "
+    )
     (results / "figures" / "fig4.pdf").unlink()
     assert main(argv) == 2
     assert "fig4.pdf" in capsys.readouterr().err
@@ -659,7 +708,9 @@ def test_deviation_entries_are_checked(tmp_path):
 def test_latex_compiles_and_contains_table1(rendered, tmp_path):
     results, written = rendered
     built = pdf.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
-    text = subprocess.run(["pdftotext", "-layout", str(built), "-"], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(built), "-"], capture_output=True, text=True, check=True
+    ).stdout
     assert "Small Fourier-CNN" in text and "0.6424 ± 0.0020" in text
     _, body = markdown_table(written["md"].read_text(), "## 3 Table 1")
     for row in body:
@@ -731,13 +782,31 @@ def test_provenance_cli(tmp_path):
 
 def test_provenance_reports_the_devices_the_runs_used(tmp_path):
     """Under SLURM provenance runs on a CPU node; the runs' own summaries say where they ran."""
-    gpu = {"type": "cuda", "name": "NVIDIA H200", "index": 0, "gpu_id": "GPU-1", "slot": 0, "cuda": "13.0", "driver": "580.65"}
-    deterministic = {"cudnn_benchmark": False, "cudnn_deterministic": True, "tf32_matmul": False, "tf32_cudnn": False}
+    gpu = {
+        "type": "cuda",
+        "name": "NVIDIA H200",
+        "index": 0,
+        "gpu_id": "GPU-1",
+        "slot": 0,
+        "cuda": "13.0",
+        "driver": "580.65",
+    }
+    deterministic = {
+        "cudnn_benchmark": False,
+        "cudnn_deterministic": True,
+        "tf32_matmul": False,
+        "tf32_cudnn": False,
+    }
     runs = {
-        "a": {"device": gpu, "activation_kernels": {"implementations": ["compiled"], "compile_failure": None}, "determinism": deterministic},
-        "b": {"device": gpu, "activation_kernels": {"implementations": ["compiled"], "compile_failure": None}, "determinism": deterministic},
-        "c": {"device": gpu, "activation_kernels": {"implementations": [], "compile_failure": None}, "determinism": deterministic},
-        "d": {"device": {"type": "cpu", "name": "cpu"}, "activation_kernels": {"implementations": ["eager"], "compile_failure": "BackendCompilerFailed: no cc"}},
+        "a": {"device": gpu, "activation_kernels": {"implementations": ["compiled"], "compile_failure": None},
+              "determinism": deterministic},
+        "b": {"device": gpu, "activation_kernels": {"implementations": ["compiled"], "compile_failure": None},
+              "determinism": deterministic},
+        "c": {"device": gpu, "activation_kernels": {"implementations": [], "compile_failure": None},
+              "determinism": deterministic},
+        "d": {"device": {"type": "cpu", "name": "cpu"},
+              "activation_kernels": {"implementations": ["eager"],
+                                     "compile_failure": "BackendCompilerFailed: no cc"}},
         "e": {"device": "cuda (Tesla T4)"},  # a summary of the former format
     }  # fmt: skip
     paths = []
@@ -745,17 +814,24 @@ def test_provenance_reports_the_devices_the_runs_used(tmp_path):
         paths.append(tmp_path / f"{name}.json")
         paths[-1].write_text(json.dumps(summary))
     assert prov.run_devices(paths) == [
-        {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "compiled", "determinism": "deterministic (TF32 off)", "runs": 2},
-        {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "none (ReLU)", "determinism": "deterministic (TF32 off)", "runs": 1},
-        {"device": "cpu", "kernels": "eager (compilation failed: BackendCompilerFailed: no cc)", "determinism": "deterministic (CPU)", "runs": 1},
+        {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "compiled",
+         "determinism": "deterministic (TF32 off)", "runs": 2},
+        {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "none (ReLU)",
+         "determinism": "deterministic (TF32 off)", "runs": 1},
+        {"device": "cpu", "kernels": "eager (compilation failed: BackendCompilerFailed: no cc)",
+         "determinism": "deterministic (CPU)", "runs": 1},
         {"device": "cuda (Tesla T4)", "kernels": "not recorded", "determinism": "not recorded", "runs": 1},
     ]  # fmt: skip
     out = tmp_path / "provenance.json"
-    assert main(["provenance", "--out", str(out), "--repo", str(tmp_path), "--summaries", *map(str, paths[:2])]) == 0
+    assert (
+        main(["provenance", "--out", str(out), "--repo", str(tmp_path), "--summaries", *map(str, paths[:2])])
+        == 0
+    )
     info = json.loads(out.read_text())
     assert info["run_devices"][0]["runs"] == 2
     context = rc.provenance_context({**FAKE_PROVENANCE, "run_devices": info["run_devices"]})
     assert context["hardware"][0] == (
-        "Training runs (2)", "NVIDIA H200 (CUDA 13.0, driver 580.65); activation kernels compiled; deterministic (TF32 off)"
+        "Training runs (2)",
+        "NVIDIA H200 (CUDA 13.0, driver 580.65); activation kernels compiled; deterministic (TF32 off)",
     )
     assert main(["provenance", "--out", str(out), "--summaries", str(tmp_path / "missing.json")]) == 2

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from trainact.run_files import PRETRAIN_HISTORY_COLUMNS
-from trainact.training.autoencoder import AutoencoderSettings, load_pretrained, pretrain
-from trainact.training.autoencoder_stages import StageDecoder, build_decoders, stage_names
 from trainact.cli import main
 from trainact.data.cifar import PreparedData
 from trainact.nn.models import build_model
+from trainact.run_files import PRETRAIN_HISTORY_COLUMNS
+from trainact.training.autoencoder import AutoencoderSettings, load_pretrained, pretrain
+from trainact.training.autoencoder_stages import StageDecoder, build_decoders, stage_names
 from trainact.training.random_state import seed_everything
 
 TINY_MODEL = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
@@ -39,13 +39,17 @@ def tiny_data(n_train: int = 64, n_test: int = 32, seed: int = 0) -> PreparedDat
 
     train_images, train_labels = split(n_train)
     test_images, test_labels = split(n_test)
-    return PreparedData(train_images, train_labels, test_images, test_labels, [f"c{i}" for i in range(10)], "0" * 32)
+    return PreparedData(
+        train_images, train_labels, test_images, test_labels, [f"c{i}" for i in range(10)], "0" * 32
+    )
 
 
 def settings(**changes) -> AutoencoderSettings:
     # ReLU keeps these tests fast (the eager Fourier kernels dominate a tiny model's time);
     # the CLI test below runs the default Fourier network.
-    base = dict(activation="relu", epochs_per_stage=EPOCHS, learning_rate=1e-2, batch_size=8, seed=3, device="cpu")
+    base = dict(
+        activation="relu", epochs_per_stage=EPOCHS, learning_rate=1e-2, batch_size=8, seed=3, device="cpu"
+    )
     return AutoencoderSettings(**{**base, **changes})
 
 
@@ -133,7 +137,9 @@ def test_a_checkpoint_of_the_three_stage_pretraining_is_not_resumed(full_run, tm
     checkpoint = torch.load(path, weights_only=False)
     old_decoders = build_decoders(model, settings().decoder)[:DENSE]
     checkpoint["fingerprint"] = settings().checkpoint_fingerprint(model=model, decoders=old_decoders)
-    checkpoint["decoders"] = {k: v for k, v in checkpoint["decoders"].items() if not k.startswith(f"{DENSE}.")}
+    checkpoint["decoders"] = {
+        k: v for k, v in checkpoint["decoders"].items() if not k.startswith(f"{DENSE}.")
+    }
     torch.save(checkpoint, path)
 
     with caplog.at_level(logging.WARNING, logger="trainact.training.autoencoder"):
@@ -193,7 +199,9 @@ def test_cli_pretrains_then_finetunes_the_fourier_cnn(tmp_path, capsys):
     assert [r["epoch"] for r in history] == ["1"] and history[0]["status"] == "ok"
 
     capsys.readouterr()
-    wrong_model = json.dumps({"model": {**TINY_MODEL, "hidden": 9}, "autoencoder": ae, "train": {"epochs": 1}})
+    wrong_model = json.dumps(
+        {"model": {**TINY_MODEL, "hidden": 9}, "autoencoder": ae, "train": {"epochs": 1}}
+    )
     assert main([*finetune, "--params", wrong_model, "--out-dir", str(tmp_path / "x")]) == 2
     assert "pretrained.pt does not fit the middle-fourier model" in capsys.readouterr().err
 

@@ -15,8 +15,8 @@ from trainact.data.cifar import PreparedData
 from trainact.nn.models import build_model
 from trainact.run_files import PSO_HISTORY_COLUMNS
 from trainact.training.pso import PSOSettings, train_pso
-from trainact.training.swarm import NetworkLoss, Swarm, fitness_from_loss
 from trainact.training.random_state import seed_everything
+from trainact.training.swarm import NetworkLoss, Swarm, fitness_from_loss
 
 TINY_MODEL = {"filters": {"middle": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 SHIFT = torch.tensor([1.3, -0.7], dtype=torch.float64)
@@ -33,7 +33,9 @@ def tiny_data(n_train: int = 64, n_test: int = 32, seed: int = 0) -> PreparedDat
 
     train_images, train_labels = split(n_train)
     test_images, test_labels = split(n_test)
-    return PreparedData(train_images, train_labels, test_images, test_labels, [f"c{i}" for i in range(10)], "0" * 32)
+    return PreparedData(
+        train_images, train_labels, test_images, test_labels, [f"c{i}" for i in range(10)], "0" * 32
+    )
 
 
 def run_swarm(objective, particles: int, generations: int, seed: int = 0) -> tuple[Swarm, list[float]]:
@@ -84,8 +86,12 @@ def test_global_best_fitness_never_decreases_and_local_bests_are_their_fitness()
 
 def test_velocity_clamp_bounds_every_step():
     generator = torch.Generator().manual_seed(0)
-    swarm = Swarm(lambda x: -quadratic(x), inertia=0.9, c1=2.0, c2=2.0, velocity_clamp=0.05, generator=generator)
-    swarm.start(torch.full((5, 2), 4.0, dtype=torch.float64) + torch.arange(5.0, dtype=torch.float64)[:, None])
+    swarm = Swarm(
+        lambda x: -quadratic(x), inertia=0.9, c1=2.0, c2=2.0, velocity_clamp=0.05, generator=generator
+    )
+    swarm.start(
+        torch.full((5, 2), 4.0, dtype=torch.float64) + torch.arange(5.0, dtype=torch.float64)[:, None]
+    )
     before = swarm.positions.clone()
     swarm.step()
     assert swarm.velocities.abs().max() == 0.05  # unclamped, particles 1..4 would move by ~1 to 8
@@ -107,7 +113,9 @@ def test_vectorised_and_looped_evaluation_agree_with_the_model(activation, impl)
     images, labels = torch.rand(20, 3, 32, 32), torch.randint(0, 10, (20,))
     objective = NetworkLoss(models[0], images, labels, chunk_size=8)  # 3 chunks, the last partial
     vectorised, looped = objective.vectorised(positions), objective.looped(positions)
-    direct = torch.stack([torch.nn.functional.cross_entropy(m(images), labels).double() for m in models]).detach()
+    direct = torch.stack(
+        [torch.nn.functional.cross_entropy(m(images), labels).double() for m in models]
+    ).detach()
     assert torch.allclose(vectorised, looped, rtol=1e-5, atol=1e-6)
     assert torch.allclose(looped, direct, rtol=1e-5, atol=1e-6)
     assert len(set(looped.tolist())) == 3  # the particles really are different networks
@@ -252,7 +260,8 @@ def test_pso_checkpoints_by_time_and_sets_a_damaged_one_aside(tmp_path, monkeypa
     saved = []
     real = checkpoints.save_checkpoint
     monkeypatch.setattr(
-        "trainact.training.checkpoints.save_checkpoint", lambda path, state: saved.append(len(state["history"])) or real(path, state)
+        "trainact.training.checkpoints.save_checkpoint",
+        lambda path, state: saved.append(len(state["history"])) or real(path, state),
     )
     monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", "3600")
     settings = PSOSettings(**SETTINGS)

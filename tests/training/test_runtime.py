@@ -15,10 +15,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from trainact.training import checkpoints
-
+from trainact.training import checkpoints, gpu_slots, job, random_state
 from trainact.training import device as device_policy
-from trainact.training import gpu_slots, job, random_state
 
 
 @pytest.fixture(autouse=True)
@@ -146,7 +144,13 @@ def test_a_gpu_that_torch_cannot_use_is_an_error_that_says_why(monkeypatch, poli
     with pytest.raises(device_policy.DeviceUnavailable) as error:
         device_policy.resolve_device(policy)
     message = str(error.value)
-    for needle in ("driver 535.104.05", "CUDA 13.0", "driver too old", device_policy.CUDA12_INDEX, "--device cpu"):
+    for needle in (
+        "driver 535.104.05",
+        "CUDA 13.0",
+        "driver too old",
+        device_policy.CUDA12_INDEX,
+        "--device cpu",
+    ):
         assert needle in message
     assert device_policy.resolve_device("cpu") == torch.device("cpu")  # the way out it names
 
@@ -204,7 +208,9 @@ def test_the_compile_cache_is_persistent_unless_the_user_chose_one(monkeypatch, 
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     caches = job.configure_compile_cache()
-    assert caches["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "cache" / "trainact" / "torch-compile" / "inductor")
+    assert caches["TORCHINDUCTOR_CACHE_DIR"] == str(
+        tmp_path / "cache" / "trainact" / "torch-compile" / "inductor"
+    )
     assert caches["TRITON_CACHE_DIR"] == str(tmp_path / "cache" / "trainact" / "torch-compile" / "triton")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/mine")
     assert job.configure_compile_cache()["TORCHINDUCTOR_CACHE_DIR"] == "/mine"
@@ -276,7 +282,7 @@ def test_the_prepared_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     assert summary["steps"]["sharing"]["result"]["jobs"] == 2
 
 
-# ------------------------------------------------------------------------------ checkpoint rules (pinned values)
+# ------------------------------------------------------------------ checkpoint rules (pinned values)
 
 
 @pytest.mark.parametrize(
@@ -320,7 +326,9 @@ def test_checkpoint_clock_is_due_exactly_at_the_interval(monkeypatch):
 def test_set_aside_names_the_file_with_the_time(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(b"broken")
-    monkeypatch.setattr(checkpoints, "time", SimpleNamespace(strftime={"%Y%m%d-%H%M%S": "20260102-030405"}.__getitem__))
+    monkeypatch.setattr(
+        checkpoints, "time", SimpleNamespace(strftime={"%Y%m%d-%H%M%S": "20260102-030405"}.__getitem__)
+    )
     target = checkpoints.set_aside(str(path))
     assert target == tmp_path / "checkpoint.pt.damaged-20260102-030405"
     assert isinstance(target, Path)

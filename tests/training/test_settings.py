@@ -1,4 +1,5 @@
-"""Settings dataclasses: the paper schedule, TrainSettings checks, the config-slice rules and checkpoint fingerprints.
+"""Settings dataclasses: the paper schedule, TrainSettings checks, the config-slice rules and checkpoint
+fingerprints.
 
 Expected values are written out by hand (the paper's Section 2.2, eq. (1)), not recomputed with
 the code under test.
@@ -13,7 +14,6 @@ import re
 import pytest
 from torch import nn
 
-from trainact.training import settings as settings_module
 from trainact.training.settings import ConfigSection
 from trainact.training.train_settings import TrainSettings
 
@@ -72,13 +72,17 @@ def test_learning_rate_steps_after_each_boundary():
         ({"eval_batch_size": 0}, "train.eval_batch_size = 0: must be >= 1"),
         (
             {"learning_rates": (1e-3, 1e-4)},
-            "train.learning_rates = [0.001, 0.0001]: needs one more entry than train.lr_boundaries = [20, 40, 60]",
+            "train.learning_rates = [0.001, 0.0001]: "
+            "needs one more entry than train.lr_boundaries = [20, 40, 60]",
         ),
         (
             {"lr_boundaries": (20, 60, 40, 80), "learning_rates": (5e-1, 4e-1, 3e-1, 2e-1, 1e-1)},
             "train.lr_boundaries = [20, 60, 40, 80]: must be strictly increasing",  # sorted: [20, 40, 60, 80]
         ),
-        ({"learning_rates": (1e-3, 0.0, 1e-5, 1e-6)}, "train.learning_rates = [0.001, 0.0, 1e-05, 1e-06]: must all be > 0"),
+        (
+            {"learning_rates": (1e-3, 0.0, 1e-5, 1e-6)},
+            "train.learning_rates = [0.001, 0.0, 1e-05, 1e-06]: must all be > 0",
+        ),
         ({"learning_rates": (1e-3, 1e-4, 1e-5, -1e-6)}, "must all be > 0"),
         ({"learning_rates": (math.nan, 1e-4, 1e-5, 1e-6)}, "must all be > 0"),
         ({"rho": 1.0}, "train.rho = 1.0: must be in [0, 1)"),

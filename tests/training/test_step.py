@@ -21,7 +21,10 @@ TINY_MODEL = {"filters": {"small": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 def batches(count: int = 3, size: int = 6):
     generator = torch.Generator().manual_seed(0)
     for _ in range(count):
-        yield torch.rand(size, 3, 32, 32, generator=generator), torch.randint(0, 10, (size,), generator=generator)
+        yield (
+            torch.rand(size, 3, 32, 32, generator=generator),
+            torch.randint(0, 10, (size,), generator=generator),
+        )
 
 
 def two_models():
@@ -33,7 +36,11 @@ def two_models():
 def test_rmsprop_is_torchs_with_rho_as_alpha_and_the_paper_defaults():
     optimizer = rmsprop([nn.Parameter(torch.zeros(2))], lr=0.1, rho=0.9, eps=1e-5)
     assert isinstance(optimizer, torch.optim.RMSprop)
-    assert (optimizer.defaults["alpha"], optimizer.defaults["eps"], optimizer.defaults["lr"]) == (0.9, 1e-5, 0.1)
+    assert (optimizer.defaults["alpha"], optimizer.defaults["eps"], optimizer.defaults["lr"]) == (
+        0.9,
+        1e-5,
+        0.1,
+    )
     assert (TrainSettings().rho, TrainSettings().eps) == (RMSPROP_RHO, RMSPROP_EPS) == (0.95, 1e-7)
 
 
@@ -66,7 +73,9 @@ def test_train_step_takes_any_forward_and_loss_as_the_autoencoder_does():
     encoder, decoder = nn.Linear(5, 3), nn.Linear(3, 5)
     encoder2, decoder2 = copy.deepcopy(encoder), copy.deepcopy(decoder)
     optimizer = rmsprop([*encoder.parameters(), *decoder.parameters()], lr=1e-2, rho=0.95, eps=1e-7)
-    reference = torch.optim.RMSprop([*encoder2.parameters(), *decoder2.parameters()], lr=1e-2, alpha=0.95, eps=1e-7)
+    reference = torch.optim.RMSprop(
+        [*encoder2.parameters(), *decoder2.parameters()], lr=1e-2, alpha=0.95, eps=1e-7
+    )
     target = torch.randn(8, 5)
     for _ in range(3):
         loss, output = train_step(lambda h: decoder(encoder(h)), F.mse_loss, optimizer, target, target)
@@ -75,5 +84,7 @@ def test_train_step_takes_any_forward_and_loss_as_the_autoencoder_does():
         expected.backward()
         reference.step()
         assert torch.equal(loss, expected.detach()) and not loss.requires_grad and not output.requires_grad
-    for a, b in zip([*encoder.parameters(), *decoder.parameters()], [*encoder2.parameters(), *decoder2.parameters()]):
+    for a, b in zip(
+        [*encoder.parameters(), *decoder.parameters()], [*encoder2.parameters(), *decoder2.parameters()]
+    ):
         assert torch.equal(a, b)

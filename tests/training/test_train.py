@@ -13,11 +13,11 @@ import torch
 
 from trainact.data.cifar import PreparedData
 from trainact.nn.models import build_model
-from trainact.sourcegraph import code_digest
 from trainact.run_files import HEALTH_COLUMNS, HEALTH_FILE, TRAIN_HISTORY_COLUMNS
+from trainact.sourcegraph import code_digest
+from trainact.training.random_state import seed_everything
 from trainact.training.train import TrainingDiverged, fit
 from trainact.training.train_settings import TrainSettings
-from trainact.training.random_state import seed_everything
 
 TINY_MODEL = {"filters": {"small": [4, 4, 4]}, "hidden": 8, "impl": "eager"}
 
@@ -72,7 +72,9 @@ def test_bad_settings_name_the_key_and_value(params, needle):
 
 
 def train_tiny(out_dir, activation="fourier", **kwargs):
-    settings = TrainSettings(epochs=4, batch_size=32, lr_boundaries=(2,), learning_rates=(1e-3, 1e-4), device="cpu")
+    settings = TrainSettings(
+        epochs=4, batch_size=32, lr_boundaries=(2,), learning_rates=(1e-3, 1e-4), device="cpu"
+    )
     seed_everything(settings.seed)
     model = build_model("small", activation, TINY_MODEL)
     return model, fit(model, tiny_data(), settings, out_dir, progress=False, **kwargs)
@@ -129,7 +131,9 @@ def test_activation_lr_scale_one_is_the_papers_single_group(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("activation, activation_group", [("fourier", True), ("lc", True), ("relu", False)])
-def test_activation_parameters_step_with_the_scaled_learning_rate(tmp_path, monkeypatch, activation, activation_group):
+def test_activation_parameters_step_with_the_scaled_learning_rate(
+    tmp_path, monkeypatch, activation, activation_group
+):
     """train.activation_lr_scale = 0.1: at every step the activation layers' parameters get lr * 0.1,
     the network's lr (96 images, batches of 32: 3 steps per epoch; 1e-3 in epochs 1-2, then 1e-4).
     A ReLU network has no activation parameters: one group, the schedule's rate."""
@@ -199,7 +203,9 @@ def test_activation_health_has_a_row_per_epoch_and_layer_from_the_start(tmp_path
     rows = read_history(tmp_path / HEALTH_FILE)
     assert list(rows[0]) == list(HEALTH_COLUMNS)
     layers = ["stages.0.1", "stages.1.1", "stages.2.1", "head.2"]
-    assert [(int(r["epoch"]), r["layer"]) for r in rows] == [(e, l) for e in (0, 1, 2) for l in layers]
+    assert [(int(r["epoch"]), r["layer"]) for r in rows] == [
+        (e, layer) for e in (0, 1, 2) for layer in layers
+    ]
     assert all(float(r["param_distance"]) == 0 for r in rows[:4])
     assert all(float(r["param_relative_distance"]) > 0 for r in rows[4:])
     assert all(0 <= float(r["outside_fit_share"]) <= 1 and r["kind"] == "fourier" for r in rows)
@@ -225,7 +231,9 @@ def test_checkpoint_with_other_settings_is_not_resumed(tmp_path):
     assert [r["epoch"] for r in history] == [1]
 
 
-FINGERPRINT_BASE = dict(epochs=2, batch_size=32, lr_boundaries=(1,), learning_rates=(1e-3, 1e-4), device="cpu")
+FINGERPRINT_BASE = dict(
+    epochs=2, batch_size=32, lr_boundaries=(1,), learning_rates=(1e-3, 1e-4), device="cpu"
+)
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +242,14 @@ def one_epoch_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("one-epoch")
     settings = TrainSettings(**FINGERPRINT_BASE)
     seed_everything(settings.seed)
-    fit(build_model("small", "relu", TINY_MODEL), tiny_data(), settings, out, progress=False, stop_after_epoch=1)
+    fit(
+        build_model("small", "relu", TINY_MODEL),
+        tiny_data(),
+        settings,
+        out,
+        progress=False,
+        stop_after_epoch=1,
+    )
     return out / "checkpoint.pt"
 
 
@@ -269,7 +284,9 @@ def test_checkpoint_fingerprint_one_change_at_a_time(
     shutil.copy(one_epoch_checkpoint, tmp_path / "checkpoint.pt")
     steps = []
     real = torch.optim.RMSprop.step
-    monkeypatch.setattr(torch.optim.RMSprop, "step", lambda self, *a, **k: steps.append(1) or real(self, *a, **k))
+    monkeypatch.setattr(
+        torch.optim.RMSprop, "step", lambda self, *a, **k: steps.append(1) or real(self, *a, **k)
+    )
     settings = TrainSettings(**{**FINGERPRINT_BASE, **change})
     seed_everything(settings.seed)
     model = build_model("small", "relu", {**TINY_MODEL, **model_change})
@@ -375,7 +392,14 @@ def test_a_checkpoint_from_other_code_or_input_data_is_not_resumed(tmp_path, mon
         caplog.clear()
         with caplog.at_level("INFO", logger="trainact.training.train"):
             seed_everything(settings.seed)
-            fit(build_model("small", "relu", TINY_MODEL), tiny_data(), settings, out, progress=False, identity=identity)
+            fit(
+                build_model("small", "relu", TINY_MODEL),
+                tiny_data(),
+                settings,
+                out,
+                progress=False,
+                identity=identity,
+            )
         return "resuming" in caplog.text
 
     assert resumes(checkpoints.run_identity("train", model_cfg, data_file))
@@ -488,14 +512,19 @@ def test_a_branch_equals_its_schedule_run_from_scratch(tmp_path, activation):
         schedule = ((L, L + 2), (1e-3, 1e-4, 1e-5), L + 3)
         scratch = run_schedule(tmp_path / f"scratch{L}", *schedule, activation)
         branch = run_schedule(
-            tmp_path / f"branch{L}", *schedule, activation, branch_from=tmp_path / "trunk" / "snapshots" / f"epoch{L}.pt"
+            tmp_path / f"branch{L}",
+            *schedule,
+            activation,
+            branch_from=tmp_path / "trunk" / "snapshots" / f"epoch{L}.pt",
         )
         assert comparable(branch) == comparable(scratch)
         assert comparable(branch[:L]) == comparable(trunk[:L])  # the trunk's epochs, copied, not recomputed
         a = torch.load(tmp_path / f"scratch{L}" / "model.pt")
         b = torch.load(tmp_path / f"branch{L}" / "model.pt")
         assert all(torch.equal(a[k], b[k]) for k in a)
-        assert (tmp_path / f"branch{L}" / HEALTH_FILE).read_text() == (tmp_path / f"scratch{L}" / HEALTH_FILE).read_text()
+        assert (tmp_path / f"branch{L}" / HEALTH_FILE).read_text() == (
+            tmp_path / f"scratch{L}" / HEALTH_FILE
+        ).read_text()
 
 
 def test_a_branch_computes_no_trunk_epoch(tmp_path, monkeypatch):
@@ -503,8 +532,12 @@ def test_a_branch_computes_no_trunk_epoch(tmp_path, monkeypatch):
     run_schedule(tmp_path / "trunk", (), (1e-3,), 3, snapshot_epochs=(3,))
     steps = []
     real = torch.optim.RMSprop.step
-    monkeypatch.setattr(torch.optim.RMSprop, "step", lambda self, *a, **k: (steps.append(1), real(self, *a, **k))[1])
-    run_schedule(tmp_path / "branch", (3,), (1e-3, 1e-4), 4, branch_from=tmp_path / "trunk" / "snapshots" / "epoch3.pt")
+    monkeypatch.setattr(
+        torch.optim.RMSprop, "step", lambda self, *a, **k: (steps.append(1), real(self, *a, **k))[1]
+    )
+    run_schedule(
+        tmp_path / "branch", (3,), (1e-3, 1e-4), 4, branch_from=tmp_path / "trunk" / "snapshots" / "epoch3.pt"
+    )
     assert len(steps) == 3
 
 

@@ -41,9 +41,12 @@ def test_a_variants_model_and_train_overrides_are_checked_merged():
     )
     assert len(lines) == 3, lines
     assert lines[0].startswith("sensitivity.initialisations.bad_model (merged over model): init = 'he'")
-    assert lines[1].startswith("sensitivity.initialisations.bad_train (merged over train): activation_lr_scale = 0")
+    assert lines[1].startswith(
+        "sensitivity.initialisations.bad_train (merged over train): activation_lr_scale = 0"
+    )
     assert lines[2].startswith(
-        "sensitivity.initialisations.bad_schedule (merged over train): learning_rates = [0.1]: needs one more entry"
+        "sensitivity.initialisations.bad_schedule (merged over train): "
+        "learning_rates = [0.1]: needs one more entry"
     )
 
 
@@ -58,8 +61,8 @@ def test_a_schedule_axis_whose_tail_outruns_the_learning_rates_is_named():
     cfg = {"train": {"learning_rates": [1e-3, 1e-4]},
            "schedule_axis": {"enabled": True, "first_phase_epochs": [5], "tail_epochs": [4, 1]}}  # fmt: skip
     assert schedule_axis_errors(cfg) == [
-        "schedule_axis.tail_epochs = [4, 1]: 2 tail phases, but train.learning_rates = [0.001, 0.0001] has only "
-        "1 rate(s) after the first"
+        "schedule_axis.tail_epochs = [4, 1]: 2 tail phases, "
+        "but train.learning_rates = [0.001, 0.0001] has only 1 rate(s) after the first"
     ]
     assert schedule_axis_errors({**cfg, "schedule_axis": {**cfg["schedule_axis"], "enabled": False}}) == []
     assert schedule_axis_errors({**cfg, "train": {"learning_rates": [1e-3, 1e-4, 1e-5]}}) == []

@@ -106,7 +106,10 @@ READ_BY_REPORT = ANALYSIS - {"provenance"}
         # the facts of the archive and the prepared file: every data job and every reader;
         # provenance (and the report, which imports it) states the official md5; the structure
         # figure builds the models, whose input shape is the archive's
-        ("data/cifar.py", {"download", "synthetic", "prepare", *TRAINING, "provenance", "figures", "paper_report"}),
+        (
+            "data/cifar.py",
+            {"download", "synthetic", "prepare", *TRAINING, "provenance", "figures", "paper_report"},
+        ),
         ("bench/throughput.py", set()),  # no rule runs the benchmarks
         # train.py: the autoencoder's fine-tuning is a training run; PSO does not run it
         ("training/train.py", {"train", "autoencoder"}),
@@ -157,7 +160,10 @@ def test_a_docstring_or_comment_edit_leaves_the_hashed_code_as_it_was(source_cop
 @pytest.mark.parametrize("edit", ["docstring", "comment"])
 def test_a_docstring_or_comment_edit_changes_no_familys_digest(source_copy, edit):
     for module in ("nn/kernels.py", "files.py", "training/train.py"):
-        assert changed_families(source_copy, lambda package: edited(package, module, edit)) == set()
+        assert (
+            changed_families(source_copy, lambda package, module=module: edited(package, module, edit))
+            == set()
+        )
 
 
 def test_reformatting_changes_no_digest(source_copy):

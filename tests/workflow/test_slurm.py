@@ -84,9 +84,7 @@ def test_profile_has_no_local_gpu_cap_and_the_default_profiles_rerun_settings():
     # A global gpu limit would let one GPU job run at a time on the whole cluster.
     assert "resources" not in profile
     for key in set(local) - LOCAL_ONLY_KEYS:
-        assert (
-            profile.get(key) == local[key]
-        ), f"workflow/profiles/slurm lacks {key}: {local[key]!r}"
+        assert profile.get(key) == local[key], f"workflow/profiles/slurm lacks {key}: {local[key]!r}"
 
 
 def test_profile_placeholders_are_named_in_the_readme():
@@ -176,9 +174,7 @@ def submitted_jobs(output: str) -> dict[str, str]:
 def job_stats(output: str) -> Counter:
     """Rule -> number of jobs, from the "Job stats" table Snakemake prints when it starts."""
     table = output.split("Job stats:", 1)[1].split("total", 1)[0]
-    return Counter(
-        {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
-    )
+    return Counter({rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)})
 
 
 def squeue_lines(slurm_ids) -> list[str]:
@@ -316,9 +312,7 @@ def test_failed_cluster_job_is_reported_and_fails_the_run(runs):
     config schema, but the prepare job rejects it on the node."""
     synthetic = yaml.safe_load((REPO / SMOKE_PRESET).read_text())["dataset"]["synthetic"]
     override = runs["base"] / "too-many-images.yaml"
-    override.write_text(
-        yaml.safe_dump({"dataset": {"train_per_class": synthetic["train_per_class"] + 1}})
-    )
+    override.write_text(yaml.safe_dump({"dataset": {"train_per_class": synthetic["train_per_class"] + 1}}))
     result = subprocess.run(
         snakemake_command(*slurm_args(runs["profile"]), PREPARED, overrides=(str(override),)),
         cwd=runs["slurm_dir"],

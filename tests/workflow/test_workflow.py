@@ -116,19 +116,33 @@ def expected_outputs() -> list[str]:
     files = [f"{OUT}/data/synthetic/cifar-10-python.tar.gz", f"{OUT}/data/cifar10.npz"]
     for size in SIZES:
         for activation in ACTIVATIONS:
-            files += [f"{train_dir(size, activation)}/{name}"
-                      for name in ("history.csv", "model.pt", "activations.json", "summary.json",
-                                   "activation_health.csv")]
+            files += [
+                f"{train_dir(size, activation)}/{name}"
+                for name in (
+                    "history.csv",
+                    "model.pt",
+                    "activations.json",
+                    "summary.json",
+                    "activation_health.csv",
+                )
+            ]
     for variant, activations in VARIANT_RUNS.items():
         files += [f"{OUT}/sensitivity/{variant}/train/small-{a}/seed0/history.csv" for a in activations]
     files += [f"{OUT}/tables/{name}" for name in SENSITIVITY_TABLES + AXIS_TABLES]
     files += [f"{OUT}/figures/schedule_axis.{ext}" for ext in ("png", "pdf")]
     for activation in ACTIVATIONS:
-        files += [f"{TRUNK}/small-{activation}/seed0/{name}" for name in ("history.csv", "snapshots/epoch2.pt")]
-        files += [f"{BRANCH}/small-{activation}/seed0/{name}" for name in ("history.csv", "summary.json", "model.pt")]
+        files += [
+            f"{TRUNK}/small-{activation}/seed0/{name}" for name in ("history.csv", "snapshots/epoch2.pt")
+        ]
+        files += [
+            f"{BRANCH}/small-{activation}/seed0/{name}"
+            for name in ("history.csv", "summary.json", "model.pt")
+        ]
     files += [f"{OUT}/autoencoder/seed0/{name}" for name in ("pretrain.csv", "pretrained.pt")]
-    files += [f"{OUT}/autoencoder/seed0/finetune/{name}"
-              for name in ("history.csv", "model.pt", "activations.json", "summary.json")]
+    files += [
+        f"{OUT}/autoencoder/seed0/finetune/{name}"
+        for name in ("history.csv", "model.pt", "activations.json", "summary.json")
+    ]
     files += [f"{OUT}/pso/seed0/{name}" for name in ("history.csv", "best.pt", "summary.json")]
     files += [f"{OUT}/tables/{name}" for name in TABLES]
     files += [f"{OUT}/figures/{stem}.{ext}" for stem in FIGURE_STEMS for ext in ("png", "pdf")]
@@ -195,7 +209,12 @@ def test_smoke_run_makes_every_output(smoke):
             assert [float(r["lr"]) for r in rows] == [1e-3, 1e-4]  # the smoke schedule
             assert {r["status"] for r in rows} == {"ok"}
     assert [r["generation"] for r in read_rows(work / OUT / "pso/seed0/history.csv")] == ["0", "1", "2"]
-    assert [r["stage"] for r in read_rows(work / OUT / "autoencoder/seed0/pretrain.csv")] == ["0", "1", "2", "3"]
+    assert [r["stage"] for r in read_rows(work / OUT / "autoencoder/seed0/pretrain.csv")] == [
+        "0",
+        "1",
+        "2",
+        "3",
+    ]
     table1 = read_rows(work / OUT / "tables/table1.csv")
     assert {(r["size"], r["activation"]) for r in table1} == {(s, a) for s in SIZES for a in ACTIVATIONS}
     summary = json.loads((work / OUT / "tables/summary.json").read_text())
@@ -208,10 +227,24 @@ def test_smoke_run_makes_every_output(smoke):
     # Every job wrote its log and its benchmark (one row of wall seconds); the paper_report rule
     # keeps the file names it had as the rule `report` (logs/report.log, benchmarks/report/).
     for folder in ("logs", "benchmarks"):
-        jobs = {p.relative_to(work / OUT / folder).parts[0] for p in (work / OUT / folder).rglob("*") if p.is_file()}
+        jobs = {
+            p.relative_to(work / OUT / folder).parts[0]
+            for p in (work / OUT / folder).rglob("*")
+            if p.is_file()
+        }
         assert {p.split(".")[0] for p in jobs} == {
-            "synthetic_archive", "prepare", "train", "ae_pretrain", "ae_finetune", "pso",
-            "aggregate", "figures", "provenance", "report", "sensitivity", "schedule_axis",
+            "synthetic_archive",
+            "prepare",
+            "train",
+            "ae_pretrain",
+            "ae_finetune",
+            "pso",
+            "aggregate",
+            "figures",
+            "provenance",
+            "report",
+            "sensitivity",
+            "schedule_axis",
         }
     assert len(list((work / OUT / "benchmarks/train").glob("*.tsv"))) == 9
     # Exactly the variant runs that no other root holds were trained (the rest are reused).
@@ -232,7 +265,10 @@ def test_smoke_run_makes_every_output(smoke):
         assert [float(r["lr"]) for r in branch] == [1e-3, 1e-3, 1e-4]
         assert [r["val_acc"] for r in branch[:2]] == [r["val_acc"] for r in trunk]
     axis = json.loads((work / OUT / "tables/schedule_axis.json").read_text())
-    assert [(p["first_phase"], p["root"]) for p in axis["points"]] == [(1, OUT), (2, f"{OUT}/schedule_axis/L2")]
+    assert [(p["first_phase"], p["root"]) for p in axis["points"]] == [
+        (1, OUT),
+        (2, f"{OUT}/schedule_axis/L2"),
+    ]
     assert "## 9 Where the verdicts hold: the schedule axis" in report and "schedule_axis.png" in report
 
 
@@ -282,8 +318,12 @@ def test_reordering_config_keys_reruns_nothing(smoke, tmp_path):
     reordered_preset = tmp_path / "smoke-reordered.yaml"
     reordered_preset.write_text(yaml.safe_dump(reversed_keys(preset), sort_keys=False))
     try:
-        (work / "config.yaml").write_text(yaml.safe_dump(reversed_keys(yaml.safe_load(original)), sort_keys=False))
-        assert list(yaml.safe_load((work / "config.yaml").read_text()))[0] == list(yaml.safe_load(original))[-1]
+        (work / "config.yaml").write_text(
+            yaml.safe_dump(reversed_keys(yaml.safe_load(original)), sort_keys=False)
+        )
+        assert (
+            list(yaml.safe_load((work / "config.yaml").read_text()))[0] == list(yaml.safe_load(original))[-1]
+        )
         result = snakemake(work, "--configfile", str(reordered_preset), "--summary")
         assert result.returncode == 0, result.stderr
         plans = [line.split("\t")[-1] for line in result.stdout.splitlines()[1:] if "\t" in line]
@@ -296,12 +336,18 @@ def test_pso_settings_rerun_pso_and_its_dependants_only(smoke, tmp_path):
     extra = write_yaml(tmp_path / "pso.yaml", {"pso": {"generations": 3}})
     pending = plan(smoke.workdir, configfiles=(extra,))
     assert set(pending) == {"pso"} | DOWNSTREAM
-    assert pending["pso"] == {f"{OUT}/pso/seed0/{name}" for name in ("history.csv", "best.pt", "summary.json")}
+    assert pending["pso"] == {
+        f"{OUT}/pso/seed0/{name}" for name in ("history.csv", "best.pt", "summary.json")
+    }
 
 
 # The schedule axis' jobs: its trunks and branches (training), and its judgement.
 AXIS_JOBS = {"train_trunk", "train_branch", "schedule_axis"}
-EVERY_JOB = {"prepare", "train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM
+EVERY_JOB = (
+    {"prepare", "train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"}
+    | AXIS_JOBS
+    | DOWNSTREAM
+)
 
 
 def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
@@ -309,7 +355,10 @@ def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
     and branches too)."""
     extra = write_yaml(tmp_path / "fourier.yaml", {"model": {"fourier": {"rank": 4}}})
     pending = plan(smoke.workdir, configfiles=(extra,))
-    assert set(pending) == {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM
+    assert (
+        set(pending)
+        == {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM
+    )
     assert {Path(f).parent.parent.name for f in pending["train"]} == {f"{s}-fourier" for s in SIZES}
     assert {Path(f).parent.parent.name for f in pending["train_variant"]} == {"small-fourier"}
     assert {network_of(f) for f in pending["train_trunk"] | pending["train_branch"]} == {"small-fourier"}
@@ -319,9 +368,17 @@ def test_fourier_settings_rerun_only_fourier_networks(smoke, tmp_path):
     ("setting", "rerun", "networks"),
     [
         # an LC setting: the LC networks of the grid and of the study only
-        ({"model": {"lc": {"eps": 0.02}}}, {"train", "train_variant", "sensitivity"} | AXIS_JOBS | DOWNSTREAM, {"lc"}),
+        (
+            {"model": {"lc": {"eps": 0.02}}},
+            {"train", "train_variant", "sensitivity"} | AXIS_JOBS | DOWNSTREAM,
+            {"lc"},
+        ),
         # a training setting: every training and the fine-tuning, not the pretraining or PSO
-        ({"train": {"rho": 0.9}}, {"train", "train_variant", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM, None),
+        (
+            {"train": {"rho": 0.9}},
+            {"train", "train_variant", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM,
+            None,
+        ),
         # the dataset: everything from the archive on
         ({"dataset": {"synthetic": {"seed": 1}}}, {"synthetic_archive"} | EVERY_JOB, None),
         # a validation split: the prepared data and all that read them, not the archive
@@ -334,7 +391,9 @@ def test_a_setting_reruns_the_jobs_that_use_it(smoke, tmp_path, setting, rerun, 
     pending = plan(smoke.workdir, configfiles=(extra,))
     assert set(pending) == rerun
     if networks is not None:
-        trained = {Path(f).parent.parent.name.split("-")[1] for f in pending["train"] | pending["train_variant"]}
+        trained = {
+            Path(f).parent.parent.name.split("-")[1] for f in pending["train"] | pending["train_variant"]
+        }
         assert trained == networks
         axis = {network_of(f).split("-")[1] for f in pending["train_trunk"] | pending["train_branch"]}
         assert axis == networks
@@ -383,7 +442,9 @@ def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
     result = snakemake(smoke.workdir, "-n", *smoke_with(longer))
     assert result.returncode == 0, result.stderr
     printed = result.stdout + result.stderr
-    jobs = [line.removeprefix("rule ").rstrip(":") for line in printed.splitlines() if line.startswith("rule ")]
+    jobs = [
+        line.removeprefix("rule ").rstrip(":") for line in printed.splitlines() if line.startswith("rule ")
+    ]
     assert jobs.count("train_trunk") == jobs.count("train_branch") == 3 and "train" not in jobs
     assert max(i for i, job in enumerate(jobs) if job == "train_trunk") < min(
         i for i, job in enumerate(jobs) if job == "train_branch"
@@ -399,14 +460,22 @@ def test_a_branch_waits_on_its_trunk(smoke, tmp_path):
         ("training/pso.py", {"pso"} | DOWNSTREAM),
         # the schedule axis draws its figure with figures.save_figure
         ("report/figures.py", {"figures", "schedule_axis", "provenance", "paper_report"}),
-        ("nn/models.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
+        (
+            "nn/models.py",
+            {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"}
+            | AXIS_JOBS
+            | DOWNSTREAM,
+        ),
         ("analysis/schedule_axis.py", {"schedule_axis", "paper_report"}),
         # the axis' planning: the axis' judgement (and the report, which shows its schedules)
         # import it; no training job does
         ("training/schedules.py", {"schedule_axis", "paper_report"}),
         ("analysis/sensitivity.py", {"sensitivity", "paper_report"}),
         # PSO shares the device, job and evaluation modules with the trainer, not trainact.training.train
-        ("training/train.py", {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM),
+        (
+            "training/train.py",
+            {"train", "train_variant", "ae_pretrain", "ae_finetune", "sensitivity"} | AXIS_JOBS | DOWNSTREAM,
+        ),
         ("cli.py", set()),
         # the workflow's planner: Snakemake reads it at parse time, no job runs it
         ("workflow_plan.py", set()),
@@ -499,8 +568,19 @@ def test_device_settings_rerun_nothing(smoke, tmp_path):
 def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path):
     extra = write_yaml(tmp_path / "seeds.yaml", {"experiment": {"seeds": [0, 1]}})
     pending = plan(smoke.workdir, configfiles=(extra,))
-    assert set(pending) == {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"} | AXIS_JOBS | DOWNSTREAM
-    per_seed = pending["train"] | pending["train_variant"] | pending["ae_pretrain"] | pending["ae_finetune"] | pending["pso"]
+    assert (
+        set(pending)
+        == {"train", "train_variant", "ae_pretrain", "ae_finetune", "pso", "sensitivity"}
+        | AXIS_JOBS
+        | DOWNSTREAM
+    )
+    per_seed = (
+        pending["train"]
+        | pending["train_variant"]
+        | pending["ae_pretrain"]
+        | pending["ae_finetune"]
+        | pending["pso"]
+    )
     per_seed |= pending["train_trunk"] | pending["train_branch"]
     assert all("/seed1/" in path for path in per_seed)
     assert len([p for p in pending["train"] if p.endswith("history.csv")]) == 9
@@ -515,16 +595,31 @@ def test_html_report_has_every_figure_and_table_with_its_caption(smoke, tmp_path
     assert result.returncode == 0, result.stderr
     text = html.read_text()
     captions = [f"Figure {n}." for n in range(2, 10)] + [
-        "Table 1.", "Table 2.", "Learned activations.", "Network structure", "Reproduction report",
-        "Activation health", "Sensitivity to the unstated choices.",
+        "Table 1.",
+        "Table 2.",
+        "Learned activations.",
+        "Network structure",
+        "Reproduction report",
+        "Activation health",
+        "Sensitivity to the unstated choices.",
     ]
     assert [c for c in captions if c not in text] == []
     # every caption's text is trainact.report.captions' (the committed files are generated
     # from it: tests/workflow/test_html_report_captions.py)
     from trainact.report import captions as caption_texts
 
-    shown = [name for name, entry in caption_texts.CAPTIONS.items() if entry.caption.split("'")[0][:60] in text]
-    assert set(shown) >= {"table1", "table2", "sensitivity", "schedule_axis", "paper_report", "fig9", "structure"}
+    shown = [
+        name for name, entry in caption_texts.CAPTIONS.items() if entry.caption.split("'")[0][:60] in text
+    ]
+    assert set(shown) >= {
+        "table1",
+        "table2",
+        "sensitivity",
+        "schedule_axis",
+        "paper_report",
+        "fig9",
+        "structure",
+    }
     # Parsing the workflow (the smoke run, this report) wrote no caption file.
     assert not (smoke.workdir / ".snakemake" / "trainact").exists()
     assert all(f"{stem}.png" in text for stem in FIGURE_STEMS)
@@ -543,10 +638,16 @@ def test_bad_config_values_stop_before_any_job(smoke, tmp_path):
     # the smoke schedule has one boundary; the synthetic archive has 30 training images per class
     cross_key = {"train": {"learning_rates": [0.1]}, "dataset": {"validation_per_class": 30}}
     messages = {
-        "schema": ["train.epochs = 0", "'trian' was unexpected", "model.filters.small = [4, 8]",
-                   "dataset.md5 = 'not-an-md5'"],
-        "cross": ["train.learning_rates = [0.1]: needs one more entry than train.lr_boundaries = [1]",
-                  "dataset.validation_per_class = 30: must be less than dataset.synthetic.train_per_class = 30"],
+        "schema": [
+            "train.epochs = 0",
+            "'trian' was unexpected",
+            "model.filters.small = [4, 8]",
+            "dataset.md5 = 'not-an-md5'",
+        ],
+        "cross": [
+            "train.learning_rates = [0.1]: needs one more entry than train.lr_boundaries = [1]",
+            "dataset.validation_per_class = 30: must be less than dataset.synthetic.train_per_class = 30",
+        ],
     }
     for name, content in (("schema", schema_breaking), ("cross", cross_key)):
         extra = write_yaml(tmp_path / f"{name}.yaml", content)
@@ -568,7 +669,9 @@ def test_download_rule_fetches_a_local_archive_and_checks_its_md5(smoke, tmp_pat
     assert (work / target).read_bytes() == archive.read_bytes()
 
     wrong_md5 = "0" * 32
-    bad = write_yaml(tmp_path / "bad-mirror.yaml", {"dataset": {"synthetic": None, "url": url, "md5": wrong_md5}})
+    bad = write_yaml(
+        tmp_path / "bad-mirror.yaml", {"dataset": {"synthetic": None, "url": url, "md5": wrong_md5}}
+    )
     target = f"resources/archives/{wrong_md5}/cifar-10-python.tar.gz"
     result = snakemake(work, target, "--cores", "1", *smoke_with(bad))
     assert result.returncode != 0
@@ -692,7 +795,8 @@ def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_pa
 
     # the unscaled fit: the calibrated start would scale the huge interval back to the inputs'
     overflow = write_yaml(
-        tmp_path / "overflow.yaml", {"model": {"fourier": {"init": "relu_fit", "init_interval": [-1e30, 1e30]}}}
+        tmp_path / "overflow.yaml",
+        {"model": {"fourier": {"init": "relu_fit", "init_interval": [-1e30, 1e30]}}},
     )
     failed = snakemake(work, "--cores", "2", "--keep-going", *smoke_with(overflow), timeout=1200)
     assert failed.returncode != 0

@@ -169,7 +169,10 @@ def test_the_section5_networks_join_the_training_runs_once(config):
     config["experiment"].update(sizes=["middle"], activations=["relu"], seeds=[0])
     train = plan.result_inputs(config)["train"]
     # PSO's reference (middle relu) is in the grid; the autoencoder's baseline (middle fourier) is not
-    assert train == [f"{OUT}/train/middle-relu/seed0/history.csv", f"{OUT}/train/middle-fourier/seed0/history.csv"]
+    assert train == [
+        f"{OUT}/train/middle-relu/seed0/history.csv",
+        f"{OUT}/train/middle-fourier/seed0/history.csv",
+    ]
     assert plan.grid_run_files(config, ["activations.json"], trainable_only=True) == []
     summaries = plan.run_summaries(config, plan.sensitivity_plan(config))
     assert f"{OUT}/pso/seed0/summary.json" in summaries and summaries == sorted(set(summaries))

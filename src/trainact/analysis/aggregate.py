@@ -86,7 +86,9 @@ def aggregate(
     (:func:`trainact.analysis.preview.preview_reasons`; without it only the number of seeds is judged).
     """
     if settings is not None and not isinstance(settings, Mapping):
-        raise ValueError(f"aggregate parameter 'settings' must be a mapping (the run's config), got {settings!r}")
+        raise ValueError(
+            f"aggregate parameter 'settings' must be a mapping (the run's config), got {settings!r}"
+        )
     sizes = check_names("sizes", sizes, SIZES)
     activations = check_names("activations", activations, ACTIVATIONS)
     if not seeds:
@@ -97,7 +99,9 @@ def aggregate(
     t2 = table2(runs, published)
     autoencoder = summarize_autoencoder(results, autoencoder_seeds)
     pso = summarize_pso(results, pso_seeds)
-    claims = summarize_claims(runs, published, autoencoder=autoencoder, pso=pso, settings=settings, sizes=sizes)
+    claims = summarize_claims(
+        runs, published, autoencoder=autoencoder, pso=pso, settings=settings, sizes=sizes
+    )
     run_records = records(runs)
     summary = json_ready(
         {
@@ -127,7 +131,9 @@ def aggregate(
     return summary
 
 
-def write_outputs(out_dir: Path, runs: pd.DataFrame, t1: pd.DataFrame, t2: pd.DataFrame, summary: Mapping[str, Any]) -> None:
+def write_outputs(
+    out_dir: Path, runs: pd.DataFrame, t1: pd.DataFrame, t2: pd.DataFrame, summary: Mapping[str, Any]
+) -> None:
     """Write ``runs.csv``, the tables as CSV and JSON (with their definition) and ``summary.json``."""
     write_text_atomic(out_dir / "runs.csv", runs.to_csv(index=False))
     write_text_atomic(out_dir / "table1.csv", t1.to_csv(index=False))

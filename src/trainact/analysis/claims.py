@@ -54,21 +54,21 @@ from trainact.names import SIZES, TRAINABLE, check_names
 
 CLAIMS_RULE = (
     "Every verdict rests on the final epoch's test accuracy (the last ok epoch), paired by seed; the paper's "
-    "best accuracy over epochs (model selection on the test set) is reported beside it, never judged. Per claim, "
-    "each comparison is a per-seed quantity: a paired difference of final accuracy (same size and seed) in "
-    "percentage points, a difference of epochs, or the PSO/RMSProp accuracy ratio, with a claimed region. Over "
-    "the n seeds we take the mean m, the 95 % Student-t interval m ± t(0.975, n−1)·s/√n (s the sample standard "
-    "deviation, t from scipy.stats.t.ppf), the one-sided t-test p-value of the wrong direction (the mean "
-    "beyond the claimed region) and the minimum detectable difference at 80 % power, two-sided 5 %: "
-    "(t(0.975, n−1) + t(0.8, n−1))·s/√n. With one seed there is no interval, p-value or detectable "
-    f'difference ("{NO_INTERVAL}"): the comparison is only consistent or inconsistent with the claim by the '
-    "sign of its single value, always a preview. A comparison is supported when its whole interval lies in the "
-    "claimed region; not supported when its wrong-direction p-value, Holm-adjusted over the judged comparisons "
-    f"of its claim, is below {FAMILY_ALPHA:g} (family-wise); otherwise inconclusive under the seed spread. A "
-    "claim is supported when all its comparisons are, not supported when any is, otherwise inconclusive. "
-    f"Regions: difference > 0; ratio within [{ABOUT_HALF[0]:g}, {ABOUT_HALF[1]:g}] for \"about half\" and "
-    f"< 1 for \"lower than BP\"; non-inferiority difference > −{NON_INFERIORITY_MARGIN_PP:g} pp; generalisation "
-    "gap difference < 0."
+    "best accuracy over epochs (model selection on the test set) is reported beside it, never judged. Per "
+    "claim, each comparison is a per-seed quantity: a paired difference of final accuracy (same size and "
+    "seed) in percentage points, a difference of epochs, or the PSO/RMSProp accuracy ratio, with a claimed "
+    "region. Over the n seeds we take the mean m, the 95 % Student-t interval m ± t(0.975, n−1)·s/√n (s the "
+    "sample standard deviation, t from scipy.stats.t.ppf), the one-sided t-test p-value of the wrong "
+    "direction (the mean beyond the claimed region) and the minimum detectable difference at 80 % power, "
+    "two-sided 5 %: (t(0.975, n−1) + t(0.8, n−1))·s/√n. With one seed there is no interval, p-value or "
+    f'detectable difference ("{NO_INTERVAL}"): the comparison is only consistent or inconsistent with the '
+    "claim by the sign of its single value, always a preview. A comparison is supported when its whole "
+    "interval lies in the claimed region; not supported when its wrong-direction p-value, Holm-adjusted over "
+    f"the judged comparisons of its claim, is below {FAMILY_ALPHA:g} (family-wise); otherwise inconclusive "
+    "under the seed spread. A claim is supported when all its comparisons are, not supported when any is, "
+    f"otherwise inconclusive. Regions: difference > 0; ratio within [{ABOUT_HALF[0]:g}, {ABOUT_HALF[1]:g}] "
+    'for "about half" and < 1 for "lower than BP"; non-inferiority difference > '
+    f"−{NON_INFERIORITY_MARGIN_PP:g} pp; generalisation gap difference < 0."
 )
 #: Claim 4: "about half" (a closed region) and "lower than BP" (ratio < 1).
 ABOUT_HALF_REGION = Region(ABOUT_HALF[0], ABOUT_HALF[1], open_low=False, open_high=False)
@@ -167,35 +167,35 @@ CLAIM_TEXTS = {
     ),
     3: ClaimText(
         3,
-        "Autoencoder pretraining improves the middle Fourier-CNN: its validation accuracy \"starts from a higher "
-        "value\", it \"converge[s] faster\" and reaches a higher accuracy.",
+        'Autoencoder pretraining improves the middle Fourier-CNN: its validation accuracy "starts from a '
+        'higher value", it "converge[s] faster" and reaches a higher accuracy.',
         "Autoencoder pretraining improves the middle Fourier-CNN",
         "Sections 5.1 and 6",
     ),
     4: ClaimText(
         4,
-        "PSO training reaches a lower accuracy than BP (RMSProp), \"about half\" of it (middle CNN).",
+        'PSO training reaches a lower accuracy than BP (RMSProp), "about half" of it (middle CNN).',
         "PSO reaches about half of RMSProp's accuracy (middle CNN)",
         "Sections 5.2 and 6",
     ),
     5: ClaimText(
         5,
-        "The improvement of the trainable activations over the ReLU CNN \"is more significant on smaller "
-        "networks\" (validation accuracy).",
+        'The improvement of the trainable activations over the ReLU CNN "is more significant on smaller '
+        'networks" (validation accuracy).',
         "The improvement over the ReLU CNN is larger on smaller networks",
         "Section 3",
     ),
     6: ClaimText(
         6,
-        "At middle and large size the trainable networks reach \"higher accuracy on validation data but lower "
-        "accuracy on training data\" than the ReLU CNN (\"better generalization ability\"): a smaller gap "
+        'At middle and large size the trainable networks reach "higher accuracy on validation data but lower '
+        'accuracy on training data" than the ReLU CNN ("better generalization ability"): a smaller gap '
         "between training and validation accuracy.",
         "Trainable activations generalise better at middle and large size (smaller train − test gap)",
         "Section 4.1",
     ),
     7: ClaimText(
         7,
-        "Trainable activations \"will not be worse than simple non-trainable activation functions if it is "
+        'Trainable activations "will not be worse than simple non-trainable activation functions if it is '
         f"properly trained\": validation accuracy not below the ReLU CNN's by more than "
         f"{NON_INFERIORITY_MARGIN_PP:g} pp at any size.",
         f"Trainable activations are not worse than ReLU (margin {NON_INFERIORITY_MARGIN_PP:g} pp)",
@@ -282,13 +282,15 @@ def _generalisation_comparisons(
                 missing.append(f"{label}: gap (train eval − test)")
                 continue
             comparisons += [
-                Comparison(f"{label}: gap (train eval − test)", [train[s] - test[s] for s in seeds], NEGATIVE),
-                Comparison(f"{label}: train eval acc (context)", [train[s] for s in seeds], NEGATIVE, judged=False),
+                Comparison(
+                    f"{label}: gap (train eval − test)", [train[s] - test[s] for s in seeds], NEGATIVE
+                ),
+                Comparison(
+                    f"{label}: train eval acc (context)", [train[s] for s in seeds], NEGATIVE, judged=False
+                ),
                 Comparison(f"{label}: test acc (context)", [test[s] for s in seeds], POSITIVE, judged=False),
             ]
     return comparisons, missing
-
-
 
 
 Differences = Mapping[tuple[str, str, str], Mapping[int, float]]
@@ -310,14 +312,16 @@ def paper_values(published: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
     orders = (("small", ("fourier", "lc", "relu")), ("large", ("lc", "fourier", "relu")))
     return {
         1: {"source": "Table 2 (validation, pp)",
-            "values": [pp(f"{size} {_short_name(a)}", t2[(size, "val", a)]) for size in SIZES for a in TRAINABLE]},
+            "values": [pp(f"{size} {_short_name(a)}", t2[(size, "val", a)])
+                       for size in SIZES for a in TRAINABLE]},
         2: {"source": "Table 1 (validation accuracy)",
             "values": [{"label": f"{size} {_short_name(a)}", "value": t1[(size, a)]["val_acc"], "unit": "acc"}
                        for size, order in orders for a in order]},
         3: {"source": "Figure 8 only (no numbers)", "values": []},
         4: {"source": "Figure 9 only (no numbers)", "values": []},
         5: {"source": "Table 2 (validation, pp), smaller minus large",
-            "values": [pp(f"{_short_name(a)} {size} − large", round(t2[(size, "val", a)] - t2[("large", "val", a)], 2))
+            "values": [pp(f"{_short_name(a)} {size} − large",
+                          round(t2[(size, "val", a)] - t2[("large", "val", a)], 2))
                        for a in TRAINABLE for size in ("small", "middle")]},
         6: {"source": "Table 2 (training − validation improvement, pp)",
             "values": [pp(f"{size} {_short_name(a)}", round(t2[(size, "train", a)] - t2[(size, "val", a)], 2))
@@ -326,7 +330,9 @@ def paper_values(published: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
     }  # fmt: skip
 
 
-def _claim2(paper: Mapping[str, Any], differences: Differences, settings: Mapping[str, Any], sizes: Sequence[str]) -> dict[str, Any]:
+def _claim2(
+    paper: Mapping[str, Any], differences: Differences, settings: Mapping[str, Any], sizes: Sequence[str]
+) -> dict[str, Any]:
     """Claim 2 on the sizes present of small and large (not run without either)."""
     pairs = [p for p in CLAIM2_PAIRS if p[0] in sizes]
     if not pairs:
@@ -335,7 +341,9 @@ def _claim2(paper: Mapping[str, Any], differences: Differences, settings: Mappin
     return _pairs_claim(CLAIM_TEXTS[2], paper, differences, pairs, settings, scope)
 
 
-def _claim3(paper: Mapping[str, Any], autoencoder: Mapping[str, Any] | None, settings: Mapping[str, Any]) -> dict[str, Any]:
+def _claim3(
+    paper: Mapping[str, Any], autoencoder: Mapping[str, Any] | None, settings: Mapping[str, Any]
+) -> dict[str, Any]:
     """Claim 3 on the autoencoder summary's per-seed rows (not run without an ``ok`` summary)."""
     autoencoder = autoencoder or {"status": NOT_RUN}
     if autoencoder.get("status") != "ok":
@@ -344,7 +352,9 @@ def _claim3(paper: Mapping[str, Any], autoencoder: Mapping[str, Any] | None, set
     target = f"{CONVERGENCE_SHARE:g} of the not pretrained run's final val acc"
     comparisons = [
         Comparison("final val acc, pretrained − not pretrained", [r["diff_final_val_acc_pp"] for r in rows]),
-        Comparison("epoch-1 val acc, pretrained − not pretrained", [r["diff_first_val_acc_pp"] for r in rows]),
+        Comparison(
+            "epoch-1 val acc, pretrained − not pretrained", [r["diff_first_val_acc_pp"] for r in rows]
+        ),
         Comparison(
             "epochs to the target, not pretrained − pretrained",
             [r["diff_epochs_to_target"] for r in rows],
@@ -357,7 +367,9 @@ def _claim3(paper: Mapping[str, Any], autoencoder: Mapping[str, Any] | None, set
     return _claim(CLAIM_TEXTS[3], paper, settings, comparisons)
 
 
-def _claim4(paper: Mapping[str, Any], pso: Mapping[str, Any] | None, settings: Mapping[str, Any]) -> dict[str, Any]:
+def _claim4(
+    paper: Mapping[str, Any], pso: Mapping[str, Any] | None, settings: Mapping[str, Any]
+) -> dict[str, Any]:
     """Claim 4 on the PSO summary's per-seed ratios (not run without an ``ok`` summary)."""
     pso = pso or {"status": NOT_RUN}
     if pso.get("status") != "ok":
@@ -373,7 +385,9 @@ def _claim4(paper: Mapping[str, Any], pso: Mapping[str, Any] | None, settings: M
     return _claim(CLAIM_TEXTS[4], paper, settings, comparisons)
 
 
-def _claim5(paper: Mapping[str, Any], differences: Differences, settings: Mapping[str, Any], sizes: Sequence[str]) -> dict[str, Any]:
+def _claim5(
+    paper: Mapping[str, Any], differences: Differences, settings: Mapping[str, Any], sizes: Sequence[str]
+) -> dict[str, Any]:
     """Claim 5: needs the small and the large networks."""
     if "small" in sizes and "large" in sizes:
         comparisons, missing = _size_trend_comparisons(differences, sizes)
@@ -442,7 +456,9 @@ def evaluate_claims(
         _claim4(paper[4], pso, settings),
         _claim5(paper[5], differences, settings, sizes),
         _claim6(paper[6], differences, train_eval_differences or {}, settings, sizes),
-        _pairs_claim(CLAIM_TEXTS[7], paper[7], differences, claim1_pairs(sizes), settings, scope, NON_INFERIOR),
+        _pairs_claim(
+            CLAIM_TEXTS[7], paper[7], differences, claim1_pairs(sizes), settings, scope, NON_INFERIOR
+        ),
     ]
 
 
@@ -466,11 +482,15 @@ def summarize_claims(
     """
     sizes = list(SIZES) if sizes is None else check_names("sizes", sizes, SIZES)
 
-    def per_seed(split: str, pairs: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], dict[int, float]]:
+    def per_seed(
+        split: str, pairs: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], dict[int, float]]:
         return {
             (size, better, worse): {
                 int(seed): float(value)
-                for seed, value in paired_differences_pp(runs, size, split, better, worse, endpoint="final").items()
+                for seed, value in paired_differences_pp(
+                    runs, size, split, better, worse, endpoint="final"
+                ).items()
             }
             for size, better, worse in pairs
         }
@@ -486,4 +506,3 @@ def summarize_claims(
         settings=settings,
         sizes=sizes,
     )
-

@@ -36,12 +36,12 @@ from trainact.names import PAPER_LEARNING_RATES, PAPER_LR_BOUNDARIES
 #: ``dataset.validation_per_class`` of each held out.
 CLASSES = 10
 PREVIEW_RULE = (
-    f"A verdict is a preview when it rests on fewer than {MIN_SEEDS_FOR_VERDICT} seeds, on a schedule shorter "
-    f"than the paper's (fewer than {PAPER_SCHEDULE_EPOCHS} epochs, or a learning-rate drop before epochs "
-    f"{list(PAPER_LR_BOUNDARIES)}), on other learning rates than the paper's, on fewer than "
-    f"{PAPER_TRAIN_IMAGES:,} training or {PAPER_TEST_IMAGES:,} test images (or synthetic data), or on another "
-    f"batch size than {PAPER_CONFIG_BATCH_SIZE} (the paper is silent; our paper config uses it). A preview reads "
-    f'"{PREVIEW_CONSISTENT}", "{PREVIEW_INCONSISTENT}" or "{PREVIEW_INCONCLUSIVE}", never '
+    f"A verdict is a preview when it rests on fewer than {MIN_SEEDS_FOR_VERDICT} seeds, on a schedule "
+    f"shorter than the paper's (fewer than {PAPER_SCHEDULE_EPOCHS} epochs, or a learning-rate drop before "
+    f"epochs {list(PAPER_LR_BOUNDARIES)}), on other learning rates than the paper's, on fewer than "
+    f"{PAPER_TRAIN_IMAGES:,} training or {PAPER_TEST_IMAGES:,} test images (or synthetic data), or on "
+    f"another batch size than {PAPER_CONFIG_BATCH_SIZE} (the paper is silent; our paper config uses it). A "
+    f'preview reads "{PREVIEW_CONSISTENT}", "{PREVIEW_INCONSISTENT}" or "{PREVIEW_INCONCLUSIVE}", never '
     f'"{SUPPORTED}" or "{NOT_SUPPORTED}".'
 )
 
@@ -52,7 +52,6 @@ def _epochs_list(values: Sequence[Any]) -> str:
 
 def _rates_list(values: Sequence[Any]) -> str:
     return "[" + ", ".join(f"{float(v):g}" for v in values) + "]"
-
 
 
 def preview_reasons(settings: Mapping[str, Any], n_seeds: int) -> list[str]:
@@ -69,7 +68,11 @@ def preview_reasons(settings: Mapping[str, Any], n_seeds: int) -> list[str]:
     reasons = []
     if n_seeds < MIN_SEEDS_FOR_VERDICT:
         reasons.append(f"{n_seeds} seed{'' if n_seeds == 1 else 's'} (< {MIN_SEEDS_FOR_VERDICT})")
-    return reasons + _train_reasons(settings.get("train") or {}) + _dataset_reasons(settings.get("dataset") or {})
+    return (
+        reasons
+        + _train_reasons(settings.get("train") or {})
+        + _dataset_reasons(settings.get("dataset") or {})
+    )
 
 
 def _train_reasons(train: Mapping[str, Any]) -> list[str]:
@@ -106,9 +109,13 @@ def _dataset_reasons(dataset: Mapping[str, Any]) -> list[str]:
     if synthetic:
         images = CLASSES * int(synthetic["train_per_class"]) - held_out
         reasons.append(
-            f"synthetic data, {images:,} training images{held_out_note} (paper: CIFAR-10, {PAPER_TRAIN_IMAGES:,})"
+            f"synthetic data, {images:,} training images{held_out_note} "
+            f"(paper: CIFAR-10, {PAPER_TRAIN_IMAGES:,})"
         )
-        if synthetic.get("test_per_class") is not None and CLASSES * int(synthetic["test_per_class"]) < PAPER_TEST_IMAGES:
+        if (
+            synthetic.get("test_per_class") is not None
+            and CLASSES * int(synthetic["test_per_class"]) < PAPER_TEST_IMAGES
+        ):
             images = CLASSES * int(synthetic["test_per_class"])
             reasons.append(f"{images:,} synthetic test images (paper: {PAPER_TEST_IMAGES:,})")
     else:

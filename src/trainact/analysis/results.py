@@ -85,7 +85,6 @@ def train_activations_path(results: Path, size: str, activation: str, seed: int)
     return train_history_path(results, size, activation, seed).with_name(ACTIVATIONS_FILE)
 
 
-
 def train_summary_path(results: Path, size: str, activation: str, seed: int) -> Path:
     return train_history_path(results, size, activation, seed).with_name(SUMMARY_FILE)
 
@@ -163,7 +162,9 @@ def best_of_history(history: pd.DataFrame) -> dict[str, Any]:
     return row
 
 
-def collect_runs(results: Path, sizes: Sequence[str], activations: Sequence[str], seeds: Sequence[int]) -> pd.DataFrame:
+def collect_runs(
+    results: Path, sizes: Sequence[str], activations: Sequence[str], seeds: Sequence[int]
+) -> pd.DataFrame:
     """One row per (size, activation, seed): the per-run bests, final-epoch accuracies and late
     spread of :func:`best_of_history`.
 
@@ -196,7 +197,9 @@ def read_summaries(results: Path, size: str, activation: str, seeds: Sequence[in
     return [json.loads(path.read_text(encoding="utf-8")) for path in paths if path.is_file()]
 
 
-def mean_curves(frames: Mapping[int, pd.DataFrame], index: str | Sequence[str], columns: Sequence[str]) -> pd.DataFrame:
+def mean_curves(
+    frames: Mapping[int, pd.DataFrame], index: str | Sequence[str], columns: Sequence[str]
+) -> pd.DataFrame:
     """Per-``index`` mean, std, min, max and count over seeds of each column.
 
     ``frames`` maps seed -> table (already restricted to valid rows). The result has one row
@@ -220,4 +223,3 @@ def mean_curves(frames: Mapping[int, pd.DataFrame], index: str | Sequence[str], 
             result[f"{column}_{statistic}"] = values[column]
     result["n"] = grouped.count()[columns[0]]
     return result
-

@@ -39,7 +39,14 @@ import pandas as pd
 
 from trainact.analysis.claims import summarize_claims
 from trainact.analysis.labels import MODEL_NAMES, model_name_of
-from trainact.analysis.results import collect_runs, json_ready, ok_rows, read_history, read_summaries, train_history_path
+from trainact.analysis.results import (
+    collect_runs,
+    json_ready,
+    ok_rows,
+    read_history,
+    read_summaries,
+    train_history_path,
+)
 from trainact.analysis.statistics import interval
 from trainact.analysis.tables import load_published, paired_differences_pp
 from trainact.analysis.verdicts import CONSISTENT, DEPENDS, INCONSISTENT, NOT_RUN, NOT_SUPPORTED, SUPPORTED
@@ -68,8 +75,17 @@ CSV_COLUMNS = (
 #: the generalisation gap 6 and non-inferiority 7 where the axis has their sizes).
 AXIS_CLAIMS = (1, 2, 5, 6, 7)
 #: How an outcome reads in the line over the axis (every point is a shortened schedule: a preview).
-OUTCOME_WORDS = {SUPPORTED: "consistent", CONSISTENT: "consistent", NOT_SUPPORTED: "inconsistent", INCONSISTENT: "inconsistent"}
-NOT_RUN_RESULT = {"status": "not run", "reason": "the schedule axis is off (schedule_axis.enabled)", "points": []}
+OUTCOME_WORDS = {
+    SUPPORTED: "consistent",
+    CONSISTENT: "consistent",
+    NOT_SUPPORTED: "inconsistent",
+    INCONSISTENT: "inconsistent",
+}
+NOT_RUN_RESULT = {
+    "status": "not run",
+    "reason": "the schedule axis is off (schedule_axis.enabled)",
+    "points": [],
+}
 
 
 # ------------------------------------------------------------------------------ one point
@@ -89,7 +105,9 @@ def _mean_interval(values: Sequence[float]) -> dict[str, Any]:
     return {"n": len(values), "values": values, "mean": mean, "low": low, "high": high}
 
 
-def _train_eval_at(results: str, size: str, activation: str, seeds: Sequence[int], epoch: int) -> dict[str, Any]:
+def _train_eval_at(
+    results: str, size: str, activation: str, seeds: Sequence[int], epoch: int
+) -> dict[str, Any]:
     """Eval-mode training-subset accuracy at ``epoch`` and at the final epoch, mean over seeds."""
     at_epoch, final = [], []
     for seed in seeds:
@@ -104,10 +122,18 @@ def _train_eval_at(results: str, size: str, activation: str, seeds: Sequence[int
         if values.notna().any():
             final.append(float(values.dropna().iloc[-1]))
     mean = lambda v: sum(v) / len(v) if v else None  # noqa: E731
-    return {"size": size, "activation": activation, "at_drop": mean(at_epoch), "final": mean(final), "n": len(at_epoch)}
+    return {
+        "size": size,
+        "activation": activation,
+        "at_drop": mean(at_epoch),
+        "final": mean(final),
+        "n": len(at_epoch),
+    }
 
 
-def _steps(results: str, size: str, activation: str, seed: int) -> tuple[int | None, list[dict[str, Any]] | None]:
+def _steps(
+    results: str, size: str, activation: str, seed: int
+) -> tuple[int | None, list[dict[str, Any]] | None]:
     """Training images and steps per learning rate, from one run's summary.json."""
     try:
         summaries = read_summaries(Path(results), size, activation, [seed])
@@ -133,14 +159,20 @@ def judge_point(
             "size": size,
             "activation": activation,
             "endpoint": endpoint,
-            **_mean_interval(paired_differences_pp(runs, size, "val", activation, endpoint=endpoint).tolist()),
+            **_mean_interval(
+                paired_differences_pp(runs, size, "val", activation, endpoint=endpoint).tolist()
+            ),
         }
         for size in sizes
         for activation in [a for a in TRAINABLE if a in activations and "relu" in activations]
         for endpoint in ENDPOINTS
     ]
     settings = {**dict(params.get("settings") or {}), "train": dict(train)}
-    claims = [c for c in summarize_claims(runs, published, settings=settings, sizes=sizes) if c["number"] in AXIS_CLAIMS]
+    claims = [
+        c
+        for c in summarize_claims(runs, published, settings=settings, sizes=sizes)
+        if c["number"] in AXIS_CLAIMS
+    ]
     first = _first_phase(train)
     train_images, steps = _steps(root, sizes[0], activations[0], seeds[0])
     return {
@@ -158,7 +190,13 @@ def judge_point(
             for (s, a), g in runs.groupby(["size", "activation"], sort=False)
         ],
         "claims": [
-            {"number": c["number"], "short": c["short"], "outcome": c["outcome"], "verdict": c["verdict"], "scope": c["scope"]}
+            {
+                "number": c["number"],
+                "short": c["short"],
+                "outcome": c["outcome"],
+                "verdict": c["verdict"],
+                "scope": c["scope"],
+            }
             for c in claims
         ],
     }
@@ -216,7 +254,11 @@ def axis_context(points: Sequence[Mapping[str, Any]]) -> str:
         L = point["first_phase"]
         if first and first["epochs"]:
             steps.append(f"{first['steps'] // first['epochs'] * L:,} (L = {L})")
-        relu = [r["at_drop"] for r in point["train_eval"] if r["activation"] == "relu" and r["at_drop"] is not None]
+        relu = [
+            r["at_drop"]
+            for r in point["train_eval"]
+            if r["activation"] == "relu" and r["at_drop"] is not None
+        ]
         if relu:
             fit.append(f"{sum(relu) / len(relu):.3f} (L = {L})")
     rate = phases(points[0]["train"])[0][0] if points else None
@@ -251,8 +293,12 @@ def schedule_axis(params: Mapping[str, Any]) -> dict[str, Any]:
     points = [judge_point(p["root"], p["train"], checked, published) for p in checked["points"]]
     for point, planned in zip(points, checked["points"]):
         if point["first_phase"] != int(planned["first_phase"]):
-            raise ValueError(f"point L = {planned['first_phase']}: its schedule starts with {point['first_phase']} epochs")
-    reference = judge_point(checked["reference"]["root"], checked["reference"]["train"], checked, published, reference=True)
+            raise ValueError(
+                f"point L = {planned['first_phase']}: its schedule starts with {point['first_phase']} epochs"
+            )
+    reference = judge_point(
+        checked["reference"]["root"], checked["reference"]["train"], checked, published, reference=True
+    )
     lines = {number: axis_line(points, number) for number in AXIS_CLAIMS}
     return json_ready(
         {
@@ -343,15 +389,28 @@ def _plot_differences(ax, result: Mapping[str, Any], size: str) -> None:
                         highs.append(d["high"])
             if not xs:
                 continue
-            label = f"{MODEL_NAMES[activation]} − ReLU CNN, {'final epoch' if endpoint == 'final' else 'best (paper)'}"
+            endpoint_name = "final epoch" if endpoint == "final" else "best (paper)"
+            label = f"{MODEL_NAMES[activation]} − ReLU CNN, {endpoint_name}"
             ax.plot(xs, ys, style, color=AXIS_COLORS[activation], marker="o", ms=4, label=label)
             if endpoint == "final" and all(lo is not None for lo in lows):
-                ax.errorbar(xs, ys, yerr=[[y - lo for y, lo in zip(ys, lows)], [hi - y for y, hi in zip(ys, highs)]],
-                            fmt="none", color=AXIS_COLORS[activation], capsize=3, lw=1)  # fmt: skip
-        ref = [d for d in reference["differences"] if (d["size"], d["activation"], d["endpoint"]) == (size, activation, "final")]
+                yerr = [[y - lo for y, lo in zip(ys, lows)], [hi - y for y, hi in zip(ys, highs)]]
+                ax.errorbar(xs, ys, yerr=yerr, fmt="none", color=AXIS_COLORS[activation], capsize=3, lw=1)
+        ref = [
+            d
+            for d in reference["differences"]
+            if (d["size"], d["activation"], d["endpoint"]) == (size, activation, "final")
+        ]
         if ref and ref[0]["n"]:
-            ax.plot([reference["first_phase"]], [ref[0]["mean"]], marker="D", mfc="none", color=AXIS_COLORS[activation],
-                    ls="none", ms=8, label=f"{MODEL_NAMES[activation]}, main grid's schedule (final)")  # fmt: skip
+            ax.plot(
+                [reference["first_phase"]],
+                [ref[0]["mean"]],
+                marker="D",
+                mfc="none",
+                color=AXIS_COLORS[activation],
+                ls="none",
+                ms=8,
+                label=f"{MODEL_NAMES[activation]}, main grid's schedule (final)",
+            )
     ax.set_title(f"{size} networks: difference over the ReLU CNN")
     ax.set_ylabel("test accuracy difference (pp)")
     ax.legend(fontsize=7, loc="best")
@@ -400,9 +459,13 @@ def register_cli(subparsers) -> None:
     parser = subparsers.add_parser(
         "schedule-axis",
         help="judge the claims along the length of the first learning-rate phase",
-        description="Paired differences, training fit at the drop and verdicts per point of the schedule axis.",
+        description=(
+            "Paired differences, training fit at the drop and verdicts per point of the schedule axis."
+        ),
     )
-    parser.add_argument("--params", required=True, help="JSON: sizes, activations, seeds, points, reference, settings")
+    parser.add_argument(
+        "--params", required=True, help="JSON: sizes, activations, seeds, points, reference, settings"
+    )
     parser.add_argument("--out-dir", required=True, type=Path, help="folder of schedule_axis.json and .csv")
     parser.add_argument("--figure-dir", required=True, type=Path, help="folder of schedule_axis.png and .pdf")
     parser.set_defaults(func=_cmd_schedule_axis)

@@ -48,11 +48,11 @@ def summarize_autoencoder(results: Path, seeds: Sequence[int]) -> dict[str, Any]
     """Middle Fourier-CNN with vs without autoencoder pretraining, per seed and over seeds.
 
     Per seed: first/best/final validation accuracy of both runs and the differences (points);
-    the convergence target (:data:`~trainact.analysis.thresholds.CONVERGENCE_SHARE` of the non-pretrained run's
-    final validation accuracy), the epochs each run takes to reach it (:func:`epochs_to_reach`)
-    and ``diff_epochs_to_target`` (not pretrained minus pretrained: positive is faster); per
-    pretraining stage: epochs, first and final reconstruction loss. ``status`` is ``"not run"``
-    when ``seeds`` is empty.
+    the convergence target (:data:`~trainact.analysis.thresholds.CONVERGENCE_SHARE` of the
+    non-pretrained run's final validation accuracy), the epochs each run takes to reach it
+    (:func:`epochs_to_reach`) and ``diff_epochs_to_target`` (not pretrained minus pretrained:
+    positive is faster); per pretraining stage: epochs, first and final reconstruction loss.
+    ``status`` is ``"not run"`` when ``seeds`` is empty.
     """
     if not seeds:
         return {"status": "not run", "seeds": []}
@@ -80,7 +80,9 @@ def summarize_autoencoder(results: Path, seeds: Sequence[int]) -> dict[str, Any]
     }
 
 
-def _autoencoder_row(seed: int, pretrained_history: pd.DataFrame, baseline_history: pd.DataFrame) -> dict[str, Any]:
+def _autoencoder_row(
+    seed: int, pretrained_history: pd.DataFrame, baseline_history: pd.DataFrame
+) -> dict[str, Any]:
     """One seed of :func:`summarize_autoencoder`: both runs' accuracies, their differences and
     the epochs each takes to the convergence target."""
     pretrained, baseline = best_of_history(pretrained_history), best_of_history(baseline_history)

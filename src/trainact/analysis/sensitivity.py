@@ -45,7 +45,7 @@ from trainact.analysis.statistics import interval, stats
 from trainact.analysis.tables import load_published, paired_differences_pp
 from trainact.analysis.verdicts import NOT_RUN as VERDICT_NOT_RUN
 from trainact.files import write_text_atomic
-from trainact.names import ACTIVATIONS, check_names, SIZES, SPLITS, TRAINABLE
+from trainact.names import ACTIVATIONS, SIZES, SPLITS, TRAINABLE, check_names
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ NOT_RUN_RESULT = {"status": "not run", "reason": "no variants given", "variants"
 DESCRIPTION = (
     "Per variant of the unstated choices (initialisation, preprocessing): Table 2's paired per-seed "
     "differences of the final epoch over the ReLU CNN of the same size and seed (percentage points; mean, "
-    "sample std, 95 % Student-t interval, none with one seed), mean best validation accuracy per model, and the verdicts of claims 1 and 2 on the "
-    "sizes present; the outcome says whether a verdict, or the sign of a mean validation difference, "
-    "changes across variants."
+    "sample std, 95 % Student-t interval, none with one seed), mean best validation accuracy per model, "
+    "and the verdicts of claims 1 and 2 on the sizes present; the outcome says whether a verdict, or the "
+    "sign of a mean validation difference, changes across variants."
 )
 
 
@@ -81,7 +81,9 @@ DESCRIPTION = (
 
 def _check_variant(variant: Any, activations: Sequence[str]) -> dict[str, Any]:
     if not isinstance(variant, Mapping):
-        raise ValueError(f"a sensitivity variant must be a mapping with keys {list(VARIANT_KEYS)}, got {variant!r}")
+        raise ValueError(
+            f"a sensitivity variant must be a mapping with keys {list(VARIANT_KEYS)}, got {variant!r}"
+        )
     label = variant.get("name", variant)
     unknown = sorted(set(variant) - set(VARIANT_KEYS))
     missing = [k for k in VARIANT_KEYS if k not in variant]
@@ -92,7 +94,9 @@ def _check_variant(variant: Any, activations: Sequence[str]) -> dict[str, Any]:
         )
     for key in ("name", "initialisation", "preprocessing"):
         if not isinstance(variant[key], str) or not variant[key]:
-            raise ValueError(f"sensitivity variant {label!r}: {key} must be a non-empty string, got {variant[key]!r}")
+            raise ValueError(
+                f"sensitivity variant {label!r}: {key} must be a non-empty string, got {variant[key]!r}"
+            )
     roots = variant["roots"]
     if not isinstance(roots, Mapping):
         raise ValueError(f"sensitivity variant {label!r}: roots must map activation -> folder, got {roots!r}")
@@ -125,14 +129,17 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any] | None:
         raise ValueError("sensitivity parameter 'sizes' is empty")
     if "relu" not in activations or not set(TRAINABLE) & set(activations):
         raise ValueError(
-            f"sensitivity activations {activations} need 'relu' (the baseline) and at least one of {list(TRAINABLE)}"
+            f"sensitivity activations {activations} need 'relu' (the baseline) and at least one of "
+            f"{list(TRAINABLE)}"
         )
     seeds = params["seeds"]
     if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise ValueError(f"sensitivity parameter 'seeds' must be a non-empty list of integers, got {seeds!r}")
     settings = params.get("settings") or {}
     if not isinstance(settings, Mapping):
-        raise ValueError(f"sensitivity parameter 'settings' must be a mapping (the run's config), got {settings!r}")
+        raise ValueError(
+            f"sensitivity parameter 'settings' must be a mapping (the run's config), got {settings!r}"
+        )
     checked = [_check_variant(v, activations) for v in variants]
     names = [v["name"] for v in checked]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -172,7 +179,9 @@ def table2_rows(runs: pd.DataFrame, sizes: Sequence[str], activations: Sequence[
     for size in sizes:
         for split in SPLITS:
             for activation in [a for a in TRAINABLE if a in activations]:
-                values = [float(v) for v in paired_differences_pp(runs, size, split, activation, endpoint="final")]
+                values = [
+                    float(v) for v in paired_differences_pp(runs, size, split, activation, endpoint="final")
+                ]
                 summary = stats(values)
                 _, low, high = interval(values) if values else (math.nan,) * 3
                 rows.append(
@@ -190,7 +199,9 @@ def table2_rows(runs: pd.DataFrame, sizes: Sequence[str], activations: Sequence[
     return rows
 
 
-def best_val_rows(runs: pd.DataFrame, sizes: Sequence[str], activations: Sequence[str]) -> list[dict[str, Any]]:
+def best_val_rows(
+    runs: pd.DataFrame, sizes: Sequence[str], activations: Sequence[str]
+) -> list[dict[str, Any]]:
     """Mean (and sample std, count) over seeds of the best validation accuracy per size and activation."""
     rows = []
     for size in sizes:
@@ -235,7 +246,9 @@ def sign(value: Any) -> str:
     return "+" if value > 0 else "−" if value < 0 else "0"
 
 
-def outcome(variants: Sequence[Mapping[str, Any]], sizes: Sequence[str], activations: Sequence[str]) -> dict[str, Any]:
+def outcome(
+    variants: Sequence[Mapping[str, Any]], sizes: Sequence[str], activations: Sequence[str]
+) -> dict[str, Any]:
     """Whether each claim's verdict, and each mean validation difference's sign, depends on the variant."""
     claims = [claim_outcome(variants, number) for number in CLAIMS]
     signs = [
@@ -264,7 +277,13 @@ def claim_outcome(variants: Sequence[Mapping[str, Any]], number: int) -> dict[st
         if depends
         else f"The verdict of claim {number} is the same under every variant: {distinct[0]}."
     )
-    return {"number": number, "verdicts": verdicts, "distinct": distinct, "depends": depends, "statement": statement}
+    return {
+        "number": number,
+        "verdicts": verdicts,
+        "distinct": distinct,
+        "depends": depends,
+        "statement": statement,
+    }
 
 
 def sign_outcome(variants: Sequence[Mapping[str, Any]], size: str, activation: str) -> dict[str, Any]:
@@ -272,7 +291,11 @@ def sign_outcome(variants: Sequence[Mapping[str, Any]], size: str, activation: s
     each variant, and whether it changes."""
     per_variant = {
         v["name"]: sign(
-            next(r["mean_pp"] for r in v["table2"] if (r["size"], r["split"], r["activation"]) == (size, "val", activation))
+            next(
+                r["mean_pp"]
+                for r in v["table2"]
+                if (r["size"], r["split"], r["activation"]) == (size, "val", activation)
+            )
         )
         for v in variants
     }
@@ -284,7 +307,9 @@ def sign_outcome(variants: Sequence[Mapping[str, Any]], size: str, activation: s
         + ", ".join(f"{name} {s}" for name, s in per_variant.items())
         + "."
         if changes
-        else f"The sign of the {what} is the same under every variant: " + (known.pop() if known else "n/a") + "."
+        else f"The sign of the {what} is the same under every variant: "
+        + (known.pop() if known else "n/a")
+        + "."
     )
     return {
         "size": size,
@@ -297,12 +322,19 @@ def sign_outcome(variants: Sequence[Mapping[str, Any]], size: str, activation: s
 
 
 def _outcome_statement(
-    claims: Sequence[Mapping[str, Any]], signs: Sequence[Mapping[str, Any]], n_variants: int, activations: Sequence[str]
+    claims: Sequence[Mapping[str, Any]],
+    signs: Sequence[Mapping[str, Any]],
+    n_variants: int,
+    activations: Sequence[str],
 ) -> str:
-    """The study's answer in one or two sentences: which verdicts depend on the choices, which signs change."""
+    """The study's answer in one or two sentences: which verdicts depend on the choices, which signs
+    change."""
     depending = [c["number"] for c in claims if c["depends"]]
-    choices = f"the unstated choices (initialisation, preprocessing; {n_variants} variant{'s' if n_variants != 1 else ''})"
-    judged = [c for c in claims if any(not str(v).startswith(VERDICT_NOT_RUN) for v in c["verdicts"].values())]
+    plural = "s" if n_variants != 1 else ""
+    choices = f"the unstated choices (initialisation, preprocessing; {n_variants} variant{plural})"
+    judged = [
+        c for c in claims if any(not str(v).startswith(VERDICT_NOT_RUN) for v in c["verdicts"].values())
+    ]
     flips = [s for s in signs if s["changes"]]
     if not judged:
         statement = (
@@ -315,9 +347,11 @@ def _outcome_statement(
     else:
         statement = f"No verdict of claims 1 and 2 depends on {choices}."
     if flips:
-        statement += " The sign of the mean validation difference over the ReLU CNN changes for " + ", ".join(
-            f"{MODEL_NAMES[s['activation']]} ({s['size']})" for s in flips
-        ) + "."
+        statement += (
+            " The sign of the mean validation difference over the ReLU CNN changes for "
+            + ", ".join(f"{MODEL_NAMES[s['activation']]} ({s['size']})" for s in flips)
+            + "."
+        )
     return statement
 
 
@@ -327,7 +361,12 @@ def _outcome_statement(
 def csv_rows(variants: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """The long table of every variant's Table 2 rows (columns :data:`CSV_COLUMNS`)."""
     rows = [
-        {"variant": v["name"], "initialisation": v["initialisation"], "preprocessing": v["preprocessing"], **row}
+        {
+            "variant": v["name"],
+            "initialisation": v["initialisation"],
+            "preprocessing": v["preprocessing"],
+            **row,
+        }
         for v in variants
         for row in v["table2"]
     ]
@@ -381,10 +420,14 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
 def register_cli(subparsers) -> None:
     parser = subparsers.add_parser(
         "sensitivity",
-        help="sensitivity.json/.csv: Table 2 and the claim 1/2 verdicts under each variant of the unstated choices",
-        description="Compare the runs of several variants of the choices the paper leaves open (initialisation, "
-        "preprocessing): Table 2 differences with 95 %% intervals and the verdicts of claims 1 and 2 per variant, "
-        "and whether a verdict depends on the choice. Without variants: a JSON with status 'not run'.",
+        help=(
+            "sensitivity.json/.csv: Table 2 and the claim 1/2 verdicts under each variant of the unstated "
+            "choices"
+        ),
+        description="Compare the runs of several variants of the choices the paper leaves open "
+        "(initialisation, preprocessing): Table 2 differences with 95 %% intervals and the verdicts of "
+        "claims 1 and 2 per variant, and whether a verdict depends on the choice. Without variants: a JSON "
+        "with status 'not run'.",
     )
     parser.add_argument(
         "--params",
@@ -392,5 +435,7 @@ def register_cli(subparsers) -> None:
         help="JSON: sizes, activations, seeds, reference, settings (the run's config), variants "
         "(each: name, initialisation, preprocessing, roots: activation -> results folder)",
     )
-    parser.add_argument("--out-dir", required=True, type=Path, help="where sensitivity.json and sensitivity.csv go")
+    parser.add_argument(
+        "--out-dir", required=True, type=Path, help="where sensitivity.json and sensitivity.csv go"
+    )
     parser.set_defaults(func=_cmd_sensitivity)

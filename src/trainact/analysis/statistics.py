@@ -69,7 +69,6 @@ class Region:
         return f"in {brackets[0]}{self.low:g}, {self.high:g}{brackets[1]}{suffix}"
 
 
-
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     n = len(values)
     mean = sum(values) / n
@@ -134,4 +133,3 @@ def holm_adjusted(p_values: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p_values[index]))
         adjusted[index] = running
     return adjusted
-

@@ -39,7 +39,9 @@ def load_published() -> dict[str, Any]:
     return json.loads(text)
 
 
-def network_facts(results: Path, sizes: Sequence[str], activations: Sequence[str], seeds: Sequence[int]) -> list[dict[str, Any]]:
+def network_facts(
+    results: Path, sizes: Sequence[str], activations: Sequence[str], seeds: Sequence[int]
+) -> list[dict[str, Any]]:
     """Per model, from its runs' ``summary.json``: trainable parameters, optimiser steps per
     learning rate (``[{lr, epochs, steps}]`` of the first seed that states them), mean training
     seconds over seeds and the devices the runs used. A run without a summary (or an older one
@@ -49,7 +51,9 @@ def network_facts(results: Path, sizes: Sequence[str], activations: Sequence[str
         for activation in activations:
             summaries = read_summaries(results, size, activation, seeds)
             seconds = [s["train_seconds"] for s in summaries if s.get("train_seconds") is not None]
-            steps = next((s["steps_by_learning_rate"] for s in summaries if s.get("steps_by_learning_rate")), None)
+            steps = next(
+                (s["steps_by_learning_rate"] for s in summaries if s.get("steps_by_learning_rate")), None
+            )
             devices = sorted({str((s.get("device") or {}).get("name", "")) for s in summaries} - {""})
             rows.append(
                 {

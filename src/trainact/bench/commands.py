@@ -80,9 +80,7 @@ def _cmd_pso_bench(args: argparse.Namespace) -> int:
 
     for flag in ("particles", "batch_size", "chunk_size", "repeats"):
         if getattr(args, flag) < 1:
-            raise CLIError(
-                f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be >= 1"
-            )
+            raise CLIError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: must be >= 1")
     try:
         result = bench_evaluators(
             size=args.size,
@@ -117,9 +115,7 @@ def _profile_command(args: argparse.Namespace, model_cfg: dict) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     if args.json:
-        rows = [
-            {**asdict(p), "host_us_per_launch": p.host_us_per_launch} for p in profiles
-        ]
+        rows = [{**asdict(p), "host_us_per_launch": p.host_us_per_launch} for p in profiles]
         for row in rows:  # not timed (--steps 0): null, as JSON has no NaN
             for key in ("host_ms", "host_us_per_launch"):
                 row[key] = None if math.isnan(row[key]) else row[key]
@@ -141,12 +137,8 @@ def _add_bench(subparsers: Any) -> None:
         help="training throughput of each size x activation, relative to ReLU",
         description=throughput.__doc__.split("\n\n")[1],
     )
-    parser.add_argument(
-        "--sizes", nargs="+", default=list(PAPER_FILTERS), choices=list(PAPER_FILTERS)
-    )
-    parser.add_argument(
-        "--activations", nargs="+", default=list(ACTIVATIONS), choices=list(ACTIVATIONS)
-    )
+    parser.add_argument("--sizes", nargs="+", default=list(PAPER_FILTERS), choices=list(PAPER_FILTERS))
+    parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS), choices=list(ACTIVATIONS))
     parser.add_argument("--batch-size", type=int, default=128)
     _add_profile_arguments(parser)
     parser.add_argument(
@@ -156,9 +148,7 @@ def _add_bench(subparsers: Any) -> None:
         help="timed steps per network (median taken; with --profile: steps of the CPU-side "
         "timing, the fastest taken, 0 = none)",
     )
-    parser.add_argument(
-        "--warmup", type=int, default=3, help="untimed steps per network (compilation)"
-    )
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per network (compilation)")
     parser.add_argument(
         "--device",
         default="auto",
@@ -175,12 +165,8 @@ def _add_bench(subparsers: Any) -> None:
         default=None,
         help='JSON: {"model": {...}}, the model config slice (keys of build_model)',
     )
-    parser.add_argument(
-        "--json", action="store_true", help="print a JSON list instead of the table"
-    )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar on stderr"
-    )
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of the table")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument(
         "--no-pso",
         dest="pso",
@@ -212,23 +198,16 @@ def _add_pso_bench(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "pso-bench",
         help="time vectorised against looped PSO fitness evaluation",
-        description="Interleaved timing of the two particle evaluators in one process; "
-        "prints medians.",
+        description="Interleaved timing of the two particle evaluators in one process; prints medians.",
     )
     parser.add_argument("--particles", type=int, default=10)
     parser.add_argument("--size", default="middle", help="small | middle | large")
     parser.add_argument("--activation", default="relu", help="relu | fourier | lc")
-    parser.add_argument(
-        "--batch-size", type=int, default=1000, help="fitness batch (images)"
-    )
-    parser.add_argument(
-        "--chunk-size", type=int, default=500, help="images per forward pass"
-    )
+    parser.add_argument("--batch-size", type=int, default=1000, help="fitness batch (images)")
+    parser.add_argument("--chunk-size", type=int, default=500, help="images per forward pass")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
-    parser.add_argument(
-        "--params", default="{}", help='JSON: {"model": {...}} (filters, hidden, impl)'
-    )
+    parser.add_argument("--params", default="{}", help='JSON: {"model": {...}} (filters, hidden, impl)')
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=_cmd_pso_bench)

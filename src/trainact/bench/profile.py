@@ -142,9 +142,7 @@ class LaunchCounter(TorchDispatchMode):
 
 
 def _tensors(tree) -> list[torch.Tensor]:
-    return [
-        t for t in torch.utils._pytree.tree_leaves(tree) if isinstance(t, torch.Tensor)
-    ]
+    return [t for t in torch.utils._pytree.tree_leaves(tree) if isinstance(t, torch.Tensor)]
 
 
 def _device_bytes(tree) -> int:
@@ -163,9 +161,7 @@ def _counted_kernels(counter: LaunchCounter | None):
 
     def run(kernel: Callable, impl: str, *args: Any):
         args = tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args)
-        return (
-            counter.kernel_call(kernel, args) if counter is not None else kernel(*args)
-        )
+        return counter.kernel_call(kernel, args) if counter is not None else kernel(*args)
 
     _activations_module._run_kernel = run
     try:
@@ -178,11 +174,12 @@ def _counted_kernels(counter: LaunchCounter | None):
 class StepProfile:
     """Counts for one network (see the section comment above for what is counted).
 
-    ``launches``: kernel launches of one training step as the trainer runs it (:func:`trainact.training.train.train_epoch`: batch
-    gathering, forward, loss, backward, RMSProp step, the running loss/accuracy sums); with the
-    activation kernels compiled (one launch per call); ``launches_eager``: the same with impl
-    "eager"; ``phase_launches``: the compiled count by phase; ``optimizer_launches_loop``: the
-    RMSProp step without foreach (one kernel per op and parameter; CUDA's default is foreach).
+    ``launches``: kernel launches of one training step as the trainer runs it
+    (:func:`trainact.training.train.train_epoch`: batch gathering, forward, loss, backward, RMSProp
+    step, the running loss/accuracy sums); with the activation kernels compiled (one launch per
+    call); ``launches_eager``: the same with impl "eager"; ``phase_launches``: the compiled count
+    by phase; ``optimizer_launches_loop``: the RMSProp step without foreach (one kernel per op and
+    parameter; CUDA's default is foreach).
     ``flops``: forward + backward FLOPs of the step by ``FlopCounterMode`` (convolutions and
     matrix products only: pointwise ops, pooling, the activations and the optimiser count 0).
     ``bytes_moved``: device memory read + written by the step's launches, each launch's tensors
@@ -233,7 +230,9 @@ def _meta_dataset(images: int) -> Any:
     )
 
 
-def _fit_step(model, optimizer, loss_fn, batches, totals: EpochTotals, counter: LaunchCounter | None = None) -> None:
+def _fit_step(
+    model, optimizer, loss_fn, batches, totals: EpochTotals, counter: LaunchCounter | None = None
+) -> None:
     """One iteration of the trainer's batch loop: the next batch (phase "data"), then the
     trainer's own :func:`trainact.training.step.classifier_step`, phase by phase."""
 
@@ -319,9 +318,7 @@ def step_profile(
         launches=counter.total(compiled=True),
         launches_eager=counter.total(compiled=False),
         kernel_calls=sum(counter.kernel_calls.values()),
-        phase_launches={
-            p: counter.launches[p] + counter.kernel_calls[p] for p in PHASES
-        },
+        phase_launches={p: counter.launches[p] + counter.kernel_calls[p] for p in PHASES},
         optimizer_launches_loop=loop_counter.total(),
         bytes_moved=sum(counter.bytes_moved.values()),
         activation_bytes_moved=sum(counter.kernel_bytes_moved.values()),
@@ -331,11 +328,7 @@ def step_profile(
         eval_launches_eager=eval_counter.total(compiled=False),
         eval_bytes_moved=sum(eval_counter.bytes_moved.values()),
         host_impl=host_impl,
-        host_ms=(
-            _host_step_ms(size, activation, cfg, timing_steps)
-            if timing_steps
-            else math.nan
-        ),
+        host_ms=(_host_step_ms(size, activation, cfg, timing_steps) if timing_steps else math.nan),
     )
 
 
@@ -353,9 +346,7 @@ def _host_step_ms(size: str, activation: str, model_cfg: dict, steps: int) -> fl
     labels = torch.zeros(warmup + steps, dtype=torch.int64)
     from trainact.data.loader import DeviceDataset
 
-    batches = DeviceDataset(images, labels, "cpu").batches(
-        1, shuffle=True, seed=0, epoch=1
-    )
+    batches = DeviceDataset(images, labels, "cpu").batches(1, shuffle=True, seed=0, epoch=1)
     sums = EpochTotals("cpu")
     seconds = []
     threads = torch.get_num_threads()

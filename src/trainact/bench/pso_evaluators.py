@@ -19,6 +19,7 @@ from trainact.training.device import resolve_device
 from trainact.training.random_state import seed_everything
 from trainact.training.swarm import NetworkLoss
 
+
 # Over 60 lines: build, warm up, time interleaved, report; not yet split into named steps.
 def bench_evaluators(
     *,
@@ -43,9 +44,9 @@ def bench_evaluators(
     torch_device = resolve_device(device)
     seed_everything(seed)
     models = [build_model(size, activation, model_cfg) for _ in range(particles)]
-    positions = torch.stack(
-        [nn.utils.parameters_to_vector(m.parameters()).detach() for m in models]
-    ).to(torch_device)
+    positions = torch.stack([nn.utils.parameters_to_vector(m.parameters()).detach() for m in models]).to(
+        torch_device
+    )
     model = models[0].to(torch_device)
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(batch_size, 3, 32, 32, generator=generator).to(torch_device)
@@ -64,9 +65,7 @@ def bench_evaluators(
     timed(objective.vectorised)  # warm-up: allocator, kernel selection
     timed(objective.looped)
     vectorised_seconds, looped_seconds, ratios, max_diff = [], [], [], 0.0
-    for repeat in tqdm(
-        range(repeats), desc="pso-bench", unit="repeat", disable=not progress
-    ):
+    for repeat in tqdm(range(repeats), desc="pso-bench", unit="repeat", disable=not progress):
         order = (
             (objective.vectorised, objective.looped)
             if repeat % 2 == 0
@@ -90,12 +89,8 @@ def bench_evaluators(
         "batch_size": batch_size,
         "chunk_size": chunk_size,
         "repeats": repeats,
-        "vectorised_images_per_s": round(
-            images_evaluated / statistics.median(vectorised_seconds), 1
-        ),
-        "looped_images_per_s": round(
-            images_evaluated / statistics.median(looped_seconds), 1
-        ),
+        "vectorised_images_per_s": round(images_evaluated / statistics.median(vectorised_seconds), 1),
+        "looped_images_per_s": round(images_evaluated / statistics.median(looped_seconds), 1),
         "speedup_median": round(statistics.median(ratios), 3),
         "max_abs_loss_difference": max_diff,
     }

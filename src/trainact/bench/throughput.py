@@ -30,8 +30,8 @@ from tqdm import tqdm
 
 from trainact.data.cifar import IMAGE_SHAPE, NUM_CLASSES
 from trainact.names import ACTIVATIONS, PAPER_FILTERS, PAPER_LEARNING_RATES
-from trainact.nn.trainable import IMPLS
 from trainact.nn.models import build_model, parameter_count
+from trainact.nn.trainable import IMPLS
 from trainact.training.device import resolve_device
 from trainact.training.settings import RMSPROP_EPS, RMSPROP_RHO
 from trainact.training.step import rmsprop, train_step
@@ -40,7 +40,6 @@ BASELINE = "relu"
 #: Optimiser settings of the trainer (paper: RMSProp, rho = 0.95, lr = 0.001 for the first epochs),
 #: as :func:`trainact.training.step.rmsprop` takes them.
 RMSPROP = {"lr": PAPER_LEARNING_RATES[0], "rho": RMSPROP_RHO, "eps": RMSPROP_EPS}
-
 
 
 @dataclass
@@ -79,9 +78,7 @@ class _Trainee:
         self.images = torch.randint(
             0, 256, (batch_size, *IMAGE_SHAPE), dtype=torch.uint8, generator=generator
         ).to(device)
-        self.labels = torch.randint(
-            0, NUM_CLASSES, (batch_size,), generator=generator
-        ).to(device)
+        self.labels = torch.randint(0, NUM_CLASSES, (batch_size,), generator=generator).to(device)
         self.loss_fn = nn.CrossEntropyLoss()
         self.first_step_s = math.nan
         self.step_seconds: list[float] = []
@@ -98,14 +95,10 @@ class _Trainee:
 def check_choices(sizes, activations, impl: str | None) -> None:
     for size in sizes:
         if size not in PAPER_FILTERS:
-            raise ValueError(
-                f"unknown size {size!r}; allowed: {', '.join(PAPER_FILTERS)}"
-            )
+            raise ValueError(f"unknown size {size!r}; allowed: {', '.join(PAPER_FILTERS)}")
     for activation in activations:
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}"
-            )
+            raise ValueError(f"unknown activation {activation!r}; allowed: {', '.join(ACTIVATIONS)}")
     if impl is not None and impl not in IMPLS:
         raise ValueError(f"unknown impl {impl!r}; allowed: {', '.join(IMPLS)}")
 
@@ -140,9 +133,7 @@ def run_bench(
         cfg["impl"] = impl
     names = [BASELINE] + [a for a in dict.fromkeys(activations) if a != BASELINE]
     trainees = [
-        _Trainee(size, a, cfg, batch_size, torch_device)
-        for size in dict.fromkeys(sizes)
-        for a in names
+        _Trainee(size, a, cfg, batch_size, torch_device) for size in dict.fromkeys(sizes) for a in names
     ]
 
     with tqdm(
@@ -162,9 +153,7 @@ def run_bench(
                 bar.update()
 
     medians = [statistics.median(t.step_seconds) for t in trainees]
-    baseline = {
-        t.size: m for t, m in zip(trainees, medians) if t.activation == BASELINE
-    }
+    baseline = {t.size: m for t, m in zip(trainees, medians) if t.activation == BASELINE}
     return [
         BenchResult(
             size=t.size,
@@ -181,7 +170,9 @@ def run_bench(
 
 def format_table(results: list[BenchResult]) -> str:
     """Plain-text table, one row per network."""
-    header = f"{'size':<7} {'activation':<10} {'params':>9} {'images/s':>9} {'x relu':>7} {'first step s':>12}"
+    header = (
+        f"{'size':<7} {'activation':<10} {'params':>9} {'images/s':>9} {'x relu':>7} {'first step s':>12}"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(

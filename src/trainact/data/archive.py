@@ -153,9 +153,7 @@ class _HashingReader(io.RawIOBase):
         return self.md5.hexdigest()
 
 
-def read_members(
-    archive: Path, wanted: tuple[str, ...], progress: bool
-) -> tuple[dict[str, bytes], str]:
+def read_members(archive: Path, wanted: tuple[str, ...], progress: bool) -> tuple[dict[str, bytes], str]:
     """Check every member of ``archive`` and return the raw bytes of ``wanted`` and the md5.
 
     One sequential pass (tar stream mode): compressed archives are decompressed once, and the
@@ -224,8 +222,7 @@ def batch_arrays(batch: dict[str, Any], where: str) -> tuple[np.ndarray, np.ndar
     labels = np.asarray(batch["labels"])
     if labels.ndim != 1 or labels.shape[0] != data.shape[0]:
         raise ArchiveError(
-            f"{where}: 'labels' must hold one label per image ({data.shape[0]}), "
-            f"got shape {labels.shape}"
+            f"{where}: 'labels' must hold one label per image ({data.shape[0]}), got shape {labels.shape}"
         )
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
         raise ArchiveError(f"{where}: 'labels' must be integers, got {labels.dtype}")

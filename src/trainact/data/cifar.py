@@ -114,8 +114,7 @@ def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
         images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
             raise ValueError(
-                f"{path}: {split}_images must be uint8 (N, 3, 32, 32), "
-                f"got {images.dtype} {images.shape}"
+                f"{path}: {split}_images must be uint8 (N, 3, 32, 32), got {images.dtype} {images.shape}"
             )
         if labels.dtype != np.int64 or labels.shape != (images.shape[0],):
             raise ValueError(

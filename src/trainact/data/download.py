@@ -110,8 +110,7 @@ def _local_source(url: str) -> Path | None:
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             raise ValueError(
-                f"file URL must name a local absolute path (file:///path), got host "
-                f"{parts.netloc!r} in {url}"
+                f"file URL must name a local absolute path (file:///path), got host {parts.netloc!r} in {url}"
             )
         return Path(urllib.request.url2pathname(parts.path))
     if scheme == "" or len(scheme) == 1:  # a plain path (a one-letter "scheme" is a drive)

@@ -56,9 +56,7 @@ class DeviceDataset:
             raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
         labels = torch.as_tensor(labels)
         if labels.shape != (images.shape[0],):
-            raise ValueError(
-                f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
-            )
+            raise ValueError(f"labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}")
         if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
             raise TypeError(f"labels must be integers, got {labels.dtype}")
         self.device = torch.device(device)
@@ -107,9 +105,7 @@ class DeviceDataset:
                 images, labels = self.images[start:stop], self.labels[start:stop]
             else:
                 index = order[start:stop]
-                images, labels = self.images.index_select(0, index), self.labels.index_select(
-                    0, index
-                )
+                images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
             yield images.to(torch.float32).div_(255.0), labels
 
 

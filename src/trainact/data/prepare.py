@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from trainact.data.archive import batch_arrays, read_class_names, read_members, unpickle_member
 from trainact.data.cifar import (
     CLASS_NAMES,
     META,
@@ -30,7 +31,6 @@ from trainact.data.cifar import (
     VALIDATION_KEYS,
     load_prepared,
 )
-from trainact.data.archive import batch_arrays, read_class_names, read_members, unpickle_member
 from trainact.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -129,14 +129,14 @@ def prepare(
     """Turn a ``cifar-10-python.tar.gz`` into one ``.npz`` and return its path.
 
     Every member is checked first (no absolute paths, no ``..``, no links, devices or fifos;
-    :class:`~trainact.data.archive.ArchiveError` names the member) while the batches are read into memory in one pass
-    over the tar stream, never extracted to disk; only then are they unpickled with
-    :class:`RestrictedUnpickler`. The five training batches are
-    concatenated in order. With ``train_per_class``/``test_per_class`` only that many images of
-    each class are kept (see :func:`per_class_subset`). With ``validation_per_class`` that many
-    images of each class are then held out from the (possibly subset) training images
-    (:func:`hold_out_per_class`) and the training set keeps the rest. All three choices are
-    seeded by ``seed``, each on its own stream (:data:`TRAIN_STREAM` etc.).
+    :class:`~trainact.data.archive.ArchiveError` names the member) while the batches are read into
+    memory in one pass over the tar stream, never extracted to disk; only then are they unpickled
+    with :class:`RestrictedUnpickler`. The five training batches are concatenated in order. With
+    ``train_per_class``/``test_per_class`` only that many images of each class are kept (see
+    :func:`per_class_subset`). With ``validation_per_class`` that many images of each class are
+    then held out from the (possibly subset) training images (:func:`hold_out_per_class`) and the
+    training set keeps the rest. All three choices are seeded by ``seed``, each on its own stream
+    (:data:`TRAIN_STREAM` etc.).
 
     The ``.npz`` (uncompressed, written atomically) holds ``train_images``/``test_images``
     (uint8 ``(N, 3, 32, 32)``), ``train_labels``/``test_labels`` (int64), ``class_names``
@@ -247,6 +247,7 @@ def _subset_or_error(
 # --------------------------------------------------------------------------------------------
 # CLI
 
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare`` to the ``trainact`` CLI."""
     parser = subparsers.add_parser(
@@ -275,9 +276,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     settings = {**PREPARE_DEFAULTS, **params}
     for key, value in settings.items():
         nullable = key != "subset_seed"
-        if not (
-            isinstance(value, int) and not isinstance(value, bool) or nullable and value is None
-        ):
+        if not (isinstance(value, int) and not isinstance(value, bool) or nullable and value is None):
             raise CLIError(f"--params {key} must be an integer, got {value!r}")
     try:
         out = prepare(

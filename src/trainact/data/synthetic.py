@@ -176,8 +176,7 @@ def build_synthetic_archive(
     """
     if train_per_class < 1 or test_per_class < 1:
         raise ValueError(
-            f"images per class must be positive, got train {train_per_class}, "
-            f"test {test_per_class}"
+            f"images per class must be positive, got train {train_per_class}, test {test_per_class}"
         )
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
@@ -233,6 +232,7 @@ def _archive_members(
 
 # --------------------------------------------------------------------------------------------
 # CLI
+
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``synthetic-archive`` to the ``trainact`` CLI."""

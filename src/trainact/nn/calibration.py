@@ -67,7 +67,9 @@ def calibration_indices(num_train: int, seed: int, count: int = CALIBRATION_IMAG
     return order[: min(int(count), int(num_train))].sort().values
 
 
-def calibration_batch(train_images: np.ndarray | Tensor, seed: int, count: int = CALIBRATION_IMAGES) -> Tensor:
+def calibration_batch(
+    train_images: np.ndarray | Tensor, seed: int, count: int = CALIBRATION_IMAGES
+) -> Tensor:
     """Float ``(B, 3, 32, 32)`` in ``[0, 1]`` on the CPU: the seeded calibration images."""
     images = torch.as_tensor(train_images)
     index = calibration_indices(images.shape[0], seed, count)
@@ -187,7 +189,11 @@ def calibrate(model: nn.Module, train_images: np.ndarray | Tensor, seed: int) ->
     def measure_and_scale(module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
         x = inputs[0].detach().double().reshape(-1).cpu()
         stride = max(1, x.numel() // SIGNAL_SAMPLES)
-        record: dict[str, Any] = {"name": names[module], "kind": activation_kind(module), **_scale(x[::stride])}
+        record: dict[str, Any] = {
+            "name": names[module],
+            "kind": activation_kind(module),
+            **_scale(x[::stride]),
+        }
         record["calibrated"] = isinstance(module, Fourier) and module.init == "calibrated"
         if record["calibrated"]:
             if not record["input_rms"] > 0:
@@ -229,9 +235,7 @@ def parameter_vector(module: nn.Module) -> Tensor:
 
 
 @torch.no_grad()
-def layer_health(
-    model: nn.Module, batch: Tensor, start: Sequence[Tensor]
-) -> list[dict[str, Any]]:
+def layer_health(model: nn.Module, batch: Tensor, start: Sequence[Tensor]) -> list[dict[str, Any]]:
     """Per activation layer, on the calibration ``batch``: the input's standard deviation and root
     mean square, the share of inputs outside the Fourier fit interval (where the periodic series
     turns back down; ``None`` for other kinds), the output's :func:`nonlinear_share` and, as the
@@ -258,7 +262,9 @@ def layer_health(
                 "nonlinear_share": nonlinear_share(x, y),
                 "relu_nonlinear_share": nonlinear_share(x, torch.relu(x)),
                 "param_distance": distance,
-                "param_relative_distance": distance / initial_norm if distance is not None and initial_norm > 0 else None,
+                "param_relative_distance": distance / initial_norm
+                if distance is not None and initial_norm > 0
+                else None,
             }
         )
     return rows

@@ -80,9 +80,7 @@ _EAGER_CANDIDATES: dict[str, _CompiledTerms] = {
 }
 
 
-def candidate_terms(
-    x: Tensor, candidates: tuple[str, ...]
-) -> list[tuple[Tensor, Tensor]]:
+def candidate_terms(x: Tensor, candidates: tuple[str, ...]) -> list[tuple[Tensor, Tensor]]:
     """``(value, derivative)`` of each candidate at ``x``, in the form suited to the mode."""
     if torch.compiler.is_compiling():
         e = torch.exp(-x.abs())

@@ -51,14 +51,10 @@ def make_activation(name: str, num_channels: int, model_cfg: dict) -> nn.Module:
         # the start plays no part in the shape; "uniform" is valid for every candidate set
         lc = LinearCombination(**_lc_shape_options(model_cfg, num_channels), init="uniform")
         return GainReLU(lc.weights.shape[-1], per_channel=lc.per_channel, num_channels=lc.num_channels)
-    cls, section = (
-        (Fourier, "fourier") if name == "fourier" else (LinearCombination, "lc")
-    )
+    cls, section = (Fourier, "fourier") if name == "fourier" else (LinearCombination, "lc")
     options = model_cfg.get(section) or {}
     if not isinstance(options, dict):
-        raise ValueError(
-            f"model config {section!r} must be a dict of options, got {options!r}"
-        )
+        raise ValueError(f"model config {section!r} must be a dict of options, got {options!r}")
     allowed = _keyword_options(cls)
     for key in options:
         check_choice(f"{section} option", key, allowed)

@@ -65,7 +65,8 @@ class Fourier(TrainableActivation):
     gradients. The correct ones, used here, are :math:`\partial act/\partial a_n = \cos(n\omega x)`,
     :math:`\partial act/\partial b_n = \sin(n\omega x)`, :math:`\partial act/\partial A = 1`,
     :math:`\partial act/\partial\omega = x \sum_n n (b_n\cos(n\omega x) - a_n\sin(n\omega x))` (eq. (6)
-    pairs a_n with cos and b_n with sin instead) and :math:`\partial act/\partial x = \omega\sum_n n(b_n\cos(n\omega x) - a_n\sin(n\omega x))`.
+    pairs a_n with cos and b_n with sin instead) and
+    :math:`\partial act/\partial x = \omega\sum_n n(b_n\cos(n\omega x) - a_n\sin(n\omega x))`.
     The fast implementation gets all harmonics from one ``sin`` and one ``cos`` by angle addition.
 
     The series is periodic with period :math:`2\pi/\omega`: far outside the interval it was fitted
@@ -83,10 +84,11 @@ class Fourier(TrainableActivation):
         ``[0, 1]`` pixels ``r`` is about 0.3 in the first layer and 0.04-0.13 in later ones, where the
         unscaled fit on ``[-4, 4]`` is almost a straight line. ``s`` equals 1 until calibrated. The
         function class is the paper's (eq. 2 with coefficients ``s A, s a_n, s b_n`` and frequency
-        ``omega / s``); only the optimiser sees other magnitudes (see the constants of :mod:`trainact.nn.fourier`).
-        Not the default: RMSProp grows the pre-activations several-fold in the first epoch, they
-        leave the narrow interval, and the periodic series scrambles them (measured: the middle
-        Fourier-CNN at chance accuracy after one epoch, for k = 3, 6, 8 and, on another seed, 12).
+        ``omega / s``); only the optimiser sees other magnitudes (see the constants of
+        :mod:`trainact.nn.fourier`). Not the default: RMSProp grows the pre-activations several-fold
+        in the first epoch, they leave the narrow interval, and the periodic series scrambles them
+        (measured: the middle Fourier-CNN at chance accuracy after one epoch, for k = 3, 6, 8 and, on
+        another seed, 12).
     ``"relu_fit"`` (default)
         least-squares fit of the series to ReLU on ``init_interval`` (default ``[-4, 4]``,
         4001 grid points), with :math:`\omega = 2\pi / (1.5 \cdot \text{width})` (``pi/6`` on
@@ -164,11 +166,7 @@ class Fourier(TrainableActivation):
             a0 = torch.randn(rank) * RANDOM_INIT_STD
             b0 = torch.randn(rank) * RANDOM_INIT_STD
         else:
-            w = (
-                omega
-                if omega is not None
-                else 2 * math.pi / (RELU_FIT_PERIOD_PER_WIDTH * (high - low))
-            )
+            w = omega if omega is not None else 2 * math.pi / (RELU_FIT_PERIOD_PER_WIDTH * (high - low))
             A0, a0, b0 = relu_fit(rank, w, (low, high))
             a0, b0 = a0.float(), b0.float()
         groups = num_channels if per_channel else None
@@ -226,17 +224,13 @@ class Fourier(TrainableActivation):
         )
 
 
-def relu_fit(
-    rank: int, omega: float, interval: Sequence[float]
-) -> tuple[float, Tensor, Tensor]:
+def relu_fit(rank: int, omega: float, interval: Sequence[float]) -> tuple[float, Tensor, Tensor]:
     """Least-squares ``A, a, b`` (float64) of the rank-``rank`` series with frequency ``omega``
     fitted to ReLU on ``RELU_FIT_GRID_POINTS`` equally spaced points of ``interval``."""
     low, high = interval
     x = torch.linspace(low, high, RELU_FIT_GRID_POINTS, dtype=torch.float64)
     n = torch.arange(1, rank + 1, dtype=torch.float64)
     phase = omega * x[:, None] * n
-    basis = torch.cat(
-        [torch.ones_like(x)[:, None], torch.cos(phase), torch.sin(phase)], dim=1
-    )
+    basis = torch.cat([torch.ones_like(x)[:, None], torch.cos(phase), torch.sin(phase)], dim=1)
     solution = torch.linalg.lstsq(basis, torch.relu(x)[:, None]).solution[:, 0]
     return float(solution[0]), solution[1 : rank + 1], solution[rank + 1 :]

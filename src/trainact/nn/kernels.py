@@ -44,9 +44,7 @@ from trainact.nn.kernel_compiler import run_kernel_as
 
 
 def _compute_dtype(x: Tensor, parameter: Tensor) -> torch.dtype:
-    return torch.promote_types(
-        torch.promote_types(x.dtype, parameter.dtype), torch.float32
-    )
+    return torch.promote_types(torch.promote_types(x.dtype, parameter.dtype), torch.float32)
 
 
 def _reduce_dims(x: Tensor) -> tuple[int, ...]:
@@ -64,9 +62,7 @@ def _harmonics(t: Tensor, rank: int):
         yield cos_n, sin_n
 
 
-def _fourier_forward_kernel(
-    x: Tensor, A: Tensor, omega: Tensor, a: Tensor, b: Tensor
-) -> Tensor:
+def _fourier_forward_kernel(x: Tensor, A: Tensor, omega: Tensor, a: Tensor, b: Tensor) -> Tensor:
     dtype = _compute_dtype(x, A)
     xc = x.to(dtype)
     a, b = a.to(dtype), b.to(dtype)
@@ -115,9 +111,7 @@ def _lc_eps(eps: float, dtype: torch.dtype, device: torch.device) -> Tensor:
     return torch.tensor(eps, dtype=dtype, device=device)
 
 
-def _lc_denominator(
-    weights: Tensor, eps: Tensor, k: int
-) -> tuple[list[Tensor], Tensor, Tensor]:
+def _lc_denominator(weights: Tensor, eps: Tensor, k: int) -> tuple[list[Tensor], Tensor, Tensor]:
     """The weight columns ``w_i``, ``d = guard(s)`` and the mask ``d'(s) = 1`` of eq. (7).
 
     ``weights`` in the module layout, ``(k,)`` or ``(C, k)``; ``s = sum_i w_i``, ``d = sign(s)
@@ -150,9 +144,7 @@ def _lc_denominator(
     return columns, sign * magnitude.clamp_min(eps), magnitude > eps
 
 
-def _lc_factors(
-    columns: list[Tensor], denominator: Tensor
-) -> tuple[list[Tensor], Tensor | None]:
+def _lc_factors(columns: list[Tensor], denominator: Tensor) -> tuple[list[Tensor], Tensor | None]:
     """The factors of ``act_i`` in the pass over ``x``, and the divisor of the sum, if any.
 
     Compiled: ``(w_i, d)``, ``sum_i w_i act_i / d`` as in the reference; one division per element,
@@ -165,15 +157,11 @@ def _lc_factors(
     return [w_i / denominator for w_i in columns], None
 
 
-def _lc_forward_kernel(
-    x: Tensor, weights: Tensor, eps: Tensor, candidates: tuple[str, ...]
-) -> Tensor:
+def _lc_forward_kernel(x: Tensor, weights: Tensor, eps: Tensor, candidates: tuple[str, ...]) -> Tensor:
     """``y = sum_i w_i act_i(x) / d``, ``d = guard(sum_i w_i)`` (eq. 7)."""
     dtype = _compute_dtype(x, weights)
     columns, denominator, _ = _lc_denominator(weights, eps, len(candidates))
-    factors, divisor = _lc_factors(
-        [w_i.to(dtype) for w_i in columns], denominator.to(dtype)
-    )
+    factors, divisor = _lc_factors([w_i.to(dtype) for w_i in columns], denominator.to(dtype))
     terms = candidate_terms(x.to(dtype), candidates)
     y = factors[0] * terms[0][0]
     for i in range(1, len(candidates)):
@@ -215,9 +203,7 @@ def _lc_backward_kernel(
         grad_x, projection = grad_x / divisor, projection / divisor
     correction = torch.where(active, projection, 0.0)
     # columns (1,) / (C, 1) side by side: the module layout (k,) / (C, k)
-    grad_weights = torch.cat(
-        [(G_i - correction) / denominator for G_i in grad_c], dim=-1
-    )
+    grad_weights = torch.cat([(G_i - correction) / denominator for G_i in grad_c], dim=-1)
     return grad_x.to(x.dtype), grad_weights.to(weights.dtype)
 
 
@@ -244,9 +230,7 @@ class _FourierFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_y):
-        grads = _run_kernel(
-            _fourier_backward_kernel, ctx.impl, grad_y.contiguous(), *ctx.saved_tensors
-        )
+        grads = _run_kernel(_fourier_backward_kernel, ctx.impl, grad_y.contiguous(), *ctx.saved_tensors)
         return (*grads, None)
 
 
@@ -281,9 +265,7 @@ def _canonical_input(x: Tensor, per_channel: bool) -> Tensor:
     return x.reshape(x.shape[0], x.shape[1], math.prod(x.shape[2:]))
 
 
-def fourier_fast(
-    x: Tensor, A: Tensor, omega: Tensor, a: Tensor, b: Tensor, impl: str = "auto"
-) -> Tensor:
+def fourier_fast(x: Tensor, A: Tensor, omega: Tensor, a: Tensor, b: Tensor, impl: str = "auto") -> Tensor:
     """Same value as :func:`fourier_reference` (module parameter layout), computed by the fast kernels."""
     if a.dim() == 2:  # per channel: (C,) -> (C, 1), (C, rank) -> (rank, C, 1)
         layout = (
@@ -314,11 +296,8 @@ def linear_combination_fast(
     normalisation would otherwise add to every LC layer's forward and backward.
     """
     per_channel = weights.dim() == 2
-    eps = _lc_eps(
-        float(eps), torch.promote_types(weights.dtype, torch.float32), weights.device
-    )
+    eps = _lc_eps(float(eps), torch.promote_types(weights.dtype, torch.float32), weights.device)
     y = _LinearCombinationFunction.apply(
         _canonical_input(x, per_channel), weights, eps, tuple(candidates), impl
     )
     return y.view(x.shape)
-

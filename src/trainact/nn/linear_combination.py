@@ -29,18 +29,20 @@ class LinearCombination(TrainableActivation):
     r"""Trainable weighted mean of candidate activations (paper eq. 7).
 
     .. math::
-        \mathrm{act}(x) = \frac{\sum_{i=1}^{k} w_i\, \mathrm{act}_i(x)}{\operatorname{guard}(\sum_{i=1}^{k} w_i)},
-        \qquad \operatorname{guard}(s) = \operatorname{sign}(s) \max(|s|, \varepsilon),\ \operatorname{sign}(0) = +1
+        \mathrm{act}(x) = \frac{\sum_{i=1}^{k} w_i\, \mathrm{act}_i(x)}
+        {\operatorname{guard}(\sum_{i=1}^{k} w_i)},
+        \qquad \operatorname{guard}(s) = \operatorname{sign}(s) \max(|s|, \varepsilon),
+        \ \operatorname{sign}(0) = +1
 
     with trainable weights :math:`w_i` (candidates of the paper: ReLU, sigmoid, tanh, linear).
 
     Near-zero weight sum: eq. (7) divides by :math:`\sum_i w_i`, which training can drive through 0.
     The guard replaces :math:`|s| < \varepsilon` by :math:`\varepsilon` with the sign of :math:`s`
-    (see :func:`trainact.nn.reference.guarded_weight_sum`): outputs stay finite (at most :math:`1/\varepsilon` times the
-    numerator) and gradients are exact for the guarded function (eq. 8 where :math:`|s| > \varepsilon`;
-    :math:`\partial act/\partial w_k = act_k(x)/(\pm\varepsilon)` inside the guard band and at its
-    edge :math:`|s| = \varepsilon`, as autograd gives for the reference). The fast kernels compute
-    the normalisation and its gradient themselves (see
+    (see :func:`trainact.nn.reference.guarded_weight_sum`): outputs stay finite (at most
+    :math:`1/\varepsilon` times the numerator) and gradients are exact for the guarded function (eq. 8
+    where :math:`|s| > \varepsilon`; :math:`\partial act/\partial w_k = act_k(x)/(\pm\varepsilon)`
+    inside the guard band and at its edge :math:`|s| = \varepsilon`, as autograd gives for the
+    reference). The fast kernels compute the normalisation and its gradient themselves (see
     :func:`trainact.nn.kernels._lc_backward_kernel`). With either initialisation :math:`s = 1`,
     far from the band.
 
@@ -92,15 +94,11 @@ class LinearCombination(TrainableActivation):
             impl,
             init,
         )
-        self.per_channel, self.num_channels = per_channel, (
-            num_channels if per_channel else None
-        )
+        self.per_channel, self.num_channels = per_channel, (num_channels if per_channel else None)
 
         if init == "uniform":
             initial = torch.full((len(candidates),), 1.0 / len(candidates))
-        elif (
-            init.startswith("one_hot:") and init.removeprefix("one_hot:") in candidates
-        ):
+        elif init.startswith("one_hot:") and init.removeprefix("one_hot:") in candidates:
             initial = torch.zeros(len(candidates))
             initial[candidates.index(init.removeprefix("one_hot:"))] = 1.0
         else:
@@ -114,9 +112,7 @@ class LinearCombination(TrainableActivation):
         return linear_combination_reference(x, self.weights, self.candidates, self.eps)
 
     def _fast(self, x: Tensor) -> Tensor:
-        return linear_combination_fast(
-            x, self.weights, self.candidates, self.eps, self.impl
-        )
+        return linear_combination_fast(x, self.weights, self.candidates, self.eps, self.impl)
 
     def extra_repr(self) -> str:
         channels = f", num_channels={self.num_channels}" if self.per_channel else ""

@@ -31,7 +31,8 @@ weights, so that the two differ in the function class, not in the parameter coun
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn

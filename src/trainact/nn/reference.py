@@ -25,9 +25,7 @@ def channel_shape(x: Tensor) -> tuple[int, ...]:
     return (1, x.shape[1]) + (1,) * (x.dim() - 2)
 
 
-def fourier_reference(
-    x: Tensor, A: Tensor, omega: Tensor, a: Tensor, b: Tensor
-) -> Tensor:
+def fourier_reference(x: Tensor, A: Tensor, omega: Tensor, a: Tensor, b: Tensor) -> Tensor:
     """``A + sum_{n=1}^{rank} a_n cos(n omega x) + b_n sin(n omega x)`` in plain torch ops.
 
     Per-layer parameters: ``A``, ``omega`` of shape ``(1,)`` (or ``()``), ``a``, ``b`` of shape
@@ -37,9 +35,7 @@ def fourier_reference(
     if a.dim() == 2:  # per channel
         shape = channel_shape(x)
         A, omega = A.reshape(shape), omega.reshape(shape)
-        coefficients = [
-            (a[:, n].reshape(shape), b[:, n].reshape(shape)) for n in range(a.shape[1])
-        ]
+        coefficients = [(a[:, n].reshape(shape), b[:, n].reshape(shape)) for n in range(a.shape[1])]
     else:
         coefficients = [(a[n], b[n]) for n in range(a.shape[0])]
     y = A + torch.zeros_like(x)
@@ -74,9 +70,7 @@ def guarded_weight_sum(weight_sum: Tensor, eps: float) -> Tensor:
     return sign * weight_sum.abs().clamp_min(eps)
 
 
-def linear_combination_reference(
-    x: Tensor, weights: Tensor, candidates: Sequence[str], eps: float
-) -> Tensor:
+def linear_combination_reference(x: Tensor, weights: Tensor, candidates: Sequence[str], eps: float) -> Tensor:
     """``sum_i w_i act_i(x) / guarded(sum_i w_i)`` (eq. 7) in plain torch ops.
 
     ``weights`` has shape ``(k,)`` (per layer) or ``(C, k)`` (per channel, broadcast over

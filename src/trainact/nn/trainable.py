@@ -38,17 +38,13 @@ def check_choice(what: str, value: Any, allowed: Sequence[Any]) -> None:
     """Raise ``ValueError`` naming ``what``, ``value`` and the ``allowed`` values unless ``value``
     is one of them."""
     if value not in allowed:
-        raise ValueError(
-            f"unknown {what} {value!r}; allowed: {', '.join(map(repr, allowed))}"
-        )
+        raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(map(repr, allowed))}")
 
 
 def check_channels(per_channel: bool, num_channels: int | None) -> None:
     """Raise ``ValueError`` unless ``per_channel=False`` or ``num_channels`` is an int >= 1."""
     if per_channel and (not isinstance(num_channels, int) or num_channels < 1):
-        raise ValueError(
-            f"per_channel=True needs num_channels >= 1, got {num_channels!r}"
-        )
+        raise ValueError(f"per_channel=True needs num_channels >= 1, got {num_channels!r}")
 
 
 class TrainableActivation(nn.Module):
@@ -86,9 +82,7 @@ class TrainableActivation(nn.Module):
         parameters' device, in the parameters' dtype. Uses the reference formula.
         """
         parameter = next(self.parameters())
-        points = (
-            x.detach().to(device=parameter.device, dtype=parameter.dtype).reshape(-1)
-        )
+        points = x.detach().to(device=parameter.device, dtype=parameter.dtype).reshape(-1)
         if not self.per_channel:
             return self._reference(points)
         grid = points.reshape(1, 1, -1).expand(1, self.num_channels, -1)

@@ -46,7 +46,9 @@ def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 "source": claim["source"],
                 "paper": paper_text(claim["paper"]),
                 "evidence": evidence or ["not run"],
-                "key_numbers": [key_numbers_text(c, claim["preview"]) for c in claim["comparisons"] if c["judged"]]
+                "key_numbers": [
+                    key_numbers_text(c, claim["preview"]) for c in claim["comparisons"] if c["judged"]
+                ]
                 or ["not run"],
                 "seeds": str(claim["n_seeds"]) if claim["n_seeds"] is not None else "–",
                 "preview": ("yes: " + "; ".join(claim["preview_reasons"])) if claim["preview"] else "no",
@@ -54,7 +56,6 @@ def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
-
 
 
 def sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -90,8 +91,12 @@ def sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any]
         ],
         "claim_numbers": [c["number"] for c in outcome["claims"]],
         "rows": rows,
-        "statements": [c["statement"] for c in outcome["claims"]] + [s["statement"] for s in outcome["signs"]],
-        "scope": f"sizes {', '.join(sensitivity['sizes'])}; seeds {', '.join(str(s) for s in sensitivity['seeds'])}",
+        "statements": [c["statement"] for c in outcome["claims"]]
+        + [s["statement"] for s in outcome["signs"]],
+        "scope": (
+            f"sizes {', '.join(sensitivity['sizes'])}; "
+            f"seeds {', '.join(str(s) for s in sensitivity['seeds'])}"
+        ),
         "preview": "; ".join(sensitivity["preview_reasons"]) if sensitivity["preview"] else None,
     }
 
@@ -101,11 +106,14 @@ def schedule_axis_context(axis: Mapping[str, Any] | None, figures_rel: str) -> d
     if not axis or axis.get("status") != "ok":
         return {"run": False, "summary": SCHEDULE_AXIS_NOT_RUN, "lines": {}}
     trainable = [a for a in TRAINABLE if a in axis["activations"]]
-    lines = {int(k): v for k, v in axis["claim_lines"].items() if v != NOT_RUN and "not run" not in v.split(",")[0]}
+    lines = {
+        int(k): v for k, v in axis["claim_lines"].items() if v != NOT_RUN and "not run" not in v.split(",")[0]
+    }
     return {
         "run": True,
         "summary": (
-            f"Schedule axis (Section 9): the same claims with L = {', '.join(str(p['first_phase']) for p in axis['points'])} "
+            "Schedule axis (Section 9): the same claims with L = "
+            f"{', '.join(str(p['first_phase']) for p in axis['points'])} "
             f"epochs at the first learning rate, each then the same tail; sizes {', '.join(axis['sizes'])}, "
             f"seeds {', '.join(str(s) for s in axis['seeds'])}."
         ),
@@ -114,8 +122,12 @@ def schedule_axis_context(axis: Mapping[str, Any] | None, figures_rel: str) -> d
         "models": [MODEL_NAMES[a] for a in trainable],
         "claim_numbers": sorted(lines),
         "rows": _schedule_axis_rows(axis, trainable),
-        "figure": {"png": f"{figures_rel}/{SCHEDULE_AXIS_FIGURE}.png", "pdf": f"{SCHEDULE_AXIS_FIGURE}.pdf",
-                   "title": CAPTIONS[SCHEDULE_AXIS_FIGURE].title, "caption": CAPTIONS[SCHEDULE_AXIS_FIGURE].caption},  # fmt: skip
+        "figure": {
+            "png": f"{figures_rel}/{SCHEDULE_AXIS_FIGURE}.png",
+            "pdf": f"{SCHEDULE_AXIS_FIGURE}.pdf",
+            "title": CAPTIONS[SCHEDULE_AXIS_FIGURE].title,
+            "caption": CAPTIONS[SCHEDULE_AXIS_FIGURE].caption,
+        },  # fmt: skip
     }
 
 
@@ -146,16 +158,21 @@ def _difference_cell(differences: Sequence[Mapping[str, Any]], activation: str, 
     if not found or not found[0]["n"]:
         return MISSING
     d = found[0]
-    return f"{fmt(d['mean'], PP_DECIMALS, True)} {interval_bounds_text(d['low'], d['high'], PP_DECIMALS, True)}"
+    return (
+        f"{fmt(d['mean'], PP_DECIMALS, True)} {interval_bounds_text(d['low'], d['high'], PP_DECIMALS, True)}"
+    )
 
 
 def _fit_at_drop(train_eval: Sequence[Mapping[str, Any]]) -> str:
     """Each model's eval-mode training accuracy when the learning rate fell (one point and size)."""
-    return ", ".join(
-        f"{model_name_of(r['activation'])} {fmt(r['at_drop'], ACC_DECIMALS)}"
-        for r in train_eval
-        if r["at_drop"] is not None
-    ) or MISSING
+    return (
+        ", ".join(
+            f"{model_name_of(r['activation'])} {fmt(r['at_drop'], ACC_DECIMALS)}"
+            for r in train_eval
+            if r["at_drop"] is not None
+        )
+        or MISSING
+    )
 
 
 def with_axis_lines(rows: Sequence[Mapping[str, Any]], lines: Mapping[int, str]) -> list[dict[str, Any]]:
@@ -169,4 +186,3 @@ def with_axis_lines(rows: Sequence[Mapping[str, Any]], lines: Mapping[int, str])
             verdict = f"{DEPENDS} (at this run's schedule: {verdict})"
         result.append({**row, "axis": line or "–", "verdict": verdict})
     return result
-

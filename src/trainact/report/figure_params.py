@@ -37,7 +37,7 @@ class FigureParams:
     activation_range: tuple[float, float] = (-4.0, 4.0)
 
     @classmethod
-    def from_dict(cls, params: Mapping[str, Any], ignore: Sequence[str] = ()) -> "FigureParams":
+    def from_dict(cls, params: Mapping[str, Any], ignore: Sequence[str] = ()) -> FigureParams:
         """Validate ``params``; unknown keys raise ``ValueError`` unless listed in ``ignore``."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(params) - known - set(ignore))
@@ -54,12 +54,15 @@ class FigureParams:
             low, high = (float(v) for v in values["activation_range"])
             if not low < high:
                 raise ValueError(
-                    f"activation_range must be (low, high) with low < high, got {values['activation_range']!r}"
+                    "activation_range must be (low, high) with low < high, "
+                    f"got {values['activation_range']!r}"
                 )
             values["activation_range"] = (low, high)
         result = cls(**values)
         object.__setattr__(result, "sizes", tuple(check_names("sizes", result.sizes, SIZES)))
-        object.__setattr__(result, "activations", tuple(check_names("activations", result.activations, ACTIVATIONS)))
+        object.__setattr__(
+            result, "activations", tuple(check_names("activations", result.activations, ACTIVATIONS))
+        )
         if result.figures is not None:
             check_names("figure groups", result.figures, FIGURE_GROUPS)
         if not result.seeds:
@@ -68,7 +71,9 @@ class FigureParams:
 
     def groups(self) -> tuple[str, ...]:
         """The figure groups to draw, in drawing order (:func:`trainact.report.figure_list.figure_groups`)."""
-        return figure_groups(self.activations, bool(self.autoencoder_seeds), bool(self.pso_seeds), self.figures)
+        return figure_groups(
+            self.activations, bool(self.autoencoder_seeds), bool(self.pso_seeds), self.figures
+        )
 
 
 def figure_stems(params: FigureParams) -> dict[str, list[str]]:

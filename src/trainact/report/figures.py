@@ -44,7 +44,6 @@ from trainact.analysis.results import (
     train_history_path,
 )
 from trainact.layout import AGGREGATE_SUMMARY_FILE, TABLES_DIR
-from trainact.run_files import HEALTH_FILE
 from trainact.names import AUTOENCODER_MODEL, PSO_MODEL, TRAINABLE
 from trainact.report.figure_list import CURVE_FIGURES, FIGURE_GROUPS, curve_figure_stem
 from trainact.report.figure_params import FigureParams
@@ -54,11 +53,19 @@ from trainact.report.plot_health import plot_health
 from trainact.report.plot_section5 import plot_autoencoder, plot_pso
 from trainact.report.plot_structure import plot_structure
 from trainact.report.plot_style import save_figure
+from trainact.run_files import HEALTH_FILE
 
 log = logging.getLogger(__name__)
 
 #: Columns of a run's activation_health.csv that the health figure draws (trainact.training.train writes it).
-HEALTH_REQUIRED = ("epoch", "layer", "param_relative_distance", "outside_fit_share", "nonlinear_share", "relu_nonlinear_share")
+HEALTH_REQUIRED = (
+    "epoch",
+    "layer",
+    "param_relative_distance",
+    "outside_fit_share",
+    "nonlinear_share",
+    "relu_nonlinear_share",
+)
 
 
 # ------------------------------------------------------------------------------------ loading
@@ -66,7 +73,9 @@ HEALTH_REQUIRED = ("epoch", "layer", "param_relative_distance", "outside_fit_sha
 
 def train_curves(results: Path, size: str, activation: str, seeds: Sequence[int]) -> pd.DataFrame:
     """Per-epoch mean/std/min/max over seeds of the four metrics of one model (``ok`` epochs only)."""
-    frames = {seed: ok_rows(read_history(train_history_path(results, size, activation, seed))) for seed in seeds}
+    frames = {
+        seed: ok_rows(read_history(train_history_path(results, size, activation, seed))) for seed in seeds
+    }
     return mean_curves(frames, "epoch", METRICS)
 
 
@@ -125,9 +134,15 @@ def pso_reference_best(results: Path, pso_seeds: Sequence[int]) -> float:
 
 def draw_curves(results: Path, params: FigureParams) -> dict[str, Figure]:
     """Figures 2-7: every size present, on validation and on training data."""
-    curves = {(size, a): train_curves(results, size, a, params.seeds) for size in params.sizes for a in params.activations}
+    curves = {
+        (size, a): train_curves(results, size, a, params.seeds)
+        for size in params.sizes
+        for a in params.activations
+    }
     return {
-        curve_figure_stem(split, size): plot_curves({a: curves[(size, a)] for a in params.activations}, split, size)
+        curve_figure_stem(split, size): plot_curves(
+            {a: curves[(size, a)] for a in params.activations}, split, size
+        )
         for split, size in CURVE_FIGURES
         if size in params.sizes
     }
@@ -136,7 +151,9 @@ def draw_curves(results: Path, params: FigureParams) -> dict[str, Figure]:
 def draw_autoencoder(results: Path, params: FigureParams) -> dict[str, Figure]:
     """Figure 8, over the autoencoder's seeds."""
     seeds = params.autoencoder_seeds
-    pretrained = mean_curves({s: ok_rows(read_history(autoencoder_history_path(results, s))) for s in seeds}, "epoch", METRICS)
+    pretrained = mean_curves(
+        {s: ok_rows(read_history(autoencoder_history_path(results, s))) for s in seeds}, "epoch", METRICS
+    )
     baseline = train_curves(results, *AUTOENCODER_MODEL, seeds)
     pretrain = mean_curves(
         {s: read_csv_checked(autoencoder_pretrain_path(results, s), PRETRAIN_REQUIRED) for s in seeds},
@@ -179,7 +196,9 @@ def draw_structure(results: Path, params: FigureParams) -> dict[str, Figure]:
     from trainact.nn.models import describe
 
     shown = ["relu"] + [a for a in TRAINABLE if a in params.activations]
-    descriptions = {size: {a: describe(size, dict(params.model), activation=a) for a in shown} for size in params.sizes}
+    descriptions = {
+        size: {a: describe(size, dict(params.model), activation=a) for a in shown} for size in params.sizes
+    }
     return {"structure": plot_structure(descriptions)}
 
 
@@ -191,7 +210,9 @@ DRAW_GROUP = {
     "health": draw_health,
     "structure": draw_structure,
 }
-assert tuple(DRAW_GROUP) == FIGURE_GROUPS, "one drawing function per figure group of trainact.report.figure_list"
+assert tuple(DRAW_GROUP) == FIGURE_GROUPS, (
+    "one drawing function per figure group of trainact.report.figure_list"
+)
 
 
 def draw_group(group: str, results: Path, params: FigureParams) -> dict[str, Figure]:

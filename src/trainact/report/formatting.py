@@ -209,7 +209,7 @@ def p_text(p: Any) -> str:
     """A p-value with 3 decimals, ``< 0.001`` below that."""
     if not _finite(p):
         return MISSING
-    return "< 0.001" if p < 10 ** -P_DECIMALS else fmt(p, P_DECIMALS)
+    return "< 0.001" if p < 10**-P_DECIMALS else fmt(p, P_DECIMALS)
 
 
 def interval_text(comparison: Mapping[str, Any]) -> str:
@@ -259,7 +259,8 @@ def evidence_text(comparison: Mapping[str, Any], preview: bool = False) -> str:
 def paper_text(paper: Mapping[str, Any]) -> str:
     """The paper's own numbers for a claim: ``source: label value, ...``."""
     values = [
-        f"{v['label']} " + (fmt(v["value"], PP_DECIMALS, True) if v["unit"] == "pp" else fmt(v["value"], ACC_DECIMALS))
+        f"{v['label']} "
+        + (fmt(v["value"], PP_DECIMALS, True) if v["unit"] == "pp" else fmt(v["value"], ACC_DECIMALS))
         for v in paper["values"]
     ]
     return paper["source"] + (": " + ", ".join(values) if values else "")

@@ -36,7 +36,12 @@ from trainact.analysis.tables import load_published
 from trainact.files import write_text_atomic
 from trainact.layout import AGGREGATE_SUMMARY_FILE, SCHEDULE_AXIS_FIGURE
 from trainact.report.captions import CAPTIONS
-from trainact.report.claims_context import claim_rows, schedule_axis_context, sensitivity_context, with_axis_lines
+from trainact.report.claims_context import (
+    claim_rows,
+    schedule_axis_context,
+    sensitivity_context,
+    with_axis_lines,
+)
 from trainact.report.figure_list import FIGURES
 from trainact.report.figure_params import FigureParams, figure_stems
 from trainact.report.formatting import ROUNDING_NOTE, md_cell, tex_code, tex_escape
@@ -79,7 +84,6 @@ def environment(templates: Path) -> jinja2.Environment:
     return env
 
 
-
 # ------------------------------------------------------------------------------------ inputs
 
 
@@ -119,7 +123,7 @@ class ReportParams:
     OWN_KEYS = ("preset", "settings", "dataset", "benchmarks")
 
     @classmethod
-    def from_dict(cls, params: Mapping[str, Any]) -> "ReportParams":
+    def from_dict(cls, params: Mapping[str, Any]) -> ReportParams:
         own = {k: params[k] for k in cls.OWN_KEYS if k in params}
         if "settings" in own and not isinstance(own["settings"], Mapping):
             raise ValueError(f"report parameter 'settings' must be a mapping, got {own['settings']!r}")
@@ -156,10 +160,11 @@ def load_deviations(paths: Sequence[Path] | None = None) -> list[dict[str, str]]
                 or set(entry) != {"topic", "kind", "text"}
                 or entry["kind"] not in ("choice", "erratum")
             ):
-                raise ValueError(f"bad deviation entry {entry!r}: needs exactly topic, kind (choice|erratum), text")
+                raise ValueError(
+                    f"bad deviation entry {entry!r}: needs exactly topic, kind (choice|erratum), text"
+                )
             entries.append({k: str(entry[k]).strip() for k in ("topic", "kind", "text")})
     return entries
-
 
 
 def read_summary(tables: Path) -> dict[str, Any]:
@@ -356,7 +361,9 @@ def _cmd_paper_report(args: argparse.Namespace) -> int:
 
     try:
         params = ReportParams.from_dict(parse_params(args.params))
-        provenance = json.loads(Path(args.provenance).read_text(encoding="utf-8")) if args.provenance else None
+        provenance = (
+            json.loads(Path(args.provenance).read_text(encoding="utf-8")) if args.provenance else None
+        )
         make_report(
             args.results,
             args.tables,
@@ -388,7 +395,9 @@ def register_cli(subparsers) -> None:
     parser.add_argument("--figures", required=True, type=Path, help="folder with the figures (<out>/figures)")
     parser.add_argument("--out-dir", required=True, type=Path, help="where the report goes (<out>/paper)")
     parser.add_argument(
-        "--params", default="{}", help="JSON: the figure parameters plus preset, settings, dataset, benchmarks"
+        "--params",
+        default="{}",
+        help="JSON: the figure parameters plus preset, settings, dataset, benchmarks",
     )
     parser.add_argument("--pdf", default="auto", choices=("auto", "always", "never"))
     parser.add_argument("--provenance", type=Path, default=None, help="JSON from 'trainact provenance'")
@@ -396,7 +405,8 @@ def register_cli(subparsers) -> None:
         "--sensitivity",
         type=Path,
         default=None,
-        help="sensitivity.json from 'trainact sensitivity' (without it: the sensitivity section says 'not run')",
+        help="sensitivity.json from 'trainact sensitivity' "
+        "(without it: the sensitivity section says 'not run')",
     )
     parser.add_argument(
         "--schedule-axis",

@@ -35,7 +35,9 @@ def build_pdf(tex_path: Path, figures_dir: Path, out_pdf: Path, timeout_s: float
         if done.returncode != 0 or not (work / "report.pdf").is_file():
             log_path = work / "report.log"
             tail = log_path.read_text(errors="replace")[-3000:] if log_path.is_file() else done.stdout[-3000:]
-            raise RuntimeError(f"latexmk failed on {tex_path} (exit {done.returncode}); end of the log:\n{tail}")
+            raise RuntimeError(
+                f"latexmk failed on {tex_path} (exit {done.returncode}); end of the log:\n{tail}"
+            )
         out_pdf = atomic_write(out_pdf, lambda tmp: shutil.copy2(work / "report.pdf", tmp))
     return out_pdf
 

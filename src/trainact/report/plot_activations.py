@@ -39,7 +39,8 @@ def layer_curves(layer: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     kind = LAYER_KINDS.get(str(layer.get("kind", "")).lower())
     if kind is None:
         raise ValueError(
-            f"layer {layer.get('name')!r}: unknown kind {layer.get('kind')!r}; expected one of {sorted(LAYER_KINDS)}"
+            f"layer {layer.get('name')!r}: unknown kind {layer.get('kind')!r}; "
+            f"expected one of {sorted(LAYER_KINDS)}"
         )
     params = layer["params"]
 
@@ -50,7 +51,9 @@ def layer_curves(layer: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
     if kind == "fourier":
         A, omega, a, b = (tensor(params[k]) for k in ("A", "omega", "a", "b"))
         # the calibrated start's fixed scale s (s g(x / s)); absent (1) in older files
-        A, omega, a, b = fourier_at_scale(A, omega, a, b, float(tensor(params.get("scale", [1.0])).reshape(-1)[0]))
+        A, omega, a, b = fourier_at_scale(
+            A, omega, a, b, float(tensor(params.get("scale", [1.0])).reshape(-1)[0])
+        )
         if a.dim() == 2:
             channels = a.shape[0]
             values = fourier_reference(
@@ -63,7 +66,9 @@ def layer_curves(layer: Mapping[str, Any], x: np.ndarray) -> np.ndarray:
         candidates = tuple(params.get("candidates", LC_CANDIDATES))
         eps = float(params.get("eps", LC_DEFAULT_EPS))
         if weights.dim() == 2:
-            values = linear_combination_reference(points.expand(1, weights.shape[0], -1), weights, candidates, eps)[0]
+            values = linear_combination_reference(
+                points.expand(1, weights.shape[0], -1), weights, candidates, eps
+            )[0]
         else:
             values = linear_combination_reference(points, weights, candidates, eps)[None]
     return np.asarray(values.detach().cpu().numpy(), dtype=float)
@@ -98,10 +103,19 @@ def plot_activations(
             for j in range(columns):
                 ax = axes[i, j]
                 x = np.linspace(*_panel_range(documents, size, j, x_range), points)
-                ax.plot(x, np.maximum(x, 0), color=COLORS["relu"], linestyle="--", linewidth=1, label=LABELS["relu"])
+                ax.plot(
+                    x,
+                    np.maximum(x, 0),
+                    color=COLORS["relu"],
+                    linestyle="--",
+                    linewidth=1,
+                    label=LABELS["relu"],
+                )
                 names = []
                 for activation in [a for a in TRAINABLE if (size, a) in documents]:
-                    layers = [doc["layers"][j] for doc in documents[(size, activation)] if j < len(doc["layers"])]
+                    layers = [
+                        doc["layers"][j] for doc in documents[(size, activation)] if j < len(doc["layers"])
+                    ]
                     if not layers:
                         continue
                     names.append(layers[0]["name"])
@@ -124,7 +138,10 @@ def plot_activations(
 
 
 def _panel_range(
-    documents: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]], size: str, j: int, default: tuple[float, float]
+    documents: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]],
+    size: str,
+    j: int,
+    default: tuple[float, float],
 ) -> tuple[float, float]:
     """``±CURVE_RANGE_RMS * r`` for layer ``j`` of ``size``, ``r`` the largest input rms recorded at
     the start over the trainable models and seeds; ``default`` when none is recorded."""

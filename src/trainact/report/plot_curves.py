@@ -32,5 +32,7 @@ def plot_curves(curves: Mapping[str, pd.DataFrame], split: str, size: str) -> Fi
         integer_ticks(ax_acc, ax_loss)
         ax_acc.legend(loc="lower right")
         number = CURVE_FIGURES[(split, size)]
-        fig.suptitle(f"Figure {number}: {size} models on {SPLIT_WORDS[split]} data ({seed_note(*curves.values())})")
+        fig.suptitle(
+            f"Figure {number}: {size} models on {SPLIT_WORDS[split]} data ({seed_note(*curves.values())})"
+        )
     return fig

@@ -49,8 +49,16 @@ def plot_health(health: Mapping[tuple[str, str], pd.DataFrame], sizes: Sequence[
                                 x, values, color=COLORS[activation], linestyle=style,
                                 label=f"{LABELS[activation]} {layer}",
                             )  # fmt: skip
-                    if activation == "fourier" or "fourier" not in [a for a in TRAINABLE if (size, a) in health]:
-                        axes[i, 2].plot(x, part["relu_nonlinear_share_mean"], color=COLORS["relu"], linestyle=":", linewidth=0.8)
+                    if activation == "fourier" or "fourier" not in [
+                        a for a in TRAINABLE if (size, a) in health
+                    ]:
+                        axes[i, 2].plot(
+                            x,
+                            part["relu_nonlinear_share_mean"],
+                            color=COLORS["relu"],
+                            linestyle=":",
+                            linewidth=0.8,
+                        )
             for j, (_, title) in enumerate(panels):
                 axes[i, j].set_title(f"{size}: {title}")
                 axes[i, j].set_xlabel("epoch")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -15,16 +14,23 @@ from trainact.report.plot_style import BAND_ALPHA, COLORS, STYLE, band, integer_
 def plot_autoencoder(pretrained: pd.DataFrame, baseline: pd.DataFrame, pretrain: pd.DataFrame) -> Figure:
     """Validation accuracy of the middle Fourier-CNN with vs without pretraining (Figure 8).
 
-    ``pretrained`` and ``baseline`` are :func:`trainact.report.figures.train_curves`-like frames; ``pretrain`` is
-    :func:`~trainact.analysis.results.mean_curves` of the reconstruction loss indexed by (stage, epoch),
-    drawn in a small right panel, one line per stage.
+    ``pretrained`` and ``baseline`` are :func:`trainact.report.figures.train_curves`-like frames;
+    ``pretrain`` is :func:`~trainact.analysis.results.mean_curves` of the reconstruction loss indexed
+    by (stage, epoch), drawn in a small right panel, one line per stage.
     """
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(10, 4), constrained_layout=True)
         grid = fig.add_gridspec(1, 3)
         ax_acc = fig.add_subplot(grid[0, :2])
         ax_rec = fig.add_subplot(grid[0, 2])
-        band(ax_acc, baseline.index.to_numpy(), baseline, "val_acc", COLORS["fourier"], "Fourier-CNN, no pretraining")
+        band(
+            ax_acc,
+            baseline.index.to_numpy(),
+            baseline,
+            "val_acc",
+            COLORS["fourier"],
+            "Fourier-CNN, no pretraining",
+        )
         band(
             ax_acc,
             pretrained.index.to_numpy(),
@@ -91,6 +97,8 @@ def plot_pso(pso: pd.DataFrame, reference: pd.DataFrame, reference_best: float) 
         top.grid(False)
         handles, labels = ax.get_legend_handles_labels()
         more_handles, more_labels = top.get_legend_handles_labels()
-        ax.legend(handles + more_handles, labels + more_labels, loc="upper right")  # above the curves: ylim is 0-1
+        ax.legend(
+            handles + more_handles, labels + more_labels, loc="upper right"
+        )  # above the curves: ylim is 0-1
         ax.set_title(f"Figure 9: PSO-trained middle CNN vs RMSProp ({seed_note(pso)})")
     return fig

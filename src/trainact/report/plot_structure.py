@@ -39,7 +39,12 @@ def structure_table(
     for layer in [row["layer"] for row in descriptions[sizes[0]][activations[0]]]:
         cells = [
             layer,
-            joined([str(by_name[(sizes[0], a)].get(layer, {}).get("type", "-")).split("(")[0] for a in activations]),
+            joined(
+                [
+                    str(by_name[(sizes[0], a)].get(layer, {}).get("type", "-")).split("(")[0]
+                    for a in activations
+                ]
+            ),
         ]
         for s in sizes:
             row = by_name[(s, activations[0])].get(layer)
@@ -47,18 +52,24 @@ def structure_table(
         for s in sizes:
             cells.append(
                 joined(
-                    [str(by_name[(s, a)][layer]["params"]) if layer in by_name[(s, a)] else "-" for a in activations]
+                    [
+                        str(by_name[(s, a)][layer]["params"]) if layer in by_name[(s, a)] else "-"
+                        for a in activations
+                    ]
                 )
             )
         rows.append(cells)
     totals = ["total", " / ".join(activations)] + [""] * len(sizes)
-    totals += [joined([str(sum(int(r["params"]) for r in descriptions[s][a])) for a in activations]) for s in sizes]
+    totals += [
+        joined([str(sum(int(r["params"]) for r in descriptions[s][a])) for a in activations]) for s in sizes
+    ]
     rows.append(totals)
     return header, rows
 
 
 def plot_structure(
-    descriptions: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]], input_shape: Sequence[int] = (3, 32, 32)
+    descriptions: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
+    input_shape: Sequence[int] = (3, 32, 32),
 ) -> Figure:
     """The network structure (the paper's missing Figure 1): block diagram and layer table.
 

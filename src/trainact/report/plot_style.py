@@ -40,7 +40,9 @@ def band(ax, x, frame: pd.DataFrame, column: str, color: str, label: str, **line
     e.g. one pretraining epoch per stage, which a bare line would not show)."""
     if len(x) < 2:
         line_kw.setdefault("marker", "o")
-    ax.fill_between(x, frame[f"{column}_min"], frame[f"{column}_max"], color=color, alpha=BAND_ALPHA, linewidth=0)
+    ax.fill_between(
+        x, frame[f"{column}_min"], frame[f"{column}_max"], color=color, alpha=BAND_ALPHA, linewidth=0
+    )
     ax.plot(x, frame[f"{column}_mean"], color=color, label=label, **line_kw)
 
 

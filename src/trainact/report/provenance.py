@@ -32,6 +32,7 @@ from trainact.files import file_md5, write_text_atomic
 
 PACKAGES = ("trainact", "torch", "torchvision", "numpy", "pandas", "matplotlib", "jinja2", "snakemake")
 
+
 def dataset_info(path: Path) -> dict[str, Any]:
     """Checksums of the dataset file: its own md5, and for a prepared ``.npz`` the md5 of the
     archive it was prepared from (``source_md5``), compared with the official archive's md5."""
@@ -73,7 +74,9 @@ def hardware_info() -> dict[str, Any]:
     import torch
 
     gpus = (
-        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available()
+        else []
     )
     return {
         "cpu": _cpu_model(),
@@ -127,7 +130,8 @@ def read_benchmarks(directory: Path) -> list[dict[str, Any]]:
         frame = pd.read_csv(path, sep="\t")
         if frame.columns.empty or frame.columns[0] != "s":
             raise ValueError(
-                f"{path}: not a Snakemake benchmark file (first column {list(frame.columns[:1])}, expected 's')"
+                f"{path}: not a Snakemake benchmark file "
+                f"(first column {list(frame.columns[:1])}, expected 's')"
             )
         relative = path.relative_to(directory).with_suffix("")
         entries.append(
@@ -207,7 +211,9 @@ def run_devices(summaries: list[Path]) -> list[dict[str, Any]]:
         groups[key] = groups.get(key, 0) + 1
     return [
         {"device": device, "kernels": kernels, "determinism": determinism, "runs": runs}
-        for (device, kernels, determinism), runs in sorted(groups.items(), key=lambda item: (-item[1], item[0]))
+        for (device, kernels, determinism), runs in sorted(
+            groups.items(), key=lambda item: (-item[1], item[0])
+        )
     ]
 
 
@@ -254,9 +260,15 @@ def register_cli(subparsers) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="JSON file to write")
     parser.add_argument("--dataset", type=Path, default=None, help="prepared .npz or the CIFAR-10 archive")
-    parser.add_argument("--benchmarks", type=Path, default=None, help="folder of Snakemake benchmark .tsv files")
+    parser.add_argument(
+        "--benchmarks", type=Path, default=None, help="folder of Snakemake benchmark .tsv files"
+    )
     parser.add_argument("--repo", type=Path, default=None, help="git working tree (default: current folder)")
     parser.add_argument(
-        "--summaries", type=Path, nargs="*", default=None, help="summary.json of every training run (their devices)"
+        "--summaries",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="summary.json of every training run (their devices)",
     )
     parser.set_defaults(func=_cmd_provenance)

@@ -26,7 +26,12 @@ from trainact.report.formatting import (
 )
 
 #: The column heads of Table 1's metrics: the best over epochs, then the final epoch.
-TABLE1_LABELS = {"train_acc": "Train acc", "train_loss": "Train loss", "val_acc": "Val acc", "val_loss": "Val loss"}
+TABLE1_LABELS = {
+    "train_acc": "Train acc",
+    "train_loss": "Train loss",
+    "val_acc": "Val acc",
+    "val_loss": "Val loss",
+}
 TABLE1_FINAL_LABELS = {
     "train_acc": "Final train acc",
     "train_eval_acc": "Final train acc (eval mode)",
@@ -47,7 +52,9 @@ def table1_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     for record in summary["table1"]:
         cells = {
             metric: {
-                "repro": fmt_mean_std(record[f"{metric}_mean"], record[f"{metric}_std"], metric_decimals(metric)),
+                "repro": fmt_mean_std(
+                    record[f"{metric}_mean"], record[f"{metric}_std"], metric_decimals(metric)
+                ),
                 "paper": fmt(record[f"{metric}_published"], metric_decimals(metric)),
                 "diff": fmt(record[f"{metric}_diff"], metric_decimals(metric), signed=True),
             }
@@ -70,7 +77,6 @@ def table1_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-
 def network_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
     """Table 1's networks: parameters, optimiser steps per learning rate, training time, device."""
     rows = []
@@ -80,13 +86,14 @@ def network_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:
             {
                 "model": record["model"],
                 "parameters": f"{record['parameters']:,}" if record["parameters"] is not None else MISSING,
-                "steps": ", ".join(f"{p['steps']:,} @ {p['lr']:g} ({p['epochs']} ep)" for p in steps) if steps else MISSING,
+                "steps": ", ".join(f"{p['steps']:,} @ {p['lr']:g} ({p['epochs']} ep)" for p in steps)
+                if steps
+                else MISSING,
                 "seconds": fmt_seconds(record["train_seconds_mean"]),
                 "devices": ", ".join(record["devices"]) or MISSING,
             }
         )
     return rows
-
 
 
 def table2_rows(summary: Mapping[str, Any], published: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -108,7 +115,9 @@ def table2_rows(summary: Mapping[str, Any], published: Mapping[str, Any]) -> lis
                     "diff": fmt(record["diff_pp"], PP_DECIMALS, signed=True) if record else MISSING,
                     "n": str(record["n_pairs"]) if record else "0",
                     "final": (
-                        fmt_mean_std(record["final_mean_pp"], record["final_std_pp"], PP_DECIMALS, signed=True)
+                        fmt_mean_std(
+                            record["final_mean_pp"], record["final_std_pp"], PP_DECIMALS, signed=True
+                        )
                         if record
                         else "not run"
                     ),
@@ -117,16 +126,24 @@ def table2_rows(summary: Mapping[str, Any], published: Mapping[str, Any]) -> lis
     return rows
 
 
-
 def autoencoder_context(autoencoder: Mapping[str, Any]) -> dict[str, Any]:
     if autoencoder.get("status") != "ok":
         return {"run": False}
     rows = [
         {
             "seed": str(r["seed"]),
-            "first": f"{fmt(r['pretrained_first_val_acc'], ACC_DECIMALS)} / {fmt(r['baseline_first_val_acc'], ACC_DECIMALS)}",
-            "best": f"{fmt(r['pretrained_best_val_acc'], ACC_DECIMALS)} / {fmt(r['baseline_best_val_acc'], ACC_DECIMALS)}",
-            "final": f"{fmt(r['pretrained_final_val_acc'], ACC_DECIMALS)} / {fmt(r['baseline_final_val_acc'], ACC_DECIMALS)}",
+            "first": (
+                f"{fmt(r['pretrained_first_val_acc'], ACC_DECIMALS)} / "
+                f"{fmt(r['baseline_first_val_acc'], ACC_DECIMALS)}"
+            ),
+            "best": (
+                f"{fmt(r['pretrained_best_val_acc'], ACC_DECIMALS)} / "
+                f"{fmt(r['baseline_best_val_acc'], ACC_DECIMALS)}"
+            ),
+            "final": (
+                f"{fmt(r['pretrained_final_val_acc'], ACC_DECIMALS)} / "
+                f"{fmt(r['baseline_final_val_acc'], ACC_DECIMALS)}"
+            ),
             "diff_best": fmt(r["diff_best_val_acc_pp"], PP_DECIMALS, signed=True),
             "diff_final": fmt(r["diff_final_val_acc_pp"], PP_DECIMALS, signed=True),
             "epochs_to_target": f"{r['pretrained_epochs_to_target']} / {r['baseline_epochs_to_target']}",
@@ -156,7 +173,6 @@ def autoencoder_context(autoencoder: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-
 def pso_context(pso: Mapping[str, Any]) -> dict[str, Any]:
     if pso.get("status") != "ok":
         return {"run": False}
@@ -176,9 +192,10 @@ def pso_context(pso: Mapping[str, Any]) -> dict[str, Any]:
         "run": True,
         "rows": rows,
         "mean_ratio": fmt_mean_std(pso["ratio"]["mean"], pso["ratio"]["std"], RATIO_DECIMALS),
-        "mean_final_ratio": fmt_mean_std(pso["final_ratio"]["mean"], pso["final_ratio"]["std"], RATIO_DECIMALS),
+        "mean_final_ratio": fmt_mean_std(
+            pso["final_ratio"]["mean"], pso["final_ratio"]["std"], RATIO_DECIMALS
+        ),
     }
-
 
 
 def provenance_context(provenance: Mapping[str, Any]) -> dict[str, Any]:
@@ -201,12 +218,18 @@ def provenance_context(provenance: Mapping[str, Any]) -> dict[str, Any]:
         ),
         "hardware": [
             *(
-                (f"Training runs ({row['runs']})", f"{row['device']}; activation kernels {row['kernels']}; {row['determinism']}")
+                (
+                    f"Training runs ({row['runs']})",
+                    f"{row['device']}; activation kernels {row['kernels']}; {row['determinism']}",
+                )
                 for row in provenance.get("run_devices") or []
             ),
             ("CPU", f"{hardware['cpu']} ({hardware['cores']} logical cores)"),
             ("Memory", f"{hardware['memory_gib']} GiB" if hardware.get("memory_gib") else MISSING),
-            ("GPU of the provenance job's machine", ", ".join(hardware["gpus"]) + f" (CUDA {hardware['cuda']})" if hardware["gpus"] else "none"),
+            (
+                "GPU of the provenance job's machine",
+                ", ".join(hardware["gpus"]) + f" (CUDA {hardware['cuda']})" if hardware["gpus"] else "none",
+            ),
             ("Platform", hardware["platform"]),
         ],
         "packages": list(provenance["packages"].items()),
@@ -214,8 +237,9 @@ def provenance_context(provenance: Mapping[str, Any]) -> dict[str, Any]:
         "wall_times": (
             None
             if wall is None
-            else [{"group": w["group"], "jobs": str(w["jobs"]), "time": fmt_seconds(w["seconds"])} for w in wall]
+            else [
+                {"group": w["group"], "jobs": str(w["jobs"]), "time": fmt_seconds(w["seconds"])} for w in wall
+            ]
         ),
         "total_time": None if wall is None else fmt_seconds(sum(w["seconds"] for w in wall)),
     }
-

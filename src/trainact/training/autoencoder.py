@@ -30,8 +30,9 @@ shape inverse of the 2x2 max-pool, as shallow as possible so the encoder has to 
 Stage 0 reconstructs pixels in [0, 1], so its decoder ends in a sigmoid; later stages reconstruct
 unbounded activation outputs, so their decoders are linear. Every stage's input is what the
 classifier feeds it (:meth:`PaperCNN.features`, input standardisation included where the model has
-one; stage 0's decoder is then linear too, its targets being standardised pixels). The dense stage's decoder is always one
-``Linear(hidden, C_3 * 4 * 4)`` (no output function; the ``decoder`` setting does not apply to it).
+one; stage 0's decoder is then linear too, its targets being standardised pixels). The dense stage's
+decoder is always one ``Linear(hidden, C_3 * 4 * 4)`` (no output function; the ``decoder`` setting
+does not apply to it).
 
 Optimizer (paper silent): RMSprop with the paper's ``rho`` and the trainer's ``eps``, a fresh one per
 stage over the stage's parameters (its activation's included) and its decoder's, constant learning
@@ -54,30 +55,37 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from trainact.files import atomic_write, write_csv_atomic
+from trainact.names import ACTIVATIONS, PAPER_FILTERS
+from trainact.nn.models import PaperCNN, build_model
 from trainact.run_files import (
     PRETRAIN_CHECKPOINT_FILE,
     PRETRAIN_HISTORY_COLUMNS,
     PRETRAIN_HISTORY_FILE,
     PRETRAINED_FILE,
 )
+from trainact.training.autoencoder_stages import (
+    DECODERS,
+    build_decoders,
+    stage_encoder,
+    stage_input,
+    stage_names,
+)
 from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity
-from trainact.files import atomic_write, write_csv_atomic
-from trainact.training.settings import RMSPROP_EPS, RMSPROP_RHO, ConfigSection
-from trainact.training.step import EpochTotals, rmsprop, train_step
-from trainact.training.autoencoder_stages import DECODERS, build_decoders, stage_encoder, stage_input, stage_names
-from trainact.nn.models import PaperCNN, build_model
-from trainact.names import ACTIVATIONS, PAPER_FILTERS
 from trainact.training.device import DEVICE_HELP, resolve_device
 from trainact.training.job import job_device
 from trainact.training.random_state import seed_everything
+from trainact.training.settings import RMSPROP_EPS, RMSPROP_RHO, ConfigSection
+from trainact.training.step import EpochTotals, rmsprop, train_step
 from trainact.training.train import TrainingDiverged, fit
 from trainact.training.train_settings import TrainSettings
 
@@ -144,12 +152,13 @@ def pretrain(
     ``model.stages[0..2]`` and 3 the dense layer ``model.head[1]``, see
     :func:`trainact.training.autoencoder_stages.stage_names`;
     ``epoch`` 1-based within the stage, ``loss`` the epoch's mean reconstruction MSE over the
-    training images, ``seconds``), ``pretrain_checkpoint.pt`` (about once a minute and after the last stage-epoch) and, when all
-    stages are done, ``pretrained.pt`` (the classifier's ``state_dict``: conv stages and dense layer
-    pretrained, output layer at its seeded initialisation). ``stop_after=(stage, epoch)`` ends the call
-    after that stage-epoch, as a crash would (for tests of resumption). ``identity`` joins the
-    checkpoint's fingerprint (as in :func:`trainact.training.train.fit`).
-    Returns the classifier and the rows. Raises :class:`TrainingDiverged` on a non-finite loss.
+    training images, ``seconds``), ``pretrain_checkpoint.pt`` (about once a minute and after the
+    last stage-epoch) and, when all stages are done, ``pretrained.pt`` (the classifier's
+    ``state_dict``: conv stages and dense layer pretrained, output layer at its seeded
+    initialisation). ``stop_after=(stage, epoch)`` ends the call after that stage-epoch, as a crash
+    would (for tests of resumption). ``identity`` joins the checkpoint's fingerprint (as in
+    :func:`trainact.training.train.fit`). Returns the classifier and the rows. Raises
+    :class:`TrainingDiverged` on a non-finite loss.
     """
     from tqdm.auto import tqdm
 
@@ -165,7 +174,13 @@ def pretrain(
 
     # 2. The stages in turn, each for its epochs (the stage in progress from where it stopped).
     train_set = DeviceDataset(data.train_images, data.train_labels, device)
-    bar = tqdm(total=job.total, initial=len(job.rows), desc=f"pretrain {out_dir.name}", unit="epoch", disable=not progress)
+    bar = tqdm(
+        total=job.total,
+        initial=len(job.rows),
+        desc=f"pretrain {out_dir.name}",
+        unit="epoch",
+        disable=not progress,
+    )
     for stage_index in range(len(job.rows) // settings.epochs_per_stage, len(job.names)):
         if not job.pretrain_stage(stage_index, train_set, out_dir, bar, stop_after):
             bar.close()
@@ -202,7 +217,7 @@ class PretrainJob:
     def start(
         cls, data, settings: AutoencoderSettings, model_cfg: Mapping[str, Any] | None, device: torch.device,
         identity: Mapping[str, str] | None, checkpoint_path: Path,
-    ) -> "PretrainJob":  # fmt: skip
+    ) -> PretrainJob:  # fmt: skip
         """Seed, build and calibrate the classifier as the baseline's training job does, then
         build the decoders; all on ``device``."""
         from trainact.nn.calibration import calibrate
@@ -242,7 +257,10 @@ class PretrainJob:
         settings = self.settings
         stage, decoder = stage_encoder(self.model, stage_index), self.decoders[stage_index]
         optimizer = rmsprop(
-            [*stage.parameters(), *decoder.parameters()], lr=settings.learning_rate, rho=settings.rho, eps=settings.eps
+            [*stage.parameters(), *decoder.parameters()],
+            lr=settings.learning_rate,
+            rho=settings.rho,
+            eps=settings.eps,
         )
         first_epoch = len(self.rows) - stage_index * settings.epochs_per_stage + 1
         if first_epoch > 1:  # resuming inside this stage: its optimizer state is the checkpoint's
@@ -252,11 +270,17 @@ class PretrainJob:
             mean_loss = self.stage_epoch(stage_index, stage, decoder, optimizer, train_set, epoch)
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(
-                    f"{out_dir}: the reconstruction loss of stage {stage_index} ({self.names[stage_index]}) became "
-                    f"non-finite in its epoch {epoch}; stopped (a rerun resumes from {self.checkpoint_path}, if there is one)"
+                    f"{out_dir}: the reconstruction loss of stage {stage_index} ({self.names[stage_index]}) "
+                    f"became non-finite in its epoch {epoch}; stopped (a rerun resumes from "
+                    f"{self.checkpoint_path}, if there is one)"
                 )
             self.rows.append(
-                {"stage": stage_index, "epoch": epoch, "loss": round(mean_loss, 8), "seconds": round(time.perf_counter() - started, 3)}
+                {
+                    "stage": stage_index,
+                    "epoch": epoch,
+                    "loss": round(mean_loss, 8),
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
             )
             stopping = stop_after is not None and (stage_index, epoch) >= tuple(stop_after)
             self.save(optimizer, force=len(self.rows) == self.total or stopping)
@@ -271,13 +295,17 @@ class PretrainJob:
                 return False
         return True
 
-    def stage_epoch(self, stage_index: int, stage: nn.Module, decoder: nn.Module, optimizer, train_set, epoch: int) -> float:
+    def stage_epoch(
+        self, stage_index: int, stage: nn.Module, decoder: nn.Module, optimizer, train_set, epoch: int
+    ) -> float:
         """One epoch of stage ``stage_index``: the mean reconstruction MSE over the training images.
         The earlier stages are frozen: the stage's input (the target) is computed without gradients."""
         settings = self.settings
         totals = EpochTotals(train_set.device)
         shuffle_epoch = stage_index * settings.epochs_per_stage + epoch
-        for images, _labels in train_set.batches(settings.batch_size, shuffle=True, seed=settings.seed, epoch=shuffle_epoch):
+        for images, _labels in train_set.batches(
+            settings.batch_size, shuffle=True, seed=settings.seed, epoch=shuffle_epoch
+        ):
             with torch.no_grad():  # the earlier stages are frozen
                 target = stage_input(self.model, stage_index, images)
             loss, _ = train_step(lambda h: decoder(stage(h)), F.mse_loss, optimizer, target, target)
@@ -310,7 +338,8 @@ def load_pretrained(
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(
-            f"{pretrained_path} does not fit the {settings.size}-{settings.activation} model of this config: {exc}"
+            f"{pretrained_path} does not fit the {settings.size}-{settings.activation} model of this "
+            f"config: {exc}"
         ) from None
     return model
 
@@ -343,7 +372,9 @@ def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
 
     params = parse_params(args.params, ("model", "autoencoder"))
     try:
-        settings = AutoencoderSettings.from_params(params.get("autoencoder", {}), seed=args.seed, device=args.device)
+        settings = AutoencoderSettings.from_params(
+            params.get("autoencoder", {}), seed=args.seed, device=args.device
+        )
         resolve_device(settings.device)
         build_model(settings.size, settings.activation, params.get("model", {}))
     except ValueError as exc:
@@ -372,9 +403,13 @@ def _cmd_ae_finetune(args: argparse.Namespace) -> int:
     params = parse_params(args.params, ("model", "autoencoder", "train"))
     try:
         settings = AutoencoderSettings.from_params(params.get("autoencoder", {}), seed=args.seed)
-        train_settings = TrainSettings.from_params(params.get("train", {}), seed=args.seed, device=args.device)
+        train_settings = TrainSettings.from_params(
+            params.get("train", {}), seed=args.seed, device=args.device
+        )
         if not Path(args.pretrained).is_file():
-            raise ValueError(f"--pretrained {args.pretrained}: no such file (run 'trainact ae-pretrain' first)")
+            raise ValueError(
+                f"--pretrained {args.pretrained}: no such file (run 'trainact ae-pretrain' first)"
+            )
         load_pretrained(args.pretrained, settings, params.get("model", {}))
     except ValueError as exc:
         raise CLIError(str(exc)) from None
@@ -405,7 +440,9 @@ def register_cli(subparsers) -> None:
     parser = subparsers.add_parser(
         "ae-pretrain",
         help="pretrain a CNN's conv stages and dense layer greedily as autoencoders (Section 5.1)",
-        description="Greedy layer-wise autoencoder pretraining; writes pretrain.csv and pretrained.pt. Resumable.",
+        description=(
+            "Greedy layer-wise autoencoder pretraining; writes pretrain.csv and pretrained.pt. Resumable."
+        ),
     )
     _common_arguments(parser, 'JSON: {"model": {...}, "autoencoder": {...}}')
     parser.set_defaults(func=_cmd_ae_pretrain)
@@ -416,7 +453,9 @@ def register_cli(subparsers) -> None:
         description="Load pretrained.pt and train it like 'trainact train'; writes history.csv. Resumable.",
     )
     _common_arguments(parser, 'JSON: {"model": {...}, "autoencoder": {...}, "train": {...}}')
-    parser.add_argument("--pretrained", required=True, type=Path, help="pretrained.pt from 'trainact ae-pretrain'")
+    parser.add_argument(
+        "--pretrained", required=True, type=Path, help="pretrained.pt from 'trainact ae-pretrain'"
+    )
     parser.add_argument(
         "--allow-divergence",
         action="store_true",

@@ -38,7 +38,9 @@ class StageDecoder(nn.Module):
     def __init__(self, kind: str, in_channels: int, out_channels: int, *, sigmoid_output: bool) -> None:
         super().__init__()
         if kind == "conv_transpose":
-            self.layers = nn.Sequential(nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2))
+            self.layers = nn.Sequential(
+                nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+            )
         elif kind == "upsample_conv":
             self.layers = nn.Sequential(
                 nn.Upsample(scale_factor=2, mode="nearest"),

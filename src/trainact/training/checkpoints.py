@@ -27,8 +27,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -36,6 +37,7 @@ from trainact.files import atomic_write, file_digest
 from trainact.sourcegraph import code_digest
 
 log = logging.getLogger(__name__)
+
 
 def run_identity(family: str, model_cfg: Mapping[str, Any], *inputs: str | os.PathLike) -> dict[str, str]:
     """What a job's checkpoint must have been written under, beyond its settings section (which

@@ -39,6 +39,7 @@ class DeviceUnavailable(ValueError):
     """The requested device cannot be used; the message says why and what to do (a ValueError,
     so that the commands report it as a one-line error)."""
 
+
 def default_device_policy() -> str:
     """``$TRAINACT_DEVICE`` or ``auto``."""
     return os.environ.get(DEVICE_ENV) or "auto"
@@ -129,7 +130,9 @@ def resolve_device(name: str | None = None) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceUnavailable(
-                cuda_diagnosis() if nvidia_gpu_visible() else f"device {name!r} requested but CUDA is not available"
+                cuda_diagnosis()
+                if nvidia_gpu_visible()
+                else f"device {name!r} requested but CUDA is not available"
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise DeviceUnavailable(

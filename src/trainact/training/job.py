@@ -13,8 +13,9 @@ folder, so that jobs do not compile the activation kernels from scratch each tim
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

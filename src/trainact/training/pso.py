@@ -33,10 +33,11 @@ Open choices (paper silent), each a :class:`PSOSettings` field:
   fixed seeded evaluation subset of the training set (``eval_train_size`` images, ``null`` = all) and
   on the test set; the accuracies are recomputed only when ``P_g`` changed.
 
-Evaluation is vectorised over particles (:mod:`trainact.training.swarm`): :meth:`NetworkLoss.vectorised` runs the network once per
-image chunk for all particles together (``torch.func.vmap`` of ``functional_call`` over stacked
-parameters); :meth:`NetworkLoss.looped` is the same sum, one particle at a time (for tests and the
-benchmark ``trainact pso-bench`` in :mod:`trainact.bench.pso_evaluators`).
+Evaluation is vectorised over particles (:mod:`trainact.training.swarm`):
+:meth:`NetworkLoss.vectorised` runs the network once per image chunk for all particles together
+(``torch.func.vmap`` of ``functional_call`` over stacked parameters); :meth:`NetworkLoss.looped` is
+the same sum, one particle at a time (for tests and the benchmark ``trainact pso-bench`` in
+:mod:`trainact.bench.pso_evaluators`).
 
 Crash safety: ``history.csv`` is rewritten after every generation; the swarm (positions, velocities,
 bests, random generator) and the history go to ``checkpoint.pt`` about once a minute and after the
@@ -52,28 +53,28 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainact.training.settings import ConfigSection
-from trainact.nn.models import build_model
-from trainact.names import ACTIVATIONS, PAPER_FILTERS
-from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity
 from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
+from trainact.names import ACTIVATIONS, PAPER_FILTERS
+from trainact.nn.models import build_model
 from trainact.run_files import CHECKPOINT_FILE, HISTORY_FILE, PSO_BEST_FILE, PSO_HISTORY_COLUMNS, SUMMARY_FILE
+from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity
 from trainact.training.device import DEVICE_HELP, resolve_device
 from trainact.training.evaluation import evaluate
 from trainact.training.job import job_device, run_record
 from trainact.training.random_state import seed_everything
+from trainact.training.settings import ConfigSection
 from trainact.training.swarm import NetworkLoss, Swarm, fitness_from_loss, loss_from_fitness
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -111,15 +112,18 @@ class PSOSettings(ConfigSection):
             value = getattr(self, key)
             if not (math.isfinite(value) and value >= 0):
                 self.fail(key, value, "must be a finite number >= 0")
-        if self.velocity_clamp is not None and not (math.isfinite(self.velocity_clamp) and self.velocity_clamp > 0):
-            self.fail("velocity_clamp", self.velocity_clamp, "must be a finite number > 0, or null for no clamp")
+        if self.velocity_clamp is not None and not (
+            math.isfinite(self.velocity_clamp) and self.velocity_clamp > 0
+        ):
+            self.fail(
+                "velocity_clamp", self.velocity_clamp, "must be a finite number > 0, or null for no clamp"
+            )
         for key in ("fitness_batch_size", "eval_train_size"):
             value = getattr(self, key)
             if value is not None and value < 1:
                 self.fail(key, value, "must be >= 1, or null for the whole training set")
         if self.eval_batch_size < 1:
             self.fail("eval_batch_size", self.eval_batch_size, "must be >= 1")
-
 
 
 # ------------------------------------------------------------------------------- training
@@ -162,11 +166,11 @@ def train_pso(
     """Train a CNN's weights by PSO on ``data`` (a :class:`trainact.data.cifar.PreparedData`).
 
     Writes into ``out_dir``: ``history.csv`` (one row per generation, generation 0 being the
-    initial swarm), ``checkpoint.pt`` (about once a minute and after the last generation) and, when the run completes,
-    ``best.pt`` (the ``state_dict`` of the network at ``P_g``) and ``summary.json`` (the last row's
-    numbers, the device and how it ran). ``stop_after_generation`` ends the
-    call early (as a crash would) for tests of resumption. ``identity`` joins the checkpoint's
-    fingerprint (as in :func:`trainact.training.train.fit`). Returns the history rows.
+    initial swarm), ``checkpoint.pt`` (about once a minute and after the last generation) and, when
+    the run completes, ``best.pt`` (the ``state_dict`` of the network at ``P_g``) and
+    ``summary.json`` (the last row's numbers, the device and how it ran). ``stop_after_generation``
+    ends the call early (as a crash would) for tests of resumption. ``identity`` joins the
+    checkpoint's fingerprint (as in :func:`trainact.training.train.fit`). Returns the history rows.
     """
     from trainact.nn.kernel_compiler import reset_kernel_report
 
@@ -231,14 +235,16 @@ class SwarmRun:
     def start(
         cls, model: nn.Module, data, settings: PSOSettings, device: torch.device,
         identity: Mapping[str, str] | None, out_dir: Path, stop_after_generation: int | None,
-    ) -> "SwarmRun":  # fmt: skip
+    ) -> SwarmRun:  # fmt: skip
         """The swarm over ``model``'s parameters, maximising the fitness on the seeded fitness batch."""
         from trainact.data.loader import DeviceDataset
 
         num_train = len(data.train_labels)
         fitness_index = _subset(num_train, settings.fitness_batch_size, settings.seed, stream=0)
         eval_index = _subset(num_train, settings.eval_train_size, settings.seed, stream=1)
-        fitness_set = DeviceDataset(data.train_images[fitness_index], data.train_labels[fitness_index], device)
+        fitness_set = DeviceDataset(
+            data.train_images[fitness_index], data.train_labels[fitness_index], device
+        )
         images, labels = next(fitness_set.batches(len(fitness_set), shuffle=False))
         objective = NetworkLoss(model, images, labels, settings.eval_batch_size)
         evaluate_losses = objective.vectorised if settings.vectorised else objective.looped
@@ -253,7 +259,17 @@ class SwarmRun:
         eval_train_set = DeviceDataset(data.train_images[eval_index], data.train_labels[eval_index], device)
         test_set = DeviceDataset(data.test_images, data.test_labels, device)
         fingerprint = {**settings.checkpoint_fingerprint(model=model), **(identity or {})}
-        return cls(settings, model, device, swarm, eval_train_set, test_set, fingerprint, out_dir, stop_after_generation)
+        return cls(
+            settings,
+            model,
+            device,
+            swarm,
+            eval_train_set,
+            test_set,
+            fingerprint,
+            out_dir,
+            stop_after_generation,
+        )
 
     @property
     def checkpoint_path(self) -> Path:
@@ -295,8 +311,13 @@ class SwarmRun:
             bar.set_postfix(best_loss=f"{row['best_loss']:.4f}", test_acc=f"{row['test_acc']:.4f}")
             log.info(
                 "generation %d/%d best loss %.4f fitness %.6f | P_g train acc %.4f test acc %.4f",
-                generation, settings.generations, row["best_loss"], row["best_fitness"], row["train_acc"], row["test_acc"],
-            )  # fmt: skip
+                generation,
+                settings.generations,
+                row["best_loss"],
+                row["best_fitness"],
+                row["train_acc"],
+                row["test_acc"],
+            )
         return True
 
     def accuracies_of_global_best(self) -> tuple[float, float]:
@@ -330,7 +351,11 @@ class SwarmRun:
         )
         self.clock.save_if_due(
             self.checkpoint_path,
-            lambda: {"swarm": self.swarm.state_dict(), "history": self.history, "fingerprint": self.fingerprint},
+            lambda: {
+                "swarm": self.swarm.state_dict(),
+                "history": self.history,
+                "fingerprint": self.fingerprint,
+            },
             force=last,
         )
         write_history(self.out_dir / HISTORY_FILE, self.history)

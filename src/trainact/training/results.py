@@ -6,8 +6,9 @@ The file names and columns are :mod:`trainact.run_files`'s.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,13 +31,17 @@ def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     write_csv_atomic(path, rows, TRAIN_HISTORY_COLUMNS)
 
 
-def write_progress(out_dir: Path, history: Sequence[Mapping[str, Any]], health: Sequence[Mapping[str, Any]]) -> None:
+def write_progress(
+    out_dir: Path, history: Sequence[Mapping[str, Any]], health: Sequence[Mapping[str, Any]]
+) -> None:
     """Rewrite ``history.csv`` and ``activation_health.csv`` (after every epoch)."""
     write_history(out_dir / HISTORY_FILE, history)
     write_csv_atomic(out_dir / HEALTH_FILE, health, HEALTH_COLUMNS)
 
 
-def health_rows(epoch: int, model: nn.Module, batch: torch.Tensor, start: Sequence[torch.Tensor]) -> list[dict]:
+def health_rows(
+    epoch: int, model: nn.Module, batch: torch.Tensor, start: Sequence[torch.Tensor]
+) -> list[dict]:
     """One ``HEALTH_COLUMNS`` row per activation layer after ``epoch`` (rounded for the CSV)."""
     from trainact.nn.calibration import layer_health
 
@@ -103,7 +108,9 @@ def save_results(
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "status": history[-1]["status"] if history else "empty",
         **(dict(schedule) if schedule else {}),
-        "steps_by_learning_rate": steps_by_learning_rate(ok, schedule["steps_per_epoch"]) if schedule else None,
+        "steps_by_learning_rate": steps_by_learning_rate(ok, schedule["steps_per_epoch"])
+        if schedule
+        else None,
         "train_seconds": round(sum(r["seconds"] for r in ok), 3),
         **run_record(run_info),
     }

@@ -41,7 +41,9 @@ def check_axis(axis: Mapping[str, Any], learning_rates: Sequence[float]) -> None
             f"schedule_axis.first_phase_epochs = {first!r}: must be strictly increasing whole numbers >= 1"
         )
     if not tail or any(not isinstance(n, int) or n < 1 for n in tail):
-        raise ValueError(f"schedule_axis.tail_epochs = {tail!r}: must be whole numbers >= 1, one per tail phase")
+        raise ValueError(
+            f"schedule_axis.tail_epochs = {tail!r}: must be whole numbers >= 1, one per tail phase"
+        )
     if len(tail) > len(learning_rates) - 1:
         raise ValueError(
             f"schedule_axis.tail_epochs = {tail!r}: {len(tail)} tail phases, but train.learning_rates = "
@@ -67,7 +69,9 @@ def trunk_train(train: Mapping[str, Any], axis: Mapping[str, Any]) -> dict[str, 
     check_axis(axis, train["learning_rates"])
     length = max(branch_points(train, axis), default=0)
     if length == 0:
-        raise ValueError("every point of schedule_axis.first_phase_epochs is the main schedule: no trunk to train")
+        raise ValueError(
+            "every point of schedule_axis.first_phase_epochs is the main schedule: no trunk to train"
+        )
     return {
         **_shared(train),
         "epochs": length,
@@ -95,7 +99,11 @@ def branch_train(train: Mapping[str, Any], axis: Mapping[str, Any], first_phase:
 
 def phases(train: Mapping[str, Any]) -> list[tuple[float, int]]:
     """``[(learning rate, epochs at it)]`` of a schedule, phases with no epoch left out."""
-    epochs, boundaries, rates = int(train["epochs"]), list(train["lr_boundaries"]), list(train["learning_rates"])
+    epochs, boundaries, rates = (
+        int(train["epochs"]),
+        list(train["lr_boundaries"]),
+        list(train["learning_rates"]),
+    )
     edges = [0] + [min(b, epochs) for b in boundaries] + [epochs]
     result = []
     for rate, start, stop in zip(rates, edges, edges[1:]):

@@ -9,7 +9,8 @@ know, so a typo in the config is an error instead of a silently ignored setting.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
 
 SettingsT = TypeVar("SettingsT", bound="ConfigSection")
 

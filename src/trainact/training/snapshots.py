@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from trainact.run_files import snapshot_file
 from trainact.training.checkpoints import load_checkpoint
@@ -66,7 +67,9 @@ def check_branch(
             f"{settings.learning_rates_until(branch_epoch)}"
         )
     if branch_epoch > settings.epochs:
-        raise SnapshotMismatch(f"{branch_from}: epoch {branch_epoch} lies past train.epochs = {settings.epochs}")
+        raise SnapshotMismatch(
+            f"{branch_from}: epoch {branch_epoch} lies past train.epochs = {settings.epochs}"
+        )
     return snapshot
 
 

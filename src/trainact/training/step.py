@@ -9,7 +9,8 @@ as the paper and the settings do (torch calls it ``alpha``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -19,7 +20,9 @@ from torch import Tensor
 PhaseHook = Callable[[str], None]
 
 
-def rmsprop(params: Iterable[Any], *, lr: float, rho: float, eps: float, **options: Any) -> torch.optim.RMSprop:
+def rmsprop(
+    params: Iterable[Any], *, lr: float, rho: float, eps: float, **options: Any
+) -> torch.optim.RMSprop:
     """``torch.optim.RMSprop`` with the paper's names: decay ``rho`` (torch's ``alpha``)."""
     return torch.optim.RMSprop(params, lr=lr, alpha=rho, eps=eps, **options)
 
@@ -63,7 +66,9 @@ class EpochTotals:
         self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self.correct = torch.zeros((), dtype=torch.int64, device=device)
 
-    def add(self, loss: Tensor, batch_size: int, logits: Tensor | None = None, labels: Tensor | None = None) -> None:
+    def add(
+        self, loss: Tensor, batch_size: int, logits: Tensor | None = None, labels: Tensor | None = None
+    ) -> None:
         """Add one batch's mean ``loss`` (times ``batch_size``) and, given ``logits`` and
         ``labels``, its correct predictions."""
         self.loss_sum += loss.double() * batch_size

@@ -9,12 +9,12 @@ cross-entropy on a fitness batch (:func:`fitness_from_loss`; see :mod:`trainact.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-
 
 # ------------------------------------------------------------------------------ the swarm
 
@@ -58,13 +58,17 @@ class Swarm:
     def _fitness(self, positions: Tensor) -> Tensor:
         fitness = self.fitness_fn(positions).detach().to(torch.float64)
         if fitness.shape != positions.shape[:1]:
-            raise ValueError(f"fitness_fn returned shape {tuple(fitness.shape)} for {positions.shape[0]} particles")
+            raise ValueError(
+                f"fitness_fn returned shape {tuple(fitness.shape)} for {positions.shape[0]} particles"
+            )
         return torch.nan_to_num(fitness, nan=-math.inf)
 
     def start(self, positions: Tensor) -> None:
         """Evaluate the initial positions (velocities zero); they are the first local bests."""
         if positions.ndim != 2:
-            raise ValueError(f"positions must have shape (particles, dimensions), got {tuple(positions.shape)}")
+            raise ValueError(
+                f"positions must have shape (particles, dimensions), got {tuple(positions.shape)}"
+            )
         self.positions = positions.detach().clone()
         self.velocities = torch.zeros_like(self.positions)
         self.local_best = self.positions.clone()
@@ -178,7 +182,9 @@ class NetworkLoss:
     def unflatten(self, positions: Tensor) -> dict[str, Tensor]:
         """Views of ``positions (P, D)`` as ``{name: (P, *shape)}``."""
         if positions.ndim != 2 or positions.shape[1] != self.dimensions:
-            raise ValueError(f"positions must have shape (P, {self.dimensions}), got {tuple(positions.shape)}")
+            raise ValueError(
+                f"positions must have shape (P, {self.dimensions}), got {tuple(positions.shape)}"
+            )
         pieces = positions.split(self.numels, dim=1)
         return {
             name: piece.reshape(positions.shape[0], *shape)

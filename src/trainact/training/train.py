@@ -23,10 +23,12 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -59,9 +61,8 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the history's last row is marked ``diverged``."""
 
 
-def train_eval_subset(count: int, n: int) -> "np.ndarray":
+def train_eval_subset(count: int, n: int) -> np.ndarray:
     """Sorted indices of ``n`` of ``count`` training images, the same for every run (all if fewer)."""
-    import numpy as np
 
     if n >= count:
         return np.arange(count)
@@ -166,7 +167,9 @@ def load_splits(data, settings: TrainSettings, device: torch.device) -> Splits:
     return Splits(train_set, val_set, train_eval_set, heldout_set)
 
 
-def new_run(model: nn.Module, settings: TrainSettings, device: torch.device, identity: Mapping[str, str] | None) -> Run:
+def new_run(
+    model: nn.Module, settings: TrainSettings, device: torch.device, identity: Mapping[str, str] | None
+) -> Run:
     """The run at its start: the paper's RMSProp over :func:`parameter_groups`, no history."""
     from trainact.nn.calibration import activation_layers, parameter_vector
 
@@ -226,18 +229,19 @@ def fit(
     epoch, from 0 = the start, and activation layer: input scale, share outside the Fourier fit
     interval, non-linearity, parameter movement; on the calibration images of ``settings.seed``),
     ``checkpoint.pt`` (about once a minute and after the last epoch), and when the run completes
-    or diverges ``model.pt``, ``activations.json`` and ``summary.json``. The model arrives initialised: built after
-    ``seed_everything`` and calibrated (:func:`trainact.nn.calibration.calibrate`) or pretrained.
-    ``stop_after_epoch`` ends the call early, with a checkpoint (as a crash right after one would),
-    for tests of resumption. ``identity`` (:func:`trainact.training.checkpoints.run_identity`: the code and
-    input files the run depends on) joins the settings in the checkpoint's fingerprint, so a
+    or diverges ``model.pt``, ``activations.json`` and ``summary.json``. The model arrives
+    initialised: built after ``seed_everything`` and calibrated
+    (:func:`trainact.nn.calibration.calibrate`) or pretrained. ``stop_after_epoch`` ends the call
+    early, with a checkpoint (as a crash right after one would), for tests of resumption.
+    ``identity`` (:func:`trainact.training.checkpoints.run_identity`: the code and input files the
+    run depends on) joins the settings in the checkpoint's fingerprint, so a
     checkpoint from other code or data is not resumed. ``branch_from`` (a trunk's snapshot,
     :mod:`trainact.training.snapshots`) starts the run there unless it resumes its own checkpoint.
     Returns the history rows. Raises :class:`TrainingDiverged` on a non-finite loss, after
     writing the results of the last good epoch (the start for epoch 1).
     """
-    from trainact.nn.kernel_compiler import reset_kernel_report
     from trainact.nn.calibration import HEALTH_IMAGES, calibration_batch
+    from trainact.nn.kernel_compiler import reset_kernel_report
 
     # 1. The device, the data on it, the run at its start or where its checkpoint left it.
     out_dir = Path(out_dir)
@@ -356,7 +360,9 @@ def evaluate_epoch(model: nn.Module, splits: Splits, batch_size: int) -> dict[st
     }
 
 
-def history_row(epoch: int, trained: Mapping[str, float], evaluated: Mapping[str, Any], seconds: float) -> dict[str, Any]:
+def history_row(
+    epoch: int, trained: Mapping[str, float], evaluated: Mapping[str, Any], seconds: float
+) -> dict[str, Any]:
     """One ``history.csv`` row (``TRAIN_HISTORY_COLUMNS``), rounded for the CSV."""
     return {
         "epoch": epoch,
@@ -374,12 +380,17 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-def _save_state(run: Run, settings: TrainSettings, out_dir: Path, clock: CheckpointClock, epoch: int, *, force: bool) -> None:
+def _save_state(
+    run: Run, settings: TrainSettings, out_dir: Path, clock: CheckpointClock, epoch: int, *, force: bool
+) -> None:
     """The checkpoint when due (or ``force``: the last epoch, an early stop), and the snapshot
     after a ``snapshot_epochs`` epoch (where a branch of the schedule starts)."""
     clock.save_if_due(out_dir / CHECKPOINT_FILE, run.state, force=force)
     if epoch in settings.snapshot_epochs:
-        save_checkpoint(snapshot_path(out_dir, epoch), {**run.state(), "branch": branch_record(epoch, settings, run.fingerprint)})
+        save_checkpoint(
+            snapshot_path(out_dir, epoch),
+            {**run.state(), "branch": branch_record(epoch, settings, run.fingerprint)},
+        )
 
 
 def _stop_diverged(
@@ -411,9 +422,9 @@ def _log_epoch(row: Mapping[str, Any], epochs: int) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from trainact.nn.calibration import calibrate
     from trainact.cli import CLIError, parse_params
     from trainact.data.cifar import load_prepared
+    from trainact.nn.calibration import calibrate
     from trainact.nn.models import build_model
     from trainact.training.device import resolve_device
     from trainact.training.random_state import seed_everything
