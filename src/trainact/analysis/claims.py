@@ -11,8 +11,9 @@ accuracy difference in points, a difference of epochs, or the PSO/RMSProp ratio)
 region (e.g. difference > 0). The statistics over the seeds are
 :mod:`trainact.analysis.statistics`, the verdict of each comparison and of the claim
 :mod:`trainact.analysis.verdicts`, and whether a verdict is only a preview
-:mod:`trainact.analysis.preview`; this module defines the claims (:data:`CLAIM_TEXTS`, their
-comparisons and regions) and judges them (:func:`evaluate_claims`).
+:mod:`trainact.analysis.preview`; this module defines the claims' comparisons and regions (their
+statements are :data:`~trainact.analysis.claim_texts.CLAIM_TEXTS`) and judges them
+(:func:`evaluate_claims`).
 
 Claims on some sizes (1, 2, 6, 7) can be evaluated on the sizes a run has (``sizes=``): the
 verdict then names its scope, e.g. "supported (small networks only)".
@@ -29,11 +30,11 @@ comparisons (mean, interval, p-value, per-seed values) into the report's text.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from trainact.analysis.claim_texts import CLAIM_TEXTS, ClaimText
 from trainact.analysis.labels import MODEL_NAMES
 from trainact.analysis.preview import preview_reasons
 from trainact.analysis.statistics import Region
@@ -93,16 +94,6 @@ def _partial_scope(sizes: Sequence[str], about: Sequence[str]) -> str | None:
     return None if len(present) in (0, len(about)) else scope_text(present)
 
 
-@dataclass(frozen=True)
-class ClaimText:
-    """What a claim says: its number, statement (quoting the paper), short form and source."""
-
-    number: int
-    claim: str
-    short: str
-    source: str
-
-
 def _claim(
     text: ClaimText,
     paper: Mapping[str, Any],
@@ -149,59 +140,6 @@ CLAIM2_PAIRS = (
 GENERALISATION_SIZES = ("middle", "large")
 #: What claim 6 lacks in histories written before the eval-mode training accuracy was recorded.
 NO_TRAIN_EVAL = "eval-mode training accuracy (train_eval_acc, absent from the histories)"
-
-CLAIM_TEXTS = {
-    1: ClaimText(
-        1,
-        "Trainable activations (Fourier-CNN and LC-CNN) reach a higher validation accuracy than the ReLU CNN "
-        "at every size.",
-        "Fourier-CNN and LC-CNN beat the ReLU CNN at every size",
-        "Section 3",
-    ),
-    2: ClaimText(
-        2,
-        "Fourier-CNN is the best of the three on small networks, LC-CNN the best on large networks "
-        "(validation accuracy).",
-        "Fourier-CNN best on small networks, LC-CNN best on large ones",
-        "Sections 3 and 6",
-    ),
-    3: ClaimText(
-        3,
-        'Autoencoder pretraining improves the middle Fourier-CNN: its validation accuracy "starts from a '
-        'higher value", it "converge[s] faster" and reaches a higher accuracy.',
-        "Autoencoder pretraining improves the middle Fourier-CNN",
-        "Sections 5.1 and 6",
-    ),
-    4: ClaimText(
-        4,
-        'PSO training reaches a lower accuracy than BP (RMSProp), "about half" of it (middle CNN).',
-        "PSO reaches about half of RMSProp's accuracy (middle CNN)",
-        "Sections 5.2 and 6",
-    ),
-    5: ClaimText(
-        5,
-        'The improvement of the trainable activations over the ReLU CNN "is more significant on smaller '
-        'networks" (validation accuracy).',
-        "The improvement over the ReLU CNN is larger on smaller networks",
-        "Section 3",
-    ),
-    6: ClaimText(
-        6,
-        'At middle and large size the trainable networks reach "higher accuracy on validation data but lower '
-        'accuracy on training data" than the ReLU CNN ("better generalization ability"): a smaller gap '
-        "between training and validation accuracy.",
-        "Trainable activations generalise better at middle and large size (smaller train − test gap)",
-        "Section 4.1",
-    ),
-    7: ClaimText(
-        7,
-        'Trainable activations "will not be worse than simple non-trainable activation functions if it is '
-        f"properly trained\": validation accuracy not below the ReLU CNN's by more than "
-        f"{NON_INFERIORITY_MARGIN_PP:g} pp at any size.",
-        f"Trainable activations are not worse than ReLU (margin {NON_INFERIORITY_MARGIN_PP:g} pp)",
-        "Sections 2.2 and 6",
-    ),
-}
 
 
 def claim1_pairs(sizes: Sequence[str]) -> list[tuple[str, str, str]]:

@@ -101,33 +101,12 @@ def plot_activations(
         )
         for i, size in enumerate(rows):
             for j in range(columns):
-                ax = axes[i, j]
                 x = np.linspace(*_panel_range(documents, size, j, x_range), points)
-                ax.plot(
-                    x,
-                    np.maximum(x, 0),
-                    color=COLORS["relu"],
-                    linestyle="--",
-                    linewidth=1,
-                    label=LABELS["relu"],
-                )
-                names = []
-                for activation in [a for a in TRAINABLE if (size, a) in documents]:
-                    layers = [
-                        doc["layers"][j] for doc in documents[(size, activation)] if j < len(doc["layers"])
-                    ]
-                    if not layers:
-                        continue
-                    names.append(layers[0]["name"])
-                    values = np.concatenate([layer_curves(layer, x) for layer in layers])
-                    low, high = np.quantile(values, [0.1, 0.9], axis=0)
-                    ax.fill_between(x, low, high, color=COLORS[activation], alpha=BAND_ALPHA, linewidth=0)
-                    ax.plot(x, values.mean(axis=0), color=COLORS[activation], label=LABELS[activation])
-                ax.set_title(f"{size}: {' / '.join(dict.fromkeys(names)) or 'no layer'}")
+                _draw_panel(axes[i, j], documents, size, j, x)
                 if i == len(rows) - 1:
-                    ax.set_xlabel("x (pre-activation)")
+                    axes[i, j].set_xlabel("x (pre-activation)")
                 if j == 0:
-                    ax.set_ylabel("act(x)")
+                    axes[i, j].set_ylabel("act(x)")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels))
         fig.suptitle(
@@ -135,6 +114,29 @@ def plot_activations(
             "(mean over channels and seeds, band: 10-90 % quantile)"
         )
     return fig
+
+
+def _draw_panel(
+    ax: Any,
+    documents: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]],
+    size: str,
+    j: int,
+    x: np.ndarray,
+) -> None:
+    """One panel: ReLU dashed, and per trainable activation layer ``j`` of the ``size`` networks
+    its mean curve over channels and seeds with the 10-90 % band."""
+    ax.plot(x, np.maximum(x, 0), color=COLORS["relu"], linestyle="--", linewidth=1, label=LABELS["relu"])
+    names = []
+    for activation in [a for a in TRAINABLE if (size, a) in documents]:
+        layers = [doc["layers"][j] for doc in documents[(size, activation)] if j < len(doc["layers"])]
+        if not layers:
+            continue
+        names.append(layers[0]["name"])
+        values = np.concatenate([layer_curves(layer, x) for layer in layers])
+        low, high = np.quantile(values, [0.1, 0.9], axis=0)
+        ax.fill_between(x, low, high, color=COLORS[activation], alpha=BAND_ALPHA, linewidth=0)
+        ax.plot(x, values.mean(axis=0), color=COLORS[activation], label=LABELS[activation])
+    ax.set_title(f"{size}: {' / '.join(dict.fromkeys(names)) or 'no layer'}")
 
 
 def _panel_range(
