@@ -65,7 +65,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from trainact.files import atomic_write, write_csv_atomic
-from trainact.names import ACTIVATIONS, PAPER_FILTERS
 from trainact.nn.models import PaperCNN, build_model
 from trainact.run_files import (
     PRETRAIN_CHECKPOINT_FILE,
@@ -110,10 +109,7 @@ class AutoencoderSettings(ConfigSection):
     device: str | None = None  # trainact.training.device: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
     def __post_init__(self) -> None:
-        if self.size not in PAPER_FILTERS:
-            self.fail("size", self.size, f"choose one of {sorted(PAPER_FILTERS)}")
-        if self.activation not in ACTIVATIONS:
-            self.fail("activation", self.activation, f"choose one of {list(ACTIVATIONS)}")
+        self.check_network()
         if self.epochs_per_stage < 1:
             self.fail("epochs_per_stage", self.epochs_per_stage, "must be >= 1")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):

@@ -63,7 +63,6 @@ import torch
 from torch import Tensor, nn
 
 from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
-from trainact.names import ACTIVATIONS, PAPER_FILTERS
 from trainact.nn.models import build_model
 from trainact.run_files import CHECKPOINT_FILE, HISTORY_FILE, PSO_BEST_FILE, PSO_HISTORY_COLUMNS, SUMMARY_FILE
 from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity
@@ -100,10 +99,7 @@ class PSOSettings(ConfigSection):
     device: str | None = None  # trainact.training.device: auto (default, or $TRAINACT_DEVICE) | cuda | cpu
 
     def __post_init__(self) -> None:
-        if self.size not in PAPER_FILTERS:
-            self.fail("size", self.size, f"choose one of {sorted(PAPER_FILTERS)}")
-        if self.activation not in ACTIVATIONS:
-            self.fail("activation", self.activation, f"choose one of {list(ACTIVATIONS)}")
+        self.check_network()
         if self.particles < 1:
             self.fail("particles", self.particles, "must be >= 1")
         if self.generations < 0:

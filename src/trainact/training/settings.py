@@ -12,6 +12,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
+from trainact.names import ACTIVATIONS, PAPER_FILTERS
+
 SettingsT = TypeVar("SettingsT", bound="ConfigSection")
 
 #: RMSProp's decay rho (torch's ``alpha``): the paper's 0.95 (Section 2.2). The one home in Python
@@ -57,6 +59,14 @@ class ConfigSection:
     def fail(cls, key: str, value: Any, why: str) -> None:
         """Raise the one error shape every settings check uses: ``section.key = value: why``."""
         raise ValueError(f"{cls.SECTION}.{key} = {value!r}: {why}")
+
+    def check_network(self) -> None:
+        """The settings' ``size`` and ``activation`` name one of the paper's networks (the
+        autoencoder's and PSO's settings carry the network they train)."""
+        if self.size not in PAPER_FILTERS:
+            self.fail("size", self.size, f"choose one of {sorted(PAPER_FILTERS)}")
+        if self.activation not in ACTIVATIONS:
+            self.fail("activation", self.activation, f"choose one of {list(ACTIVATIONS)}")
 
 
 def schedule_problems(lr_boundaries: Any, learning_rates: Any) -> list[tuple[str, Any, str]]:
