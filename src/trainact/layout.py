@@ -29,9 +29,14 @@ SCHEDULE_AXIS_FILES: tuple[str, ...] = ("schedule_axis.json", "schedule_axis.csv
 SCHEDULE_AXIS_FIGURE = "schedule_axis"
 
 
+def train_model_dir(size: str, activation: str) -> str:
+    """The folder of one network's training runs (one ``seed<N>`` folder per seed)."""
+    return f"train/{size}-{activation}"
+
+
 def train_run_dir(size: str, activation: str, seed: int | str) -> str:
     """A training run's folder, relative to the results root."""
-    return f"train/{size}-{activation}/seed{seed}"
+    return f"{train_model_dir(size, activation)}/seed{seed}"
 
 
 def autoencoder_run_dir(seed: int | str) -> str:

@@ -30,7 +30,7 @@ from trainact.analysis.results import (
 )
 from trainact.analysis.statistics import stats
 from trainact.analysis.thresholds import CONVERGENCE_SHARE
-from trainact.layout import autoencoder_run_dir
+from trainact.layout import autoencoder_run_dir, train_model_dir
 from trainact.names import AUTOENCODER_MODEL, PSO_MODEL
 from trainact.run_files import FINETUNE_DIR
 
@@ -69,7 +69,7 @@ def summarize_autoencoder(results: Path, seeds: Sequence[int]) -> dict[str, Any]
     return {
         "status": "ok",
         "seeds": [int(s) for s in seeds],
-        "baseline_run": f"train/{size}-{activation}",
+        "baseline_run": train_model_dir(size, activation),
         "per_seed": records(frame),
         "diff_best_val_acc_pp": stats(frame["diff_best_val_acc_pp"]),
         "diff_final_val_acc_pp": stats(frame["diff_final_val_acc_pp"]),
@@ -151,7 +151,7 @@ def summarize_pso(results: Path, seeds: Sequence[int]) -> dict[str, Any]:
     return {
         "status": "ok",
         "seeds": [int(s) for s in seeds],
-        "reference_run": f"train/{size}-{activation}",
+        "reference_run": train_model_dir(size, activation),
         "per_seed": records(frame),
         "pso_best_test_acc": stats(frame["pso_best_test_acc"]),
         "rmsprop_best_val_acc": stats(frame["rmsprop_best_val_acc"]),
