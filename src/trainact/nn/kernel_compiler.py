@@ -22,9 +22,10 @@ summary.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -208,6 +209,19 @@ def kernel_report() -> dict[str, Any]:
         "implementations": sorted(_IMPLEMENTATIONS_RUN),
         "compile_failure": _COMPILER.failure,
     }
+
+
+@contextlib.contextmanager
+def recording_kernels(record: set[str]) -> Iterator[set[str]]:
+    """Within the block, :func:`kernel_report` reads and :func:`record_implementation` adds to
+    ``record`` instead of the process's record: what a pack (:mod:`trainact.training.pack`) wraps
+    each network's steps in, so that each network's summary names the implementations it ran."""
+    global _IMPLEMENTATIONS_RUN
+    saved, _IMPLEMENTATIONS_RUN = _IMPLEMENTATIONS_RUN, record
+    try:
+        yield record
+    finally:
+        _IMPLEMENTATIONS_RUN = saved
 
 
 def reset_kernel_report() -> None:

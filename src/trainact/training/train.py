@@ -19,12 +19,13 @@ of its last good epoch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -206,7 +207,6 @@ def resume_or_branch(
 # ------------------------------------------------------------------------------ the loop
 
 
-# Over 60 lines only by its docstring (the files it writes, 24 lines); the body is ~45.
 def fit(
     model: nn.Module,
     data,
@@ -239,15 +239,82 @@ def fit(
     :mod:`trainact.training.snapshots`) starts the run there unless it resumes its own checkpoint.
     Returns the history rows. Raises :class:`TrainingDiverged` on a non-finite loss, after
     writing the results of the last good epoch (the start for epoch 1).
+
+    This is :func:`training` run to its end alone; a pack (:mod:`trainact.training.pack`) runs
+    several at once.
     """
+    steps = training(
+        model, data, settings, out_dir, resume=resume, progress=progress,
+        stop_after_epoch=stop_after_epoch, identity=identity, branch_from=branch_from,
+    )  # fmt: skip
+    while steps.advance():
+        pass
+    return steps.history
+
+
+@dataclass
+class Training:
+    """One network's training as a sequence of steps, for :func:`fit` alone or a pack.
+
+    :meth:`advance` runs the training up to the end of its next optimiser step (the first call
+    also sets the run up; the last one, after the last epoch, writes the results) and says whether
+    there is more; ``history`` holds the history rows once there is not. Each call runs with
+    ``kernels`` as the kernel record (:func:`trainact.nn.kernel_compiler.recording_kernels`) and,
+    given a CUDA ``stream``, on it: a pack interleaves its networks' steps, one call each in turn,
+    and each network's kernels and summary stay its own.
+    """
+
+    out_dir: Path
+    steps: Iterator[None]
+    stream: Any = None
+    kernels: set[str] = field(default_factory=set)
+    history: list[dict[str, Any]] | None = None
+
+    def advance(self) -> bool:
+        from trainact.nn.kernel_compiler import recording_kernels
+
+        stream = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+        with recording_kernels(self.kernels), stream:
+            try:
+                next(self.steps)
+            except StopIteration as done:
+                self.history = done.value
+                return False
+        return True
+
+
+def training(
+    model: nn.Module,
+    data,
+    settings: TrainSettings,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+    identity: Mapping[str, str] | None = None,
+    branch_from: str | os.PathLike | None = None,
+    stream: Any = None,
+) -> Training:
+    """:func:`fit`'s training as a :class:`Training` (same arguments; ``stream``: a CUDA stream
+    to run on). Nothing happens until its first :meth:`Training.advance`."""
+    out_dir = Path(out_dir)
+    steps = _training_steps(
+        model, data, settings, out_dir, resume, progress, stop_after_epoch, identity, branch_from
+    )
+    return Training(out_dir, steps, stream)
+
+
+def _training_steps(
+    model: nn.Module, data, settings: TrainSettings, out_dir: Path, resume: bool, progress: bool,
+    stop_after_epoch: int | None, identity: Mapping[str, str] | None, branch_from: str | os.PathLike | None,
+) -> Generator[None, None, list[dict[str, Any]]]:  # fmt: skip
+    """:func:`fit`'s body, yielding after every optimiser step; returns the history rows."""
     from trainact.nn.calibration import HEALTH_IMAGES, calibration_batch
-    from trainact.nn.kernel_compiler import reset_kernel_report
 
     # 1. The device, the data on it, the run at its start or where its checkpoint left it.
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device, run_info = job_device(settings.device)
-    reset_kernel_report()  # the summary says which activation kernels ran in this run
     model.to(device)
     splits = load_splits(data, settings, device)
     run = new_run(model, settings, device, identity)
@@ -266,7 +333,7 @@ def fit(
     bar = _epoch_bar(len(run.history) + 1, settings, out_dir, progress)
     for epoch in bar:
         started = time.perf_counter()
-        trained = train_epoch(run, splits.train, settings, epoch, progress)
+        trained = yield from train_epoch(run, splits.train, settings, epoch, progress)
         if not math.isfinite(trained["train_loss"]):
             _stop_diverged(run, out_dir, last_good, run_info, schedule, epoch, trained["lr"])
         evaluated = evaluate_epoch(model, splits, settings.eval_batch_size)
@@ -309,10 +376,12 @@ def _epoch_bar(first_epoch: int, settings: TrainSettings, out_dir: Path, progres
     )
 
 
-def train_epoch(run: Run, train_set, settings: TrainSettings, epoch: int, progress: bool) -> dict[str, float]:
-    """One epoch of training at the schedule's learning rate, in the seeded order of (seed, epoch).
-    Returns ``lr``, the epoch's mean ``train_loss`` (maybe not finite), ``train_acc`` (the running
-    accuracy) and ``images_per_s``, unrounded."""
+def train_epoch(
+    run: Run, train_set, settings: TrainSettings, epoch: int, progress: bool
+) -> Generator[None, None, dict[str, float]]:
+    """One epoch of training at the schedule's learning rate, in the seeded order of (seed, epoch),
+    yielding after each step. Returns ``lr``, the epoch's mean ``train_loss`` (maybe not finite),
+    ``train_acc`` (the running accuracy) and ``images_per_s``, unrounded."""
     from tqdm.auto import tqdm
 
     lr = settings.learning_rate(epoch)
@@ -331,6 +400,7 @@ def train_epoch(run: Run, train_set, settings: TrainSettings, epoch: int, progre
     )
     for images, labels in batches:
         classifier_step(run.model, loss_fn, run.optimizer, images, labels, totals)
+        yield
     seconds = time.perf_counter() - started
     return {
         "lr": lr,
@@ -427,27 +497,54 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from trainact.nn.calibration import calibrate
     from trainact.nn.models import build_model
     from trainact.training.device import resolve_device
+    from trainact.training.pack import pack_members, train_pack
     from trainact.training.random_state import seed_everything
 
     params = parse_params(args.params, ("model", "train"))
     try:
-        settings = TrainSettings.from_params(params.get("train", {}), seed=args.seed, device=args.device)
-        resolve_device(settings.device)  # fail before loading data; fit gets the same device
-        seed_everything(settings.seed)
-        model = build_model(args.size, args.activation, params.get("model", {}))
+        members = pack_members(args.size, args.activation, args.seed, args.out_dir)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    if args.branch_from and len(args.branch_from) != len(members):
+        raise CLIError(
+            f"--branch-from: one snapshot per network ({len(members)}), got {len(args.branch_from)}"
+        )
+    branches = dict(zip(members, args.branch_from or []))
+
+    def settings_of(member):
+        return TrainSettings.from_params(params.get("train", {}), seed=member.seed, device=args.device)
+
+    try:
+        for member in members:  # every network's settings and model are valid before any trains
+            settings_of(member)
+            build_model(member.size, member.activation, params.get("model", {}))
+        device = resolve_device(settings_of(members[0]).device)  # before loading data; fit gets the same
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     data = load_prepared(args.data)
-    calibrate(model, data.train_images, settings.seed)
+    identity = run_identity("train", params.get("model", {}), args.data)
+
+    def build(member):
+        """The network as a job of its own starts it: seeded, built, calibrated."""
+        settings = settings_of(member)
+        seed_everything(settings.seed)
+        model = build_model(member.size, member.activation, params.get("model", {}))
+        calibrate(model, data.train_images, settings.seed)
+        return model, settings
+
+    def train_kwargs(member):
+        return {
+            "resume": not args.no_resume,
+            "progress": not args.no_progress,
+            "identity": identity,
+            "branch_from": branches.get(member),
+        }
+
     try:
-        fit(
-            model, data, settings, args.out_dir, resume=not args.no_resume, progress=not args.no_progress,
-            identity=run_identity("train", params.get("model", {}), args.data), branch_from=args.branch_from,
-        )  # fmt: skip
+        outcome = train_pack(members, build, data, device, train_kwargs=train_kwargs)
     except SnapshotMismatch as exc:
         raise CLIError(str(exc)) from None
-    except TrainingDiverged as exc:
-        log.error("%s", exc)
+    if outcome.diverged:
         return 0 if args.allow_divergence else 3
     return 0
 
@@ -455,27 +552,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def register_cli(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train one CNN (size x activation x seed) and write its history",
-        description="Train one CNN with RMSProp and the paper's schedule; resumable.",
+        help="train CNNs (size x activation x seed) and write their histories",
+        description=(
+            "Train CNNs with RMSProp and the paper's schedule; resumable. Several sizes, activations "
+            "or seeds make a pack: one process trains every network of sizes x activations x seeds, "
+            "each into its own --out-dir (given in that order), with the files a job of one network writes."
+        ),
     )
     parser.add_argument("--data", required=True, help="prepared .npz from 'trainact prepare'")
-    parser.add_argument("--size", required=True, help="small | middle | large")
-    parser.add_argument("--activation", required=True, help="relu | fourier | lc")
-    parser.add_argument("--seed", type=int, default=None, help="overrides train.seed")
+    parser.add_argument("--size", required=True, nargs="+", help="small | middle | large (one or more)")
+    parser.add_argument("--activation", required=True, nargs="+", help="relu | fourier | lc (one or more)")
+    parser.add_argument(
+        "--seed", type=int, nargs="+", default=[None], help="overrides train.seed (one or more)"
+    )
     parser.add_argument("--params", default="{}", help='JSON: {"model": {...}, "train": {...}}')
-    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--out-dir", required=True, type=Path, nargs="+", help="one folder per network")
     parser.add_argument("--device", default=None, help=DEVICE_HELP)
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     parser.add_argument(
         "--branch-from",
         type=Path,
+        nargs="+",
         default=None,
-        help="a trunk's snapshots/epoch<L>.pt: continue from it with this schedule's epochs after L",
+        help="a trunk's snapshots/epoch<L>.pt, one per network: continue from it after epoch L",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
         "--allow-divergence",
         action="store_true",
-        help="exit 0 when the loss goes non-finite (the history is marked 'diverged')",
+        help="exit 0 when a loss goes non-finite (the history is marked 'diverged')",
     )
     parser.set_defaults(func=_cmd_train)
