@@ -313,10 +313,11 @@ def test_non_finite_loss_stops_with_a_marked_history(tmp_path):
     assert summary["status"] == "diverged" and (tmp_path / "model.pt").exists()
 
 
-def test_cli_trains_and_rejects_bad_params(tmp_path):
+def save_tiny_data(path) -> None:
+    """:func:`tiny_data` as a prepared .npz, for the CLI."""
     data = tiny_data()
     np.savez(
-        tmp_path / "data.npz",
+        path,
         train_images=data.train_images,
         train_labels=data.train_labels,
         test_images=data.test_images,
@@ -324,6 +325,10 @@ def test_cli_trains_and_rejects_bad_params(tmp_path):
         class_names=np.array(data.class_names),
         source_md5=np.array(data.source_md5),
     )
+
+
+def test_cli_trains_and_rejects_bad_params(tmp_path):
+    save_tiny_data(tmp_path / "data.npz")
     params = {"model": TINY_MODEL, "train": {"epochs": 1, "batch_size": 32}}
     base = [sys.executable, "-m", "trainact", "train", "--data", str(tmp_path / "data.npz")]
     base += ["--size", "small", "--activation", "lc", "--out-dir", str(tmp_path / "run"), "--no-progress"]

@@ -98,11 +98,14 @@ def train_pack(
     device: torch.device,
     *,
     train_kwargs: Callable[[PackMember], dict[str, Any]] = lambda member: {},
+    interleave: bool | None = None,
 ) -> PackOutcome:
     """Train every member (:func:`trainact.training.train.training` with ``build(member)`` and
     ``train_kwargs(member)``) in one process: interleaved step by step on a CUDA ``device``, each
-    on its own stream; one after the other elsewhere (see the module docstring). A member that
-    diverges is recorded and the others go on. Returns each member's outcome."""
+    on its own stream; one after the other elsewhere (see the module docstring; ``interleave``
+    overrides the choice, e.g. for the tests, which interleave on the CPU to check that it
+    changes no number). A member that diverges is recorded and the others go on. Returns each
+    member's outcome."""
     members = list(members)
     outcome = PackOutcome({}, {})
 
@@ -118,14 +121,16 @@ def train_pack(
             outcome.status[str(member)], outcome.messages[str(member)] = "diverged", str(exc)
             return False
 
-    if device.type == "cuda":
-        running = {member: start(member, torch.cuda.Stream(device)) for member in members}
+    if device.type == "cuda" if interleave is None else interleave:
+        on_gpu = device.type == "cuda"
+        running = {member: start(member, torch.cuda.Stream(device) if on_gpu else None) for member in members}
         while running:
             for member, run in list(running.items()):
                 if not advance(member, run):
                     del running[member]
                     outcome.status.setdefault(str(member), "complete")
-        torch.cuda.synchronize(device)
+        if on_gpu:
+            torch.cuda.synchronize(device)
     else:
         for member in members:
             run = start(member)

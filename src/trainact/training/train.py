@@ -115,8 +115,12 @@ class Run:
     start: list[torch.Tensor]
 
     def state(self) -> dict[str, Any]:
-        """What a checkpoint (or a snapshot) holds."""
+        """What a checkpoint (or a snapshot) holds; with the activation kernels that ran so far,
+        so that a resumed run's summary names them all."""
+        from trainact.nn.kernel_compiler import kernel_report
+
         return {
+            "activation_kernels": kernel_report()["implementations"],
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "history": self.history,
@@ -129,12 +133,16 @@ class Run:
     def restore(self, state: Mapping[str, Any]) -> None:
         """Continue from :meth:`state`'s output. On the CPU as loaded; ``load_state_dict`` moves
         weights and optimizer state to the device."""
+        from trainact.nn.kernel_compiler import record_implementation
+
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.history = list(state["history"])
         self.start = [vector.to(self.device) for vector in state["activation_start"]]
         self.health = list(state["health"])
         set_rng_state(state["rng"], self.device)
+        for impl in state.get("activation_kernels", []):  # older checkpoints: none recorded
+            record_implementation(impl)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """A copy of the weights: what a divergence falls back to."""
