@@ -38,6 +38,10 @@ with SnakemakeApi(OutputSettings(quiet={"all"})) as api:
             "conda": None if conda is None else str(Path(rule.snakefile).parent / str(conda)),
             "shell": rule.shellcmd,
             "resources": sorted(rule.resources),
+            "resource_values": {
+                name: "<function>" if value.is_evaluable() else value.value
+                for name, value in rule.resources.items()
+            },
             "params": {
                 name: "<function>" if callable(value) else str(value)
                 for name, value in rule.params._allitems()
@@ -57,6 +61,8 @@ class RuleView:
     shell: str | None
     resources: tuple[str, ...]
     params: dict[str, str]
+    #: each resource's value (``<function>`` where it is a function of the job)
+    resource_values: dict[str, object]
 
 
 @functools.cache
@@ -77,6 +83,7 @@ def workflow_rules(*configfiles: str) -> dict[str, RuleView]:
             shell=info["shell"],
             resources=tuple(info["resources"]),
             params=info["params"],
+            resource_values=info["resource_values"],
         )
         for name, info in rules.items()
     }

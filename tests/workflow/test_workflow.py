@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from snakemake_rules import workflow_rules
 
 REPO = Path(__file__).resolve().parents[2]
 PRESET = "workflow/presets/smoke.yaml"
@@ -566,8 +567,14 @@ def test_device_settings_rerun_nothing(smoke, tmp_path):
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
 
-def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path):
-    extra = write_yaml(tmp_path / "seeds.yaml", {"experiment": {"seeds": [0, 1]}})
+@pytest.mark.parametrize("pack_seeds", [True, False], ids=["packs", "one-job-per-seed"])
+def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path, pack_seeds):
+    """One job per seed: only seed 1's jobs. Packs (the default): each network's pack job lists
+    both seeds' files, and seed 0's network resumes from its finished checkpoint (nothing is
+    retrained: tests/training/test_pack.py); every other job is seed 1's alone."""
+    extra = write_yaml(
+        tmp_path / "seeds.yaml", {"experiment": {"seeds": [0, 1]}, "devices": {"pack_seeds": pack_seeds}}
+    )
     pending = plan(smoke.workdir, configfiles=(extra,))
     assert (
         set(pending)
@@ -575,16 +582,48 @@ def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path):
         | AXIS_JOBS
         | DOWNSTREAM
     )
-    per_seed = (
-        pending["train"]
-        | pending["train_variant"]
-        | pending["ae_pretrain"]
-        | pending["ae_finetune"]
-        | pending["pso"]
-    )
-    per_seed |= pending["train_trunk"] | pending["train_branch"]
+    trained = pending["train"] | pending["train_variant"] | pending["train_trunk"]
+    per_seed = pending["ae_pretrain"] | pending["ae_finetune"] | pending["pso"] | pending["train_branch"]
     assert all("/seed1/" in path for path in per_seed)
-    assert len([p for p in pending["train"] if p.endswith("history.csv")]) == 9
+    if pack_seeds:
+        assert {path.replace("/seed0/", "/seed1/") for path in trained} == {
+            path for path in trained if "/seed1/" in path
+        }
+    else:
+        assert all("/seed1/" in path for path in trained)
+    assert len([p for p in pending["train"] if p.endswith("history.csv") and "/seed1/" in p]) == 9
+
+
+def test_switching_between_packs_and_one_job_per_seed_reruns_nothing(smoke, tmp_path):
+    """The setting changes neither the files nor the command text nor the params Snakemake
+    records: a run made one way is complete the other way. Shown with two seeds of one network
+    trained as a pack, then asked for one job per seed; and the smoke run (packs) asked for one
+    job per seed. The pack rewrote seed 0's finished files from its checkpoint, bit for bit."""
+    single = write_yaml(tmp_path / "single.yaml", {"devices": {"pack_seeds": False}})
+    assert plan(smoke.workdir, configfiles=(single,)) == {}
+
+    work = private_copy(smoke, tmp_path)
+    seed0 = work / train_dir("small", "relu", 0)
+    before = {name: (seed0 / name).read_bytes() for name in ("model.pt", "history.csv", "summary.json")}
+    two = {"experiment": {"seeds": [0, 1]}}
+    packs = write_yaml(tmp_path / "packs.yaml", {**two, "devices": {"pack_seeds": True}})
+    target = f"{train_dir('small', 'relu', 1)}/history.csv"
+    result = snakemake(work, "--cores", "2", target, *smoke_with(packs))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {name: (seed0 / name).read_bytes() for name in before} == before
+    for config in (packs, write_yaml(tmp_path / "single2.yaml", {**two, "devices": {"pack_seeds": False}})):
+        pending = plan(work, configfiles=(config,))
+        assert not any("/small-relu/" in path for path in pending.get("train", set())), pending.get("train")
+        assert any("/small-fourier/seed1/" in path for path in pending["train"])
+
+
+def test_a_pack_takes_one_gpu_slot_and_a_runtime_per_seed():
+    """A pack is one process on one GPU; on SLURM its time limit covers its seeds, trained one
+    after the other on a node without a GPU."""
+    one = workflow_rules(PRESET)["train"].resource_values
+    three = workflow_rules()["train"].resource_values  # config.yaml: the paper's 3 seeds
+    assert one["gpu_slots"] == three["gpu_slots"] == 1
+    assert three["runtime"] == 3 * one["runtime"]
 
 
 # ---------------------------------------------------------------------------------- the rest

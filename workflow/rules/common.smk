@@ -30,7 +30,7 @@ SCHEMA_FILE = REPO / "workflow" / "schemas" / "config.schema.yaml"
 # The library's torch-free modules are imported from the repository's source, whether or not
 # trainact is installed here.
 sys.path.insert(0, str(SRC))
-from trainact import layout, names, workflow_plan as plan
+from trainact import layout, names, run_files, workflow_plan as plan
 from trainact.config_check import config_errors
 from trainact.report import captions, figure_list
 from trainact.sourcegraph import FAMILY_ENTRY, code_digest
@@ -134,6 +134,45 @@ PAPER_REPORT_TEMPLATES = [
 HAVE_TEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex"))
 PAPER_PDF = [f"{PAPER}/report.pdf"] if HAVE_TEX else []
 PAPER_FILES = [f"{PAPER}/report.md", f"{PAPER}/report.tex", *PAPER_PDF]
+
+# ------------------------------------------------------------------------ training jobs
+#
+# One job per network and seed, or with devices.pack_seeds one job per network for all seeds (a
+# pack, trainact.training.pack). Both write the same files, run the same command text and carry
+# the same non-derived params (the slice and the code digest; the seeds and folders are derived
+# from the outputs), so Snakemake sees no change when the setting switches.
+PACK_SEEDS = config["devices"]["pack_seeds"]
+SEEDS = config["experiment"]["seeds"]
+TRAIN_COMMAND = (
+    "python -m trainact train --data {input.data:q} --size {wildcards.size}"
+    " --activation {wildcards.activation} --seed {params.seeds} --params {params.slice:q}"
+    " --out-dir {params.out_dirs:q} --no-progress > {log:q} 2>&1"
+)
+# What names a training job's log and benchmark: its seed, or its pack's seeds (seed0-1-2).
+JOB_SEEDS = "seed" + "-".join(map(str, SEEDS)) if PACK_SEEDS else "seed{seed}"
+
+
+def run_outputs(run_dir, files):
+    """A training job's outputs: each of `files` (name: file in the run folder) in `run_dir`,
+    for the job's {seed}, or for every seed of the pack."""
+    if PACK_SEEDS:
+        return {
+            name: expand(f"{run_dir}/{file}", seed=SEEDS, allow_missing=True)
+            for name, file in files.items()
+        }
+    return {name: f"{run_dir}/{file}" for name, file in files.items()}
+
+
+def job_seeds(wildcards, output):
+    """The seeds a training job trains, in the order of its folders (a derived param)."""
+    return [wildcards.seed] if "seed" in wildcards.keys() else SEEDS
+
+
+def job_out_dirs(wildcards, output):
+    """The run folders of a training job, one per seed (a derived param)."""
+    histories = [output.history] if isinstance(output.history, str) else output.history
+    return [os.path.dirname(path) for path in histories]
+
 
 # ------------------------------------------------------------------------ config slices, inputs
 
