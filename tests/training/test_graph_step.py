@@ -162,6 +162,22 @@ def test_graphs_per_learning_rate_and_batch_size_after_warm_up():
     assert graphs.replays == 25 - 6
 
 
+def test_graphs_are_captured_again_when_the_optimiser_state_is_replaced():
+    """A graph replays at the addresses it was captured at: after a load_state_dict of the
+    optimiser (new state tensors) the next epoch drops the graphs and captures new ones."""
+    data = dataset()
+    model, optimizer = network()
+    graphs = StandInGraphs()
+    stepper = TrainStepper(model, nn.CrossEntropyLoss(), optimizer, data, mode="cuda_graph", backend=graphs)
+    stepper_epochs(stepper, optimizer, data, RATES[:1])
+    assert len(stepper._graphs) == 1
+    stepper.epoch_totals()
+    assert len(stepper._graphs) == 1  # nothing moved
+    optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
+    stepper.epoch_totals()
+    assert stepper._graphs == {}
+
+
 def test_a_failed_capture_falls_back_to_the_ordinary_step_with_its_reason():
     data = dataset()
     model, optimizer = network()

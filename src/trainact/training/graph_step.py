@@ -178,6 +178,7 @@ class TrainStepper:
         self.totals = EpochTotals(self.device)
         self._buffers: dict[int, _Buffers] = {}
         self._graphs: dict[tuple[tuple[float, ...], int], Any] = {}
+        self._captured_at: tuple[int, ...] = ()
         self._counts = _Counts()
 
     # -------------------------------------------------------------------- the public side
@@ -191,6 +192,8 @@ class TrainStepper:
         """The running sums for a new epoch (zeroed in place: the graphs write into them), with
         the optimiser's ``capturable`` flag as this mode needs it."""
         set_capturable(self.optimizer, self._capturable())
+        if self._graphs and self._addresses() != self._captured_at:
+            self._graphs.clear()  # e.g. the optimiser's state was loaded anew: capture again
         self.totals.loss_sum.zero_()
         self.totals.correct.zero_()
         return self.totals
@@ -249,6 +252,14 @@ class TrainStepper:
         self.optimizer.step()
         self.totals.add(loss.detach(), buffers.labels.shape[0], logits.detach(), buffers.labels)
 
+    def _addresses(self) -> tuple[int, ...]:
+        """Where the tensors a graph reads and writes live: the parameters, their gradients and
+        the optimiser's state. A graph replays at the addresses it was captured at, so a change
+        (a ``load_state_dict`` of the optimiser replaces its state) must drop the graphs."""
+        tensors = [*self.model.parameters(), *(p.grad for p in self.model.parameters())]
+        tensors += [value for state in self.optimizer.state.values() for value in state.values()]
+        return tuple(t.data_ptr() if isinstance(t, Tensor) else 0 for t in tensors)
+
     def _ordinary_step(self, index: Tensor) -> None:
         images, labels = self.dataset.gather(index)
         classifier_step(self.model, self.loss_fn, self.optimizer, images, labels, self.totals)
@@ -275,6 +286,7 @@ class TrainStepper:
                 del self._graphs[old]
             graph = self.backend.capture(lambda: self._static_step(buffers))  # runs nothing
             self._graphs[key] = graph
+            self._captured_at = self._addresses()
             self._counts.graphs += 1
         except Exception as exc:  # noqa: BLE001 (any failure: the ordinary step takes over)
             self._fall_back(
