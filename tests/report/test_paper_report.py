@@ -791,6 +791,7 @@ def test_provenance_reports_the_devices_the_runs_used(tmp_path):
         "cuda": "13.0",
         "driver": "580.65",
     }
+    graphs = {"mode": "cuda_graph", "requested": "auto", "fallback": None}
     deterministic = {
         "cudnn_benchmark": False,
         "cudnn_deterministic": True,
@@ -799,14 +800,18 @@ def test_provenance_reports_the_devices_the_runs_used(tmp_path):
     }
     runs = {
         "a": {"device": gpu, "activation_kernels": {"implementations": ["compiled"], "compile_failure": None},
-              "determinism": deterministic},
+              "determinism": deterministic, "train_step": graphs},
         "b": {"device": gpu, "activation_kernels": {"implementations": ["compiled"], "compile_failure": None},
-              "determinism": deterministic},
+              "determinism": deterministic, "train_step": graphs},
+        "b2": {"device": gpu, "activation_kernels": {"implementations": ["compiled"],
+                                                     "compile_failure": None},
+               "determinism": deterministic, "train_step": {**graphs, "mode": "ordinary", "fallback": "x"}},
         "c": {"device": gpu, "activation_kernels": {"implementations": [], "compile_failure": None},
               "determinism": deterministic},
         "d": {"device": {"type": "cpu", "name": "cpu"},
               "activation_kernels": {"implementations": ["eager"],
-                                     "compile_failure": "BackendCompilerFailed: no cc"}},
+                                     "compile_failure": "BackendCompilerFailed: no cc"},
+              "train_step": {**graphs, "mode": "static"}},
         "e": {"device": "cuda (Tesla T4)"},  # a summary of the former format
     }  # fmt: skip
     paths = []
@@ -815,12 +820,15 @@ def test_provenance_reports_the_devices_the_runs_used(tmp_path):
         paths[-1].write_text(json.dumps(summary))
     assert prov.run_devices(paths) == [
         {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "compiled",
-         "determinism": "deterministic (TF32 off)", "runs": 2},
+         "determinism": "deterministic (TF32 off)", "step": "CUDA graphs", "runs": 2},
+        {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "compiled",
+         "determinism": "deterministic (TF32 off)", "step": "ordinary (graphs given up: x)", "runs": 1},
         {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "none (ReLU)",
-         "determinism": "deterministic (TF32 off)", "runs": 1},
+         "determinism": "deterministic (TF32 off)", "step": "not recorded", "runs": 1},
         {"device": "cpu", "kernels": "eager (compilation failed: BackendCompilerFailed: no cc)",
-         "determinism": "deterministic (CPU)", "runs": 1},
-        {"device": "cuda (Tesla T4)", "kernels": "not recorded", "determinism": "not recorded", "runs": 1},
+         "determinism": "deterministic (CPU)", "step": "static buffers", "runs": 1},
+        {"device": "cuda (Tesla T4)", "kernels": "not recorded", "determinism": "not recorded",
+         "step": "not recorded", "runs": 1},
     ]  # fmt: skip
     out = tmp_path / "provenance.json"
     assert (
@@ -832,6 +840,7 @@ def test_provenance_reports_the_devices_the_runs_used(tmp_path):
     context = rc.provenance_context({**FAKE_PROVENANCE, "run_devices": info["run_devices"]})
     assert context["hardware"][0] == (
         "Training runs (2)",
-        "NVIDIA H200 (CUDA 13.0, driver 580.65); activation kernels compiled; deterministic (TF32 off)",
+        "NVIDIA H200 (CUDA 13.0, driver 580.65); activation kernels compiled; deterministic (TF32 off); "
+        "training step CUDA graphs",
     )
     assert main(["provenance", "--out", str(out), "--summaries", str(tmp_path / "missing.json")]) == 2

@@ -92,21 +92,34 @@ class DeviceDataset:
         image appears exactly once per epoch in the order :meth:`permutation` gives. The last
         batch is smaller unless ``drop_last``.
         """
-        count = self.num_batches(batch_size, drop_last)
-        order = self.permutation(seed, epoch).to(self.device) if shuffle else None
-        return self._iterate(batch_size, count, order)
+        if shuffle:
+            return map(
+                self.gather, self.batch_indices(batch_size, seed=seed, epoch=epoch, drop_last=drop_last)
+            )
+        return self._slices(batch_size, self.num_batches(batch_size, drop_last))
 
-    def _iterate(
-        self, batch_size: int, count: int, order: torch.Tensor | None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batch_indices(
+        self, batch_size: int, *, seed: int = 0, epoch: int = 0, drop_last: bool = False
+    ) -> Iterator[torch.Tensor]:
+        """The shuffled batches of :meth:`batches` as index tensors on the device (int64, views of
+        the epoch's order, copied to the device once): :meth:`gather` turns one into its batch; the
+        static training step (:mod:`trainact.training.graph_step`) gathers into its own buffers."""
+        count = self.num_batches(batch_size, drop_last)
+        order = self.permutation(seed, epoch).to(self.device)
+        return (
+            order[start : min(start + batch_size, len(self))]
+            for start in range(0, count * batch_size, batch_size)
+        )
+
+    def gather(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch ``(x, y)`` of the images at ``index`` (a device int64 tensor), as :meth:`batches`."""
+        images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
+        return images.to(torch.float32).div_(255.0), labels
+
+    def _slices(self, batch_size: int, count: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for start in range(0, count * batch_size, batch_size):
             stop = min(start + batch_size, len(self))
-            if order is None:
-                images, labels = self.images[start:stop], self.labels[start:stop]
-            else:
-                index = order[start:stop]
-                images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
-            yield images.to(torch.float32).div_(255.0), labels
+            yield self.images[start:stop].to(torch.float32).div_(255.0), self.labels[start:stop]
 
 
 def _check_batch_size(batch_size: int) -> None:

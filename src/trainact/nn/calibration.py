@@ -105,17 +105,21 @@ def layer_signals(
     """Input and output of every activation layer (or of the layer named ``only``) for ``images``:
     ``{name: (x, y)}``, flattened float64 CPU vectors of the same length, evaluation mode, no
     gradient; the model's mode is restored. Layers with more than :data:`SIGNAL_SAMPLES` values
-    are subsampled with a fixed stride (the same positions every call)."""
+    are subsampled with a fixed stride (the same positions every call).
+
+    The subsample is taken on the model's device, chunk by chunk as the forward passes run
+    (:class:`_StridedSample`), and only it is copied to the host: the same values, in the same
+    order, as copying every value and subsampling on the host, at a fraction of the copy.
+    """
     layers = [(name, module) for name, module in activation_layers(model) if only in (None, name)]
     if not layers:
         raise ValueError(f"no activation layer named {only!r}")
     names = {module: name for name, module in layers}
-    captured: dict[str, list[tuple[Tensor, Tensor]]] = {name: [] for name in names.values()}
+    samples = {name: _StridedSample(images.shape[0]) for name in names.values()}
+    current = {"images": 0}
 
     def hook(module, inputs, output):
-        captured[names[module]].append(
-            (inputs[0].detach().reshape(-1).cpu(), output.detach().reshape(-1).cpu())
-        )
+        samples[names[module]].add(inputs[0].detach(), output.detach(), current["images"])
 
     handles = [module.register_forward_hook(hook) for module in names]
     was_training = model.training
@@ -124,18 +128,61 @@ def layer_signals(
     try:
         with torch.no_grad():
             for start in range(0, images.shape[0], chunk):
-                model(images[start : start + chunk].to(device))
+                part = images[start : start + chunk]
+                current["images"] = part.shape[0]
+                model(part.to(device))
     finally:
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    signals = {}
-    for name, parts in captured.items():
-        x = torch.cat([part[0] for part in parts]).double()
-        y = torch.cat([part[1] for part in parts]).double()
-        stride = max(1, x.numel() // SIGNAL_SAMPLES)
-        signals[name] = (x[::stride], y[::stride])
-    return signals
+    return {name: sample.result(name) for name, sample in samples.items()}
+
+
+class _StridedSample:
+    """One layer's input and output, flattened and concatenated over the chunks of ``images``
+    images, subsampled with stride ``max(1, total // SIGNAL_SAMPLES)`` from position 0: kept on
+    the device chunk by chunk, so that only the subsample is copied to the host.
+
+    The total is known from the first chunk: a layer's values per image (its tensor's size over
+    the chunk's images) times the images. :meth:`result` checks that the chunks added up to it.
+    """
+
+    def __init__(self, images: int) -> None:
+        self.images = images
+        self.total: int | None = None
+        self.seen = 0
+        self.parts: list[tuple[Tensor, Tensor]] = []
+
+    def add(self, x: Tensor, y: Tensor, chunk_images: int) -> None:
+        x, y = x.reshape(-1), y.reshape(-1)
+        if self.total is None:
+            self.total = x.numel() // chunk_images * self.images
+        stride = max(1, self.total // SIGNAL_SAMPLES)
+        first = -self.seen % stride  # the first multiple of the stride at or after this chunk's start
+        self.parts.append((x[first::stride].to("cpu", copy=True), y[first::stride].to("cpu", copy=True)))
+        self.seen += x.numel()
+
+    def result(self, name: str) -> tuple[Tensor, Tensor]:
+        if self.seen != self.total:
+            raise RuntimeError(
+                f"activation layer {name}: {self.seen} values over the chunks, not the {self.total} "
+                f"its first chunk implies (a layer whose tensor is not per image?)"
+            )
+        strided = self.total // SIGNAL_SAMPLES > 1
+        return tuple(  # type: ignore[return-value]
+            _float64_vector(torch.cat([part[i] for part in self.parts]), strided) for i in (0, 1)
+        )
+
+
+def _float64_vector(values: Tensor, strided: bool) -> Tensor:
+    """``values`` as float64, laid out as a stride subsample of a host vector was: a view with
+    stride 2 when ``strided``. Why: the CPU's sums (``mean``, ``std``) add a non-contiguous
+    vector in another order than a contiguous one (last-bit differences, measured), and the
+    health CSV's values must stay those of the former host-side subsample ``x[::stride]``."""
+    if not strided:
+        return values.double()
+    spread = torch.empty(2 * values.numel(), dtype=torch.float64)[::2]
+    return spread.copy_(values)
 
 
 def _scale(x: Tensor) -> dict[str, float]:

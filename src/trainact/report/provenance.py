@@ -9,7 +9,7 @@ the rule group in the report.
 Hardware is that of the machine running this command, which under SLURM is a CPU node; the
 devices the runs actually used come from each training run's ``summary.json`` (written by
 :func:`trainact.training.train.save_results`: device, GPU model, CUDA and driver, determinism settings,
-the activation kernels that ran), grouped by :func:`run_devices`.
+the activation kernels that ran, how the training steps ran), grouped by :func:`run_devices`.
 """
 
 from __future__ import annotations
@@ -193,10 +193,24 @@ def _determinism_label(device: Any, settings: Any) -> str:
     return "torch defaults"
 
 
+def _step_label(record: Any) -> str:
+    """How the training steps ran (``summary.json``'s ``train_step``, written by
+    :mod:`trainact.training.graph_step`): CUDA graphs, the static-buffer step run eagerly, or the
+    ordinary step, and why the graphs were given up if they were."""
+    if not isinstance(record, dict):
+        return "not recorded"
+    label = {"cuda_graph": "CUDA graphs", "static": "static buffers", "ordinary": "ordinary"}.get(
+        record.get("mode"), str(record.get("mode"))
+    )
+    if record.get("fallback"):
+        label += f" (graphs given up: {record['fallback']})"
+    return label
+
+
 def run_devices(summaries: list[Path]) -> list[dict[str, Any]]:
-    """The training runs grouped by device, activation kernels and determinism: one row per
-    group with its number of runs. A missing summary is an error naming it."""
-    groups: dict[tuple[str, str, str], int] = {}
+    """The training runs grouped by device, activation kernels, determinism and training step:
+    one row per group with its number of runs. A missing summary is an error naming it."""
+    groups: dict[tuple[str, str, str, str], int] = {}
     for path in summaries:
         try:
             summary = json.loads(Path(path).read_text())
@@ -207,11 +221,12 @@ def run_devices(summaries: list[Path]) -> list[dict[str, Any]]:
             _device_label(device),
             _kernels_label(summary.get("activation_kernels")),
             _determinism_label(device, summary.get("determinism")),
+            _step_label(summary.get("train_step")),
         )
         groups[key] = groups.get(key, 0) + 1
     return [
-        {"device": device, "kernels": kernels, "determinism": determinism, "runs": runs}
-        for (device, kernels, determinism), runs in sorted(
+        {"device": device, "kernels": kernels, "determinism": determinism, "step": step, "runs": runs}
+        for (device, kernels, determinism, step), runs in sorted(
             groups.items(), key=lambda item: (-item[1], item[0])
         )
     ]

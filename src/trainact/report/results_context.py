@@ -220,7 +220,8 @@ def provenance_context(provenance: Mapping[str, Any]) -> dict[str, Any]:
             *(
                 (
                     f"Training runs ({row['runs']})",
-                    f"{row['device']}; activation kernels {row['kernels']}; {row['determinism']}",
+                    f"{row['device']}; activation kernels {row['kernels']}; {row['determinism']}; "
+                    f"training step {row.get('step', 'not recorded')}",
                 )
                 for row in provenance.get("run_devices") or []
             ),

@@ -2,7 +2,8 @@
 
 Read top to bottom: :func:`fit` is the loop, in three steps (the run at its start or resumed, the
 epochs, the results); each epoch is :func:`train_epoch` (the one training step,
-:func:`trainact.training.step.classifier_step`, per batch) and :func:`evaluate_epoch`. The
+:func:`trainact.training.step.classifier_step`'s, per batch, on static buffers and as CUDA graphs
+on a GPU: :mod:`trainact.training.graph_step`) and :func:`evaluate_epoch`. The
 hyperparameters are :class:`trainact.training.train_settings.TrainSettings`; the files written,
 :mod:`trainact.training.results`; snapshots and branches, :mod:`trainact.training.snapshots`.
 
@@ -37,6 +38,7 @@ from trainact.run_files import CHECKPOINT_FILE, HISTORY_FILE
 from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity, save_checkpoint
 from trainact.training.device import DEVICE_HELP
 from trainact.training.evaluation import evaluate
+from trainact.training.graph_step import TrainStepper, make_stepper
 from trainact.training.job import job_device
 from trainact.training.random_state import rng_state, set_rng_state
 from trainact.training.results import health_rows, save_results, write_history, write_progress
@@ -47,7 +49,7 @@ from trainact.training.snapshots import (
     snapshot_path,
     without_snapshot_gaps,
 )
-from trainact.training.step import EpochTotals, classifier_step, rmsprop
+from trainact.training.step import rmsprop
 from trainact.training.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -331,6 +333,8 @@ def _training_steps(
     resume_or_branch(run, settings, out_dir, resume=resume, branch_from=branch_from)
     run.health = run.health or health_rows(0, model, health_batch, run.start)
     write_progress(out_dir, run.history, run.health)
+    # The training step (trainact.training.graph_step): CUDA graphs on a GPU; built once per run.
+    stepper = make_stepper(model, nn.CrossEntropyLoss(), run.optimizer, splits.train)
 
     # 2. The epochs still to run: train, evaluate, write the history, checkpoint by time.
     clock = CheckpointClock()
@@ -341,9 +345,10 @@ def _training_steps(
     bar = _epoch_bar(len(run.history) + 1, settings, out_dir, progress)
     for epoch in bar:
         started = time.perf_counter()
-        trained = yield from train_epoch(run, splits.train, settings, epoch, progress)
+        trained = yield from train_epoch(run, splits.train, settings, epoch, progress, stepper)
         if not math.isfinite(trained["train_loss"]):
-            _stop_diverged(run, out_dir, last_good, run_info, schedule, epoch, trained["lr"])
+            step_info = {**run_info, "train_step": stepper.record()}
+            _stop_diverged(run, out_dir, last_good, step_info, schedule, epoch, trained["lr"])
         evaluated = evaluate_epoch(model, splits, settings.eval_batch_size)
         row = history_row(epoch, trained, evaluated, seconds=time.perf_counter() - started)
         run.history.append(row)
@@ -358,7 +363,7 @@ def _training_steps(
             return run.history
 
     # 3. The run is complete: its weights, learned activations and summary.
-    save_results(model, out_dir, run.history, run_info, schedule)
+    save_results(model, out_dir, run.history, {**run_info, "train_step": stepper.record()}, schedule)
     return run.history
 
 
@@ -385,29 +390,37 @@ def _epoch_bar(first_epoch: int, settings: TrainSettings, out_dir: Path, progres
 
 
 def train_epoch(
-    run: Run, train_set, settings: TrainSettings, epoch: int, progress: bool
+    run: Run,
+    train_set,
+    settings: TrainSettings,
+    epoch: int,
+    progress: bool,
+    stepper: TrainStepper | None = None,
 ) -> Generator[None, None, dict[str, float]]:
     """One epoch of training at the schedule's learning rate, in the seeded order of (seed, epoch),
-    yielding after each step. Returns ``lr``, the epoch's mean ``train_loss`` (maybe not finite),
-    ``train_acc`` (the running accuracy) and ``images_per_s``, unrounded."""
+    yielding after each step. ``stepper`` is the run's training step
+    (:func:`trainact.training.graph_step.make_stepper`, built once per run: its CUDA graphs last
+    across epochs); without one, one for this epoch. Returns ``lr``, the epoch's mean
+    ``train_loss`` (maybe not finite), ``train_acc`` (the running accuracy) and ``images_per_s``,
+    unrounded."""
     from tqdm.auto import tqdm
 
     lr = settings.learning_rate(epoch)
     set_learning_rate(run.optimizer, lr)
     run.model.train()
-    loss_fn = nn.CrossEntropyLoss()
+    stepper = stepper or make_stepper(run.model, nn.CrossEntropyLoss(), run.optimizer, train_set)
     started = time.perf_counter()
-    totals = EpochTotals(run.device)  # on the device: no host synchronisation inside the loop
+    totals = stepper.epoch_totals()  # on the device: no host synchronisation inside the loop
     batches = tqdm(
-        train_set.batches(settings.batch_size, shuffle=True, seed=settings.seed, epoch=epoch),
+        train_set.batch_indices(settings.batch_size, seed=settings.seed, epoch=epoch),
         total=train_set.num_batches(settings.batch_size),
         desc=f"epoch {epoch}",
         unit="batch",
         leave=False,
         disable=not progress,
     )
-    for images, labels in batches:
-        classifier_step(run.model, loss_fn, run.optimizer, images, labels, totals)
+    for index in batches:
+        stepper.step(index)
         yield
     seconds = time.perf_counter() - started
     return {
