@@ -14,6 +14,15 @@ Steps (each timed; a failing step is recorded and the others still run):
    compared with an uninterrupted run: the histories and the weights must be equal bit for bit.
 5. ``sharing``: one training alone, then ``--jobs`` identical ones at once on the same GPU; the
    throughput ratio (jobs x time alone / time together) and the GPU slot each job claimed.
+6. ``graph``: each of the 9 networks (sizes x activations) trained ``--graph-steps`` steps with the
+   ordinary step and with CUDA graphs (:mod:`trainact.training.graph_step`) from the same start:
+   weights equal bit for bit, the graph stepper's record (fallback or not), milliseconds per step
+   of each (the steps after the graphs' warm-up and capture).
+7. ``packs``: small networks trained by ``trainact train`` as packs of 1, 3 and 9 networks (one
+   process each) against the same networks one per process (at most ``--jobs`` at once, as
+   Snakemake runs them with devices.jobs_per_gpu): wall time and images per second.
+8. ``estimate``: the paper preset's wall time on this GPU (:mod:`trainact.bench.estimate`) from
+   the graph step's milliseconds per step and the packs' measured speed-up.
 
 Prints the summary as JSON on stdout and writes it to ``$OUT/gpu_check.json`` when ``OUT`` is set.
 Exit status 0 when every step that ran passed.
@@ -42,7 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / "src"
 sys.path.insert(0, str(SRC))
 
-STEPS = ("environment", "bench", "smoke", "resume", "sharing")
+STEPS = ("environment", "bench", "smoke", "resume", "sharing", "graph", "packs", "estimate")
 
 
 def environment(device: str) -> dict:
@@ -228,6 +237,159 @@ def sharing(device: str, work: Path, jobs: int, images: int) -> dict:
     }
 
 
+def graph(device: str, steps: int, images: int, only: list[str] | None = None) -> dict:
+    """Ordinary step against the graph step (static buffers on a CPU), per network."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from trainact.data.loader import DeviceDataset
+    from trainact.names import ACTIVATIONS, SIZES
+    from trainact.nn.models import build_model
+    from trainact.training.graph_step import TrainStepper
+    from trainact.training.job import configure_determinism
+    from trainact.training.random_state import seed_everything
+    from trainact.training.step import rmsprop
+
+    torch_device = torch.device(torch_device_type(device))
+    configure_determinism(torch_device)
+    graph_mode = "cuda_graph" if torch_device.type == "cuda" else "static"
+    rng = np.random.default_rng(0)
+    data = DeviceDataset(
+        rng.integers(0, 256, (images, 3, 32, 32)).astype(np.uint8), rng.integers(0, 10, images), torch_device
+    )
+
+    def train(size: str, activation: str, mode: str) -> dict:
+        seed_everything(0)
+        model = build_model(size, activation, {}).to(torch_device)
+        optimizer = rmsprop(model.parameters(), lr=1e-3, rho=0.95, eps=1e-7)
+        stepper = TrainStepper(model, nn.CrossEntropyLoss(), optimizer, data, mode=mode)
+        stepper.epoch_totals()
+        done, epoch, timed_from, started = 0, 0, steps // 4, 0.0
+        while done < steps:
+            epoch += 1
+            for index in data.batch_indices(128, seed=0, epoch=epoch, drop_last=True):
+                if done == timed_from:  # after warm-up and capture
+                    if torch_device.type == "cuda":
+                        torch.cuda.synchronize(torch_device)
+                    started = time.perf_counter()
+                stepper.step(index)
+                done += 1
+                if done == steps:
+                    break
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize(torch_device)
+        ms = 1000 * (time.perf_counter() - started) / (steps - timed_from)
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return {"weights": weights, "ms_per_step": ms, "record": stepper.record()}
+
+    networks, failures = {}, []
+    for size in SIZES:
+        for activation in ACTIVATIONS:
+            if only and f"{size}-{activation}" not in only:
+                continue
+            ordinary = train(size, activation, "ordinary")
+            graphed = train(size, activation, graph_mode)
+            equal = all(
+                torch.equal(ordinary["weights"][k], graphed["weights"][k]) for k in ordinary["weights"]
+            )
+            name = f"{size}-{activation}"
+            networks[name] = {
+                "weights_equal": equal,
+                "ms_per_step": {
+                    "ordinary": round(ordinary["ms_per_step"], 3),
+                    graph_mode: round(graphed["ms_per_step"], 3),
+                },
+                "speedup": round(ordinary["ms_per_step"] / graphed["ms_per_step"], 2),
+                "record": graphed["record"],
+            }
+            print(f"gpu-check: graph {name} {json.dumps(networks[name])}", file=sys.stderr, flush=True)
+            if not equal or graphed["record"].get("fallback"):
+                failures.append(name)
+    if failures:
+        raise RuntimeError(f"graph step differs or fell back for {failures}: {networks}")
+    return {"steps": steps, "mode": graph_mode, "networks": networks}
+
+
+def packs(device: str, work: Path, jobs: int, images: int, counts: list[int], epochs: int = 3) -> dict:
+    """Packs of 1, 3 and 9 small networks (one process each) against one network per process."""
+    data = tiny_data(work / "packs.npz", images, images // 10)
+    networks = [(a, s) for s in (0, 1, 2) for a in ("relu", "fourier", "lc")]
+    params = {
+        "train": {
+            "epochs": epochs,
+            "batch_size": 128,
+            "lr_boundaries": [epochs],
+            "learning_rates": [1e-3, 1e-4],
+        }
+    }
+
+    def command(members, root: Path) -> list[str]:
+        activations = sorted({a for a, _ in members}, key=[n for n, _ in networks].index)
+        seeds = sorted({s for _, s in members})
+        folders = [str(root / f"{a}-{s}") for a in activations for s in seeds]
+        return [sys.executable, "-m", "trainact", "train", "--data", str(data), "--size", "small",
+                "--activation", *activations, "--seed", *map(str, seeds), "--params", json.dumps(params),
+                "--out-dir", *folders, "--no-progress"]  # fmt: skip
+
+    def timed(commands: list[list[str]], at_once: int) -> float:
+        started, waiting = time.perf_counter(), list(commands)
+        running: list[subprocess.Popen] = []
+        while waiting or running:
+            while waiting and len(running) < at_once:
+                running.append(
+                    subprocess.Popen(waiting.pop(0), cwd=REPO, env=env(device), stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+                )  # fmt: skip
+            process = running.pop(0)
+            _, err = process.communicate(timeout=480)
+            if process.returncode != 0:
+                raise RuntimeError(f"training exited {process.returncode}: {err[-1500:]}")
+        return time.perf_counter() - started
+
+    # Warm the compile cache first, so that neither side pays the kernels' compilation alone.
+    timed([command(networks[: min(3, max(counts))], work / "warm")], 1)
+    result = {"images": images, "epochs": epochs}
+    for n in counts:
+        members = networks[:n]
+        packed = timed([command(members, work / f"pack{n}")], 1)
+        single = timed([command([m], work / f"single{n}") for m in members], jobs)
+        trained = n * epochs * images
+        result[f"pack{n}"] = {
+            "pack_s": round(packed, 1),
+            "one_per_process_s": round(single, 1),
+            "pack_images_per_s": round(trained / packed),
+            "one_per_process_images_per_s": round(trained / single),
+            "speedup": round(single / packed, 2),
+        }
+        print(f"gpu-check: packs {n} {json.dumps(result[f'pack{n}'])}", file=sys.stderr, flush=True)
+    return result
+
+
+def estimate(summary: dict) -> dict:
+    """The paper preset's wall time from the graph step's ms per step and the packs' speed-up."""
+    import yaml
+
+    from trainact.bench.estimate import preset_estimate
+
+    graph_result = summary["steps"].get("graph", {}).get("result")
+    pack_result = summary["steps"].get("packs", {}).get("result")
+    if not graph_result:
+        raise RuntimeError("needs the graph step's milliseconds per step")
+    if len(graph_result["networks"]) < 9:
+        ran = sorted(graph_result["networks"])
+        raise RuntimeError(f"needs all 9 networks' step times; the graph step ran {ran}")
+    mode = graph_result["mode"]
+    step_ms = {
+        tuple(name.split("-")): network["ms_per_step"][mode]
+        for name, network in graph_result["networks"].items()
+    }
+    # The workflow packs the seeds of a network (3 in the paper preset): the pack of 3's speed-up.
+    speedup = pack_result["pack3"]["speedup"] if pack_result and "pack3" in pack_result else 1.0
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    return preset_estimate(step_ms, config, pack_speedup=max(speedup, 1.0))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu to check the logic")
@@ -239,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--resume-activations", default="relu,fourier", help="networks of the resume step (comma-separated)"
     )
+    parser.add_argument("--graph-steps", type=int, default=200, help="steps per network of the graph step")
+    parser.add_argument(
+        "--graph-networks", default="", help="size-activation,... of the graph step (default: all 9)"
+    )
+    parser.add_argument("--pack-images", type=int, default=20000, help="training images of the packs step")
+    parser.add_argument("--pack-counts", default="1,3,9", help="networks per pack in the packs step (of 9)")
     args = parser.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
     unknown = skip - set(STEPS)
@@ -254,6 +422,16 @@ def main(argv: list[str] | None = None) -> int:
             "smoke": lambda: smoke(args.device, work),
             "resume": lambda: resume(args.device, work, args.resume_activations.split(","), args.images),
             "sharing": lambda: sharing(args.device, work, args.jobs, args.images),
+            "graph": lambda: graph(
+                args.device,
+                args.graph_steps,
+                max(args.images, 128 * 8),
+                [n for n in args.graph_networks.split(",") if n],
+            ),
+            "packs": lambda: packs(
+                args.device, work, args.jobs, args.pack_images, [int(n) for n in args.pack_counts.split(",")]
+            ),
+            "estimate": lambda: estimate(summary),
         }
         for name in STEPS:
             if name in skip:

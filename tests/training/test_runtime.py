@@ -263,23 +263,31 @@ def test_checkpoint_clock(monkeypatch):
 
 @pytest.mark.slow
 def test_the_prepared_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
-    """tools/gpu_check.py is meant for a GPU; its kill-and-resume and sharing steps run here on
-    the CPU with small data, and its summary says they passed."""
+    """tools/gpu_check.py is meant for a GPU; its kill-and-resume, sharing, graph (static
+    buffers on a CPU) and packs steps run here on the CPU with small data, and its summary says
+    they passed (the estimate's arithmetic: tests/bench/test_estimate.py)."""
     import json
     import os
 
     repo = Path(__file__).resolve().parents[2]
     result = subprocess.run(
-        [sys.executable, str(repo / "tools" / "gpu_check.py"), "--device", "cpu", "--skip", "bench,smoke",
-         "--images", "400", "--jobs", "2", "--resume-activations", "relu"],
+        [sys.executable, str(repo / "tools" / "gpu_check.py"), "--device", "cpu",
+         "--skip", "bench,smoke,estimate",
+         "--images", "400", "--jobs", "2", "--resume-activations", "relu", "--graph-steps", "4",
+         "--graph-networks", "small-relu,small-lc",
+         "--pack-images", "256", "--pack-counts", "1,3"],
         capture_output=True, text=True, timeout=900, env={**os.environ, "OUT": str(tmp_path)},
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert summary["ok"] and set(summary["steps"]) == {"environment", "resume", "sharing"}
+    assert summary["ok"] and set(summary["steps"]) == {"environment", "resume", "sharing", "graph", "packs"}
     resumed = summary["steps"]["resume"]["result"]["relu"]
     assert resumed["killed_after_epochs"] >= 1 and resumed["history_equal"] and resumed["weights_equal"]
     assert summary["steps"]["sharing"]["result"]["jobs"] == 2
+    graphed = summary["steps"]["graph"]["result"]
+    assert graphed["mode"] == "static" and set(graphed["networks"]) == {"small-relu", "small-lc"}
+    assert all(network["weights_equal"] for network in graphed["networks"].values())
+    assert set(summary["steps"]["packs"]["result"]) >= {"pack1", "pack3"}
 
 
 # ------------------------------------------------------------------ checkpoint rules (pinned values)
