@@ -226,6 +226,19 @@ class TrainStepper:
             "eager_steps": self._counts.eager_steps,
         }
 
+    def record_since(self, earlier: dict[str, Any] | None) -> dict[str, Any]:
+        """:meth:`record` of the whole run, given the ``earlier`` processes' (a checkpoint's):
+        their counts added, their fallback kept if this process has none. A process that made
+        no step (a finished run resumed to write its results again) reports ``earlier`` as it
+        was, so its ``summary.json`` does not change."""
+        now = self.record()
+        if earlier is None:
+            return now
+        if now["graph_steps"] + now["eager_steps"] == 0:
+            return dict(earlier)
+        counts = {key: earlier.get(key, 0) + now[key] for key in ("graphs", "graph_steps", "eager_steps")}
+        return {**now, **counts, "fallback": now["fallback"] or earlier.get("fallback")}
+
     # ----------------------------------------------------------------------- the step itself
 
     def _buffers_for(self, size: int) -> _Buffers:

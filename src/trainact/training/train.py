@@ -115,6 +115,16 @@ class Run:
     history: list[dict[str, Any]]
     health: list[dict[str, Any]]
     start: list[torch.Tensor]
+    #: the training step's record of the processes before this one (from the checkpoint)
+    earlier_steps: dict[str, Any] | None = None
+    #: this process's training step (set once the run is set up)
+    stepper: TrainStepper | None = None
+
+    def step_record(self) -> dict[str, Any] | None:
+        """The training step's record of the whole run so far (``summary.json``'s ``train_step``)."""
+        if self.stepper is None:
+            return self.earlier_steps
+        return self.stepper.record_since(self.earlier_steps)
 
     def state(self) -> dict[str, Any]:
         """What a checkpoint (or a snapshot) holds; with the activation kernels that ran so far,
@@ -123,6 +133,7 @@ class Run:
 
         return {
             "activation_kernels": kernel_report()["implementations"],
+            "train_step": self.step_record(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "history": self.history,
@@ -145,6 +156,7 @@ class Run:
         set_rng_state(state["rng"], self.device)
         for impl in state.get("activation_kernels", []):  # older checkpoints: none recorded
             record_implementation(impl)
+        self.earlier_steps = state.get("train_step")
 
     def weights(self) -> dict[str, torch.Tensor]:
         """A copy of the weights: what a divergence falls back to."""
@@ -334,7 +346,7 @@ def _training_steps(
     run.health = run.health or health_rows(0, model, health_batch, run.start)
     write_progress(out_dir, run.history, run.health)
     # The training step (trainact.training.graph_step): CUDA graphs on a GPU; built once per run.
-    stepper = make_stepper(model, nn.CrossEntropyLoss(), run.optimizer, splits.train)
+    stepper = run.stepper = make_stepper(model, nn.CrossEntropyLoss(), run.optimizer, splits.train)
 
     # 2. The epochs still to run: train, evaluate, write the history, checkpoint by time.
     clock = CheckpointClock()
@@ -347,7 +359,7 @@ def _training_steps(
         started = time.perf_counter()
         trained = yield from train_epoch(run, splits.train, settings, epoch, progress, stepper)
         if not math.isfinite(trained["train_loss"]):
-            step_info = {**run_info, "train_step": stepper.record()}
+            step_info = {**run_info, "train_step": run.step_record()}
             _stop_diverged(run, out_dir, last_good, step_info, schedule, epoch, trained["lr"])
         evaluated = evaluate_epoch(model, splits, settings.eval_batch_size)
         row = history_row(epoch, trained, evaluated, seconds=time.perf_counter() - started)
@@ -363,7 +375,7 @@ def _training_steps(
             return run.history
 
     # 3. The run is complete: its weights, learned activations and summary.
-    save_results(model, out_dir, run.history, {**run_info, "train_step": stepper.record()}, schedule)
+    save_results(model, out_dir, run.history, {**run_info, "train_step": run.step_record()}, schedule)
     return run.history
 
 
