@@ -122,7 +122,7 @@ def _unpool(grad: Tensor, index: Tensor, impl: str) -> Tensor:
         record_implementation("cpp")
         return result
     n, c, h, w = grad.shape
-    return fast_kernels._run_kernel(_unpool_kernel, impl, grad, index).view(n, c, 2 * h, 2 * w)
+    return fast_kernels._run_kernel(_unpool_kernel, impl, grad, index).reshape(n, c, 2 * h, 2 * w)
 
 
 class _ActivationPoolFunction(torch.autograd.Function):
