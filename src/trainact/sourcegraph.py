@@ -34,6 +34,7 @@ DISPATCH_MODULES = frozenset({"trainact", "trainact.__main__", "trainact.cli", "
 MODULE_DATA = {
     "trainact.analysis.tables": ("published_tables.json",),
     "trainact.report.paper_report": ("deviations.yaml",),
+    "trainact.nn.pool_kernels": ("pool_cpp.cpp",),
 }
 # Command family -> the module whose command its jobs run (one family per module, so a module
 # is a unit of reruns: the download code is its own family, and no training job imports it).

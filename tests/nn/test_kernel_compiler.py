@@ -100,6 +100,7 @@ def test_auto_impl_falls_back_to_eager_once_when_compilation_fails(compiler, cap
     assert kernel_compiler.kernel_report() == {
         "implementations": ["eager", "reference"],
         "compile_failure": expected,
+        "pool_extension_failure": None,
     }
     # "compiled" never falls back
     with pytest.raises(type(make_error()), match="no compiler here|C\\+\\+ compiler"):
@@ -160,6 +161,7 @@ def test_auto_impl_propagates_other_errors_and_keeps_compiling(compiler, caplog,
         assert kernel_compiler.kernel_report() == {
             "implementations": [],
             "compile_failure": None,
+            "pool_extension_failure": None,
         }
         out = module(x)  # the next call tries the compiled path again, and it runs
         out.sum().backward()
@@ -168,6 +170,7 @@ def test_auto_impl_propagates_other_errors_and_keeps_compiling(compiler, caplog,
     assert kernel_compiler.kernel_report() == {
         "implementations": ["compiled"],
         "compile_failure": None,
+        "pool_extension_failure": None,
     }
     module.impl = "reference"
     torch.testing.assert_close(out, module(x))
@@ -191,24 +194,32 @@ def test_is_compiler_failure_classes():
 def test_kernel_report_of_each_implementation(compiler):
     x = torch.linspace(-2, 2, 9, requires_grad=True)
     report = kernel_compiler.kernel_report
-    assert report() == {"implementations": [], "compile_failure": None}
+    assert report() == {"implementations": [], "compile_failure": None, "pool_extension_failure": None}
     # a ReLU network never calls the kernels
     relu = nn.Sequential(nn.Linear(9, 4), make_activation("relu", 4, {}))
     relu(x).sum().backward()
-    assert report() == {"implementations": [], "compile_failure": None}
+    assert report() == {"implementations": [], "compile_failure": None, "pool_extension_failure": None}
     # curves (plots) use the reference formula but are no activation outputs of the network
     LinearCombination(impl="reference").curve(x)
     assert report()["implementations"] == []
     LinearCombination(impl="reference")(x)
-    assert report() == {"implementations": ["reference"], "compile_failure": None}
+    assert report() == {
+        "implementations": ["reference"],
+        "compile_failure": None,
+        "pool_extension_failure": None,
+    }
     kernel_compiler.reset_kernel_report()
     Fourier(impl="eager")(x).sum().backward()
-    assert report() == {"implementations": ["eager"], "compile_failure": None}
+    assert report() == {"implementations": ["eager"], "compile_failure": None, "pool_extension_failure": None}
     kernel_compiler.reset_kernel_report()
     compiler(FakeCompile())  # "compiles" to the kernel itself
     for impl in ("auto", "compiled"):
         LinearCombination(impl=impl)(x).sum().backward()
-        assert report() == {"implementations": ["compiled"], "compile_failure": None}
+        assert report() == {
+            "implementations": ["compiled"],
+            "compile_failure": None,
+            "pool_extension_failure": None,
+        }
     assert json.loads(json.dumps(report())) == report()  # fit for summary.json
 
 
@@ -227,6 +238,7 @@ def test_kernel_report_after_a_fallback_between_forward_and_backward(compiler):
     assert kernel_compiler.kernel_report() == {
         "implementations": ["eager"],
         "compile_failure": report["compile_failure"],
+        "pool_extension_failure": None,
     }
 
 

@@ -813,6 +813,9 @@ def test_provenance_reports_the_devices_the_runs_used(tmp_path):
                                      "compile_failure": "BackendCompilerFailed: no cc"},
               "train_step": {**graphs, "mode": "static"}},
         "e": {"device": "cuda (Tesla T4)"},  # a summary of the former format
+        "f": {"device": {"type": "cpu", "name": "cpu"},
+              "activation_kernels": {"implementations": ["compiled"], "compile_failure": None,
+                                     "pool_extension_failure": "RuntimeError: Ninja is required"}},
     }  # fmt: skip
     paths = []
     for name, summary in runs.items():
@@ -825,6 +828,8 @@ def test_provenance_reports_the_devices_the_runs_used(tmp_path):
          "determinism": "deterministic (TF32 off)", "step": "ordinary (graphs given up: x)", "runs": 1},
         {"device": "NVIDIA H200 (CUDA 13.0, driver 580.65)", "kernels": "none (ReLU)",
          "determinism": "deterministic (TF32 off)", "step": "not recorded", "runs": 1},
+        {"device": "cpu", "kernels": "compiled (C++ max-pool build failed: RuntimeError: Ninja is required)",
+         "determinism": "deterministic (CPU)", "step": "not recorded", "runs": 1},
         {"device": "cpu", "kernels": "eager (compilation failed: BackendCompilerFailed: no cc)",
          "determinism": "deterministic (CPU)", "step": "static buffers", "runs": 1},
         {"device": "cuda (Tesla T4)", "kernels": "not recorded", "determinism": "not recorded",

@@ -282,4 +282,8 @@ def test_pso_summary_records_the_result_and_how_it_ran(tmp_path):
     assert summary["generations"] == 2 and summary["best_loss"] == history[-1]["best_loss"]
     assert summary["test_acc"] == history[-1]["test_acc"]
     assert summary["device"] == {"type": "cpu", "name": "cpu"}
-    assert summary["activation_kernels"] == {"implementations": [], "compile_failure": None}  # ReLU
+    assert summary["activation_kernels"] == {
+        "implementations": [],
+        "compile_failure": None,
+        "pool_extension_failure": None,
+    }  # ReLU

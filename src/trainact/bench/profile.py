@@ -56,11 +56,14 @@ from trainact.training.step import EpochTotals, classifier_step, rmsprop
 #
 # The trainable activations run their pointwise kernels inside custom autograd Functions through
 # ``trainact.nn.kernels._run_kernel`` (one call per forward and one per backward of each
-# activation layer). While counting, that function is replaced by a counting one that runs the
-# kernel eagerly: the ops inside are tallied apart, as the launches of impl "eager", and the call
-# itself counts one launch, as impl "auto"/"compiled" on a GPU, where Inductor fuses each kernel
-# function into one Triton kernel (the backward's reductions may need a second, split-reduction
-# kernel; see ``kernel_calls`` to scale).
+# activation layer; a conv stage's activation fused with its max-pool, ``trainact.nn.pool_kernels``,
+# makes two of each: the activation's kernel, then the window selection or the scatter, which on
+# the CPU run as a C++ extension and on the meta device as their torch-op form). While counting,
+# that function is replaced by a counting one that runs the kernel eagerly: the ops inside are
+# tallied apart, as the launches of impl "eager", and the call itself counts one launch, as impl
+# "auto"/"compiled" on a GPU, where Inductor fuses each kernel function into one Triton kernel
+# (the backward's reductions may need a second, split-reduction kernel; see ``kernel_calls`` to
+# scale).
 
 # Allocation without a kernel (the caching allocator); views are recognised by ``func.is_view``.
 _ALLOCATION_OPS = frozenset(

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from trainact.nn.kernels import fourier_fast
+from trainact.nn.pool_kernels import fourier_max_pool_fast
 from trainact.nn.reference import fourier_at_scale, fourier_reference
 from trainact.nn.trainable import (
     IMPLS,
@@ -214,6 +215,11 @@ class Fourier(TrainableActivation):
 
     def _fast(self, x: Tensor) -> Tensor:
         return fourier_fast(x, *self._scaled_parameters(), self.impl)
+
+    fuses_max_pool = True
+
+    def _fast_max_pool(self, x: Tensor) -> Tensor:
+        return fourier_max_pool_fast(x, *self._scaled_parameters(), self.impl)
 
     def extra_repr(self) -> str:
         channels = f", num_channels={self.num_channels}" if self.per_channel else ""

@@ -14,10 +14,15 @@ the record of which implementations ran (:func:`kernel_report`).
 ``"eager"``
     the kernel function run eagerly (no compilation; slower; the same formulas up to float rounding).
 
-Which implementations ran: :func:`kernel_report` says which of ``"compiled"``, ``"eager"`` and
-``"reference"`` produced activation outputs (or their gradients) in this process, and the
-compilation error that made ``"auto"`` fall back, if any; the trainer writes it into a run's
-summary.
+The C++ extension of the fused max-pool (:mod:`trainact.nn.pool_kernels`) is built the same way,
+once per process (:class:`ExtensionBuilder`, ``torch.utils.cpp_extension.load_inline``, cached on
+disk by torch): under ``"auto"`` a failed build (no C++ compiler, no ninja) logs one warning and the
+fused activation + max-pool runs its torch-op form from then on; ``"compiled"`` raises it.
+
+Which implementations ran: :func:`kernel_report` says which of ``"compiled"``, ``"eager"``,
+``"reference"`` and ``"cpp"`` (the C++ max-pool) produced activation outputs (or their gradients) in
+this process, and the compilation errors that made ``"auto"`` fall back, if any; the trainer writes
+it into a run's summary.
 """
 
 from __future__ import annotations
@@ -115,8 +120,8 @@ _IMPLEMENTATIONS_RUN: set[str] = set()
 
 
 def record_implementation(impl: str) -> None:
-    """Note that ``impl`` (``"compiled"``, ``"eager"`` or ``"reference"``) produced an activation
-    output or gradient (:func:`kernel_report`)."""
+    """Note that ``impl`` (``"compiled"``, ``"eager"``, ``"reference"`` or ``"cpp"``) produced an
+    activation output or gradient (:func:`kernel_report`)."""
     _IMPLEMENTATIONS_RUN.add(impl)
 
 
@@ -187,6 +192,39 @@ class _KernelCompiler:
 _COMPILER = _KernelCompiler()
 
 
+class ExtensionBuilder:
+    """Builds a C++ extension once per process (``build()``), and remembers a failure.
+
+    :meth:`get` returns the built module; if ``build`` raises, the error is kept (``failure``,
+    ``"ExcType: first line"``) and logged once, and :meth:`get` returns ``None`` under ``"auto"``
+    from then on (the caller runs its torch-op form) and raises under ``"compiled"``. Not for
+    ``"eager"`` (no compilation): callers do not ask then.
+    """
+
+    def __init__(self, build: Callable[[], Any]):
+        self.build = build
+        self.module: Any = None
+        self.error: Exception | None = None
+        self.failure: str | None = None
+
+    def get(self, impl: str) -> Any:
+        if self.module is None and self.error is None:
+            try:
+                self.module = self.build()
+            except Exception as exc:
+                self.error, self.failure = exc, _describe(exc)
+                log.warning(
+                    "building the C++ max-pool of the activation kernels failed (%s); "
+                    "using its torch-op form from now on (slower, same results)",
+                    self.failure,
+                )
+        if self.error is not None and impl == "compiled":
+            raise RuntimeError(f"the C++ max-pool extension could not be built: {self.failure}") from (
+                self.error
+            )
+        return self.module
+
+
 def run_kernel_as(kernel: Callable, impl: str, *args: Any):
     """``kernel(*args)``, compiled or eagerly as ``impl`` says, through the process's compiler."""
     return _COMPILER(kernel, impl, *args)
@@ -195,19 +233,22 @@ def run_kernel_as(kernel: Callable, impl: str, *args: Any):
 def kernel_report() -> dict[str, Any]:
     """Which implementations of the trainable activations ran in this process.
 
-    Returns ``{"implementations": [...], "compile_failure": ...}``: ``implementations`` is the
-    sorted list of those among ``"compiled"``, ``"eager"`` and ``"reference"`` that produced an
-    activation output (or gradient) since the process started or :func:`reset_kernel_report`:
-    ``"compiled"`` for a kernel call that ran compiled, ``"eager"`` for one run eagerly (``impl``
-    ``"eager"``, or ``"auto"`` after a compiler failure), ``"reference"`` for a module forward
-    with ``impl="reference"``. ``compile_failure`` is ``None``, or ``"ExcType: first line of the
-    message"`` of the compiler failure that switched ``"auto"`` to the eager kernels (for good:
-    it stays after a reset). A network without Fourier or LC activations (ReLU) reports
-    ``{"implementations": [], "compile_failure": None}``.
+    Returns ``{"implementations": [...], "compile_failure": ..., "pool_extension_failure": ...}``:
+    ``implementations`` is the sorted list of those among ``"compiled"``, ``"eager"``,
+    ``"reference"`` and ``"cpp"`` that produced an activation output (or gradient) since the
+    process started or :func:`reset_kernel_report`: ``"compiled"`` for a kernel call that ran
+    compiled, ``"eager"`` for one run eagerly (``impl`` ``"eager"``, or ``"auto"`` after a compiler
+    failure), ``"reference"`` for a module forward with ``impl="reference"``, ``"cpp"`` for the
+    C++ max-pool fused with an activation (:mod:`trainact.nn.pool_kernels`). ``compile_failure`` is
+    ``None``, or ``"ExcType: first line of the message"`` of the compiler failure that switched
+    ``"auto"`` to the eager kernels (for good: it stays after a reset); ``pool_extension_failure``
+    likewise for the build of the C++ max-pool. A network without Fourier or LC activations (ReLU)
+    reports ``{"implementations": [], "compile_failure": None, "pool_extension_failure": None}``.
     """
     return {
         "implementations": sorted(_IMPLEMENTATIONS_RUN),
         "compile_failure": _COMPILER.failure,
+        "pool_extension_failure": _pool_extension_failure(),
     }
 
 
@@ -222,6 +263,12 @@ def recording_kernels(record: set[str]) -> Iterator[set[str]]:
         yield record
     finally:
         _IMPLEMENTATIONS_RUN = saved
+
+
+def _pool_extension_failure() -> str | None:
+    # the builder lives with the max-pool kernels; not imported here if nothing used them
+    pool_kernels = sys.modules.get("trainact.nn.pool_kernels")
+    return None if pool_kernels is None else pool_kernels.EXTENSION.failure
 
 
 def reset_kernel_report() -> None:

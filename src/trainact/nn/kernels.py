@@ -267,17 +267,16 @@ def _canonical_input(x: Tensor, per_channel: bool) -> Tensor:
 
 def fourier_fast(x: Tensor, A: Tensor, omega: Tensor, a: Tensor, b: Tensor, impl: str = "auto") -> Tensor:
     """Same value as :func:`fourier_reference` (module parameter layout), computed by the fast kernels."""
-    if a.dim() == 2:  # per channel: (C,) -> (C, 1), (C, rank) -> (rank, C, 1)
-        layout = (
-            A.reshape(-1, 1),
-            omega.reshape(-1, 1),
-            a.t().unsqueeze(-1),
-            b.t().unsqueeze(-1),
-        )
-    else:  # per layer: (1,) -> (1,), (rank,) -> (rank, 1)
-        layout = (A.reshape(1), omega.reshape(1), a.reshape(-1, 1), b.reshape(-1, 1))
-    y = _FourierFunction.apply(_canonical_input(x, a.dim() == 2), *layout, impl)
+    y = _FourierFunction.apply(_canonical_input(x, a.dim() == 2), *_fourier_layout(A, omega, a, b), impl)
     return y.view(x.shape)
+
+
+def _fourier_layout(A: Tensor, omega: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The Fourier parameters from the module layout to the kernels' canonical layout."""
+    if a.dim() == 2:  # per channel: (C,) -> (C, 1), (C, rank) -> (rank, C, 1)
+        return A.reshape(-1, 1), omega.reshape(-1, 1), a.t().unsqueeze(-1), b.t().unsqueeze(-1)
+    # per layer: (1,) -> (1,), (rank,) -> (rank, 1)
+    return A.reshape(1), omega.reshape(1), a.reshape(-1, 1), b.reshape(-1, 1)
 
 
 def linear_combination_fast(

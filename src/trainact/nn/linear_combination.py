@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from trainact.names import LC_CANDIDATES as PAPER_LC_CANDIDATES
 from trainact.nn.candidates import LC_CANDIDATES
 from trainact.nn.kernels import linear_combination_fast
+from trainact.nn.pool_kernels import linear_combination_max_pool_fast
 from trainact.nn.reference import linear_combination_reference
 from trainact.nn.trainable import (
     IMPLS,
@@ -113,6 +114,11 @@ class LinearCombination(TrainableActivation):
 
     def _fast(self, x: Tensor) -> Tensor:
         return linear_combination_fast(x, self.weights, self.candidates, self.eps, self.impl)
+
+    fuses_max_pool = True
+
+    def _fast_max_pool(self, x: Tensor) -> Tensor:
+        return linear_combination_max_pool_fast(x, self.weights, self.candidates, self.eps, self.impl)
 
     def extra_repr(self) -> str:
         channels = f", num_channels={self.num_channels}" if self.per_channel else ""

@@ -7,6 +7,7 @@ our reading of it, stated once here and in ``config.yaml`` / the report's "Devia
         (option preprocessing = "standardize": minus the training set's per-channel mean, over
         its standard deviation; default "none", the paper's "not pre-processed" data)
     3 stages, each: Conv2d(3x3, padding 1) -> activation -> MaxPool2d(2)
+        (ConvStage; a trainable activation and the max-pool run as one fused kernel)
         filters  small 16/32/32, middle 32/64/64, large 48/96/96   (the paper's numbers)
         spatial  32 -> 16 -> 8 -> 4
     head: Flatten -> Linear(C3 * 4 * 4, hidden) -> activation -> Linear(hidden, 10)
@@ -89,6 +90,64 @@ class InputStandardization(nn.Module):
         return f"channels={self.channels}, enabled={self.enabled}"
 
 
+class ConvStage(nn.Sequential):
+    """One conv stage, ``Conv2d -> activation -> MaxPool2d(2)``: an :class:`nn.Sequential` of the
+    three (so its state-dict keys are ``<stage>.0.weight``, ``<stage>.1.A``, ... as always), whose
+    forward runs a trainable activation and the max-pool as one fused kernel
+    (:meth:`TrainableActivation.max_pool`, :mod:`trainact.nn.pool_kernels`) when that gives what
+    the three modules in turn would, up to float rounding: the pool is a plain 2x2 / stride 2
+    ``MaxPool2d`` and no hook (of the activation, of the pool, or global) would miss the
+    activation's output. ReLU, GainReLU and other activations run the three modules in turn.
+
+    Shape: ``(N, C_in, H, W)`` -> ``(N, C_out, H // 2, W // 2)``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        conv, activation, pool = self
+        x = conv(x)
+        if _fusable(activation, pool):
+            return activation.max_pool(x)
+        return pool(activation(x))
+
+
+def _fusable(activation: nn.Module, pool: nn.Module) -> bool:
+    """Whether ``pool(activation(x))`` may run as ``activation.max_pool(x)``."""
+    return (
+        isinstance(activation, TrainableActivation)
+        and activation.fuses_max_pool
+        and type(pool) is nn.MaxPool2d
+        and _pair(pool.kernel_size) == (2, 2)
+        and _pair(pool.stride) == (2, 2)
+        and _pair(pool.padding) == (0, 0)
+        and _pair(pool.dilation) == (1, 1)
+        and not pool.ceil_mode
+        and not pool.return_indices
+        and not _has_hooks(activation)
+        and not _has_hooks(pool)
+    )
+
+
+def _pair(value: Any) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    """Whether a forward or backward hook, of ``module`` or global, would run with ``module``."""
+    from torch.nn.modules import module as module_globals
+
+    hook_dicts = (
+        module._forward_hooks,
+        module._forward_pre_hooks,
+        module._backward_hooks,
+        module._backward_pre_hooks,
+        module_globals._global_forward_hooks,
+        module_globals._global_forward_pre_hooks,
+        module_globals._global_backward_hooks,
+        module_globals._global_backward_pre_hooks,
+    )
+    return any(len(hooks) > 0 for hooks in hook_dicts)
+
+
 class PaperCNN(nn.Module):
     """Three conv stages and a two-layer dense head, with a pluggable activation.
 
@@ -133,7 +192,7 @@ class PaperCNN(nn.Module):
         in_channels = IMAGE_SHAPE[0]
         for out_channels in self.filters:
             stages.append(
-                nn.Sequential(
+                ConvStage(
                     nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
                     make_activation(activation, out_channels, model_cfg),
                     nn.MaxPool2d(2),

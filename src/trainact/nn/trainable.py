@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from trainact.nn.kernel_compiler import record_implementation
@@ -50,13 +51,16 @@ def check_channels(per_channel: bool, num_channels: int | None) -> None:
 class TrainableActivation(nn.Module):
     """Shared plumbing: input shape check, implementation dispatch, parameter export, curves.
 
-    Subclasses define ``_reference(x)`` (the formula with autograd, in the parameters' layout) and
-    ``_fast(x)`` (the kernels), and set ``per_channel``, ``num_channels`` and ``impl``.
+    Subclasses define ``_reference(x)`` (the formula with autograd, in the parameters' layout),
+    ``_fast(x)`` (the kernels) and ``_fast_max_pool(x)`` (the kernels fused with a 2x2 max-pool), and
+    set ``per_channel``, ``num_channels`` and ``impl``.
     """
 
     per_channel: bool
     num_channels: int | None
     impl: str
+    #: Whether :meth:`max_pool` has a fused kernel (``_fast_max_pool``); the conv stages fuse only these.
+    fuses_max_pool: bool = False
 
     def _check_input(self, x: Tensor) -> None:
         if self.per_channel and (x.dim() < 2 or x.shape[1] != self.num_channels):
@@ -98,8 +102,26 @@ class TrainableActivation(nn.Module):
             return y
         return self._fast(x)
 
+    def max_pool(self, x: Tensor) -> Tensor:
+        """``max_pool2d(self(x), 2)``: the activation followed by a 2x2 / stride 2 max-pool.
+
+        With the fast kernels and ``x`` of shape ``(N, C, H, W)``, ``H`` and ``W`` even, both run as
+        one fused kernel (:mod:`trainact.nn.pool_kernels`: less memory traffic, the backward only
+        at the window maxima); otherwise (``impl="reference"``, other shapes) as the module
+        followed by :func:`torch.nn.functional.max_pool2d`. Same values and gradients either way,
+        up to float rounding. Forward hooks of this module do not see the fused path; the conv
+        stages (:class:`trainact.nn.models.ConvStage`) fuse only modules without hooks.
+        """
+        if self.impl == "reference" or x.dim() != 4 or x.shape[2] % 2 or x.shape[3] % 2:
+            return F.max_pool2d(self(x), 2)
+        self._check_input(x)
+        return self._fast_max_pool(x)
+
     def _reference(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
     def _fast(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _fast_max_pool(self, x: Tensor) -> Tensor:
         raise NotImplementedError

@@ -176,6 +176,8 @@ def _kernels_label(kernels: Any) -> str:
     label = " + ".join(used) if used else "none (ReLU)"
     if kernels.get("compile_failure"):
         label += f" (compilation failed: {kernels['compile_failure']})"
+    if kernels.get("pool_extension_failure"):
+        label += f" (C++ max-pool build failed: {kernels['pool_extension_failure']})"
     return label
 
 
