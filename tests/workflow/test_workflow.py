@@ -560,8 +560,11 @@ def test_a_caption_threshold_docstring_or_comment_edit_reruns_no_training(smoke,
 
 def test_device_settings_rerun_nothing(smoke, tmp_path):
     """Where the jobs run changes no result: the policy reaches them through the environment and
-    the GPU slots through Snakemake's resources, neither through params or command text."""
-    extra = write_yaml(tmp_path / "devices.yaml", {"devices": {"policy": "cpu", "jobs_per_gpu": 2}})
+    the GPU slots and threads through Snakemake's resources, neither through params or command
+    text."""
+    extra = write_yaml(
+        tmp_path / "devices.yaml", {"devices": {"policy": "cpu", "jobs_per_gpu": 2, "threads_per_job": 1}}
+    )
     assert plan(smoke.workdir, configfiles=(extra,)) == {}
     result = snakemake(smoke.workdir, "-n", "--resources", "gpu=3", *smoke_with(extra))
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr

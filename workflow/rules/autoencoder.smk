@@ -20,7 +20,7 @@ rule ae_pretrain:
         f"{BENCHMARKS}/ae_pretrain/seed{{seed}}.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 4
+    threads: JOB_THREADS
     resources:
         gpu_slots=1,
         mem_mb=8000,
@@ -50,7 +50,7 @@ rule ae_finetune:
         f"{BENCHMARKS}/ae_finetune/seed{{seed}}.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 4
+    threads: JOB_THREADS
     resources:
         gpu_slots=1,
         mem_mb=8000,

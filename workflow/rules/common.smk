@@ -142,6 +142,8 @@ PAPER_FILES = [f"{PAPER}/report.md", f"{PAPER}/report.tex", *PAPER_PDF]
 # the same non-derived params (the slice and the code digest; the seeds and folders are derived
 # from the outputs), so Snakemake sees no change when the setting switches.
 PACK_SEEDS = config["devices"]["pack_seeds"]
+# CPU threads of every GPU job (training, autoencoder, PSO); --cores N runs N / JOB_THREADS at once.
+JOB_THREADS = config["devices"]["threads_per_job"]
 SEEDS = config["experiment"]["seeds"]
 TRAIN_COMMAND = (
     "python -m trainact train --data {input.data:q} --size {wildcards.size}"

@@ -18,7 +18,7 @@ rule pso:
         f"{BENCHMARKS}/pso/seed{{seed}}.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 4
+    threads: JOB_THREADS
     resources:
         gpu_slots=1,
         mem_mb=8000,

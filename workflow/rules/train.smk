@@ -30,7 +30,7 @@ rule train:
         f"{BENCHMARKS}/train/{{size}}-{{activation}}-{JOB_SEEDS}.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 4
+    threads: JOB_THREADS
     resources:
         gpu_slots=1,
         mem_mb=8000,
@@ -94,7 +94,7 @@ rule train_branch:
         f"{BENCHMARKS}/schedule_axis/L{{first_phase}}/{{size}}-{{activation}}-seed{{seed}}.tsv"
     conda:
         "../../envs/training.yaml"
-    threads: 4
+    threads: JOB_THREADS
     resources:
         gpu_slots=1,
         mem_mb=8000,
