@@ -1,7 +1,9 @@
 """The trainer: RMSProp with the paper's step schedule, one history row per epoch, resumable.
 
-Read top to bottom: :func:`fit` is the loop, in three steps (the run at its start or resumed, the
-epochs, the results); each epoch is :func:`train_epoch` (the one training step,
+Read top to bottom: :func:`fit` runs one :func:`training` to its end; a training is the loop
+(``_training_steps``), in three steps (the run at its start or resumed, the epochs, the results),
+yielding after every optimiser step so that a pack (:mod:`trainact.training.pack`) can interleave
+several networks' steps; each epoch is :func:`train_epoch` (the one training step,
 :func:`trainact.training.step.classifier_step`'s, per batch, on static buffers and as CUDA graphs
 on a GPU: :mod:`trainact.training.graph_step`) and :func:`evaluate_epoch`. The
 hyperparameters are :class:`trainact.training.train_settings.TrainSettings`; the files written,
