@@ -64,7 +64,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainact.files import atomic_write, write_csv_atomic
+from trainact.files import write_csv_atomic
 from trainact.nn.models import PaperCNN, build_model
 from trainact.run_files import (
     PRETRAIN_CHECKPOINT_FILE,
@@ -79,7 +79,7 @@ from trainact.training.autoencoder_stages import (
     stage_input,
     stage_names,
 )
-from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity
+from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity, save_torch
 from trainact.training.device import DEVICE_HELP, resolve_device
 from trainact.training.job import job_device
 from trainact.training.random_state import seed_everything
@@ -185,7 +185,7 @@ def pretrain(
 
     # 3. The pretrained classifier.
     classifier_state = {k: v.detach().cpu() for k, v in job.model.state_dict().items()}
-    atomic_write(out_dir / PRETRAINED_FILE, lambda tmp: torch.save(classifier_state, tmp))
+    save_torch(out_dir / PRETRAINED_FILE, classifier_state)
     return job.model, job.rows
 
 

@@ -100,8 +100,21 @@ class CheckpointClock:
 
 
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
-    """Write ``state`` with ``torch.save``, atomically."""
-    atomic_write(path, lambda tmp: torch.save(dict(state), tmp))
+    """Write ``state`` with ``torch.save``, atomically (:func:`save_torch`)."""
+    save_torch(path, dict(state))
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save(obj)`` to ``path`` atomically, the same bytes for the same ``obj``: saved
+    through a file object, torch names the archive's inner folder ``archive``, not after the
+    temporary file (whose name is random), so a file written again holds the same bytes and
+    Snakemake's content check sees no change."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+
+    atomic_write(path, write)
 
 
 def set_aside(path: str | os.PathLike) -> Path:

@@ -62,10 +62,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
+from trainact.files import write_csv_atomic, write_text_atomic
 from trainact.nn.models import build_model
 from trainact.run_files import CHECKPOINT_FILE, HISTORY_FILE, PSO_BEST_FILE, PSO_HISTORY_COLUMNS, SUMMARY_FILE
-from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity
+from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity, save_torch
 from trainact.training.device import DEVICE_HELP, resolve_device
 from trainact.training.evaluation import evaluate
 from trainact.training.job import job_device, run_record
@@ -361,7 +361,7 @@ def save_pso_results(run: SwarmRun, out_dir: Path, run_info: Mapping[str, Any]) 
     """``best.pt`` (the network at ``P_g``) and ``summary.json`` (the last row, how it ran)."""
     nn.utils.vector_to_parameters(run.swarm.global_best, run.model.parameters())
     best_state = {k: v.detach().cpu() for k, v in run.model.state_dict().items()}
-    atomic_write(out_dir / PSO_BEST_FILE, lambda tmp: torch.save(best_state, tmp))
+    save_torch(out_dir / PSO_BEST_FILE, best_state)
     last = run.history[-1]
     summary = {
         "generations": last["generation"],

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainact.files import atomic_write, write_csv_atomic, write_text_atomic
+from trainact.files import write_csv_atomic, write_text_atomic
 from trainact.run_files import (
     ACTIVATIONS_FILE,
     HEALTH_COLUMNS,
@@ -23,6 +23,7 @@ from trainact.run_files import (
     SUMMARY_FILE,
     TRAIN_HISTORY_COLUMNS,
 )
+from trainact.training.checkpoints import save_torch
 from trainact.training.job import run_record
 
 
@@ -91,7 +92,7 @@ def save_results(
     """
 
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_write(out_dir / MODEL_FILE, lambda tmp: torch.save(state, tmp))
+    save_torch(out_dir / MODEL_FILE, state)
     meta = {
         "size": getattr(model, "size_name", None),
         "activation": getattr(model, "activation_name", None),
