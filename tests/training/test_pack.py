@@ -5,6 +5,7 @@ retraining finished ones; one diverging network does not stop the others."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,24 @@ def test_cli_trains_a_pack_into_one_folder_per_network(alone, tmp_path):
     bad = subprocess.run(command[:-1], capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "2 networks" in bad.stderr and "need 2 output folders" in bad.stderr
     assert np.isfinite(float(read_history(folders[0] / HISTORY_FILE)[-1]["val_loss"]))
+
+
+def test_a_job_compiles_into_the_persistent_compile_cache(tmp_path):
+    """`trainact train` configures the compile cache before anything compiles: calibration runs
+    the activation kernels, and torch's compiler fixes its cache folder on first use (it fell back
+    to its temporary default, so every job compiled the kernels anew)."""
+    data_file = tmp_path / "data.npz"
+    save_tiny_data(data_file)
+    params = {"model": {**TINY_MODEL, "impl": "auto"}, "train": {"epochs": 1, "batch_size": 32}}
+    env = {k: v for k, v in os.environ.items() if k not in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
+    env["TRAINACT_COMPILE_CACHE"] = str(tmp_path / "cache")
+    command = [sys.executable, "-m", "trainact", "train", "--data", str(data_file), "--size", "small"]
+    command += ["--activation", "lc", "--params", json.dumps(params), "--device", "cpu", "--no-progress"]
+    result = subprocess.run(
+        [*command, "--out-dir", str(tmp_path / "run")], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / SUMMARY_FILE).read_text())
+    assert summary["activation_kernels"]["implementations"][:1] == ["compiled"]
+    assert summary["compile_cache"] == str(tmp_path / "cache" / "inductor")
+    assert any((tmp_path / "cache" / "inductor").iterdir())

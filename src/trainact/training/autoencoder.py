@@ -80,7 +80,7 @@ from trainact.training.autoencoder_stages import (
     stage_names,
 )
 from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity, save_torch
-from trainact.training.device import DEVICE_HELP, resolve_device
+from trainact.training.device import DEVICE_HELP
 from trainact.training.job import job_device
 from trainact.training.random_state import seed_everything
 from trainact.training.settings import RMSPROP_EPS, RMSPROP_RHO, ConfigSection
@@ -371,7 +371,7 @@ def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
         settings = AutoencoderSettings.from_params(
             params.get("autoencoder", {}), seed=args.seed, device=args.device
         )
-        resolve_device(settings.device)
+        job_device(settings.device)  # the device, and the compile cache before anything compiles
         build_model(settings.size, settings.activation, params.get("model", {}))
     except ValueError as exc:
         raise CLIError(str(exc)) from None

@@ -66,7 +66,7 @@ from trainact.files import write_csv_atomic, write_text_atomic
 from trainact.nn.models import build_model
 from trainact.run_files import CHECKPOINT_FILE, HISTORY_FILE, PSO_BEST_FILE, PSO_HISTORY_COLUMNS, SUMMARY_FILE
 from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity, save_torch
-from trainact.training.device import DEVICE_HELP, resolve_device
+from trainact.training.device import DEVICE_HELP
 from trainact.training.evaluation import evaluate
 from trainact.training.job import job_device, run_record
 from trainact.training.random_state import seed_everything
@@ -383,7 +383,7 @@ def _cmd_pso(args: argparse.Namespace) -> int:
     params = parse_params(args.params, ("model", "pso"))
     try:
         settings = PSOSettings.from_params(params.get("pso", {}), seed=args.seed, device=args.device)
-        resolve_device(settings.device)
+        job_device(settings.device)  # the device, and the compile cache before anything compiles
         build_model(settings.size, settings.activation, params.get("model", {}))
     except ValueError as exc:
         raise CLIError(str(exc)) from None

@@ -531,7 +531,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from trainact.data.cifar import load_prepared
     from trainact.nn.calibration import calibrate
     from trainact.nn.models import build_model
-    from trainact.training.device import resolve_device
     from trainact.training.pack import pack_members, train_pack
     from trainact.training.random_state import seed_everything
 
@@ -553,7 +552,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         for member in members:  # every network's settings and model are valid before any trains
             settings_of(member)
             build_model(member.size, member.activation, params.get("model", {}))
-        device = resolve_device(settings_of(members[0]).device)  # before loading data; fit gets the same
+        # The device before loading data (each training gets the same), and the compile cache
+        # before the first compilation (calibrate compiles the activation kernels).
+        device, _ = job_device(settings_of(members[0]).device)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     data = load_prepared(args.data)
