@@ -144,8 +144,9 @@ def tiny_data(path: Path, n_train: int, n_test: int) -> Path:
     return path
 
 
-def train_command(data: Path, out: Path, activation: str, epochs: int, seed: int = 0) -> list[str]:
-    params = {
+def train_params(epochs: int) -> dict:
+    """The check's training settings: ``epochs`` epochs at 1e-3 in batches of 128."""
+    return {
         "train": {
             "epochs": epochs,
             "batch_size": 128,
@@ -153,6 +154,10 @@ def train_command(data: Path, out: Path, activation: str, epochs: int, seed: int
             "learning_rates": [1e-3, 1e-4],
         }
     }
+
+
+def train_command(data: Path, out: Path, activation: str, epochs: int, seed: int = 0) -> list[str]:
+    params = train_params(epochs)
     return [sys.executable, "-m", "trainact", "train", "--data", str(data), "--size", "small",
             "--activation", activation, "--seed", str(seed), "--params", json.dumps(params),
             "--out-dir", str(out), "--no-progress"]  # fmt: skip
@@ -315,14 +320,7 @@ def packs(device: str, work: Path, jobs: int, images: int, counts: list[int], ep
     """Packs of 1, 3 and 9 small networks (one process each) against one network per process."""
     data = tiny_data(work / "packs.npz", images, images // 10)
     networks = [(a, s) for s in (0, 1, 2) for a in ("relu", "fourier", "lc")]
-    params = {
-        "train": {
-            "epochs": epochs,
-            "batch_size": 128,
-            "lr_boundaries": [epochs],
-            "learning_rates": [1e-3, 1e-4],
-        }
-    }
+    params = train_params(epochs)
 
     def command(members, root: Path) -> list[str]:
         activations = sorted({a for a, _ in members}, key=[n for n, _ in networks].index)

@@ -232,16 +232,7 @@ def resume_or_branch(
 
 
 def fit(
-    model: nn.Module,
-    data,
-    settings: TrainSettings,
-    out_dir: str | os.PathLike,
-    *,
-    resume: bool = True,
-    progress: bool = True,
-    stop_after_epoch: int | None = None,
-    identity: Mapping[str, str] | None = None,
-    branch_from: str | os.PathLike | None = None,
+    model: nn.Module, data, settings: TrainSettings, out_dir: str | os.PathLike, **options: Any
 ) -> list[dict[str, Any]]:
     """Train ``model`` on ``data`` (a :class:`trainact.data.cifar.PreparedData`), validate on its test split.
 
@@ -264,13 +255,11 @@ def fit(
     Returns the history rows. Raises :class:`TrainingDiverged` on a non-finite loss, after
     writing the results of the last good epoch (the start for epoch 1).
 
-    This is :func:`training` run to its end alone; a pack (:mod:`trainact.training.pack`) runs
-    several at once.
+    This is :func:`training` run to its end alone, with its keyword ``options`` (``resume=True``,
+    ``progress=True``, ``stop_after_epoch``, ``identity``, ``branch_from``, ``stream``); a pack
+    (:mod:`trainact.training.pack`) runs several at once.
     """
-    steps = training(
-        model, data, settings, out_dir, resume=resume, progress=progress,
-        stop_after_epoch=stop_after_epoch, identity=identity, branch_from=branch_from,
-    )  # fmt: skip
+    steps = training(model, data, settings, out_dir, **options)
     while steps.advance():
         pass
     return steps.history
