@@ -9,6 +9,7 @@ dependency of Snakemake), nothing of torch.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,19 +27,35 @@ def dotted(path: Any, root: str = "<config>") -> str:
 
 def schema_errors(cfg: Mapping[str, Any], schema: Mapping[str, Any], root: str = "<config>") -> list[str]:
     """One line per value that breaks the schema, naming the key and the value. An unknown key
-    is named with the section's known keys, not the whole section (its "value"). ``root`` names
-    ``cfg`` itself (a config section checked on its own: its name)."""
+    is named first, with the closest known key and the section's known keys, never the whole
+    section (its "value"; :func:`unknown_key_lines`). ``root`` names ``cfg`` itself (a config
+    section checked on its own: its name)."""
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: [str(p) for p in e.path])
-    return [_schema_error_line(e, root) for e in errors]
+    lines = []
+    for error in errors:
+        if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+            lines += unknown_key_lines(error.instance, error.schema, error.path, root)
+        else:
+            lines.append(f"{dotted(error.path, root)} = {error.instance!r}: {error.message}")
+    return lines
 
 
-def _schema_error_line(error: jsonschema.ValidationError, root: str) -> str:
-    where = dotted(error.path, root)
-    if error.validator == "additionalProperties":
-        known = sorted(error.schema.get("properties", {}))
-        return f"{where}: {error.message}; known keys: {known}"
-    return f"{where} = {error.instance!r}: {error.message}"
+def unknown_key_lines(
+    section: Mapping[str, Any], section_schema: Mapping[str, Any], path: Any, root: str
+) -> list[str]:
+    """``<config>: unknown key 'trian' at the top level (did you mean 'train'?); known keys: [...]``
+    (or ``model.fourier: unknown key 'rnak' (did you mean 'rank'?); ...``) for each key of
+    ``section`` (at ``path`` under ``root``) that its schema does not know."""
+    known = sorted(section_schema.get("properties", {}))
+    where = dotted(path, root)
+    top = " at the top level" if where == "<config>" else ""
+    lines = []
+    for key in sorted(set(section) - set(known), key=str):
+        close = difflib.get_close_matches(str(key), known, n=1)
+        guess = f" (did you mean {close[0]!r}?)" if close else ""
+        lines.append(f"{where}: unknown key {key!r}{top}{guess}; known keys: {known}")
+    return lines
 
 
 def cross_key_errors(cfg: Mapping[str, Any]) -> list[str]:

@@ -685,7 +685,7 @@ def test_bad_config_values_stop_before_any_job(smoke, tmp_path):
     messages = {
         "schema": [
             "train.epochs = 0",
-            "'trian' was unexpected",
+            "unknown key 'trian' at the top level (did you mean 'train'?)",
             "model.filters.small = [4, 8]",
             "dataset.md5 = 'not-an-md5'",
         ],
