@@ -78,7 +78,7 @@ def test_a_command_imports_only_its_own_module():
     assert "train_per_class" in result.stdout  # prepare's own help was printed
     loaded = result.stderr.split()
     assert [m for m in loaded if not m.startswith("trainact.")] == []
-    allowed = {"cli", "data", "data.archive", "data.prepare", "data.cifar", "files"}
+    allowed = {"cli", "errors", "data", "data.archive", "data.prepare", "data.cifar", "files"}
     assert {m for m in loaded if m.startswith("trainact.")} <= {f"trainact.{m}" for m in allowed}
 
     listing = subprocess.run(
@@ -175,3 +175,115 @@ def test_every_rule_passes_its_config_slice_as_params():
         command = re.search(r"python -m trainact ([\w-]+)", shell).group(1)
         assert "--params {params.slice:q}" in shell, rule
         assert "--params" in {o for a in parsers[command]._actions for o in a.option_strings}, command
+
+
+# ------------------------------------------------------------------- faults a user can cause
+# Each ends in one line on stderr naming the file and the fix, status 2, and no traceback; run
+# as the workflow runs a command, in a process of its own.
+
+
+def run_trainact(*argv: str, prelude: str = "", cwd: Path) -> subprocess.CompletedProcess:
+    """``python -m trainact argv`` in a process of its own, after the Python ``prelude`` (which
+    simulates a fault that root, running the CI, could not meet: a full disk, a refused folder)."""
+    code = f"import sys\n{prelude}\nfrom trainact.cli import main\nsys.exit(main({list(argv)!r}))"
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def only_error_line(result: subprocess.CompletedProcess) -> str:
+    """The command's one error line (its last line on stderr), after checking the exit status
+    and that no traceback came with it."""
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.stderr.splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    from trainact.data.synthetic import build_synthetic_archive
+
+    path = tmp_path_factory.mktemp("archive") / "cifar-10-python.tar.gz"
+    build_synthetic_archive(path)
+    return path
+
+
+def test_a_full_disk_is_named_with_the_file_and_the_space(tmp_path, archive):
+    """prepare knows the size of what it writes (its arrays) and checks it against the free
+    space first."""
+    import numpy as np
+
+    from trainact.data.prepare import prepare
+    from trainact.files import megabytes
+
+    with np.load(prepare(archive, tmp_path / "fits.npz", progress=False)) as prepared:
+        needed = megabytes(sum(prepared[key].nbytes for key in prepared.files))
+    out = tmp_path / "data" / "cifar10.npz"
+    full_disk = (
+        "import shutil\n"
+        "shutil.disk_usage = lambda p: shutil._ntuple_diskusage(10**9, 10**9 - 300_000, 300_000)"
+    )
+    result = run_trainact(
+        "prepare", "--archive", str(archive), "--out", str(out), prelude=full_disk, cwd=tmp_path
+    )
+    assert only_error_line(result) == (
+        f"trainact prepare: error: no space left on device writing {out} ({needed} MB needed, 0.3 MB free)"
+    )
+    assert list(out.parent.iterdir()) == []
+
+
+def test_a_refused_folder_is_named(tmp_path, archive):
+    results = tmp_path / "results"
+    results.mkdir()
+    refuse = (
+        "import errno, os\nreal_mkdir = os.mkdir\n"
+        "def mkdir(path, mode=0o777):\n"
+        f"    if os.path.dirname(path) == {str(results)!r}:\n"
+        "        raise PermissionError(errno.EACCES, 'Permission denied', path)\n"
+        "    real_mkdir(path, mode)\n"
+        "os.mkdir = mkdir"
+    )
+    out = results / "data" / "cifar10.npz"
+    result = run_trainact(
+        "prepare", "--archive", str(archive), "--out", str(out), prelude=refuse, cwd=tmp_path
+    )
+    assert only_error_line(result) == (
+        f"trainact prepare: error: cannot write {out}: the folder {results} is not writable "
+        "(permission denied)"
+    )
+
+
+@pytest.mark.slow  # imports torch: 4 s
+def test_damaged_prepared_data_is_named_with_the_fix(tmp_path):
+    damaged = tmp_path / "cifar10.npz"
+    damaged.write_bytes(b"PK\x03\x04" + bytes(1000))  # a zip's first bytes, then nothing of one
+    args = (
+        "--data",
+        str(damaged),
+        "--size",
+        "small",
+        "--activation",
+        "relu",
+        "--out-dir",
+        str(tmp_path / "run"),
+    )
+    result = run_trainact("train", *args, "--device", "cpu", cwd=tmp_path)
+    assert only_error_line(result) == (
+        f"trainact train: error: {damaged} is damaged (BadZipFile: File is not a zip file); "
+        "delete it and rerun to prepare it again"
+    )
+
+
+def test_an_unwritable_log_sends_the_error_to_the_starting_process(tmp_path):
+    """The workflow's jobs write to their log (``> {log} 2>&1``); on a full disk the log takes
+    nothing, so the error goes to the stderr of the process that started the job shell."""
+    missing = tmp_path / "missing.tar.gz"
+    command = f"{sys.executable} -m trainact prepare --archive {missing} --out x.npz"
+    job = f"set -euo pipefail; {command} > /dev/full 2>&1"  # as Snakemake runs a rule's shell
+    snakemake = f"import subprocess, sys\nsys.exit(subprocess.call(['bash', '-c', {job!r}]))"
+    result = subprocess.run(
+        [sys.executable, "-c", snakemake], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"trainact prepare: error: archive not found: {missing} "
+        "(printed here: its log cannot be written: No space left on device)\n"
+    )

@@ -16,9 +16,13 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from typing import Any
+
+from trainact.errors import UserError
+from trainact.files import describe_os_error
 
 # Command -> the topic module that registers it, in the order ``--help`` lists them.
 # tests/test_cli.py checks this against what the modules register.
@@ -42,7 +46,7 @@ COMMANDS = {
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
-class CLIError(Exception):
+class CLIError(UserError):
     """A user-facing error: printed as one line, exit status 2, no traceback."""
 
 
@@ -89,6 +93,10 @@ def build_parser(modules: tuple[str, ...] = COMMAND_MODULES) -> argparse.Argumen
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command in ``argv``; its exit status. A fault the user can cause and fix (a
+    :class:`~trainact.errors.UserError`, an :class:`OSError`: a missing, unreadable or
+    unwritable file, a full disk) ends in one line ``trainact <command>: error: ...`` on stderr
+    and status 2, its traceback only with ``--verbose``."""
     argv = sys.argv[1:] if argv is None else list(argv)
     command = requested_command(argv)
     parser = build_parser((COMMANDS[command],) if command else COMMAND_MODULES)
@@ -100,6 +108,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except CLIError as exc:
-        print(f"trainact {args.command}: error: {exc}", file=sys.stderr)
+    except (UserError, OSError) as exc:
+        logging.getLogger(__name__).debug("the traceback of the error below", exc_info=True)
+        message = describe_os_error(exc) if isinstance(exc, OSError) else str(exc)
+        report_error(f"trainact {args.command}: error: {message}")
         return 2
+
+
+def report_error(line: str) -> None:
+    """Print ``line`` on stderr; where stderr cannot be written, on the stderr of the process
+    that started this one, so that the reason reaches someone.
+
+    In the workflow stderr is the job's log (``> {log} 2>&1``), which a full disk leaves empty;
+    the process that started the command (Snakemake's job shell, or Snakemake) writes to the
+    terminal or the cluster job's output. Linux only (``/proc``); elsewhere the line is lost
+    with the log.
+    """
+    try:
+        print(line, file=sys.stderr, flush=True)
+        return
+    except OSError as exc:
+        unwritable = exc
+    try:
+        with open(f"/proc/{os.getppid()}/fd/2", "a", encoding="utf-8") as parent:
+            parent.write(f"{line} (printed here: its log cannot be written: {unwritable.strerror})\n")
+    except OSError:
+        pass

@@ -12,10 +12,14 @@ imported.
 from __future__ import annotations
 
 import os
+import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from trainact.errors import UserError
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 """The official CIFAR-10 python archive."""
@@ -86,22 +90,62 @@ class PreparedData:
         return self.validation_labels is not None
 
 
+class PreparedDataError(UserError, ValueError):
+    """A prepared ``.npz`` that cannot be used: damaged, or not what ``trainact prepare`` writes.
+    The message names the file and, for a damaged one, the fix."""
+
+
+def damaged_error(path: str | os.PathLike[str], exc: Exception) -> PreparedDataError:
+    """The error for a prepared file whose bytes no longer read back (``exc``: zipfile's or
+    numpy's complaint), naming the file, the damage and the fix."""
+    crc = re.fullmatch(r"Bad CRC-32 for file '(.+)'", str(exc))
+    damage = f"CRC error in {crc.group(1)}" if crc else f"{type(exc).__name__}: {exc}"
+    return PreparedDataError(f"{path} is damaged ({damage}); delete it and rerun to prepare it again")
+
+
 def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
     """Read a ``.npz`` written by :func:`trainact.data.prepare.prepare` (no pickle); check its arrays.
 
     The validation arrays are optional (files written before the split existed, or without it,
     have none): both or neither must be there.
+
+    Raises:
+        PreparedDataError: the file is damaged (its bytes do not read back: a CRC error, a broken
+            zip or array header; :func:`damaged_error`) or lacks or misshapes an array.
+        FileNotFoundError: there is no file.
     """
     path = Path(path)
+    try:
+        data = _read_prepared(path)
+    except (zipfile.BadZipFile, EOFError, ValueError) as exc:
+        if isinstance(exc, PreparedDataError):
+            raise
+        raise damaged_error(path, exc) from exc
+    for split in ("train", "test", "validation") if data.has_validation else ("train", "test"):
+        images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+            raise PreparedDataError(
+                f"{path}: {split}_images must be uint8 (N, 3, 32, 32), got {images.dtype} {images.shape}"
+            )
+        if labels.dtype != np.int64 or labels.shape != (images.shape[0],):
+            raise PreparedDataError(
+                f"{path}: {split}_labels must be int64 of shape ({images.shape[0]},), "
+                f"got {labels.dtype} {labels.shape}"
+            )
+    return data
+
+
+def _read_prepared(path: Path) -> PreparedData:
+    """The arrays of ``path``, every one read (and so CRC-checked) here."""
     with np.load(path, allow_pickle=False) as npz:
         missing = [key for key in PREPARED_KEYS if key not in npz.files]
         if missing:
-            raise ValueError(f"{path}: not a prepared data file, missing {', '.join(missing)}")
+            raise PreparedDataError(f"{path}: not a prepared data file, missing {', '.join(missing)}")
         validation = [key for key in VALIDATION_KEYS if key in npz.files]
         if validation and len(validation) != len(VALIDATION_KEYS):
             absent = [key for key in VALIDATION_KEYS if key not in validation]
-            raise ValueError(f"{path}: has {', '.join(validation)} but not {', '.join(absent)}")
-        data = PreparedData(
+            raise PreparedDataError(f"{path}: has {', '.join(validation)} but not {', '.join(absent)}")
+        return PreparedData(
             train_images=npz["train_images"],
             train_labels=npz["train_labels"],
             test_images=npz["test_images"],
@@ -110,15 +154,3 @@ def load_prepared(path: str | os.PathLike[str]) -> PreparedData:
             source_md5=str(npz["source_md5"]),
             **{key: npz[key] for key in validation},
         )
-    for split in ("train", "test", "validation") if data.has_validation else ("train", "test"):
-        images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
-            raise ValueError(
-                f"{path}: {split}_images must be uint8 (N, 3, 32, 32), got {images.dtype} {images.shape}"
-            )
-        if labels.dtype != np.int64 or labels.shape != (images.shape[0],):
-            raise ValueError(
-                f"{path}: {split}_labels must be int64 of shape ({images.shape[0]},), "
-                f"got {labels.dtype} {labels.shape}"
-            )
-    return data

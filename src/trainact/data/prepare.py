@@ -232,7 +232,8 @@ def _write_npz(out: Path, arrays: dict[str, np.ndarray]) -> None:
         with open(tmp, "wb") as handle:  # a handle: given a path, np.savez appends ".npz"
             np.savez(handle, **arrays)
 
-    atomic_write(out, write)
+    # The arrays' bytes (the zip's headers add a few kB): checked against the free space first.
+    atomic_write(out, write, size=sum(array.nbytes for array in arrays.values()))
 
 
 def _subset_or_error(
