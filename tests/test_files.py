@@ -215,6 +215,9 @@ def test_os_errors_are_described_in_one_line_naming_the_file(tmp_path, monkeypat
     assert describe_os_error(OSError(errno.ENOSPC, "No space left on device", str(log))) == (
         f"no space left on device writing {log} (more than 2.5 MB needed, 2.5 MB free)"
     )
+    assert describe_os_error(OSError(errno.ENOSPC, "No space left on device")) == (
+        "no space left on device writing the log or output (No space left on device)"
+    )
     missing = tmp_path / "results" / "run"
     assert describe_os_error(PermissionError(errno.EACCES, "Permission denied", str(missing))) == (
         f"cannot write {missing}: the folder {missing.parent} is not writable (permission denied)"

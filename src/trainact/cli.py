@@ -120,9 +120,11 @@ def report_error(line: str) -> None:
     that started this one, so that the reason reaches someone.
 
     In the workflow stderr is the job's log (``> {log} 2>&1``), which a full disk leaves empty;
-    the process that started the command (Snakemake's job shell, or Snakemake) writes to the
-    terminal or the cluster job's output. Linux only (``/proc``); elsewhere the line is lost
-    with the log.
+    the process that started the command (Snakemake, as its job shell hands over to the command)
+    writes to the terminal or the cluster job's output, so the line shows among Snakemake's
+    messages just before "Error in rule". Linux only (``/proc``). Lost where that stream cannot
+    take it either, and where it is a file opened without appending (``snakemake > out.txt``;
+    SLURM's default ``--open-mode``): its owner's next write lands over the line.
     """
     try:
         print(line, file=sys.stderr, flush=True)

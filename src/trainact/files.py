@@ -82,7 +82,11 @@ def free_bytes(path: str | os.PathLike) -> int:
 def describe_os_error(exc: OSError) -> str:
     """One line for a failed file operation that names the file and, where it can, the fix: a
     full disk with the space free, a refused creation with the folder that refuses it."""
-    if isinstance(exc, ResultWriteError) or not exc.filename:
+    if isinstance(exc, ResultWriteError):
+        return str(exc)
+    if not exc.filename:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):  # a stream's write: stderr (the log), stdout
+            return f"no space left on device writing the log or output ({exc.strerror})"
         return str(exc)
     name = Path(os.fsdecode(exc.filename))
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):

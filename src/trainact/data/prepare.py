@@ -289,7 +289,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
             seed=settings["subset_seed"],
         )
         data = load_prepared(out)
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:  # an OSError is the CLI's to describe (trainact.files)
         raise CLIError(str(exc)) from exc
     validation = f"validation {len(data.validation_labels)}, " if data.has_validation else ""
     print(
