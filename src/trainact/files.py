@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 #: Free space (bytes) below which a failed write is put down to a full disk even when the writer
-#: says otherwise (torch.save's "unexpected pos"): no result the commands write is this small
-#: except tables and logs, whose writers raise ENOSPC themselves.
+#: says otherwise: torch.save reports a full disk as "unexpected pos ...", and a checkpoint fails
+#: as soon as its first tensor does not fit, well before the disk is quite full.
 LOW_SPACE_BYTES = 1_000_000
 
 
