@@ -170,6 +170,7 @@ def test_sigterm_mid_epoch_then_a_rerun_equals_the_uninterrupted_training(tmp_pa
     assert_same_outputs(run, member.out_dir)
 
 
+@pytest.mark.slow
 def test_a_signal_between_epochs_checkpoints_the_epoch_done(tmp_path, monkeypatch):
     """SIGTERM during epoch 1's last step: the run stops before epoch 2's first step with the
     checkpoint an epoch's end writes (no position); the rerun ends as the uninterrupted run."""
@@ -181,7 +182,7 @@ def test_a_signal_between_epochs_checkpoints_the_epoch_done(tmp_path, monkeypatc
     kill_at_step(monkeypatch, 3, signal.SIGTERM)
     with interrupt.handling_signals(), pytest.raises(interrupt.Interrupted) as raised:
         fit(model, tiny_data(), settings, run.out_dir, progress=False)
-    assert raised.value.saved == [f"{run.out_dir / CHECKPOINT_FILE} after epoch 1"]
+    assert raised.value.saved == [f"{run.out_dir / CHECKPOINT_FILE} at the start of epoch 2"]
     assert EPOCH_POSITION_KEY not in torch.load(run.out_dir / CHECKPOINT_FILE, weights_only=False)
     monkeypatch.undo()
     model, settings = build(run, tiny_data())
@@ -202,6 +203,7 @@ def kill_at_step(monkeypatch, after: int, signum: int) -> None:
     monkeypatch.setattr(TrainStepper, "step", step)
 
 
+@pytest.mark.slow
 def test_sigint_stops_an_interleaved_pack_with_every_network_checkpointed(tmp_path, monkeypatch):
     """Ctrl-C during relu's 5th step (its second of epoch 2, in the pack's 5th turn): lc stops
     before its 5th step, relu before its 6th, each with its checkpoint inside epoch 2, and the one
@@ -300,6 +302,7 @@ def save_pso_data(path: Path) -> None:
 # ---------------------------------------------------------------------------- autoencoder
 
 
+@pytest.mark.slow
 def test_sigterm_mid_stage_epoch_then_a_rerun_equals_the_uninterrupted_pretraining(tmp_path, monkeypatch):
     """SIGTERM during the 3rd batch of stage 1's epoch 2 (64 images in batches of 8: 8 per
     epoch): the checkpoint records 3 batches done; the rerun ends with the same rows and weights."""

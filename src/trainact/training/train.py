@@ -561,8 +561,12 @@ def _stop_at_signal(
 
     def save() -> list[str]:
         save_checkpoint(path, {**run.state(), **({EPOCH_POSITION_KEY: position} if position else {})})
-        where = f"step {stop.step} of {steps} of epoch {epoch}" if position else f"epoch {epoch - 1}"
-        return [f"{path} after {where}"]
+        where = (
+            f"after step {stop.step} of {steps} of epoch {epoch}"
+            if position
+            else f"at the start of epoch {epoch}"
+        )
+        return [f"{path} {where}"]
 
     return interrupt.stop_with(save)
 
