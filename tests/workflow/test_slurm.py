@@ -79,6 +79,17 @@ def test_profile_asks_for_one_gpu_in_exactly_the_gpu_rules():
     assert "cpus_per_task" not in profile["default-resources"]
 
 
+def test_profile_asks_for_sigterm_before_the_time_limit_and_retries_a_failed_job():
+    """The long jobs write their checkpoint at SIGTERM (trainact.training.interrupt): every
+    job's sbatch asks for it 120 s before its time limit, sent to the job's steps, where the
+    trainact process runs under srun (a ``B:`` prefix would signal only the batch shell); no
+    rule's block replaces the option; and a failed job runs once more, resuming."""
+    profile = load_profile()
+    assert profile["default-resources"]["slurm_extra"] == "'--signal=TERM@120'"
+    assert all("slurm_extra" not in resources for resources in profile["set-resources"].values())
+    assert profile["retries"] == 1
+
+
 def test_profile_has_no_local_gpu_cap_and_the_default_profiles_rerun_settings():
     profile, local = load_profile(), yaml.safe_load(DEFAULT_PROFILE.read_text())
     # A global gpu limit would let one GPU job run at a time on the whole cluster.

@@ -45,12 +45,16 @@ stage-epoch (:mod:`trainact.training.checkpoints`); a rerun with the same settin
 checkpointed stage-epoch and ends bit for bit where an uninterrupted run ends (on the CPU). A
 checkpoint must match the settings and the structure of the model and of every decoder (and the
 list of stages), so one written by the former three-stage code (no dense stage) is not resumed:
-pretraining starts again from scratch.
+pretraining starts again from scratch. SIGTERM and SIGINT (:mod:`trainact.training.interrupt`,
+under ``trainact ae-pretrain``) stop it before its next batch with a checkpoint of that moment,
+which records the position in the stage-epoch (``POSITION_KEY``: the batches done, the running
+loss sum); the rerun continues the stage-epoch from there, to the same rows and weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import math
 import os
@@ -72,6 +76,7 @@ from trainact.run_files import (
     PRETRAIN_HISTORY_FILE,
     PRETRAINED_FILE,
 )
+from trainact.training import interrupt
 from trainact.training.autoencoder_stages import (
     DECODERS,
     build_decoders,
@@ -79,7 +84,13 @@ from trainact.training.autoencoder_stages import (
     stage_input,
     stage_names,
 )
-from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity, save_torch
+from trainact.training.checkpoints import (
+    CheckpointClock,
+    resumable_checkpoint,
+    run_identity,
+    save_checkpoint,
+    save_torch,
+)
 from trainact.training.device import DEVICE_HELP
 from trainact.training.job import job_device
 from trainact.training.random_state import seed_everything
@@ -89,6 +100,10 @@ from trainact.training.train import TrainingDiverged, fit
 from trainact.training.train_settings import TrainSettings
 
 log = logging.getLogger(__name__)
+
+#: Key of a checkpoint written inside a stage-epoch (at a signal): ``{"stage", "epoch", "step",
+#: "loss_sum", "seconds"}``, the batches done and the running loss sum; absent otherwise.
+POSITION_KEY = "position"
 
 
 @dataclass(frozen=True)
@@ -202,6 +217,8 @@ class PretrainJob:
     checkpoint_path: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
     optimizer_state: dict[str, Any] | None = None
+    #: where in a stage-epoch the checkpoint resumed from was written (``POSITION_KEY``)
+    position: dict[str, Any] | None = None
     clock: CheckpointClock = field(default_factory=CheckpointClock)
 
     @property
@@ -244,7 +261,11 @@ class PretrainJob:
             self.decoders.load_state_dict(checkpoint["decoders"])
             self.rows = list(checkpoint["rows"])
             self.optimizer_state = checkpoint["optimizer"]
-            log.info("resuming %s after stage-epoch %d of %d", out_dir, len(self.rows), self.total)
+            self.position = checkpoint.get(POSITION_KEY)
+            log.info(
+                "resuming %s after stage-epoch %d of %d%s", out_dir, len(self.rows), self.total,
+                f" and {self.position['step']} batches of the next" if self.position else "",
+            )  # fmt: skip
 
     def pretrain_stage(self, stage_index: int, train_set, out_dir: Path, bar, stop_after) -> bool:
         """The remaining epochs of one stage, a fresh RMSProp over the stage and its decoder (its
@@ -259,11 +280,18 @@ class PretrainJob:
             eps=settings.eps,
         )
         first_epoch = len(self.rows) - stage_index * settings.epochs_per_stage + 1
-        if first_epoch > 1:  # resuming inside this stage: its optimizer state is the checkpoint's
+        position, self.position = self.position, None
+        if first_epoch > 1 or position:  # resuming inside this stage: its optimizer state is the checkpoint's
             optimizer.load_state_dict(self.optimizer_state)
         for epoch in range(first_epoch, settings.epochs_per_stage + 1):
-            started = time.perf_counter()
-            mean_loss = self.stage_epoch(stage_index, stage, decoder, optimizer, train_set, epoch)
+            resume_at = position if epoch == first_epoch else None
+            started = time.perf_counter() - (resume_at["seconds"] if resume_at else 0.0)
+            try:
+                mean_loss = self.stage_epoch(
+                    stage_index, stage, decoder, optimizer, train_set, epoch, resume_at
+                )
+            except interrupt.StopBeforeStep as stop:
+                raise self.stop_at_signal(optimizer, stage_index, epoch, stop, train_set) from None
             if not math.isfinite(mean_loss):
                 raise TrainingDiverged(
                     f"{out_dir}: the reconstruction loss of stage {stage_index} ({self.names[stage_index]}) "
@@ -292,16 +320,27 @@ class PretrainJob:
         return True
 
     def stage_epoch(
-        self, stage_index: int, stage: nn.Module, decoder: nn.Module, optimizer, train_set, epoch: int
-    ) -> float:
+        self, stage_index: int, stage: nn.Module, decoder: nn.Module, optimizer, train_set, epoch: int,
+        resume_at: Mapping[str, Any] | None = None,
+    ) -> float:  # fmt: skip
         """One epoch of stage ``stage_index``: the mean reconstruction MSE over the training images.
-        The earlier stages are frozen: the stage's input (the target) is computed without gradients."""
+        The earlier stages are frozen: the stage's input (the target) is computed without gradients.
+        ``resume_at`` (``POSITION_KEY``) continues it after the batches done. Raises
+        :class:`~trainact.training.interrupt.StopBeforeStep` before a batch when a signal was
+        received."""
         settings = self.settings
         totals = EpochTotals(train_set.device)
+        done, seconds_before = 0, 0.0
+        if resume_at is not None:
+            done, seconds_before = resume_at["step"], resume_at["seconds"]
+            totals.loss_sum.copy_(resume_at["loss_sum"])
+        started = time.perf_counter() - seconds_before
         shuffle_epoch = stage_index * settings.epochs_per_stage + epoch
-        for images, _labels in train_set.batches(
-            settings.batch_size, shuffle=True, seed=settings.seed, epoch=shuffle_epoch
-        ):
+        order = train_set.batch_indices(settings.batch_size, seed=settings.seed, epoch=shuffle_epoch)
+        for step, index in enumerate(itertools.islice(order, done, None), start=done):
+            if interrupt.requested() is not None:
+                raise interrupt.StopBeforeStep(step, totals, time.perf_counter() - started)
+            images, _labels = train_set.gather(index)  # as train_set.batches(shuffle=True) gives them
             with torch.no_grad():  # the earlier stages are frozen
                 target = stage_input(self.model, stage_index, images)
             loss, _ = train_step(lambda h: decoder(stage(h)), F.mse_loss, optimizer, target, target)
@@ -310,17 +349,45 @@ class PretrainJob:
 
     def save(self, optimizer, *, force: bool) -> None:
         """The checkpoint, when due or ``force``."""
-        self.clock.save_if_due(
-            self.checkpoint_path,
-            lambda: {
-                "model": self.model.state_dict(),
-                "decoders": self.decoders.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rows": self.rows,
-                "fingerprint": self.fingerprint,
-            },
-            force=force,
-        )
+        self.clock.save_if_due(self.checkpoint_path, lambda: self.checkpoint_state(optimizer), force=force)
+
+    def checkpoint_state(self, optimizer) -> dict[str, Any]:
+        """What the checkpoint holds: the model, the decoders, the stage's optimiser, the rows."""
+        return {
+            "model": self.model.state_dict(),
+            "decoders": self.decoders.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rows": self.rows,
+            "fingerprint": self.fingerprint,
+        }
+
+    def stop_at_signal(
+        self, optimizer, stage_index: int, epoch: int, stop: interrupt.StopBeforeStep, train_set
+    ) -> interrupt.Interrupted:
+        """Write the checkpoint as the run stands before batch ``stop.step`` of the stage-epoch
+        (with its position, unless no batch of it was done); the
+        :class:`~trainact.training.interrupt.Interrupted` to raise."""
+        steps = train_set.num_batches(self.settings.batch_size)
+        position = None
+        if stop.step > 0:
+            position = {
+                "stage": stage_index, "epoch": epoch, "step": stop.step,
+                "loss_sum": stop.totals.loss_sum.cpu(), "seconds": stop.seconds,
+            }  # fmt: skip
+
+        def save() -> list[str]:
+            save_checkpoint(
+                self.checkpoint_path,
+                {**self.checkpoint_state(optimizer), **({POSITION_KEY: position} if position else {})},
+            )
+            where = (
+                f"batch {stop.step} of {steps} of stage {stage_index} epoch {epoch}"
+                if position
+                else f"{len(self.rows)} of {self.total} stage-epochs"
+            )
+            return [f"{self.checkpoint_path} after {where}"]
+
+        return interrupt.stop_with(save)
 
 
 def load_pretrained(
@@ -362,6 +429,7 @@ def finetune(
 # ----------------------------------------------------------------------------------- CLI
 
 
+@interrupt.exits_on_signal
 def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
     from trainact.data.cifar import load_prepared
@@ -392,6 +460,7 @@ def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+@interrupt.exits_on_signal
 def _cmd_ae_finetune(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
     from trainact.data.cifar import load_prepared

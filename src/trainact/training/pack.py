@@ -19,7 +19,10 @@ calibration) right before its training starts on the CPU, and all of them before
 on a GPU; nothing in a training step draws from the global random state, so interleaving changes
 no number. A network that diverges stops alone; the others go on. A killed pack started again
 resumes each network from its own checkpoint, and a network whose checkpoint holds every epoch
-only writes its results again.
+only writes its results again. At SIGTERM or SIGINT (:mod:`trainact.training.interrupt`) every
+network in progress writes its checkpoint before its next step, and the pack stops with one
+:class:`~trainact.training.interrupt.Interrupted` that names them all; networks not started yet
+have nothing to save.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainact.training import interrupt
 from trainact.training.train import Training, TrainingDiverged, training
 from trainact.training.train_settings import TrainSettings
 
@@ -105,7 +109,8 @@ def train_pack(
     on its own stream; one after the other elsewhere (see the module docstring; ``interleave``
     overrides the choice, e.g. for the tests, which interleave on the CPU to check that it
     changes no number). A member that diverges is recorded and the others go on. Returns each
-    member's outcome."""
+    member's outcome. Raises :class:`~trainact.training.interrupt.Interrupted` at a signal, once
+    every member in progress has written its checkpoint (:func:`stop_every_member`)."""
     members = list(members)
     outcome = PackOutcome({}, {})
 
@@ -126,15 +131,44 @@ def train_pack(
         running = {member: start(member, torch.cuda.Stream(device) if on_gpu else None) for member in members}
         while running:
             for member, run in list(running.items()):
-                if not advance(member, run):
+                try:
+                    going = advance(member, run)
+                except interrupt.Interrupted as stop:
+                    del running[member]
+                    raise stop_every_member(stop, running.values()) from None
+                if not going:
                     del running[member]
                     outcome.status.setdefault(str(member), "complete")
         if on_gpu:
             torch.cuda.synchronize(device)
     else:
         for member in members:
+            if interrupt.requested() is not None:  # between two members: none in progress
+                raise interrupt.Interrupted(interrupt.requested())
             run = start(member)
             while advance(member, run):
                 pass
             outcome.status.setdefault(str(member), "complete")
     return outcome
+
+
+def stop_every_member(first: interrupt.Interrupted, others: Iterable[Training]) -> interrupt.Interrupted:
+    """After ``first`` (one member stopped at a signal with its checkpoint), let every other
+    member that has started reach its safe point, before its next step, where it writes its
+    checkpoint too; returns the :class:`~trainact.training.interrupt.Interrupted` naming all the
+    checkpoints. ``first`` itself when a second signal stopped the job at once."""
+    if first.at_once:
+        return first
+    saved = list(first.saved)
+    for run in others:
+        if not run.started:
+            continue
+        try:
+            run.advance()  # stops before its next step, or completes if it was past its last one
+        except interrupt.Interrupted as stop:
+            if stop.at_once:
+                return stop
+            saved += stop.saved
+        except TrainingDiverged as exc:  # its last step's loss: its results are written
+            log.error("%s", exc)
+    return interrupt.Interrupted(first.signum, saved)

@@ -42,7 +42,9 @@ the same sum, one particle at a time (for tests and the benchmark ``trainact pso
 Crash safety: ``history.csv`` is rewritten after every generation; the swarm (positions, velocities,
 bests, random generator) and the history go to ``checkpoint.pt`` about once a minute and after the
 last generation (:mod:`trainact.training.checkpoints`); a rerun with the same settings continues from there
-and ends bit for bit where an uninterrupted run ends (CPU).
+and ends bit for bit where an uninterrupted run ends (CPU). SIGTERM and SIGINT
+(:mod:`trainact.training.interrupt`, under ``trainact pso``) stop the run before its next
+generation, with the checkpoint of the generations done.
 """
 
 from __future__ import annotations
@@ -65,7 +67,14 @@ from torch import Tensor, nn
 from trainact.files import write_csv_atomic, write_text_atomic
 from trainact.nn.models import build_model
 from trainact.run_files import CHECKPOINT_FILE, HISTORY_FILE, PSO_BEST_FILE, PSO_HISTORY_COLUMNS, SUMMARY_FILE
-from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity, save_torch
+from trainact.training import interrupt
+from trainact.training.checkpoints import (
+    CheckpointClock,
+    resumable_checkpoint,
+    run_identity,
+    save_checkpoint,
+    save_torch,
+)
 from trainact.training.device import DEVICE_HELP
 from trainact.training.evaluation import evaluate
 from trainact.training.job import job_device, run_record
@@ -284,7 +293,9 @@ class SwarmRun:
             log.info("resuming %s after generation %d", self.out_dir, self.swarm.generation)
 
     def run_generations(self, progress: bool) -> bool:
-        """The generations after the swarm's; ``False`` when ``stop_after_generation`` stopped it."""
+        """The generations after the swarm's; ``False`` when ``stop_after_generation`` stopped it.
+        Raises :class:`~trainact.training.interrupt.Interrupted`, with the checkpoint written,
+        before a generation when a signal was received."""
         from tqdm.auto import tqdm
 
         settings = self.settings
@@ -300,6 +311,9 @@ class SwarmRun:
             if self.stop_after_generation is not None and self.swarm.generation >= self.stop_after_generation:
                 bar.close()
                 return False
+            if interrupt.requested() is not None:
+                bar.close()
+                raise self.stop_at_signal()
             started = time.perf_counter()
             changed = self.swarm.step()
             self.record(generation, started, changed)
@@ -345,16 +359,23 @@ class SwarmRun:
         last = generation >= self.settings.generations or (
             self.stop_after_generation is not None and generation >= self.stop_after_generation
         )
-        self.clock.save_if_due(
-            self.checkpoint_path,
-            lambda: {
-                "swarm": self.swarm.state_dict(),
-                "history": self.history,
-                "fingerprint": self.fingerprint,
-            },
-            force=last,
-        )
+        self.clock.save_if_due(self.checkpoint_path, self.checkpoint_state, force=last)
         write_history(self.out_dir / HISTORY_FILE, self.history)
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """What the checkpoint holds: the swarm, the history and what it must match."""
+        return {"swarm": self.swarm.state_dict(), "history": self.history, "fingerprint": self.fingerprint}
+
+    def stop_at_signal(self) -> interrupt.Interrupted:
+        """Write the checkpoint of the generations done; the
+        :class:`~trainact.training.interrupt.Interrupted` to raise."""
+
+        def save() -> list[str]:
+            save_checkpoint(self.checkpoint_path, self.checkpoint_state())
+            where = f"generation {self.swarm.generation} of {self.settings.generations}"
+            return [f"{self.checkpoint_path} after {where}"]
+
+        return interrupt.stop_with(save)
 
 
 def save_pso_results(run: SwarmRun, out_dir: Path, run_info: Mapping[str, Any]) -> None:
@@ -376,6 +397,7 @@ def save_pso_results(run: SwarmRun, out_dir: Path, run_info: Mapping[str, Any]) 
 # ----------------------------------------------------------------------------------- CLI
 
 
+@interrupt.exits_on_signal
 def _cmd_pso(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
     from trainact.data.cifar import load_prepared

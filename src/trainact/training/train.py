@@ -17,12 +17,19 @@ shuffle order is a pure function of (seed, epoch), the resumed run ends with the
 and weights as an uninterrupted one (bit for bit on the CPU, and on a GPU under the determinism
 settings of :mod:`trainact.training.job`). A loss that turns non-finite ends the run with the weights
 of its last good epoch.
+
+SIGTERM and SIGINT (:mod:`trainact.training.interrupt`, under ``trainact train``) stop the run
+before its next optimiser step with a checkpoint of that moment: inside an epoch it records the
+position in it (``EPOCH_POSITION_KEY``: the steps done, the epoch's running sums and seconds, the
+last good epoch's weights), and the rerun continues the epoch from there, to the same history and
+weights as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import logging
 import math
 import os
@@ -37,6 +44,7 @@ import torch
 from torch import nn
 
 from trainact.run_files import CHECKPOINT_FILE, HISTORY_FILE
+from trainact.training import interrupt
 from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity, save_checkpoint
 from trainact.training.device import DEVICE_HELP
 from trainact.training.evaluation import evaluate
@@ -60,6 +68,9 @@ log = logging.getLogger(__name__)
 TRAIN_EVAL_SEED = 0
 #: Key of an optimiser parameter group: its learning rate is the schedule's times this factor.
 LR_SCALE_KEY = "lr_scale"
+#: Key of a checkpoint written inside an epoch (at a signal): where in the epoch it stands
+#: (:func:`epoch_position`); absent from checkpoints written at an epoch's end.
+EPOCH_POSITION_KEY = "epoch_position"
 
 
 class TrainingDiverged(RuntimeError):
@@ -121,6 +132,8 @@ class Run:
     earlier_steps: dict[str, Any] | None = None
     #: this process's training step (set once the run is set up)
     stepper: TrainStepper | None = None
+    #: where in an epoch the checkpoint it resumed from was written (:func:`epoch_position`)
+    position: dict[str, Any] | None = None
 
     def step_record(self) -> dict[str, Any] | None:
         """The training step's record of the whole run so far (``summary.json``'s ``train_step``)."""
@@ -159,6 +172,13 @@ class Run:
         for impl in state.get("activation_kernels", []):  # older checkpoints: none recorded
             record_implementation(impl)
         self.earlier_steps = state.get("train_step")
+        self.position = state.get(EPOCH_POSITION_KEY)
+
+    def take_position(self, epoch: int) -> dict[str, Any] | None:
+        """The resumed position inside ``epoch``, once (``None`` for any other epoch, or after
+        the first call: only the epoch the checkpoint was written in continues from it)."""
+        position, self.position = self.position, None
+        return position if position is not None and position["epoch"] == epoch else None
 
     def weights(self) -> dict[str, torch.Tensor]:
         """A copy of the weights: what a divergence falls back to."""
@@ -222,7 +242,9 @@ def resume_or_branch(
     )  # fmt: skip
     if checkpoint is not None:
         run.restore(checkpoint)
-        log.info("resuming %s after epoch %d", out_dir, len(run.history))
+        at = run.position
+        inside = f", step {at['step']} of {at['steps']} of epoch {at['epoch']}" if at else ""
+        log.info("resuming %s after epoch %d%s", out_dir, len(run.history), inside)
     elif branch_from is not None:
         run.restore(check_branch(branch_from, settings, run.fingerprint))
         log.info("branching %s from %s after epoch %d", out_dir, branch_from, len(run.history))
@@ -282,10 +304,13 @@ class Training:
     stream: Any = None
     kernels: set[str] = field(default_factory=set)
     history: list[dict[str, Any]] | None = None
+    #: whether :meth:`advance` was called (the run set up)
+    started: bool = False
 
     def advance(self) -> bool:
         from trainact.nn.kernel_compiler import recording_kernels
 
+        self.started = True
         stream = torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
         with recording_kernels(self.kernels), stream:
             try:
@@ -342,13 +367,17 @@ def _training_steps(
     # 2. The epochs still to run: train, evaluate, write the history, checkpoint by time.
     clock = CheckpointClock()
     # The weights a divergence falls back to: the last good epoch's (kept in memory, because the
-    # checkpoint is written by time and may be older).
-    last_good = run.weights()
+    # checkpoint is written by time and may be older; a checkpoint written inside an epoch has them).
+    last_good = run.position["last_good"] if run.position else run.weights()
     schedule = schedule_record(splits.train, settings.batch_size)
     bar = _epoch_bar(len(run.history) + 1, settings, out_dir, progress)
     for epoch in bar:
-        started = time.perf_counter()
-        trained = yield from train_epoch(run, splits.train, settings, epoch, progress, stepper)
+        resume_at = run.take_position(epoch)  # a checkpoint written inside this epoch: its position
+        started = time.perf_counter() - (resume_at["seconds"] if resume_at else 0.0)
+        try:
+            trained = yield from train_epoch(run, splits.train, settings, epoch, progress, stepper, resume_at)
+        except interrupt.StopBeforeStep as stop:
+            raise _stop_at_signal(run, out_dir, epoch, stop, last_good, splits.train, settings) from None
         if not math.isfinite(trained["train_loss"]):
             step_info = {**run_info, "train_step": run.step_record()}
             _stop_diverged(run, out_dir, last_good, step_info, schedule, epoch, trained["lr"])
@@ -399,30 +428,43 @@ def train_epoch(
     epoch: int,
     progress: bool,
     stepper: TrainStepper | None = None,
+    resume_at: Mapping[str, Any] | None = None,
 ) -> Generator[None, None, dict[str, float]]:
     """One epoch of training at the schedule's learning rate, in the seeded order of (seed, epoch),
     yielding after each step. ``stepper`` is the run's training step
     (:func:`trainact.training.graph_step.make_stepper`, built once per run: its CUDA graphs last
-    across epochs); without one, one for this epoch. Returns ``lr``, the epoch's mean
-    ``train_loss`` (maybe not finite), ``train_acc`` (the running accuracy) and ``images_per_s``,
-    unrounded."""
+    across epochs); without one, one for this epoch. ``resume_at`` (:func:`epoch_position`)
+    continues the epoch after its steps done, with its running sums. Returns ``lr``, the epoch's
+    mean ``train_loss`` (maybe not finite), ``train_acc`` (the running accuracy) and
+    ``images_per_s``, unrounded. Raises :class:`trainact.training.interrupt.StopBeforeStep`
+    before a step when a signal was received (:func:`trainact.training.interrupt.requested`)."""
     from tqdm.auto import tqdm
 
     lr = settings.learning_rate(epoch)
     set_learning_rate(run.optimizer, lr)
     run.model.train()
     stepper = stepper or make_stepper(run.model, nn.CrossEntropyLoss(), run.optimizer, train_set)
-    started = time.perf_counter()
     totals = stepper.epoch_totals()  # on the device: no host synchronisation inside the loop
+    done, seconds_before = 0, 0.0
+    if resume_at is not None:
+        done, seconds_before = resume_at["step"], resume_at["seconds"]
+        totals.loss_sum.copy_(resume_at["loss_sum"])
+        totals.correct.copy_(resume_at["correct"])
+    started = time.perf_counter() - seconds_before
+    order = train_set.batch_indices(settings.batch_size, seed=settings.seed, epoch=epoch)
     batches = tqdm(
-        train_set.batch_indices(settings.batch_size, seed=settings.seed, epoch=epoch),
+        itertools.islice(order, done, None),
+        initial=done,
         total=train_set.num_batches(settings.batch_size),
         desc=f"epoch {epoch}",
         unit="batch",
         leave=False,
         disable=not progress,
     )
-    for index in batches:
+    for step, index in enumerate(batches, start=done):
+        if interrupt.requested() is not None:
+            batches.close()
+            raise interrupt.StopBeforeStep(step, totals, time.perf_counter() - started)
         stepper.step(index)
         yield
     seconds = time.perf_counter() - started
@@ -487,6 +529,48 @@ def _save_state(
         )
 
 
+def epoch_position(
+    epoch: int, stop: interrupt.StopBeforeStep, steps: int, last_good: Mapping[str, torch.Tensor]
+) -> dict[str, Any] | None:
+    """What a checkpoint written inside ``epoch`` (``EPOCH_POSITION_KEY``) records, on the CPU: the
+    epoch, the ``step`` of its ``steps`` done, its running sums (``loss_sum``, ``correct``) and
+    ``seconds``, and the weights after the epoch before (``last_good``). ``None`` before the
+    epoch's first step: then the run stands at the epoch's start, as after the epoch before."""
+    if stop.step == 0:
+        return None
+    return {
+        "epoch": epoch,
+        "step": stop.step,
+        "steps": steps,
+        "loss_sum": stop.totals.loss_sum.cpu(),
+        "correct": stop.totals.correct.cpu(),
+        "seconds": stop.seconds,
+        "last_good": {name: tensor.cpu() for name, tensor in last_good.items()},
+    }
+
+
+def _stop_at_signal(
+    run: Run, out_dir: Path, epoch: int, stop: interrupt.StopBeforeStep,
+    last_good: Mapping[str, torch.Tensor], train_set, settings: TrainSettings,
+) -> interrupt.Interrupted:  # fmt: skip
+    """Write the checkpoint of the run as it stands before step ``stop.step`` of ``epoch`` and
+    return the :class:`~trainact.training.interrupt.Interrupted` to raise."""
+    steps = train_set.num_batches(settings.batch_size)
+    position = epoch_position(epoch, stop, steps, last_good)
+    path = out_dir / CHECKPOINT_FILE
+
+    def save() -> list[str]:
+        save_checkpoint(path, {**run.state(), **({EPOCH_POSITION_KEY: position} if position else {})})
+        where = (
+            f"after step {stop.step} of {steps} of epoch {epoch}"
+            if position
+            else f"at the start of epoch {epoch}"
+        )
+        return [f"{path} {where}"]
+
+    return interrupt.stop_with(save)
+
+
 def _stop_diverged(
     run: Run, out_dir: Path, last_good: Mapping[str, torch.Tensor], run_info: Mapping[str, Any],
     schedule: Mapping[str, Any], epoch: int, lr: float,
@@ -515,6 +599,7 @@ def _log_epoch(row: Mapping[str, Any], epochs: int) -> None:
 # ----------------------------------------------------------------------------------- CLI
 
 
+@interrupt.exits_on_signal
 def _cmd_train(args: argparse.Namespace) -> int:
     from trainact.cli import CLIError, parse_params
     from trainact.data.cifar import load_prepared
