@@ -12,7 +12,9 @@
 #   a table of the paper report)
 
 # The tables that come with the figures (trainact.report.figure_list.FIGURE_TABLES).
-FIGURE_TABLE_FILES = [f"{FIGURES}/{name}" for name in figure_list.figure_tables(FIGURE_STEMS)]
+FIGURE_TABLE_FILES = [
+    f"{FIGURES}/{name}" for name in figure_list.figure_tables(FIGURE_STEMS)
+]
 
 
 rule figures:

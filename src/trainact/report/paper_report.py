@@ -256,7 +256,6 @@ def build_context(
     out_dir: Path,
     deviations: Sequence[Mapping[str, str]],
     pdf_note: str,
-    command: str,
     settings_file: tuple[Path, str] | None = None,
     published: Mapping[str, Any] | None = None,
     sensitivity: Mapping[str, Any] | None = None,
@@ -313,7 +312,6 @@ def build_context(
         "choices": [d for d in deviations if d["kind"] == "choice"],
         "errata": [d for d in deviations if d["kind"] == "erratum"],
         "pdf_note": pdf_note,
-        "command": command,
         "rerun": rerun_commands(Path(settings_path).as_posix()),
     }
 
@@ -355,6 +353,8 @@ def make_report(
     ``sensitivity``: path of ``sensitivity.json`` (``trainact sensitivity``); without it the
     sensitivity section says "not run". ``schedule_axis``: path of ``schedule_axis.json``
     (``trainact schedule-axis``); without it the schedule-axis section says "not run".
+    ``command``: the command line that rendered it, logged (the report gives the commands that
+    rerun the runs instead, :func:`rerun_commands`).
     """
     summary_path = Path(tables) / AGGREGATE_SUMMARY_FILE
     if not summary_path.is_file():
@@ -372,7 +372,6 @@ def make_report(
         out_dir,
         deviations if deviations is not None else load_deviations(),
         note,
-        command,
         settings_file=settings_file,
         sensitivity=load_sensitivity(sensitivity),
         schedule_axis=load_result(schedule_axis, "schedule-axis"),
@@ -383,7 +382,12 @@ def make_report(
         written["pdf"] = build_pdf(written["tex"], figures_dir, Path(out_dir) / "report.pdf")
     else:
         print(f"trainact paper-report: {note}", file=sys.stderr)
-    log.info("report written: %s (results %s)", ", ".join(str(p) for p in written.values()), results)
+    log.info(
+        "report written: %s (results %s) by: %s",
+        ", ".join(str(p) for p in written.values()),
+        results,
+        command,
+    )
     return written
 
 
