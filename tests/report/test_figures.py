@@ -16,8 +16,9 @@ from trainact.report import figures as fg
 from trainact.report import plot_activations as pa
 from trainact.report import plot_health as ph
 from trainact.report import plot_section5 as p5
-from trainact.report import plot_structure as pst
 from trainact.report import plot_style as sty
+from trainact.report import structure_table as stt
+from trainact.report.page import MAX_FIGURE_HEIGHT_IN, MIN_FONT_PT, TEXT_WIDTH_IN
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -237,38 +238,62 @@ def fake_describe(size, model_cfg=None, activation="relu"):
     ]
 
 
-def test_structure_figure_from_describe(monkeypatch):
+def test_structure_figure_from_describe(monkeypatch, tmp_path):
     import trainact.nn.models
 
     monkeypatch.setattr(trainact.nn.models, "describe", fake_describe)
     params = fp.FigureParams.from_dict(
         {"sizes": ["small", "large"], "activations": ["relu", "lc"], "figures": ["structure"]}
     )
-    fig = fg.draw_group("structure", None, params)["structure"]
-    header, rows = pst.structure_table(
-        {s: {a: fake_describe(s, activation=a) for a in ("relu", "lc")} for s in ("small", "large")}
-    )
+    descriptions = {
+        s: {a: fake_describe(s, activation=a) for a in ("relu", "lc")} for s in ("small", "large")
+    }
+    header, rows = stt.structure_table(descriptions)
     assert header == ["layer", "type", "small output", "large output", "small params", "large params"]
-    assert rows[0] == ["stages.0.0", "Conv2d", "16x32x32", "48x32x32", "448", "1344"]
-    assert rows[1] == ["stages.0.1", "ReLU / LinearCombination", "16x32x32", "48x32x32", "0 / 4", "0 / 4"]
-    assert rows[-1] == ["total", "relu / lc", "", "", "618 / 622", "1834 / 1838"]
-    table = fig.axes[1].tables[0]
-    cells = {(r, c): cell.get_text().get_text() for (r, c), cell in table.get_celld().items()}
-    assert (
-        cells[(0, 0)] == "layer"
-        and cells[(2, 1)] == "ReLU / LinearCombination"
-        and cells[(4, 5)] == "1834 / 1838"
-    )
+    assert rows == [
+        ["stages.0.0", "Conv2d", "16×32×32", "48×32×32", "448", "1344"],
+        ["stages.0.1", "ReLU / LinearCombination", "16×32×32", "48×32×32", "0 / 4", "0 / 4"],
+        ["head.0", "Linear", "10", "10", "170", "490"],
+        ["total", "CNN", "", "", "618", "1834"],  # one total per network
+        ["total", "LC-CNN", "", "", "622", "1838"],
+    ]
+    # the table the report prints is the file the figures rule writes, read back as it was
+    path = stt.write_structure_table(descriptions, tmp_path / "layers.csv")
+    assert stt.read_structure_table(path) == (header, rows)
+    # the diagram: drawn for the report's full text width, no text under 8 pt, no table in it
+    fig = fg.draw_group("structure", None, params)["structure"]
+    assert fig.get_figwidth() == pytest.approx(TEXT_WIDTH_IN)
+    assert fig.get_figheight() <= MAX_FIGURE_HEIGHT_IN  # printed at scale 1 (not shrunk to fit the page)
+    texts = [t for t in fig.findobj(plt.Text) if t.get_text()]
+    assert min(t.get_fontsize() for t in texts) >= MIN_FONT_PT
+    assert not any(ax.tables for ax in fig.axes)
+    boxes = [t for t in fig.axes[0].texts if t.get_text()]  # (the arrows are empty annotations)
+    assert [t.get_text() for t in boxes] == [
+        "input\n3×32×32",
+        "stages.0\nConv2d\nact\nout (16/48)×32×32",
+        "head\nLinear\nout 10",
+    ]
+    assert "act: the activation, ReLU (CNN) / LinearCombination (LC-CNN)" in fig.texts[0].get_text()
+    # every box and the title inside the figure, no two overlapping
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    extents = [t.get_bbox_patch().get_window_extent(renderer) for t in boxes] + [
+        fig.texts[0].get_window_extent(renderer)
+    ]
+    width, height = fig.bbox.width, fig.bbox.height
+    assert all(e.x0 >= 0 and e.y0 >= 0 and e.x1 <= width and e.y1 <= height for e in extents)
+    assert not any(a.overlaps(b) for i, a in enumerate(extents) for b in extents[i + 1 :])
+    plt.close(fig)
 
 
 def test_structure_table_of_the_real_models():
     from trainact.nn.models import build_model, describe, parameter_count
 
     descriptions = {"small": {a: describe("small", {}, activation=a) for a in ("relu", "fourier")}}
-    _, rows = pst.structure_table(descriptions)
-    total = rows[-1][-1]
+    _, rows = stt.structure_table(descriptions)
     expected = [parameter_count(build_model("small", a, {"impl": "reference"})) for a in ("relu", "fourier")]
-    assert total == " / ".join(str(n) for n in expected)
+    assert [row[-1] for row in rows[-2:]] == [str(n) for n in expected]
+    assert [row[:2] for row in rows[-2:]] == [["total", "CNN"], ["total", "Fourier-CNN"]]
 
 
 def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
@@ -281,13 +306,18 @@ def test_make_figures_writes_valid_png_and_pdf(tmp_path, monkeypatch):
     out = tmp_path / "figures"
     written = fg.make_figures(results, out, params, progress=False)
     names = sorted(p.name for p in written)
-    assert names == sorted(fp.output_files(params))
+    assert names == sorted(fp.output_files(params) + fp.table_files(params))
     assert names == sorted(
-        f"{stem}.{ext}"
-        for stem in ("fig4", "fig7", "activations", "activation_health", "structure")
-        for ext in ("png", "pdf")
+        [
+            f"{stem}.{ext}"
+            for stem in ("fig4", "fig7", "activations", "activation_health", "structure")
+            for ext in ("png", "pdf")
+        ]
+        + ["structure_layers.csv"]
     )
-    for path in written:
+    table = out / "structure_layers.csv"
+    assert stt.read_structure_table(table)[1][0] == ["stages.0.0", "Conv2d", "16×32×32", "448"]
+    for path in [p for p in written if p != table]:
         head = path.read_bytes()[:8]
         assert head == PNG_MAGIC if path.suffix == ".png" else head.startswith(b"%PDF-"), path
     assert not list(out.glob(".*"))  # no temporary files left
@@ -326,6 +356,10 @@ def test_output_files_follow_the_params():
     ]
     only = fp.output_files({**params, "figures": ["pso"]})
     assert only == ["fig9.png", "fig9.pdf"]
+    assert (
+        fp.table_files(params) == ["structure_layers.csv"]
+        and fp.table_files({**params, "figures": ["pso"]}) == []
+    )
 
 
 @pytest.mark.parametrize(

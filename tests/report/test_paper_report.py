@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -16,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+import yaml  # noqa: E402
 from fixtures_results import DISTINCT_VAL_OFFSETS, build_results, distinct_bests  # noqa: E402
 
 from trainact.analysis.aggregate import aggregate  # noqa: E402
@@ -30,7 +32,9 @@ from trainact.report import paper_report as rp  # noqa: E402
 from trainact.report import pdf  # noqa: E402
 from trainact.report import provenance as prov  # noqa: E402
 from trainact.report import results_context as rc  # noqa: E402
-from trainact.report.figure_params import output_files  # noqa: E402
+from trainact.report.figure_list import FIGURE_TABLES  # noqa: E402
+from trainact.report.figure_params import FigureParams, output_files, table_files  # noqa: E402
+from trainact.report.figures import write_figure_table  # noqa: E402
 
 SEEDS = (0, 1, 2)
 # The paper's schedule and training set: the report's verdicts are not previews on these grounds.
@@ -39,6 +43,8 @@ PAPER_SETTINGS = {
     "train": {"epochs": 80, "lr_boundaries": [20, 40, 60], "learning_rates": [1e-3, 1e-4, 1e-5, 1e-6]},
 }
 SPECIAL = r"a_b 50% & #1 $x {y} ~z ^w \q"
+# The paper config the fixture's run is compared with: 100 epochs (the run has 80) and no "note".
+PAPER_CONFIG = {**PAPER_SETTINGS, "train": {**PAPER_SETTINGS["train"], "epochs": 100}}
 PUBLISHED = {(r["size"], r["activation"]): r for r in load_published()["table1"]}
 # Seed offsets of the fixture below: the mean offset is +0.00006, which rounds the 4th decimal up.
 OFFSETS = {0: -0.00194, 1: 0.00006, 2: 0.00206}
@@ -55,8 +61,12 @@ def offset_bests(size, activation, seed):
     }
 
 
-def tiny_figures(directory, names):
-    """One small real PNG and PDF copied under every expected figure name (fast, and LaTeX-includable)."""
+def tiny_figures(directory, params):
+    """One small real PNG and PDF copied under every figure name that ``params`` (figure
+    parameters) make (fast, and LaTeX-includable), and the real tables that come with them (the
+    structure's layer table, from the model code)."""
+    params = params if isinstance(params, FigureParams) else FigureParams.from_dict(params)
+    names = output_files(params)
     directory.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(2, 1.5))
     ax.plot([0, 1], [0, 1])
@@ -65,6 +75,9 @@ def tiny_figures(directory, names):
     plt.close(fig)
     for name in names:
         shutil.copy(directory / f"_tiny{name[name.rindex('.') :]}", directory / name)
+    stems = {table: stem for stem, table in FIGURE_TABLES.items()}
+    for name in table_files(params):
+        write_figure_table(stems[name], params, directory / name)
 
 
 FAKE_PROVENANCE = {
@@ -112,8 +125,9 @@ def rendered(tmp_path_factory):
         "pso_seeds": [0, 1],
         "preset": "test",
         "settings": {**PAPER_SETTINGS, "note": SPECIAL},
+        "paper_settings": PAPER_CONFIG,
     }
-    tiny_figures(results / "figures", output_files(rp.ReportParams.from_dict(params).figures))
+    tiny_figures(results / "figures", rp.ReportParams.from_dict(params).figures)
     deviations = rp.load_deviations() + [{"topic": "Odd_name 100%", "kind": "choice", "text": SPECIAL}]
     written = rp.make_report(
         results,
@@ -147,7 +161,7 @@ def rendered_distinct(tmp_path_factory):
         {"sizes": ["small", "middle", "large"], "seeds": list(SEEDS), "autoencoder_seeds": [0, 1, 2],
          "pso_seeds": [0, 1], "preset": "test", "settings": PAPER_SETTINGS}
     )  # fmt: skip
-    tiny_figures(results / "figures", output_files(params.figures))
+    tiny_figures(results / "figures", params.figures)
     return rp.make_report(
         results, results / "tables", results / "figures", results / "paper", params,
         pdf="never", provenance=FAKE_PROVENANCE, command="trainact paper-report --x",
@@ -246,7 +260,41 @@ def test_markdown_lists_figures_sections_and_rerun(rendered):
     assert "| train | 27 | 1:02:05 |" in text
     assert "total 1:02:17" in text
     assert "matches yes" in text
-    assert "`trainact paper-report --x`" in text
+    # how to rerun: one command per preset, then this run's settings file (its checksum printed)
+    settings = results / "paper" / "settings.yaml"
+    digest = hashlib.sha256(settings.read_bytes()).hexdigest()
+    rerun = section(text, "## 11 How to rerun", "## Appendix A")
+    assert f"This run's full config is in `{settings.as_posix()}`, SHA-256 `{digest}`" in rerun
+    assert [line for line in rerun.splitlines() if line.startswith("- ")] == [
+        "- the paper preset: `snakemake --cores all --resources gpu=1`",
+        "- the quick preset: "
+        "`snakemake --cores all --resources gpu=1 --configfile workflow/presets/quick.yaml`",
+        "- the smoke preset: `snakemake --cores all --configfile workflow/presets/smoke.yaml`",
+        "- exactly this run (its settings file): "
+        f"`snakemake --cores all --resources gpu=1 --configfile {settings}`",
+        "- only this report (after its runs exist): "
+        f"`snakemake --cores all --resources gpu=1 --configfile {settings} paper_report`",
+    ]
+    assert "{" not in rerun  # no parameter JSON
+    assert f"(SHA-256 `{digest}`)" in section(text, "## 2 ", "## 3 ")
+    # the structure figure, then its layer table (from structure_layers.csv: the real networks)
+    figures = section(text, "## 5 Figures", "## 6 ")
+    assert (
+        figures.index("![structure]") < figures.index("**Layers of the networks**") < figures.index("![fig2]")
+    )
+    header, layers = markdown_table(figures, "**Layers of the networks**")
+    assert header == ["Layer", "Type"] + [f"Output, {s}" for s in ("small", "middle", "large")] + [
+        f"Parameters, {s}" for s in ("small", "middle", "large")
+    ]
+    assert layers[2] == [
+        "`stages.0.1`", "ReLU / Fourier / LinearCombination", "16×32×32", "32×32×32", "48×32×32",
+        "0 / 12 / 4", "0 / 12 / 4", "0 / 12 / 4",
+    ]  # fmt: skip
+    assert [row[:2] for row in layers[-3:]] == [
+        ["total", "CNN"],
+        ["total", "Fourier-CNN"],
+        ["total", "LC-CNN"],
+    ]
     _, seeds = markdown_table(text, "PSO-trained middle CNN")
     # the paper's ratio of the bests is 0.5; the final ratio divides by RMSProp's final epoch, 0.02 below
     # its best (fixtures_results): 0.5 * 0.63486 / 0.61486 and 0.5 * 0.63686 / 0.61686
@@ -324,11 +372,12 @@ def test_claims_table_shows_each_rows_own_verdict_and_intervals(rendered_distinc
         ("1", "**not supported**", "3", "no"),
         ("2", "**inconclusive under the seed spread**", "3", "no"),
         ("3", "**inconclusive under the seed spread**", "3", "no"),
-        ("4", "**preview: inconsistent with the claim**", "2", "yes: 2 seeds (< 3)"),
+        ("4", "**preview: inconsistent with the claim**", "2", "yes"),
         ("5", "**not supported**", "3", "no"),
         ("6", "**not run**", "–", "no"),
         ("7", "**inconclusive under the seed spread**", "3", "no"),
     ]
+    assert "\nPreview (claim 4): 2 seeds (< 3).\n" in text  # the reason, once under the table
     assert top[0][4].split("<br>")[3] == (
         "middle: LC-CNN − CNN: -1.36 pp [-2.11, -0.61] → not supported (Holm p 0.048, detectable 0.93 pp)"
     )
@@ -359,13 +408,14 @@ def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
         "## 9 Where the verdicts hold: the schedule axis",
         "## 10 Deviations and errata",
         "## 11 How to rerun",
-        "## Appendix A: Run settings",
+        "## Appendix A: Settings that differ from the paper config",
     ]
     assert text.index("Preset: `test`.") < text.index("## 1 Verdicts")
     header, body = markdown_table(text, "## 1 Verdicts")
     assert header == [
         "#", "Claim", "Verdict", "Over the schedule axis (L = epochs at the first learning rate)",
-        "Comparisons (mean [95 % interval] → own verdict (Holm p, detectable))", "Seeds", "Preview",
+        "Comparisons (mean [95 % interval, none with one seed] → own verdict (Holm p, detectable))", "Seeds",
+        "Preview",
     ]  # fmt: skip
     assert body[0] == [
         "1",
@@ -388,27 +438,41 @@ def test_report_opens_with_the_verdicts_and_ends_with_the_settings(rendered):
     assert body[2][2] == "**preview: inconclusive**"  # the same epoch to the target: not faster
     assert body[2][4].split("<br>")[0] == (
         "final val acc, pretrained − not pretrained: +2.00 pp [+2.00, +2.00] "
-        "→ preview: consistent with the claim (Holm p 1.000, detectable 0.00 pp)"
-    )
-    assert body[2][5:] == ["2", "yes: 2 seeds (< 3)"]
+        "→ consistent with the claim (Holm p 1.000, detectable 0.00 pp)"
+    )  # the row's verdict says preview; its comparisons do not repeat it
+    assert body[2][5:] == ["2", "yes"]
     assert body[3][4].startswith("PSO final test acc / RMSProp final val acc: about half: 0.516 [")
     verdicts = section(text, "## 1 Verdicts", "## 2 ")
     assert "A verdict is a preview when it rests on fewer than 3 seeds" in verdicts
+    # why the previews are previews: said once, under the table
+    assert "\nPreview (claims 3, 4): 2 seeds (< 3).\n" in verdicts
     assert "Sensitivity to unstated choices: not run." in verdicts
     assert "Schedule axis: not run." in verdicts
     assert "Sensitivity to unstated choices: not run." in section(text, "## 8 ", "## 9 ")
-    # the settings: only in the appendix
-    assert "- Run settings: Appendix A." in section(text, "## 2 ", "## 3 ")
-    assert "| Setting | Value |" not in text[: text.index("## Appendix A")]
-    _, settings = markdown_table(text, "## Appendix A")
-    assert ["`train.epochs`", "80"] in settings and ["`train.lr_boundaries`", "[20, 40, 60]"] in settings
+    # the settings: the file beside the report; the appendix lists those that differ from the paper config
+    settings_file = written["settings"]
+    assert yaml.safe_load(settings_file.read_text()) == {**PAPER_SETTINGS, "note": SPECIAL}
+    assert f"- Settings: the full config of this run in `{settings_file.as_posix()}` (SHA-256 `" in text
+    header, differing = markdown_table(text, "## Appendix A")
+    assert header == ["Setting", "This run", "Paper config"]
+    assert differing == [
+        ["`train.epochs`", "`80`", "`100`"],
+        ["`note`", f"`{fm.md_cell(SPECIAL)}`", "`(not set)`"],
+    ]
     tex = written["tex"].read_text()
     assert (
         tex.index("\\section{Verdicts}")
         < tex.index("\\section{What was reproduced")
         < tex.index("\\section{Table 1")
     )
-    assert "\\appendix\n\\section{Run settings}" in tex and "train.epochs & 80" in tex
+    assert "\\appendix\n\\section{Settings that differ from the paper config}" in tex
+    assert "\\texttt{train.epochs} & \\texttt{80} & \\texttt{100} \\\\" in tex
+    # the first page: the title and the verdicts, then a new page
+    assert (
+        tex.index("\\section{Verdicts}")
+        < tex.index("\\clearpage")
+        < tex.index("\\section{What was reproduced")
+    )
     assert "Sensitivity to unstated choices: not run." in tex
 
 
@@ -589,10 +653,13 @@ def test_claim_rows_format_the_evidence():
         "→ preview: consistent with the claim",
         "Evaluated on the small networks only; the claim is about every size.",
     ]
-    assert claim1["preview"] == "yes: 1 seed (< 3)" and claim1["seeds"] == "1"
-    assert claim2["key_numbers"][0] == (
-        "small: Fourier-CNN − LC-CNN: +0.86 pp, no interval (1 seed) → preview: consistent with the claim"
+    assert (
+        claim1["preview"] == "yes" and claim1["preview_reasons"] == "1 seed (< 3)" and claim1["seeds"] == "1"
     )
+    assert cc.preview_notes([claim1, claim2]) == ["Preview (claims 1, 2): 1 seed (< 3)."]
+    # the verdicts table (the first page) keeps it short: no interval with one seed (its Seeds
+    # column says 1), the comparison's own verdict without the lead the row's verdict has
+    assert claim2["key_numbers"][0] == "small: Fourier-CNN − LC-CNN: +0.86 pp → consistent with the claim"
     assert claim2["verdict"] == "preview: consistent with the claim (small networks only)"
     assert not any("[" in line for row in (claim1, claim2) for line in row["evidence"] + row["key_numbers"])
 
@@ -616,7 +683,7 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
     results = build_results(tmp_path / "out", sizes=["small"], activations=["relu"], seeds=[0])
     aggregate(results, results / "tables", ["small"], ["relu"], [0])
     params = {"sizes": ["small"], "activations": ["relu"], "seeds": [0]}
-    tiny_figures(results / "figures", output_files(params))
+    tiny_figures(results / "figures", params)
     provenance = tmp_path / "provenance.json"
     provenance.write_text(json.dumps(FAKE_PROVENANCE))
     argv = [
@@ -635,7 +702,11 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
         str(provenance),
     ]
     assert main(argv) == 0
-    assert sorted(p.name for p in (results / "paper").iterdir()) == ["report.md", "report.tex"]
+    assert sorted(p.name for p in (results / "paper").iterdir()) == [
+        "report.md",
+        "report.tex",
+        "settings.yaml",
+    ]
     assert "No TeX installation found" in capsys.readouterr().err
     text = (results / "paper" / "report.md").read_text()
     assert "No TeX installation found" in text
@@ -644,7 +715,8 @@ def test_cli_without_tex_writes_md_and_tex_with_a_notice(tmp_path, monkeypatch, 
     assert [row[0] for row in body] == ["Small CNN"] and body[0][
         2
     ] == "0.6769"  # seed 0: paper - 0.002; one seed: no ±
-    assert "- Run settings: not given." in text and "No settings were given." in text
+    assert yaml.safe_load((results / "paper" / "settings.yaml").read_text()) == {}
+    assert "The paper config was not given, so no setting is compared with it." in text
     assert "Sensitivity to unstated choices: not run." in section(text, "## 1 Verdicts", "## 2 ")
     # --sensitivity: a study that did not run says so; a missing file is an error naming it
     off = tmp_path / "off" / "sensitivity.json"
@@ -707,10 +779,22 @@ def test_deviation_entries_are_checked(tmp_path):
 )
 def test_latex_compiles_and_contains_table1(rendered, tmp_path):
     results, written = rendered
-    built = pdf.build_pdf(written["tex"], results / "figures", tmp_path / "report.pdf")
+    built = pdf.build_pdf(
+        written["tex"], results / "figures", tmp_path / "report.pdf", log_out=tmp_path / "log"
+    )
     text = subprocess.run(
         ["pdftotext", "-layout", str(built), "-"], capture_output=True, text=True, check=True
     ).stdout
+    # no box wider than the text (LaTeX's log names every overfull box; tolerance: pdf.OVERFULL_TOLERANCE_PT)
+    latex_log = (tmp_path / "log").read_text(errors="replace")
+    assert "Output written on report.pdf" in latex_log
+    assert pdf.overfull_boxes(latex_log, pdf.OVERFULL_TOLERANCE_PT) == []
+    # the first page holds the title and the verdicts, nothing of the sections after them
+    first = text.split("\f")[0]
+    assert first.lstrip().startswith("Reproduction of Liao (2020)") and re.search(r"1\s+Verdicts", first)
+    assert "What was reproduced" not in first
+    section2 = next(page for page in text.split("\f") if "What was reproduced" in page)
+    assert re.match(r"2\s+What was reproduced", section2.lstrip())  # at the top of its page
     assert "Small Fourier-CNN" in text and "0.6424 ± 0.0020" in text
     _, body = markdown_table(written["md"].read_text(), "## 3 Table 1")
     for row in body:

@@ -147,7 +147,9 @@ def expected_outputs() -> list[str]:
     files += [f"{OUT}/pso/seed0/{name}" for name in ("history.csv", "best.pt", "summary.json")]
     files += [f"{OUT}/tables/{name}" for name in TABLES]
     files += [f"{OUT}/figures/{stem}.{ext}" for stem in FIGURE_STEMS for ext in ("png", "pdf")]
+    files += [f"{OUT}/figures/structure_layers.csv"]
     files += [f"{OUT}/provenance.json", f"{OUT}/paper/report.md", f"{OUT}/paper/report.tex"]
+    files += [f"{OUT}/paper/settings.yaml"]
     if HAVE_TEX:
         files.append(f"{OUT}/paper/report.pdf")
     return files
@@ -258,6 +260,21 @@ def test_smoke_run_makes_every_output(smoke):
     assert sensitivity["reference"] == "fixed+none"
     report = (work / OUT / "paper/report.md").read_text()
     assert report.index("## 1 Verdicts") < report.index("Table 1") and "## 8 Sensitivity" in report
+    # The run's full config beside the report, named there with its checksum; given as the config
+    # file it is this run (the paper config's settings that the preset changes, in Appendix A)
+    settings = work / OUT / "paper/settings.yaml"
+    assert (
+        f"`{OUT}/paper/settings.yaml`, SHA-256 `{hashlib.sha256(settings.read_bytes()).hexdigest()}`"
+        in report
+    )
+    assert yaml.safe_load(settings.read_text())["train"]["epochs"] == 2 and "devices" not in yaml.safe_load(
+        settings.read_text()
+    )
+    paper_epochs = yaml.safe_load((work / "config.yaml").read_text())["train"]["epochs"]
+    assert f"| `train.epochs` | `2` | `{paper_epochs}` |" in report
+    assert "**Layers of the networks** (from `structure_layers.csv`)" in report
+    # No box of the PDF past the margin (trainact.report.pdf logs every one wider than its tolerance)
+    assert "overfull" not in (work / OUT / "logs/report.log").read_text()
     # The schedule axis: the branch holds the trunk's 2 epochs at 1e-3 and its own epoch at 1e-4;
     # the point L = 1 is the main grid's own schedule (nothing trained for it).
     for activation in ACTIVATIONS:

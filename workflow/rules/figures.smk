@@ -8,6 +8,13 @@
 #   fig9 (PSO)                                          plot_pso (its RMSProp line is the number
 #                                                       tables/summary.json holds)
 #   activations, activation_health, structure           plot_activations, plot_health, plot_structure
+#   structure_layers.csv (the structure's layer table,  plot_structure.write_structure_table
+#   a table of the paper report)
+
+# The tables that come with the figures (trainact.report.figure_list.FIGURE_TABLES).
+FIGURE_TABLE_FILES = [
+    f"{FIGURES}/{name}" for name in figure_list.figure_tables(FIGURE_STEMS)
+]
 
 
 rule figures:
@@ -25,6 +32,7 @@ rule figures:
             for stem in FIGURE_STEMS
         ],
         pdfs=[f"{FIGURES}/{stem}.pdf" for stem in FIGURE_STEMS],
+        tables=FIGURE_TABLE_FILES,
     log:
         f"{LOGS}/figures.log",
     benchmark:

@@ -7,6 +7,15 @@
 #   provenance    provenance.json                      provenance.collect (run_devices)
 #   paper_report  paper/report.md, report.tex, .pdf    paper_report.make_report (build_context,
 #                                                      render with paper/*.j2; pdf.build_pdf)
+#                 paper/settings.yaml                  run_settings.write_settings (the run's full
+#                                                      config; the report prints its SHA-256)
+
+# The paper config: the repository's config.yaml with the schema's defaults, what `snakemake`
+# runs without a preset. The report's Appendix A lists this run's settings that differ from it
+# (in the same slice as the run's own settings: without `devices`).
+PAPER_CONFIG = yaml.safe_load((REPO / "config.yaml").read_text())
+check_config(PAPER_CONFIG)
+PAPER_SETTINGS = plan.analysis_params(PAPER_CONFIG)["paper_report"]["settings"]
 
 
 rule provenance:
@@ -41,6 +50,7 @@ rule paper_report:
         sensitivity=SENSITIVITY_FILES[0],
         schedule_axis=SCHEDULE_AXIS_FILES[0],
         figures=FIGURE_FILES + SCHEDULE_AXIS_FIGURES,
+        figure_tables=FIGURE_TABLE_FILES,
         provenance=PROVENANCE,
         templates=PAPER_REPORT_TEMPLATES,
     output:
@@ -59,6 +69,7 @@ rule paper_report:
             category="Paper report",
         ),
         tex=f"{PAPER}/report.tex",
+        settings=f"{PAPER}/settings.yaml",
     log:
         f"{LOGS}/report.log",
     benchmark:
@@ -66,7 +77,9 @@ rule paper_report:
     conda:
         "../../envs/analysis.yaml"
     params:
-        slice=canonical(ANALYSIS_PARAMS["paper_report"]),
+        slice=canonical(
+            {**ANALYSIS_PARAMS["paper_report"], "paper_settings": PAPER_SETTINGS}
+        ),
         pdf="always" if HAVE_TEX else "never",
         code=CODE["paper_report"],
         results=lambda wc: OUT,

@@ -51,8 +51,9 @@ FIGURE_CAPTIONS: dict[str, str] = {
     "turns back down), and the layer's non-linear share (standard deviation of the residual "
     "after the best straight line, over that of the output; ReLU on the same inputs, dotted "
     "grey, gives about 0.5). Measured on the run's 256 calibration images after each epoch.",
-    "structure": "The paper's missing Figure 1, generated from the model code: layers, output "
-    "shapes and parameter counts of the small, middle and large networks.",
+    "structure": "The paper's missing Figure 1, generated from the model code: the networks' "
+    "blocks, their layers and the output shape per image of each size; the layer table "
+    "(structure_layers.csv) lists every layer's output shape and trainable parameters.",
 }
 assert set(FIGURE_CAPTIONS) == set(FIGURES), "one caption per figure of trainact.report.figure_list"
 

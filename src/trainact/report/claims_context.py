@@ -51,11 +51,24 @@ def claim_rows(claims: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 ]
                 or ["not run"],
                 "seeds": str(claim["n_seeds"]) if claim["n_seeds"] is not None else "–",
-                "preview": ("yes: " + "; ".join(claim["preview_reasons"])) if claim["preview"] else "no",
+                "preview": "yes" if claim["preview"] else "no",
+                "preview_reasons": "; ".join(claim["preview_reasons"]) if claim["preview"] else "",
                 "verdict": claim["verdict"],
             }
         )
     return rows
+
+
+def preview_notes(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Why the verdicts marked preview are previews, said once under the verdicts table: one line
+    for all of them where their reasons are the same (the run's seeds and schedule, as a rule),
+    else one line per claim."""
+    previews = [row for row in rows if row["preview"] == "yes"]
+    reasons = list(dict.fromkeys(row["preview_reasons"] for row in previews))
+    if len(reasons) == 1:
+        numbers = ", ".join(str(row["number"]) for row in previews)
+        return [f"Preview (claim{'s' if len(previews) > 1 else ''} {numbers}): {reasons[0]}."]
+    return [f"Preview (claim {row['number']}): {row['preview_reasons']}." for row in previews]
 
 
 def sensitivity_context(sensitivity: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -65,6 +65,9 @@ FIGURES: dict[str, Figure] = {
         _own_figure("structure", "Network structure", "structure", "plot_structure.plot_structure"),
     )
 }
+#: Figure stem -> the table the figures rule writes beside it (in the figures folder), which the
+#: report prints as a table of its own: the structure figure's layer table.
+FIGURE_TABLES: dict[str, str] = {"structure": "structure_layers.csv"}
 #: Figure groups of ``trainact.report.figures``, in drawing order.
 FIGURE_GROUPS: tuple[str, ...] = tuple(dict.fromkeys(f.group for f in FIGURES.values()))
 
@@ -86,6 +89,11 @@ def figure_groups(
     if any(a in TRAINABLE for a in activations):
         wanted.update(("activations", "health"))
     return tuple(g for g in FIGURE_GROUPS if g in wanted)
+
+
+def figure_tables(stems: Iterable[str]) -> list[str]:
+    """The table files (:data:`FIGURE_TABLES`) that come with the figures ``stems``."""
+    return [FIGURE_TABLES[stem] for stem in stems if stem in FIGURE_TABLES]
 
 
 def figure_stems(groups: Iterable[str], sizes: Iterable[str]) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from trainact.names import ACTIVATIONS, SIZES, check_names
-from trainact.report.figure_list import FIGURE_GROUPS, figure_groups
+from trainact.report.figure_list import FIGURE_GROUPS, figure_groups, figure_tables
 from trainact.report.figure_list import figure_stems as _figure_stems
 
 #: Every figure is saved in each of these formats.
@@ -91,3 +91,12 @@ def output_files(params: Mapping[str, Any] | FigureParams, ignore: Sequence[str]
     if not isinstance(params, FigureParams):
         params = FigureParams.from_dict(params, ignore)
     return [f"{stem}.{ext}" for stems in figure_stems(params).values() for stem in stems for ext in FORMATS]
+
+
+def table_files(params: Mapping[str, Any] | FigureParams, ignore: Sequence[str] = ()) -> list[str]:
+    """File names (relative to the figures folder) of the tables that
+    :func:`trainact.report.figures.make_figures` writes beside the figures for ``params`` (the
+    structure figure's layer table)."""
+    if not isinstance(params, FigureParams):
+        params = FigureParams.from_dict(params, ignore)
+    return figure_tables(stem for stems in figure_stems(params).values() for stem in stems)

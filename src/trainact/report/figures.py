@@ -45,7 +45,7 @@ from trainact.analysis.results import (
 )
 from trainact.layout import AGGREGATE_SUMMARY_FILE, TABLES_DIR
 from trainact.names import AUTOENCODER_MODEL, PSO_MODEL, TRAINABLE
-from trainact.report.figure_list import CURVE_FIGURES, FIGURE_GROUPS, curve_figure_stem
+from trainact.report.figure_list import CURVE_FIGURES, FIGURE_GROUPS, FIGURE_TABLES, curve_figure_stem
 from trainact.report.figure_params import FigureParams
 from trainact.report.plot_activations import plot_activations
 from trainact.report.plot_curves import plot_curves
@@ -53,6 +53,7 @@ from trainact.report.plot_health import plot_health
 from trainact.report.plot_section5 import plot_autoencoder, plot_pso
 from trainact.report.plot_structure import plot_structure
 from trainact.report.plot_style import save_figure
+from trainact.report.structure_table import write_structure_table
 from trainact.run_files import HEALTH_FILE
 
 log = logging.getLogger(__name__)
@@ -191,15 +192,20 @@ def draw_health(results: Path, params: FigureParams) -> dict[str, Figure]:
     return {"activation_health": plot_health(health, params.sizes)}
 
 
-def draw_structure(results: Path, params: FigureParams) -> dict[str, Figure]:
-    """The network structure, generated from trainact.nn.models (needs no results)."""
+def structure_descriptions(params: FigureParams) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """``size -> activation -> describe(...)`` of the networks the structure figure shows: the
+    ReLU CNN and the trainable ones of ``params``, generated from trainact.nn.models."""
     from trainact.nn.models import describe
 
     shown = ["relu"] + [a for a in TRAINABLE if a in params.activations]
-    descriptions = {
+    return {
         size: {a: describe(size, dict(params.model), activation=a) for a in shown} for size in params.sizes
     }
-    return {"structure": plot_structure(descriptions)}
+
+
+def draw_structure(results: Path, params: FigureParams) -> dict[str, Figure]:
+    """The network structure (needs no results)."""
+    return {"structure": plot_structure(structure_descriptions(params))}
 
 
 DRAW_GROUP = {
@@ -223,13 +229,24 @@ def draw_group(group: str, results: Path, params: FigureParams) -> dict[str, Fig
 
 
 def make_figures(results: Path, out_dir: Path, params: FigureParams, progress: bool = True) -> list[Path]:
-    """Draw and save every figure of ``params.groups()``; returns the written files."""
+    """Draw and save every figure of ``params.groups()``, and the tables that come with them
+    (:data:`trainact.report.figure_list.FIGURE_TABLES`: the structure's layer table); returns the
+    written files."""
     written: list[Path] = []
     for group in tqdm(params.groups(), desc="figures", unit="group", disable=not progress):
         for stem, fig in draw_group(group, results, params).items():
             written += save_figure(fig, out_dir, stem)
             plt.close(fig)
+            if stem in FIGURE_TABLES:
+                written.append(write_figure_table(stem, params, Path(out_dir) / FIGURE_TABLES[stem]))
     return written
+
+
+def write_figure_table(stem: str, params: FigureParams, path: Path) -> Path:
+    """The table that comes with figure ``stem`` (only the structure's layer table has one)."""
+    if stem != "structure":
+        raise ValueError(f"figure {stem!r} has no table")
+    return write_structure_table(structure_descriptions(params), path)
 
 
 # --------------------------------------------------------------------------------------- CLI
@@ -253,7 +270,8 @@ def register_cli(subparsers) -> None:
         description="Draw the paper's figures from the results folder. Files per group: curves -> "
         "fig2..fig7 (one per size and split present), autoencoder -> fig8, pso -> fig9 (with the RMSProp "
         "reference from <results>/tables/summary.json), activations -> activations, health -> "
-        "activation_health, structure -> structure; each as .png and .pdf.",
+        "activation_health, structure -> structure (and its layer table, structure_layers.csv); "
+        "each figure as .png and .pdf.",
     )
     parser.add_argument("--results", required=True, type=Path, help="results folder (<out>)")
     parser.add_argument("--out-dir", required=True, type=Path, help="where the figures go (<out>/figures)")

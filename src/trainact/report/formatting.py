@@ -41,6 +41,8 @@ ROUNDING_NOTE = (
     "2 decimals; reproduced values are mean ± sample standard deviation over seeds (no ± with one seed)."
 )
 MISSING = "n/a"
+#: How every preview label of :data:`trainact.analysis.verdicts.PREVIEW_LABELS` begins.
+PREVIEW_LEAD = "preview: "
 
 
 # --------------------------------------------------------------------------------- escaping
@@ -233,10 +235,16 @@ def tests_text(comparison: Mapping[str, Any]) -> str:
 
 
 def key_numbers_text(comparison: Mapping[str, Any], preview: bool = False) -> str:
-    """One judged comparison in the verdicts table: mean, interval, its own verdict, Holm p and
-    the minimum detectable difference."""
+    """One judged comparison in the verdicts table, kept short for the report's first page: mean,
+    interval (none with one seed, where the table's Seeds column says 1), its own verdict (without
+    :data:`PREVIEW_LEAD`: the row's verdict and Preview column say it), Holm p and the minimum
+    detectable difference."""
+    decimals, signed, unit = _comparison_decimals(comparison["unit"])
+    text = f"{comparison['label']}: {fmt(comparison['mean'], decimals, signed)}{unit}"
+    if comparison["low"] is not None and comparison["high"] is not None:
+        text += " " + interval_bounds_text(comparison["low"], comparison["high"], decimals, signed)
+    text += f" → {verdict_label(comparison['verdict'], preview).removeprefix(PREVIEW_LEAD)}"
     tests = tests_text(comparison)
-    text = f"{interval_text(comparison)} → {verdict_label(comparison['verdict'], preview)}"
     return f"{text} ({tests})" if tests else text
 
 

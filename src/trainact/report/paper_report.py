@@ -11,7 +11,10 @@ the PDF build is :mod:`trainact.report.pdf`.
 The report opens with its answer: a "Verdicts" section (the claims of the paper, each with its
 verdict, key numbers, seeds and whether it is a preview; then whether any verdict depends on the
 choices the paper leaves open, from ``trainact sensitivity``'s JSON given with ``--sensitivity``).
-The run's full settings close the report as an appendix.
+The first page holds the title and the verdicts only. The run's full settings are not printed:
+the report writes them beside itself (:mod:`trainact.report.run_settings`, ``settings.yaml``, whose
+SHA-256 it prints), gives the command that reruns them, and lists in its appendix the settings
+that differ from the paper config.
 """
 
 from __future__ import annotations
@@ -38,13 +41,15 @@ from trainact.layout import AGGREGATE_SUMMARY_FILE, SCHEDULE_AXIS_FIGURE
 from trainact.report.captions import CAPTIONS
 from trainact.report.claims_context import (
     claim_rows,
+    preview_notes,
     schedule_axis_context,
     sensitivity_context,
     with_axis_lines,
 )
-from trainact.report.figure_list import FIGURES
+from trainact.report.figure_list import FIGURE_TABLES, FIGURES
 from trainact.report.figure_params import FigureParams, figure_stems
 from trainact.report.formatting import ROUNDING_NOTE, md_cell, tex_code, tex_escape
+from trainact.report.page import TEXT_WIDTH_CM
 from trainact.report.pdf import build_pdf, pdf_plan
 from trainact.report.results_context import (
     autoencoder_context,
@@ -55,16 +60,22 @@ from trainact.report.results_context import (
     table1_rows,
     table2_rows,
 )
+from trainact.report.run_settings import SETTINGS_FILE, differences, write_settings
+from trainact.report.structure_table import read_structure_table
 
 log = logging.getLogger(__name__)
 
 TEMPLATE_NAMES = {"md": "report.md.j2", "tex": "report.tex.j2"}
-#: How to rerun the runs and the report (the report adds the command that rendered it).
-RERUN = (
-    ("whole paper (results/paper)", "make reproduce"),
-    ("reduced presets (results/quick, results/smoke)", "make quick; make smoke"),
-    ("this report only (after the runs exist)", "make report"),
-)
+#: The command that runs each preset from the repository's root (the README's and the Makefile's):
+#: the paper config is ``config.yaml`` alone, every other preset ``workflow/presets/<name>.yaml``
+#: over it.
+PRESET_COMMANDS = {
+    "paper": "snakemake --cores all --resources gpu=1",
+    "quick": "snakemake --cores all --resources gpu=1 --configfile workflow/presets/quick.yaml",
+    "smoke": "snakemake --cores all --configfile workflow/presets/smoke.yaml",
+}
+#: The workflow's target that renders only the report (its runs must exist).
+REPORT_TARGET = "paper_report"
 DEFAULT_TEMPLATES = Path(__file__).resolve().parents[3] / "paper"
 
 
@@ -110,36 +121,28 @@ def load_sensitivity(path: Path | None) -> dict[str, Any] | None:
 class ReportParams:
     """The ``--params`` slice of ``trainact paper-report``: the figure parameters (to know which
     figures exist) plus ``preset`` (name of the config preset), ``settings`` (the run's config,
-    shown as a key/value list in the appendix; the claims' preview rule judged it in ``trainact
-    aggregate``) and, when no ``--provenance`` file is given, ``dataset`` and ``benchmarks``
-    paths for :func:`trainact.report.provenance.collect`."""
+    written beside the report as ``settings.yaml``; the claims' preview rule judged it in
+    ``trainact aggregate``), ``paper_settings`` (the paper config, ``config.yaml`` with the
+    schema's defaults: the appendix lists the settings that differ from it; ``None``: not given)
+    and, when no ``--provenance`` file is given, ``dataset`` and ``benchmarks`` paths for
+    :func:`trainact.report.provenance.collect`."""
 
     figures: FigureParams
     preset: str = "custom"
     settings: Mapping[str, Any] = field(default_factory=dict)
+    paper_settings: Mapping[str, Any] | None = None
     dataset: str | None = None
     benchmarks: str | None = None
 
-    OWN_KEYS = ("preset", "settings", "dataset", "benchmarks")
+    OWN_KEYS = ("preset", "settings", "paper_settings", "dataset", "benchmarks")
 
     @classmethod
     def from_dict(cls, params: Mapping[str, Any]) -> ReportParams:
         own = {k: params[k] for k in cls.OWN_KEYS if k in params}
-        if "settings" in own and not isinstance(own["settings"], Mapping):
-            raise ValueError(f"report parameter 'settings' must be a mapping, got {own['settings']!r}")
+        for key in ("settings", "paper_settings"):
+            if own.get(key) is not None and not isinstance(own[key], Mapping):
+                raise ValueError(f"report parameter {key!r} must be a mapping, got {own[key]!r}")
         return cls(figures=FigureParams.from_dict(params, ignore=cls.OWN_KEYS), **own)
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
-    """Nested settings as ``("train.epochs", "80")`` pairs, in insertion order."""
-    items: list[tuple[str, str]] = []
-    for key, value in mapping.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            items += flatten(value, f"{name}.")
-        else:
-            items.append((name, json.dumps(value) if not isinstance(value, str) else value))
-    return items
 
 
 def load_deviations(paths: Sequence[Path] | None = None) -> list[dict[str, str]]:
@@ -194,15 +197,43 @@ def figure_entries(params: FigureParams, figures_rel: str) -> list[dict[str, str
 
 
 def check_figures(figures_dir: Path, stems: Sequence[str]) -> None:
-    """Raise ``FileNotFoundError`` naming every PNG or PDF of ``stems`` missing from ``figures_dir``."""
-    missing = [
-        str(Path(figures_dir) / f"{stem}.{ext}")
-        for stem in stems
-        for ext in ("png", "pdf")
-        if not (Path(figures_dir) / f"{stem}.{ext}").is_file()
-    ]
+    """Raise ``FileNotFoundError`` naming every PNG or PDF of ``stems``, and every table that comes
+    with them (:data:`trainact.report.figure_list.FIGURE_TABLES`), missing from ``figures_dir``."""
+    names = [f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
+    names += [FIGURE_TABLES[stem] for stem in stems if stem in FIGURE_TABLES]
+    missing = [str(Path(figures_dir) / name) for name in names if not (Path(figures_dir) / name).is_file()]
     if missing:
         raise FileNotFoundError(f"figure file(s) missing: {missing}")
+
+
+def structure_context(figures: Sequence[Mapping[str, str]], figures_dir: Path) -> dict[str, Any] | None:
+    """The network structure, shown in its own section: the figure's entry and its layer table
+    (``structure_layers.csv`` of the figures folder) with the sizes' columns; ``None`` where the
+    figures do not include it."""
+    entry = next((f for f in figures if f["stem"] == "structure"), None)
+    if entry is None:
+        return None
+    header, rows = read_structure_table(Path(figures_dir) / FIGURE_TABLES["structure"])
+    sizes = [name.removesuffix(" output") for name in header if name.endswith(" output")]
+    networks = [row[1] for row in rows if row[0] == "total"]
+    return {
+        "figure": entry,
+        "sizes": sizes,
+        "networks": networks,
+        "rows": rows,
+        "table": FIGURE_TABLES["structure"],
+    }
+
+
+def rerun_commands(settings_path: str) -> list[tuple[str, str]]:
+    """What to run to make these results again: one command per preset, then this run's own
+    settings file (every key set, so exactly this run) and the report alone."""
+    exact = f"{PRESET_COMMANDS['paper']} --configfile {settings_path}"
+    return [
+        *((f"the {name} preset", command) for name, command in PRESET_COMMANDS.items()),
+        ("exactly this run (its settings file)", exact),
+        ("only this report (after its runs exist)", f"{exact} {REPORT_TARGET}"),
+    ]
 
 
 def scope(summary: Mapping[str, Any]) -> dict[str, str]:
@@ -225,7 +256,7 @@ def build_context(
     out_dir: Path,
     deviations: Sequence[Mapping[str, str]],
     pdf_note: str,
-    command: str,
+    settings_file: tuple[Path, str] | None = None,
     published: Mapping[str, Any] | None = None,
     sensitivity: Mapping[str, Any] | None = None,
     schedule_axis: Mapping[str, Any] | None = None,
@@ -234,19 +265,28 @@ def build_context(
 
     ``sensitivity``: the JSON of ``trainact sensitivity`` (absent or ``"status": "not run"``: the
     report says the study was not run). ``schedule_axis``: the JSON of ``trainact schedule-axis``
-    (likewise); its figure must then be in ``figures_dir``.
+    (likewise); its figure must then be in ``figures_dir``. ``settings_file``: the path and SHA-256
+    of the settings file (:func:`trainact.report.run_settings.write_settings`; default: the path
+    it has in ``out_dir``, no checksum).
     """
     published = published if published is not None else load_published()
     figures_rel = Path(os.path.relpath(Path(figures_dir), Path(out_dir))).as_posix()
     figures = figure_entries(params.figures, figures_rel)
     axis = schedule_axis_context(schedule_axis, figures_rel)
     check_figures(figures_dir, [f["stem"] for f in figures] + ([SCHEDULE_AXIS_FIGURE] if axis["run"] else []))
+    settings_path, settings_sha256 = settings_file or (Path(out_dir) / SETTINGS_FILE, None)
+    claims = with_axis_lines(claim_rows(summary["claims"]), axis["lines"])
     return {
         "title": "Reproduction of Liao (2020), Trainable Activation Function in Image Classification",
         "source": summary["source"],
         "preset": params.preset,
         "scope": scope(summary),
-        "settings": flatten(params.settings),
+        "text_width_cm": f"{TEXT_WIDTH_CM:g}",
+        "settings_file": {"path": Path(settings_path).as_posix(), "sha256": settings_sha256},
+        "paper_config_given": params.paper_settings is not None,
+        "settings_differences": [vars(d) for d in differences(params.settings, params.paper_settings)]
+        if params.paper_settings is not None
+        else [],
         "provenance": provenance_context(provenance),
         "rounding": ROUNDING_NOTE,
         **table1_metrics(),
@@ -259,10 +299,12 @@ def build_context(
             for d in summary["diverged"]
         ],
         "figures_dir": figures_rel,
-        "figures": figures,
+        "figures": [f for f in figures if f["stem"] != "structure"],
+        "structure": structure_context(figures, figures_dir),
         "autoencoder": autoencoder_context(summary["autoencoder"]),
         "pso": pso_context(summary["pso"]),
-        "claims": with_axis_lines(claim_rows(summary["claims"]), axis["lines"]),
+        "claims": claims,
+        "preview_notes": preview_notes(claims),
         "schedule_axis": axis,
         "claims_rule": summary["definitions"]["claims"],
         "preview_rule": summary["definitions"]["claims_preview"],
@@ -270,8 +312,7 @@ def build_context(
         "choices": [d for d in deviations if d["kind"] == "choice"],
         "errata": [d for d in deviations if d["kind"] == "erratum"],
         "pdf_note": pdf_note,
-        "command": command,
-        "rerun": [*RERUN, ("this exact rendering", command)],
+        "rerun": rerun_commands(Path(settings_path).as_posix()),
     }
 
 
@@ -304,15 +345,17 @@ def make_report(
     sensitivity: Path | None = None,
     schedule_axis: Path | None = None,
 ) -> dict[str, Path]:
-    """Render the report from ``<tables>/summary.json`` and the figures; build the PDF per ``pdf``.
+    """Render the report from ``<tables>/summary.json`` and the figures, write the run's settings
+    beside it (``settings.yaml``); build the PDF per ``pdf``.
 
     Without ``provenance``, it is collected now from ``params.dataset`` and ``params.benchmarks``
     (default ``<results>/benchmarks`` where that folder exists, the workflow's layout).
     ``sensitivity``: path of ``sensitivity.json`` (``trainact sensitivity``); without it the
     sensitivity section says "not run". ``schedule_axis``: path of ``schedule_axis.json``
     (``trainact schedule-axis``); without it the schedule-axis section says "not run".
+    ``command``: the command line that rendered it, logged (the report gives the commands that
+    rerun the runs instead, :func:`rerun_commands`).
     """
-    build, note = pdf_plan(pdf)
     summary_path = Path(tables) / AGGREGATE_SUMMARY_FILE
     if not summary_path.is_file():
         raise FileNotFoundError(f"expected file is missing: {summary_path} (run 'trainact aggregate' first)")
@@ -320,6 +363,7 @@ def make_report(
     summary = read_summary(tables)
     if provenance is None:
         provenance = collect_provenance(results, params)
+    settings_file = write_settings(params.settings, out_dir)
     context = build_context(
         summary,
         provenance,
@@ -328,16 +372,22 @@ def make_report(
         out_dir,
         deviations if deviations is not None else load_deviations(),
         note,
-        command,
+        settings_file=settings_file,
         sensitivity=load_sensitivity(sensitivity),
         schedule_axis=load_result(schedule_axis, "schedule-axis"),
     )
     written = render(context, out_dir, templates)
+    written["settings"] = settings_file[0]
     if build:
         written["pdf"] = build_pdf(written["tex"], figures_dir, Path(out_dir) / "report.pdf")
     else:
         print(f"trainact paper-report: {note}", file=sys.stderr)
-    log.info("report written: %s (results %s)", ", ".join(str(p) for p in written.values()), results)
+    log.info(
+        "report written: %s (results %s) by: %s",
+        ", ".join(str(p) for p in written.values()),
+        results,
+        command,
+    )
     return written
 
 

@@ -3,10 +3,17 @@
 ``--pdf auto`` (:func:`pdf_plan`) builds the PDF only when ``latexmk`` and ``pdflatex`` are on
 PATH and otherwise says so in the report; ``always`` makes a missing TeX an error, ``never``
 skips it. The workflow asks for ``always`` exactly when it lists ``report.pdf`` as an output.
+
+A box wider than the text (LaTeX's "Overfull \\hbox", a line or table running into the margin)
+is logged as a warning naming its width and the lines of ``report.tex``
+(:func:`overfull_boxes`); the tests build the report and allow none wider than
+:data:`OVERFULL_TOLERANCE_PT`.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,16 +21,38 @@ from pathlib import Path
 
 from trainact.files import atomic_write
 
+log = logging.getLogger(__name__)
+
+#: The widest overfull box a report may have: 1 pt (0.35 mm) past the margin does not show in
+#: print, and column widths computed from shares of the line width may round past it by a few
+#: hundredths of a point. (TeX reports boxes from 0.1 pt on, its default \hfuzz.)
+OVERFULL_TOLERANCE_PT = 1.0
+_OVERFULL = re.compile(r"^Overfull \\([hv]box) \(([0-9.]+)pt too (?:wide|high)\) (.*)$", re.MULTILINE)
+
+
+def overfull_boxes(log_text: str, tolerance_pt: float = 0.0) -> list[tuple[str, float, str]]:
+    """The overfull boxes a LaTeX log reports wider (or higher) than ``tolerance_pt``: each as
+    ``(kind, points, where)``, e.g. ``("hbox", 121.2, "in paragraph at lines 62--63")``."""
+    return [
+        (kind, float(points), where)
+        for kind, points, where in _OVERFULL.findall(log_text)
+        if float(points) > tolerance_pt
+    ]
+
 
 def tex_available() -> bool:
     """Whether ``latexmk`` and ``pdflatex`` are on PATH (the workflow lists report.pdf only then)."""
     return shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
 
 
-def build_pdf(tex_path: Path, figures_dir: Path, out_pdf: Path, timeout_s: float = 600) -> Path:
+def build_pdf(
+    tex_path: Path, figures_dir: Path, out_pdf: Path, timeout_s: float = 600, log_out: Path | None = None
+) -> Path:
     """Compile ``tex_path`` with ``latexmk -pdf`` in a temporary folder (figures copied to
     ``figures/`` there, which the document's ``\\graphicspath`` searches first) and move the PDF
-    to ``out_pdf``. Raises ``RuntimeError`` with the end of the LaTeX log on failure."""
+    to ``out_pdf``; the LaTeX log is copied to ``log_out`` when given, and every overfull box
+    wider than :data:`OVERFULL_TOLERANCE_PT` is logged as a warning. Raises ``RuntimeError`` with
+    the end of the LaTeX log on failure."""
     with tempfile.TemporaryDirectory(prefix="trainact-report-") as tmp:
         work = Path(tmp)
         shutil.copy2(tex_path, work / "report.tex")
@@ -38,6 +67,11 @@ def build_pdf(tex_path: Path, figures_dir: Path, out_pdf: Path, timeout_s: float
             raise RuntimeError(
                 f"latexmk failed on {tex_path} (exit {done.returncode}); end of the log:\n{tail}"
             )
+        latex_log = (work / "report.log").read_text(errors="replace")
+        for kind, points, where in overfull_boxes(latex_log, OVERFULL_TOLERANCE_PT):
+            log.warning("%s: overfull %s, %.1f pt past the text %s", tex_path, kind, points, where)
+        if log_out is not None:
+            shutil.copy2(work / "report.log", log_out)
         out_pdf = atomic_write(out_pdf, lambda tmp: shutil.copy2(work / "report.pdf", tmp))
     return out_pdf
 

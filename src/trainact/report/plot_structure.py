@@ -1,151 +1,153 @@
-"""The network structure (the paper's missing Figure 1): a block diagram and the layer table,
-generated from :func:`trainact.nn.models.describe`."""
+"""The network structure (the paper's missing Figure 1): a block diagram drawn for the report's
+full text width, and the layer table the report prints as a table of its own, both generated
+from :func:`trainact.nn.models.describe`.
+
+The diagram is drawn :data:`trainact.report.page.TEXT_WIDTH_IN` wide with text of
+:data:`trainact.report.page.MIN_FONT_PT` or more, so the report includes it at scale 1. The
+layer table is not drawn in the picture (at the picture's printed scale its text was 4 pt): it is
+:mod:`trainact.report.structure_table`, which the figures rule writes beside the figure and the
+report prints.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import math
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
+from trainact.analysis.labels import MODEL_NAMES
+from trainact.report.page import MIN_FONT_PT, TEXT_WIDTH_IN
 from trainact.report.plot_style import COLORS, STYLE
+from trainact.report.structure_table import Descriptions, layer_class, shape_text
+
+#: Boxes per row of the diagram: three boxes of a 17 cm row hold the longest layer names at 8 pt.
+BOXES_PER_ROW = 3
+#: Height of one row of boxes, and of the title, in inches.
+ROW_HEIGHT_IN = 1.25
+TITLE_HEIGHT_IN = 0.5
+#: The word the diagram uses for the layer whose class differs between the compared networks.
+ACT = "act"
 
 
-def _shape_text(shape: Sequence[int]) -> str:
-    return "x".join(str(int(v)) for v in shape)
+def _shapes_text(shapes: Sequence[Sequence[int]]) -> str:
+    """Several sizes' output shapes in one: ``(16/32/48)×32×32`` where only the channels differ."""
+    distinct = list(dict.fromkeys(tuple(int(v) for v in s) for s in shapes))
+    if len(distinct) == 1:
+        return shape_text(distinct[0])
+    if len({len(s) for s in distinct}) != 1:
+        return " / ".join(shape_text(s) for s in distinct)
+    dims = []
+    for values in zip(*distinct, strict=True):
+        values = list(dict.fromkeys(values))
+        dims.append(str(values[0]) if len(values) == 1 else "(" + "/".join(str(v) for v in values) + ")")
+    return "×".join(dims)
 
 
-def structure_table(
-    descriptions: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
-) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the structure table from ``describe`` output per size and activation.
+def plot_structure(descriptions: Descriptions, input_shape: Sequence[int] = (3, 32, 32)) -> Figure:
+    """The network structure (the paper's missing Figure 1) as a block diagram.
 
-    ``descriptions[size][activation]`` is ``trainact.nn.models.describe(size, model_cfg, activation)``.
-    Rows follow the layers of the first size and activation; the type column joins the distinct
-    layer classes over activations, each params cell joins the per-activation counts
-    (``relu / fourier / lc``) where they differ. The last row holds the totals.
+    One box per layer group (``stages.0`` ... ``head``) after the input, chained by arrows,
+    :data:`BOXES_PER_ROW` to a row: the group's layer classes (``act`` where the activation
+    differs between the compared networks) and its output shape per image for every size
+    (``(16/32/48)×16×16``: the channels of the small / middle / large networks). Drawn
+    :data:`~trainact.report.page.TEXT_WIDTH_IN` wide, all text at least
+    :data:`~trainact.report.page.MIN_FONT_PT`; the layer table is
+    :func:`trainact.report.structure_table.structure_table`.
     """
     sizes = list(descriptions)
     activations = list(descriptions[sizes[0]])
-    header = ["layer", "type"] + [f"{s} output" for s in sizes] + [f"{s} params" for s in sizes]
-    by_name = {(s, a): {row["layer"]: row for row in descriptions[s][a]} for s in sizes for a in activations}
-
-    def joined(values: Sequence[str]) -> str:
-        distinct = list(dict.fromkeys(values))
-        return distinct[0] if len(distinct) == 1 else " / ".join(values)
-
-    rows = []
-    for layer in [row["layer"] for row in descriptions[sizes[0]][activations[0]]]:
-        cells = [
-            layer,
-            joined(
-                [
-                    str(by_name[(sizes[0], a)].get(layer, {}).get("type", "-")).split("(")[0]
-                    for a in activations
-                ]
-            ),
-        ]
-        for s in sizes:
-            row = by_name[(s, activations[0])].get(layer)
-            cells.append(_shape_text(row["output_shape"]) if row else "-")
-        for s in sizes:
-            cells.append(
-                joined(
-                    [
-                        str(by_name[(s, a)][layer]["params"]) if layer in by_name[(s, a)] else "-"
-                        for a in activations
-                    ]
-                )
-            )
-        rows.append(cells)
-    totals = ["total", " / ".join(activations)] + [""] * len(sizes)
-    totals += [
-        joined([str(sum(int(r["params"]) for r in descriptions[s][a])) for a in activations]) for s in sizes
-    ]
-    rows.append(totals)
-    return header, rows
-
-
-def plot_structure(
-    descriptions: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
-    input_shape: Sequence[int] = (3, 32, 32),
-) -> Figure:
-    """The network structure (the paper's missing Figure 1): block diagram and layer table.
-
-    The left panel chains one box per layer group (``stages.0`` ... ``head``) with its layer
-    types (``act`` where the activation differs between the compared networks) and its output
-    shape per size; the right panel is :func:`structure_table`.
-    """
-    sizes = list(descriptions)
-    activations = list(descriptions[sizes[0]])
-    header, rows = structure_table(descriptions)
-    cells = {row[0]: row for row in rows}
-    act_types = sorted({cells[name][1] for name in cells if " / " in cells[name][1] and name != "total"})
-    with plt.rc_context(STYLE):
-        fig = plt.figure(figsize=(15, max(4.5, 0.3 * len(rows) + 1.2)), constrained_layout=True)
-        grid = fig.add_gridspec(1, 2, width_ratios=[1, 2.6])
-        ax_blocks = fig.add_subplot(grid[0])
-        _draw_blocks(ax_blocks, _block_texts(descriptions, cells, act_types, input_shape))
-        legend = f"sizes: {' / '.join(sizes)}"
-        if act_types:
-            legend += f"\nact = {act_types[0]}"
-        ax_blocks.set_title(legend, fontsize=8)
-        ax_table = fig.add_subplot(grid[1])
-        ax_table.set_axis_off()
-        table = ax_table.table(cellText=rows, colLabels=header, loc="center", cellLoc="center")
-        table.auto_set_font_size(False)
-        table.set_fontsize(8)
-        table.auto_set_column_width(list(range(len(header))))
-        ax_table.set_title(
-            f"Layers, output shape per image and trainable parameters "
-            f"({' / '.join(activations)} networks where they differ)"
+    boxes = _block_texts(descriptions, input_shape)
+    rows = math.ceil(len(boxes) / BOXES_PER_ROW)
+    height = TITLE_HEIGHT_IN + rows * ROW_HEIGHT_IN
+    act_classes = _act_classes(descriptions)
+    with plt.rc_context({**STYLE, "font.size": MIN_FONT_PT + 1}):
+        fig = plt.figure(figsize=(TEXT_WIDTH_IN, height))
+        ax = fig.add_axes((0, 0, 1, 1 - TITLE_HEIGHT_IN / height))
+        _draw_blocks(ax, boxes, rows)
+        legend = f"out: output shape per image of the {' / '.join(sizes)} networks"
+        if act_classes:
+            named = [f"{c} ({MODEL_NAMES.get(a, a)})" for c, a in zip(act_classes, activations, strict=True)]
+            legend += f"\n{ACT}: the activation, {' / '.join(named)}"
+        fig.text(
+            0.5,
+            1 - 0.5 * TITLE_HEIGHT_IN / height,
+            legend,
+            ha="center",
+            va="center",
+            fontsize=MIN_FONT_PT + 1,
         )
-        fig.suptitle("Network structure (the paper's Figure 1, generated from trainact.nn.models)")
     return fig
 
 
-def _block_texts(
-    descriptions: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]],
-    cells: Mapping[str, Sequence[str]],
-    act_types: Sequence[str],
-    input_shape: Sequence[int],
-) -> list[str]:
-    """The text of each box of the diagram: the input, then per layer group its layer types and
-    output shape per size (``cells``: the rows of :func:`structure_table` by layer name)."""
+def _act_classes(descriptions: Descriptions) -> list[str]:
+    """The classes of the layer that differs between the compared networks (one per activation)."""
     sizes = list(descriptions)
     activations = list(descriptions[sizes[0]])
-    groups: dict[str, list[str]] = {}
-    for row in descriptions[sizes[0]][activations[0]]:
-        groups.setdefault(row["layer"].rsplit(".", 1)[0], []).append(row["layer"])
-
-    def box(group: str, layers: list[str]) -> str:
-        types = ["act" if cells[name][1] in act_types else cells[name][1] for name in layers]
-        shapes = list(dict.fromkeys(cells[layers[-1]][2 : 2 + len(sizes)]))
-        return f"{group}: {' -> '.join(types)}\nout {' / '.join(shapes)}"
-
-    return [f"input\n{_shape_text(input_shape)}"] + [box(g, layers) for g, layers in groups.items()]
+    first = descriptions[sizes[0]]
+    for index in range(len(first[activations[0]])):
+        classes = [layer_class(first[a][index]) for a in activations]
+        if len(set(classes)) > 1:
+            return classes
+    return []
 
 
-def _draw_blocks(ax, boxes: Sequence[str]) -> None:
-    """The boxes top to bottom, each joined to the one above by an arrow."""
+def _block_texts(descriptions: Descriptions, input_shape: Sequence[int]) -> list[tuple[str, str]]:
+    """(title, body) of each box of the diagram: the input, then per layer group its layer
+    classes, one a line, and its output shape per image for every size."""
+    sizes = list(descriptions)
+    activations = list(descriptions[sizes[0]])
+    groups: dict[str, list[int]] = {}
+    for index, row in enumerate(descriptions[sizes[0]][activations[0]]):
+        groups.setdefault(row["layer"].rsplit(".", 1)[0], []).append(index)
+
+    def box(group: str, indices: list[int]) -> tuple[str, str]:
+        classes = []
+        for index in indices:
+            names = {layer_class(descriptions[sizes[0]][a][index]) for a in activations}
+            classes.append(ACT if len(names) > 1 else names.pop())
+        last = indices[-1]
+        shape = _shapes_text([descriptions[s][activations[0]][last]["output_shape"] for s in sizes])
+        return group, "\n".join(classes) + f"\nout {shape}"
+
+    return [("input", shape_text(input_shape))] + [box(g, indices) for g, indices in groups.items()]
+
+
+def _draw_blocks(ax, boxes: Sequence[tuple[str, str]], rows: int) -> None:
+    """The boxes left to right, :data:`BOXES_PER_ROW` to a row, each joined to the one before by
+    an arrow from edge to edge (from a row's last box down and back to the next row's first)."""
     ax.set_axis_off()
-    step = 1.0 / len(boxes)
-    for k, text in enumerate(boxes):
-        y = 1 - (k + 0.5) * step
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    column_width, row_height = 1.0 / BOXES_PER_ROW, 1.0 / rows
+    style = {"boxstyle": "round,pad=0.4", "facecolor": "#eef3fa", "edgecolor": COLORS["fourier"]}
+    texts = [
         ax.text(
-            0.5,
-            y,
-            text,
+            (k % BOXES_PER_ROW + 0.5) * column_width,
+            1 - (k // BOXES_PER_ROW + 0.5) * row_height,
+            f"{title}\n{body}",
             ha="center",
             va="center",
-            fontsize=8,
-            bbox={"boxstyle": "round,pad=0.4", "facecolor": "#eef3fa", "edgecolor": COLORS["fourier"]},
+            fontsize=MIN_FONT_PT,
+            bbox=style,
+            linespacing=1.3,
         )
-        if k:
-            ax.annotate(
-                "",
-                xy=(0.5, y + 0.28 * step),
-                xytext=(0.5, y + 0.72 * step),
-                arrowprops={"arrowstyle": "->", "color": COLORS["relu"]},
-            )
+        for k, (title, body) in enumerate(boxes)
+    ]
+    ax.figure.canvas.draw()  # the boxes' extents, to join them edge to edge
+    to_axes = ax.transAxes.inverted()
+    extents = [to_axes.transform(t.get_bbox_patch().get_window_extent()) for t in texts]
+    line = {"color": COLORS["relu"], "linewidth": 1}
+    arrow = {"arrowstyle": "->", "shrinkA": 0, "shrinkB": 0, **line}
+    for k in range(1, len(boxes)):
+        (left0, bottom0), (right0, _) = extents[k - 1]
+        (left1, bottom1), (right1, top1) = extents[k]
+        y0, y1 = texts[k - 1].get_position()[1], texts[k].get_position()[1]
+        if y0 == y1:
+            ax.annotate("", xy=(left1, y1), xytext=(right0, y0), arrowprops=arrow)
+        else:
+            x0, x1 = (left0 + right0) / 2, (left1 + right1) / 2
+            middle = (bottom0 + top1) / 2
+            ax.plot([x0, x0, x1], [bottom0, middle, middle], **line)
+            ax.annotate("", xy=(x1, top1), xytext=(x1, middle), arrowprops=arrow)
