@@ -52,6 +52,11 @@ DEFINITIONS = {
     "mean and sample std over paired seeds, percentage points; final_*: the same at the final epoch",
     "accuracy_unit": "fraction in [0, 1]",
     "claims": CLAIMS_RULE,
+    "diverged": "a run whose training loss became non-finite stopped there with the weights of its "
+    "last ok epoch; it counts in Table 1, Table 2 and the verdicts with its ok epochs (best over "
+    "them; final = its last ok epoch), the epoch marked diverged ignored; a run that diverged in "
+    "its first epoch has no value and is left out of the means (Table 1's seeds column counts it "
+    "as diverged)",
     "claims_preview": PREVIEW_RULE,
 }
 
