@@ -396,6 +396,25 @@ def test_the_divergence_policy_decides_only_the_exit_status(monkeypatch):
         divergence_exit_code("maybe", diverged=True)
 
 
+@pytest.mark.slow
+def test_a_trunk_that_diverged_before_its_snapshots_fails_under_either_policy(tmp_path, monkeypatch, caplog):
+    """A schedule-axis trunk's branches start from its snapshots; one that diverged before them
+    leaves nothing to branch from, so its job fails even when divergence is a result."""
+    from trainact.cli import main
+
+    save_tiny_data(tmp_path / "data.npz")
+    monkeypatch.setenv(DIVERGENCE_ENV, "result")
+    train = {"epochs": 2, "batch_size": 32, "learning_rates": [1e30] * 4, "snapshot_epochs": [1, 2]}
+    argv = ["train", "--data", str(tmp_path / "data.npz"), "--size", "small", "--activation", "relu"]
+    argv += ["--out-dir", str(tmp_path / "trunk"), "--no-progress"]
+    argv += ["--params", json.dumps({"model": TINY_MODEL, "train": train})]
+    assert main(argv) == DIVERGED_EXIT_CODE
+    snapshots = ", ".join(str(tmp_path / "trunk" / "snapshots" / f"epoch{n}.pt") for n in (1, 2))
+    assert f"diverged before the schedule axis's snapshot(s) {snapshots}: no branch can start there" in (
+        caplog.messages
+    )
+
+
 def test_the_diverged_record_names_the_epoch_its_lr_and_the_weights_kept():
     ok = {"status": "ok", "lr": 1e-3}
     history = [{"epoch": 1, **ok}, {"epoch": 2, **ok}, {"epoch": 3, "lr": 10.0, "status": "diverged"}]

@@ -570,6 +570,14 @@ def test_device_settings_rerun_nothing(smoke, tmp_path):
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_the_divergence_setting_reruns_nothing(smoke, tmp_path):
+    """on_divergence decides only a job's exit status after a divergence: it reaches the jobs
+    through the environment, not their params or command text, so Snakemake's own dry run plans
+    nothing when it switches."""
+    fail = write_yaml(tmp_path / "fail.yaml", {"on_divergence": "fail"})
+    assert dry_run(smoke.workdir, fail) == {}
+
+
 @pytest.mark.parametrize("pack_seeds", [True, False], ids=["packs", "one-job-per-seed"])
 def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path, pack_seeds):
     """One job per seed: only seed 1's jobs. Packs (the default): each network's pack job lists
@@ -826,6 +834,68 @@ def test_an_interrupted_job_resumes_from_its_checkpoint(smoke, tmp_path):
 # ----------------------------------------------------------------------------------- failure
 
 
+def test_a_diverged_run_is_a_result_unless_the_setting_makes_it_fail(smoke, tmp_path):
+    """The Fourier and LC networks' activation parameters at 1e8 times the learning rate (a ReLU
+    network has none: its runs are reused): the Fourier networks' loss overflows in epoch 1. Each
+    such job exits 0 with its files (model.pt: the start's weights), summary.json records the
+    divergence, the aggregation lists it, Table 1 marks it and the report is built. The same
+    job rerun under on_divergence: fail stops the workflow, the error naming the run. (The
+    sensitivity study and the schedule axis are switched off to keep the reruns few.)"""
+    work = private_copy(smoke, tmp_path)
+    diverge = write_yaml(
+        tmp_path / "diverge.yaml",
+        {
+            "train": {"activation_lr_scale": 1.0e8},
+            "sensitivity": {"enabled": False},
+            "schedule_axis": {"enabled": False},
+        },
+    )
+    done = snakemake(work, "--cores", "2", *smoke_with(diverge), timeout=1200)
+    assert done.returncode == 0, done.stderr[-5000:]
+    files = ("history.csv", "model.pt", "activations.json", "summary.json", "activation_health.csv")
+    for size in SIZES:
+        run = work / train_dir(size, "fourier")
+        assert all((run / name).is_file() for name in files)
+        assert [r["status"] for r in read_rows(run / "history.csv")] == ["diverged"]
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["diverged"] == {"epoch": 1, "lr": 1e-3, "weights_after_epoch": 0}
+        assert (
+            f"{OUT}/train/{size}-fourier/seed0: the training loss became non-finite in epoch 1 (lr 0.001); "
+            "stopped; model.pt holds the weights of the start (summary.json: diverged)"
+        ) in (work / OUT / f"logs/train/{size}-fourier-seed0.log").read_text()
+    for size in SIZES:  # the LC networks reran under the new scale and did not diverge
+        assert json.loads((work / train_dir(size, "lc") / "summary.json").read_text())["diverged"] is None
+
+    aggregated = json.loads((work / OUT / "tables/summary.json").read_text())
+    listed = {d["run"]: d["diverged_epoch"] for d in aggregated["diverged"]}
+    assert {f"train/{size}-fourier/seed0" for size in SIZES} <= set(listed)
+    assert {listed[f"train/{size}-fourier/seed0"] for size in SIZES} == {1}
+    table1 = {row["model"]: row for row in read_rows(work / OUT / "tables/table1.csv")}
+    assert {model: row["n_diverged"] for model, row in table1.items() if row["n_diverged"] != "0"} == {
+        f"{size.capitalize()} Fourier-CNN": "1" for size in SIZES
+    }
+    report = (work / OUT / "paper/report.md").read_text()
+    for size in SIZES:
+        assert f"| {size.capitalize()} Fourier-CNN | 1 (1 diverged) |" in report
+        assert (
+            f"- train/{size}-fourier/seed0: diverged in epoch 1; 0 ok epoch(s) counted, 1 ignored" in report
+        )
+        assert f"| {size.capitalize()} CNN | 1 |" in report
+    assert "its first epoch has no value and is left out of the means" in report
+    if HAVE_TEX:
+        assert (work / OUT / "paper/report.pdf").is_file()
+
+    # under on_divergence: fail the same job fails (Snakemake then deletes its files), its log shown
+    fail = write_yaml(tmp_path / "fail.yaml", {"on_divergence": "fail"})
+    target = f"{train_dir('small', 'fourier')}/history.csv"
+    failed = snakemake(work, "--cores", "2", "--force", target, *smoke_with(diverge, fail))
+    assert failed.returncode != 0
+    assert "Error in rule train" in failed.stderr
+    assert (
+        f"{OUT}/train/small-fourier/seed0: the training loss became non-finite in epoch 1"
+    ) in failed.stdout + failed.stderr
+
+
 def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_path):
     """A Fourier setting that is valid but makes the loss overflow fails the three Fourier
     training jobs (and the autoencoder's pretraining, a Fourier network too); with --keep-going
@@ -841,7 +911,10 @@ def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_pa
     # the unscaled fit: the calibrated start would scale the huge interval back to the inputs'
     overflow = write_yaml(
         tmp_path / "overflow.yaml",
-        {"model": {"fourier": {"init": "relu_fit", "init_interval": [-1e30, 1e30]}}},
+        {
+            "model": {"fourier": {"init": "relu_fit", "init_interval": [-1e30, 1e30]}},
+            "on_divergence": "fail",  # a diverged run fails its job (the default keeps it as a result)
+        },
     )
     failed = snakemake(work, "--cores", "2", "--keep-going", *smoke_with(overflow), timeout=1200)
     assert failed.returncode != 0
