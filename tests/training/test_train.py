@@ -396,7 +396,6 @@ def test_the_divergence_policy_decides_only_the_exit_status(monkeypatch):
         divergence_exit_code("maybe", diverged=True)
 
 
-@pytest.mark.slow
 def test_a_trunk_that_diverged_before_its_snapshots_fails_under_either_policy(tmp_path, monkeypatch, caplog):
     """A schedule-axis trunk's branches start from its snapshots; one that diverged before them
     leaves nothing to branch from, so its job fails even when divergence is a result."""
