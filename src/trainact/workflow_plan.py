@@ -27,6 +27,9 @@ from trainact.config_check import merged
 from trainact.training import schedules
 
 Config = Mapping[str, Any]
+#: Top-level settings that change no file a job writes (where the jobs run; whether a diverged run
+#: fails its job): they reach the jobs through the environment, and the report's params leave them out.
+NO_RESULT_SETTINGS = ("devices", "on_divergence")
 
 
 def canonical(value: Any) -> str:
@@ -135,12 +138,12 @@ def analysis_params(config: Config) -> dict[str, dict[str, Any]]:
     return {
         "aggregate": {**grid, "settings": claim_settings(config)},
         "figures": figures,
-        # the whole config under the preset's name, but for `devices` (where the jobs ran
-        # changes no result; the report shows the devices the runs used, from provenance)
+        # the whole config under the preset's name, but for the settings that change no result
+        # (the report shows the devices the runs used, from provenance)
         "paper_report": {
             **figures,
             "preset": config["report"]["preset"],
-            "settings": {key: value for key, value in config.items() if key != "devices"},
+            "settings": {key: value for key, value in config.items() if key not in NO_RESULT_SETTINGS},
         },
     }
 

@@ -205,6 +205,29 @@ def test_diverged_runs_are_counted_and_their_bad_epochs_ignored(tmp_path):
     assert table1.loc["lc", "n_diverged"] == 1 and table1.loc["relu", "n_diverged"] == 0
 
 
+def test_a_diverged_seed_counts_with_its_ok_epochs_and_table1_marks_its_model(tmp_path):
+    """DIVERGED_RULE, as the tables compute it and the report shows it: seed 1 of small LC
+    diverges in epoch 3, so its best is over epochs 1-2 and enters the mean of 3 seeds; Table 1's
+    seeds cell of that model (and of no other) says so, and the report's line names the run, the
+    epoch and the epochs counted."""
+    from trainact.report.results_context import diverged_lines, table1_rows
+
+    results = build_results(tmp_path / "out", sizes=["small"], seeds=SEEDS, diverge={("small", "lc", 1): 3})
+    summary = agg.aggregate(results, tmp_path / "tables", ["small"], list(agg.ACTIVATIONS), SEEDS)
+    runs = pd.read_csv(tmp_path / "tables" / "runs.csv").set_index(["activation", "seed"])
+    lc = next(r for r in summary["table1"] if r["activation"] == "lc")
+    assert lc["val_acc_mean"] == pytest.approx(statistics.mean(runs.loc["lc", "best_val_acc"]))
+    assert {row["model"]: row["n"] for row in table1_rows(summary)} == {
+        "Small CNN": "3",
+        "Small Fourier-CNN": "3",
+        "Small LC-CNN": "3 (1 diverged)",
+    }
+    assert diverged_lines(summary) == [
+        "train/small-lc/seed1: diverged in epoch 3; 2 ok epoch(s) counted, 1 ignored"
+    ]
+    assert summary["definitions"]["diverged"] == agg.DIVERGED_RULE
+
+
 def test_run_without_ok_epoch_is_left_out_of_the_pairs(tmp_path):
     results = build_results(
         tmp_path / "out", sizes=["small"], seeds=SEEDS, diverge={("small", "fourier", 2): 1}
@@ -495,6 +518,7 @@ def test_summary_and_table_files_have_their_documented_shape(tmp_path, caplog):
         "accuracy_unit": "fraction in [0, 1]",
         "claims": CLAIMS_RULE,
         "claims_preview": PREVIEW_RULE,
+        "diverged": agg.DIVERGED_RULE,
     }
     assert summary["source"].startswith("Z. Liao, Trainable Activation Function in Image Classification")
     assert [r["run"] for r in summary["runs"]] == [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -15,6 +16,14 @@ from trainact.data.cifar import PreparedData
 from trainact.nn.models import build_model
 from trainact.run_files import HEALTH_COLUMNS, HEALTH_FILE, TRAIN_HISTORY_COLUMNS
 from trainact.sourcegraph import code_digest
+from trainact.training.divergence import (
+    DIVERGED_EXIT_CODE,
+    DIVERGENCE_ENV,
+    default_divergence_policy,
+    diverged_message,
+    diverged_record,
+    divergence_exit_code,
+)
 from trainact.training.random_state import seed_everything
 from trainact.training.train import TrainingDiverged, fit
 from trainact.training.train_settings import TrainSettings
@@ -311,6 +320,7 @@ def test_non_finite_loss_stops_with_a_marked_history(tmp_path):
     assert all("nan" not in value.lower() for row in rows for value in row.values())
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "diverged" and (tmp_path / "model.pt").exists()
+    assert summary["diverged"] == {"epoch": 1, "lr": 1e30, "weights_after_epoch": 0}
 
 
 def save_tiny_data(path) -> None:
@@ -336,10 +346,84 @@ def test_cli_trains_and_rejects_bad_params(tmp_path):
     assert ok.returncode == 0, ok.stderr
     assert len(read_history(tmp_path / "run" / "history.csv")) == 1
 
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["diverged"] is None
+
     bad = {"model": TINY_MODEL, "train": {"batch_size": -4}}
     err = subprocess.run(base + ["--params", json.dumps(bad)], capture_output=True, text=True)
     assert err.returncode == 2
     assert "train.batch_size = -4" in err.stderr
+
+
+@pytest.mark.slow
+def test_cli_fails_by_default_after_a_divergence_and_keeps_the_runs_files(tmp_path):
+    """Run by hand (no $TRAINACT_ON_DIVERGENCE), a divergence is an error (exit 3); the run's files
+    are complete and the message names the folder, the epoch, the lr and the weights."""
+    save_tiny_data(tmp_path / "data.npz")
+    params = {"model": TINY_MODEL, "train": {"epochs": 2, "batch_size": 32, "learning_rates": [1e30] * 4}}
+    command = [
+        sys.executable,
+        "-m",
+        "trainact",
+        "train",
+        "--data",
+        str(tmp_path / "data.npz"),
+        "--size",
+        "small",
+    ]
+    command += ["--activation", "relu", "--out-dir", str(tmp_path / "run"), "--no-progress"]
+    env = {k: v for k, v in os.environ.items() if k != DIVERGENCE_ENV}
+    done = subprocess.run(command + ["--params", json.dumps(params)], capture_output=True, text=True, env=env)
+    assert done.returncode == DIVERGED_EXIT_CODE, done.stderr
+    assert (
+        f"{tmp_path / 'run'}: the training loss became non-finite in epoch 1 (lr 1e+30); stopped; "
+        "model.pt holds the weights of the start (summary.json: diverged)"
+    ) in done.stderr
+    assert {p.name for p in (tmp_path / "run").iterdir()} >= {
+        "history.csv", "model.pt", "activations.json", "summary.json", "activation_health.csv"
+    }  # fmt: skip
+
+
+def test_the_divergence_policy_decides_only_the_exit_status(monkeypatch):
+    """$TRAINACT_ON_DIVERGENCE is --on-divergence's default (the workflow sets it); ``result``
+    exits 0 after a divergence, ``fail`` 3; a run that did not diverge exits 0 under both."""
+    monkeypatch.delenv(DIVERGENCE_ENV, raising=False)
+    assert default_divergence_policy() == "fail"
+    monkeypatch.setenv(DIVERGENCE_ENV, "result")
+    assert default_divergence_policy() == "result"
+    assert [divergence_exit_code(p, diverged=True) for p in ("result", "fail")] == [0, DIVERGED_EXIT_CODE]
+    assert [divergence_exit_code(p, diverged=False) for p in ("result", "fail")] == [0, 0]
+    with pytest.raises(ValueError, match="divergence policy 'maybe'"):
+        divergence_exit_code("maybe", diverged=True)
+
+
+def test_a_trunk_that_diverged_before_its_snapshots_fails_under_either_policy(tmp_path, monkeypatch, caplog):
+    """A schedule-axis trunk's branches start from its snapshots; one that diverged before them
+    leaves nothing to branch from, so its job fails even when divergence is a result."""
+    from trainact.cli import main
+
+    save_tiny_data(tmp_path / "data.npz")
+    monkeypatch.setenv(DIVERGENCE_ENV, "result")
+    train = {"epochs": 2, "batch_size": 32, "learning_rates": [1e30] * 4, "snapshot_epochs": [1, 2]}
+    argv = ["train", "--data", str(tmp_path / "data.npz"), "--size", "small", "--activation", "relu"]
+    argv += ["--out-dir", str(tmp_path / "trunk"), "--no-progress"]
+    argv += ["--params", json.dumps({"model": TINY_MODEL, "train": train})]
+    assert main(argv) == DIVERGED_EXIT_CODE
+    snapshots = ", ".join(str(tmp_path / "trunk" / "snapshots" / f"epoch{n}.pt") for n in (1, 2))
+    assert f"diverged before the schedule axis's snapshot(s) {snapshots}: no branch can start there" in (
+        caplog.messages
+    )
+
+
+def test_the_diverged_record_names_the_epoch_its_lr_and_the_weights_kept():
+    ok = {"status": "ok", "lr": 1e-3}
+    history = [{"epoch": 1, **ok}, {"epoch": 2, **ok}, {"epoch": 3, "lr": 10.0, "status": "diverged"}]
+    assert diverged_record(history) == {"epoch": 3, "lr": 10.0, "weights_after_epoch": 2}
+    assert diverged_record(history[:2]) is None and diverged_record([]) is None
+    assert diverged_record(history[2:]) == {"epoch": 3, "lr": 10.0, "weights_after_epoch": 0}
+    assert diverged_message("results/x/seed0", diverged_record(history)) == (
+        "results/x/seed0: the training loss became non-finite in epoch 3 (lr 10); stopped; "
+        "model.pt holds the weights after epoch 2 (summary.json: diverged)"
+    )
 
 
 # ------------------------------------------------------------------ crashes, checkpoints
@@ -360,12 +444,17 @@ def test_divergence_after_the_first_epoch_keeps_the_last_good_weights(tmp_path, 
     summary.json are written with the weights after epoch 2, whether or not a checkpoint exists
     (the old code crashed in torch.load when one did, and saved NaN weights when none did)."""
     monkeypatch.setenv("TRAINACT_CHECKPOINT_INTERVAL", interval)
-    with pytest.raises(TrainingDiverged, match="in epoch 3 .*after epoch 2"):
+    with pytest.raises(TrainingDiverged) as diverged_exc:
         train_schedule(tmp_path / "diverged", 4, (1e-3, 1e30), (2,))
+    assert str(diverged_exc.value) == (
+        f"{tmp_path / 'diverged'}: the training loss became non-finite in epoch 3 (lr 1e+30); "
+        "stopped; model.pt holds the weights after epoch 2 (summary.json: diverged)"
+    )
     rows = read_history(tmp_path / "diverged" / "history.csv")
     assert [r["status"] for r in rows] == ["ok", "ok", "diverged"]
     summary = json.loads((tmp_path / "diverged" / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["epochs"] == 2
+    assert summary["diverged"] == {"epoch": 3, "lr": 1e30, "weights_after_epoch": 2}
     train_schedule(tmp_path / "good", 2, (1e-3, 1e30), (2,))
     diverged = torch.load(tmp_path / "diverged" / "model.pt")
     good = torch.load(tmp_path / "good" / "model.pt")

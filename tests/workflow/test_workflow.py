@@ -587,6 +587,14 @@ def test_device_settings_rerun_nothing(smoke, tmp_path):
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_the_divergence_setting_reruns_nothing(smoke, tmp_path):
+    """on_divergence decides only a job's exit status after a divergence: it reaches the jobs
+    through the environment, not their params or command text, so Snakemake's own dry run plans
+    nothing when it switches."""
+    fail = write_yaml(tmp_path / "fail.yaml", {"on_divergence": "fail"})
+    assert dry_run(smoke.workdir, fail) == {}
+
+
 @pytest.mark.parametrize("pack_seeds", [True, False], ids=["packs", "one-job-per-seed"])
 def test_adding_a_seed_adds_only_its_jobs(smoke, tmp_path, pack_seeds):
     """One job per seed: only seed 1's jobs. Packs (the default): each network's pack job lists
@@ -843,6 +851,76 @@ def test_an_interrupted_job_resumes_from_its_checkpoint(smoke, tmp_path):
 # ----------------------------------------------------------------------------------- failure
 
 
+def test_a_diverged_run_is_a_result_unless_the_setting_makes_it_fail(smoke, tmp_path):
+    """A learning rate of 10 after epoch 1 (the activations' parameters at 1000 times it): the
+    Fourier networks' loss overflows in epoch 2 (the ReLU and LC networks survive it). Each
+    diverged job exits 0 with its files (model.pt: the weights after epoch 1), summary.json
+    records the divergence, the aggregation lists it, Table 1 marks exactly its models and the
+    report is built. The same job rerun under on_divergence: fail stops the workflow, the error
+    naming the run. (The sensitivity study and the schedule axis are switched off to keep the
+    reruns few: the training jobs of the grid and the autoencoder's fine-tuning.)"""
+    work = private_copy(smoke, tmp_path)
+    diverge = write_yaml(
+        tmp_path / "diverge.yaml",
+        {
+            "train": {"learning_rates": [1.0e-3, 10.0], "activation_lr_scale": 1000.0},
+            "sensitivity": {"enabled": False},
+            "schedule_axis": {"enabled": False},
+        },
+    )
+    done = snakemake(work, "--cores", "2", *smoke_with(diverge), timeout=1800)
+    assert done.returncode == 0, done.stderr[-5000:]
+    files = ("history.csv", "model.pt", "activations.json", "summary.json", "activation_health.csv")
+    diverged = set()
+    for size in SIZES:
+        for activation in ACTIVATIONS:
+            run = work / train_dir(size, activation)
+            assert all((run / name).is_file() for name in files)
+            record = json.loads((run / "summary.json").read_text())["diverged"]
+            statuses = [r["status"] for r in read_rows(run / "history.csv")]
+            if record is None:
+                assert statuses == ["ok", "ok"]
+                continue
+            diverged.add((size, activation))
+            assert statuses == ["ok", "diverged"]
+            assert record == {"epoch": 2, "lr": 10.0, "weights_after_epoch": 1}
+            assert (
+                f"{OUT}/train/{size}-{activation}/seed0: the training loss became non-finite in epoch 2 "
+                "(lr 10); stopped; model.pt holds the weights after epoch 1 (summary.json: diverged)"
+            ) in (work / OUT / f"logs/train/{size}-{activation}-seed0.log").read_text()
+    assert ("small", "fourier") in diverged
+
+    aggregated = json.loads((work / OUT / "tables/summary.json").read_text())
+    listed = {d["run"]: d["diverged_epoch"] for d in aggregated["diverged"] if d["run"].startswith("train/")}
+    assert listed == {f"train/{size}-{activation}/seed0": 2 for size, activation in diverged}
+    table1 = {(row["size"], row["activation"]): row for row in read_rows(work / OUT / "tables/table1.csv")}
+    assert {key for key, row in table1.items() if row["n_diverged"] == "1"} == diverged
+    # a diverged seed counts with its last good epoch: epoch 1's validation accuracy
+    small_fourier = read_rows(work / train_dir("small", "fourier") / "history.csv")[0]
+    assert float(table1[("small", "fourier")]["final_val_acc_mean"]) == float(small_fourier["val_acc"])
+    report = (work / OUT / "paper/report.md").read_text()
+    for size, activation in table1:
+        model = table1[(size, activation)]["model"]
+        mark = " (1 diverged)" if (size, activation) in diverged else ""
+        assert f"| {model} | 1{mark} |" in report
+    for size, activation in diverged:
+        line = f"- train/{size}-{activation}/seed0: diverged in epoch 2; 1 ok epoch(s) counted, 1 ignored"
+        assert line in report
+    assert "its first epoch has no value and is left out of the means" in report
+    if HAVE_TEX:
+        assert (work / OUT / "paper/report.pdf").is_file()
+
+    # under on_divergence: fail the same job fails (Snakemake then deletes its files), its log shown
+    fail = write_yaml(tmp_path / "fail.yaml", {"on_divergence": "fail"})
+    target = f"{train_dir('small', 'fourier')}/history.csv"
+    failed = snakemake(work, "--cores", "2", "--force", target, *smoke_with(diverge, fail))
+    assert failed.returncode != 0
+    assert "Error in rule train" in failed.stderr
+    assert (
+        f"{OUT}/train/small-fourier/seed0: the training loss became non-finite in epoch 2"
+    ) in failed.stdout + failed.stderr
+
+
 def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_path):
     """A Fourier setting that is valid but makes the loss overflow fails the three Fourier
     training jobs (and the autoencoder's pretraining, a Fourier network too); with --keep-going
@@ -858,7 +936,10 @@ def test_failed_training_job_keeps_the_others_and_a_rerun_finishes(smoke, tmp_pa
     # the unscaled fit: the calibrated start would scale the huge interval back to the inputs'
     overflow = write_yaml(
         tmp_path / "overflow.yaml",
-        {"model": {"fourier": {"init": "relu_fit", "init_interval": [-1e30, 1e30]}}},
+        {
+            "model": {"fourier": {"init": "relu_fit", "init_interval": [-1e30, 1e30]}},
+            "on_divergence": "fail",  # a diverged run fails its job (the default keeps it as a result)
+        },
     )
     failed = snakemake(work, "--cores", "2", "--keep-going", *smoke_with(overflow), timeout=1200)
     assert failed.returncode != 0

@@ -147,8 +147,10 @@ def test_schedule_axis_points_reuse_the_main_grid_for_the_configs_own_schedule(c
 
 
 def test_the_paper_report_gets_the_whole_config_but_the_devices(config):
+    """... and but the divergence policy: neither changes a result (plan.NO_RESULT_SETTINGS)."""
     params = plan.analysis_params(config)
     assert "devices" not in params["paper_report"]["settings"]
+    assert "on_divergence" in config and "on_divergence" not in params["paper_report"]["settings"]
     assert params["paper_report"]["settings"]["train"] == config["train"]
     assert params["aggregate"]["settings"] == {"train": config["train"], "dataset": config["dataset"]}
     json.dumps(params)  # plain data

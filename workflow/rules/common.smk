@@ -34,6 +34,7 @@ from trainact import layout, names, run_files, workflow_plan as plan
 from trainact.config_check import config_errors
 from trainact.report import captions, figure_list
 from trainact.sourcegraph import FAMILY_ENTRY, code_digest
+from trainact.training.divergence import DIVERGENCE_ENV
 
 canonical = plan.canonical
 
@@ -62,7 +63,9 @@ CODE = {family: code_digest(family) for family in FAMILY_ENTRY}
 # Jobs run `python -m trainact` with src/ first on PYTHONPATH, so the code that runs is the code
 # whose digest is in the params. `python` is this interpreter when it has torch (the project's
 # .venv), else the one on PATH (the conda env of envs/ under --sdm conda). The device policy
-# reaches the jobs through the environment, not their params: it changes no result.
+# and the divergence policy (on_divergence: whether a diverged run fails its job,
+# trainact.training.divergence) reach the jobs through the environment, not their params or
+# command text: they change no result, so switching them reruns nothing.
 PYTHON_BIN = ""
 if not workflow.deployment_settings.deployment_method:
     if importlib.util.find_spec("torch") is not None:
@@ -74,6 +77,7 @@ shell.prefix(
     + PYTHON_BIN
     + f"export PYTHONPATH={shlex.quote(str(SRC))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
     + f"export TRAINACT_DEVICE={shlex.quote(config['devices']['policy'])}; "
+    + f"export {DIVERGENCE_ENV}={shlex.quote(config['on_divergence'])}; "
 )
 
 # GPU slots: every GPU job takes one. `--resources gpu=N` gives N x devices.jobs_per_gpu slots

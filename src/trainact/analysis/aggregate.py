@@ -40,6 +40,15 @@ from trainact.names import ACTIVATIONS, SIZES, check_names
 
 log = logging.getLogger(__name__)
 
+#: How a run that diverged enters the tables and verdicts (:func:`trainact.analysis.results.best_of_history`
+#: reads its ok epochs; :func:`trainact.analysis.statistics.stats` skips a missing value).
+DIVERGED_RULE = (
+    "a run whose training loss became non-finite stopped there with the weights of its last ok "
+    "epoch; it counts in Table 1, Table 2 and the verdicts with its ok epochs (best over them; "
+    "final = its last ok epoch), the epoch marked diverged ignored; a run that diverged in its "
+    "first epoch has no value and is left out of the means (Table 1's seeds column counts it as "
+    "diverged)"
+)
 #: What each number of ``summary.json`` is (its ``definitions``).
 DEFINITIONS = {
     "best": "per run, max accuracy and min loss over the ok epochs, each independently "
@@ -52,6 +61,7 @@ DEFINITIONS = {
     "mean and sample std over paired seeds, percentage points; final_*: the same at the final epoch",
     "accuracy_unit": "fraction in [0, 1]",
     "claims": CLAIMS_RULE,
+    "diverged": DIVERGED_RULE,
     "claims_preview": PREVIEW_RULE,
 }
 

@@ -53,6 +53,7 @@ from trainact.report.page import TEXT_WIDTH_CM
 from trainact.report.pdf import build_pdf, pdf_plan
 from trainact.report.results_context import (
     autoencoder_context,
+    diverged_lines,
     network_rows,
     provenance_context,
     pso_context,
@@ -293,11 +294,8 @@ def build_context(
         "table1": table1_rows(summary),
         "networks": network_rows(summary),
         "table2": table2_rows(summary, published),
-        "diverged": [
-            f"{d['run']}: {d['epochs_ignored']} epoch(s) ignored"
-            + (f", diverged at epoch {d['diverged_epoch']}" if d["diverged_epoch"] is not None else "")
-            for d in summary["diverged"]
-        ],
+        "diverged": diverged_lines(summary),
+        "diverged_rule": summary["definitions"]["diverged"],
         "figures_dir": figures_rel,
         "figures": [f for f in figures if f["stem"] != "structure"],
         "structure": structure_context(figures, figures_dir),

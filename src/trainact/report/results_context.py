@@ -67,7 +67,10 @@ def table1_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "model": record["model"],
-                "n": str(record["n_seeds"]),
+                # the mark of a model with diverged seeds; the report's list of diverged runs says
+                # which, when, and how they count (summary.json's definitions.diverged)
+                "n": str(record["n_seeds"])
+                + (f" ({record['n_diverged']} diverged)" if record["n_diverged"] else ""),
                 "diverged": str(record["n_diverged"]),
                 "cells": cells,
                 "final": final,
@@ -75,6 +78,17 @@ def table1_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def diverged_lines(summary: Mapping[str, Any]) -> list[str]:
+    """One line per run with epochs other than ``ok`` (``summary.json``'s ``diverged``): its folder,
+    the epoch where it diverged and the ok epochs it counts with."""
+    return [
+        f"{d['run']}: "
+        + (f"diverged in epoch {d['diverged_epoch']}; " if d["diverged_epoch"] is not None else "")
+        + f"{d['epochs_ok']} ok epoch(s) counted, {d['epochs_ignored']} ignored"
+        for d in summary["diverged"]
+    ]
 
 
 def network_rows(summary: Mapping[str, Any]) -> list[dict[str, str]]:

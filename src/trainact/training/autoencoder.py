@@ -92,6 +92,13 @@ from trainact.training.checkpoints import (
     save_torch,
 )
 from trainact.training.device import DEVICE_HELP
+from trainact.training.divergence import (
+    DIVERGED_EXIT_CODE,
+    DIVERGENCE_HELP,
+    DIVERGENCE_POLICIES,
+    default_divergence_policy,
+    divergence_exit_code,
+)
 from trainact.training.job import job_device
 from trainact.training.random_state import seed_everything
 from trainact.training.settings import RMSPROP_EPS, RMSPROP_RHO, ConfigSection
@@ -454,9 +461,9 @@ def _cmd_ae_pretrain(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             identity=run_identity("autoencoder", params.get("model", {}), args.data),
         )
-    except TrainingDiverged as exc:
+    except TrainingDiverged as exc:  # no pretrained.pt to fine-tune: an error under either policy
         log.error("%s", exc)
-        return 3
+        return DIVERGED_EXIT_CODE
     return 0
 
 
@@ -487,7 +494,7 @@ def _cmd_ae_finetune(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except TrainingDiverged as exc:
         log.error("%s", exc)
-        return 0 if args.allow_divergence else 3
+        return divergence_exit_code(args.on_divergence, diverged=True)
     return 0
 
 
@@ -522,8 +529,9 @@ def register_cli(subparsers) -> None:
         "--pretrained", required=True, type=Path, help="pretrained.pt from 'trainact ae-pretrain'"
     )
     parser.add_argument(
-        "--allow-divergence",
-        action="store_true",
-        help="exit 0 when the loss goes non-finite (the history is marked 'diverged')",
+        "--on-divergence",
+        choices=DIVERGENCE_POLICIES,
+        default=default_divergence_policy(),
+        help=DIVERGENCE_HELP,
     )
     parser.set_defaults(func=_cmd_ae_finetune)

@@ -24,6 +24,7 @@ from trainact.run_files import (
     TRAIN_HISTORY_COLUMNS,
 )
 from trainact.training.checkpoints import save_torch
+from trainact.training.divergence import diverged_record
 from trainact.training.job import run_record
 
 
@@ -108,6 +109,8 @@ def save_results(
         "final_val_acc": ok[-1]["val_acc"] if ok else None,
         "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "status": history[-1]["status"] if history else "empty",
+        # where the loss went non-finite and which epoch's weights model.pt holds; None if it did not
+        "diverged": diverged_record(history),
         **(dict(schedule) if schedule else {}),
         "steps_by_learning_rate": steps_by_learning_rate(ok, schedule["steps_per_epoch"])
         if schedule

@@ -47,6 +47,15 @@ from trainact.run_files import CHECKPOINT_FILE, HISTORY_FILE
 from trainact.training import interrupt
 from trainact.training.checkpoints import CheckpointClock, resumable_checkpoint, run_identity, save_checkpoint
 from trainact.training.device import DEVICE_HELP
+from trainact.training.divergence import (
+    DIVERGED_EXIT_CODE,
+    DIVERGENCE_HELP,
+    DIVERGENCE_POLICIES,
+    default_divergence_policy,
+    diverged_message,
+    diverged_record,
+    divergence_exit_code,
+)
 from trainact.training.evaluation import evaluate
 from trainact.training.graph_step import TrainStepper, make_stepper
 from trainact.training.job import job_device
@@ -581,11 +590,7 @@ def _stop_diverged(
     write_history(out_dir / HISTORY_FILE, run.history)
     run.model.load_state_dict(last_good)
     save_results(run.model, out_dir, run.history, run_info, schedule)
-    raise TrainingDiverged(
-        f"{out_dir}: the training loss became non-finite in epoch {epoch} (lr {lr:g}); "
-        f"stopped; model.pt holds the weights "
-        + (f"after epoch {epoch - 1}" if epoch > 1 else "of the start")
-    )
+    raise TrainingDiverged(diverged_message(out_dir, diverged_record(run.history)))
 
 
 def _log_epoch(row: Mapping[str, Any], epochs: int) -> None:
@@ -654,9 +659,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         outcome = train_pack(members, build, data, device, train_kwargs=train_kwargs)
     except SnapshotMismatch as exc:
         raise CLIError(str(exc)) from None
-    if outcome.diverged:
-        return 0 if args.allow_divergence else 3
-    return 0
+    # A trunk of the schedule axis that diverged before a snapshot leaves its branch nothing to
+    # start from (a missing output): that job fails under either policy, saying why.
+    unbranchable = [
+        snapshot_path(member.out_dir, epoch)
+        for member in members
+        if str(member) in outcome.diverged
+        for epoch in settings_of(member).snapshot_epochs
+        if not snapshot_path(member.out_dir, epoch).is_file()
+    ]
+    if unbranchable:
+        log.error(
+            "diverged before the schedule axis's snapshot(s) %s: no branch can start there",
+            ", ".join(map(str, unbranchable)),
+        )
+        return DIVERGED_EXIT_CODE
+    return divergence_exit_code(args.on_divergence, bool(outcome.diverged))
 
 
 def register_cli(subparsers) -> None:
@@ -688,8 +706,9 @@ def register_cli(subparsers) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
-        "--allow-divergence",
-        action="store_true",
-        help="exit 0 when a loss goes non-finite (the history is marked 'diverged')",
+        "--on-divergence",
+        choices=DIVERGENCE_POLICIES,
+        default=default_divergence_policy(),
+        help=DIVERGENCE_HELP,
     )
     parser.set_defaults(func=_cmd_train)
