@@ -90,6 +90,16 @@ def test_profile_asks_for_sigterm_before_the_time_limit_and_retries_a_failed_job
     assert profile["retries"] == 1
 
 
+def test_the_long_jobs_exec_trainact_so_that_the_signal_reaches_it_and_is_waited_for():
+    """The GPU jobs (training, autoencoder, PSO) replace their shell with trainact (``exec``):
+    a bash left as the parent dies at SIGTERM, and Snakemake and SLURM's step end while
+    trainact still writes its checkpoint."""
+    rules, long_jobs = workflow_rules(), gpu_rules()
+    assert long_jobs >= {"train", "ae_pretrain", "ae_finetune", "pso"}
+    for name in long_jobs:
+        assert rules[name].shell.startswith("exec python -m trainact "), (name, rules[name].shell)
+
+
 def test_profile_has_no_local_gpu_cap_and_the_default_profiles_rerun_settings():
     profile, local = load_profile(), yaml.safe_load(DEFAULT_PROFILE.read_text())
     # A global gpu limit would let one GPU job run at a time on the whole cluster.

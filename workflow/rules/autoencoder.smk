@@ -30,7 +30,7 @@ rule ae_pretrain:
         code=CODE["autoencoder"],
         out_dir=lambda wc, output: os.path.dirname(output.pretrain),
     shell:
-        "python -m trainact ae-pretrain --data {input.data:q} --seed {wildcards.seed}"
+        "exec python -m trainact ae-pretrain --data {input.data:q} --seed {wildcards.seed}"
         " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
         " > {log:q} 2>&1"
 
@@ -60,7 +60,7 @@ rule ae_finetune:
         code=CODE["autoencoder"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:
-        "python -m trainact ae-finetune --data {input.data:q}"
+        "exec python -m trainact ae-finetune --data {input.data:q}"
         " --pretrained {input.pretrained:q} --seed {wildcards.seed}"
         " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
         " > {log:q} 2>&1"

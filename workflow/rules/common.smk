@@ -66,6 +66,9 @@ CODE = {family: code_digest(family) for family in FAMILY_ENTRY}
 # and the divergence policy (on_divergence: whether a diverged run fails its job,
 # trainact.training.divergence) reach the jobs through the environment, not their params or
 # command text: they change no result, so switching them reruns nothing.
+# The long jobs (training, autoencoder, PSO) `exec` their command: the job is then trainact
+# itself, not a bash that dies at SIGTERM and makes Snakemake (and SLURM's step) end while
+# trainact still writes its checkpoint (trainact.training.interrupt).
 PYTHON_BIN = ""
 if not workflow.deployment_settings.deployment_method:
     if importlib.util.find_spec("torch") is not None:
@@ -150,7 +153,7 @@ PACK_SEEDS = config["devices"]["pack_seeds"]
 JOB_THREADS = config["devices"]["threads_per_job"]
 SEEDS = config["experiment"]["seeds"]
 TRAIN_COMMAND = (
-    "python -m trainact train --data {input.data:q} --size {wildcards.size}"
+    "exec python -m trainact train --data {input.data:q} --size {wildcards.size}"
     " --activation {wildcards.activation} --seed {params.seeds} --params {params.slice:q}"
     " --out-dir {params.out_dirs:q} --no-progress > {log:q} 2>&1"
 )

@@ -28,6 +28,6 @@ rule pso:
         code=CODE["pso"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:
-        "python -m trainact pso --data {input.data:q} --seed {wildcards.seed}"
+        "exec python -m trainact pso --data {input.data:q} --seed {wildcards.seed}"
         " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
         " > {log:q} 2>&1"

@@ -104,7 +104,7 @@ rule train_branch:
         code=CODE["train"],
         out_dir=lambda wc, output: os.path.dirname(output.history),
     shell:
-        "python -m trainact train --data {input.data:q} --size {wildcards.size}"
+        "exec python -m trainact train --data {input.data:q} --size {wildcards.size}"
         " --activation {wildcards.activation} --seed {wildcards.seed}"
         " --params {params.slice:q} --out-dir {params.out_dir:q} --no-progress"
         " --branch-from {input.snapshot:q} > {log:q} 2>&1"
