@@ -212,10 +212,10 @@ def test_a_full_disk_is_named_with_the_file_and_the_space(tmp_path, archive):
     import numpy as np
 
     from trainact.data.prepare import prepare
-    from trainact.files import megabytes
+    from trainact.files import size_text
 
     with np.load(prepare(archive, tmp_path / "fits.npz", progress=False)) as prepared:
-        needed = megabytes(sum(prepared[key].nbytes for key in prepared.files))
+        needed = size_text(sum(prepared[key].nbytes for key in prepared.files))
     out = tmp_path / "data" / "cifar10.npz"
     full_disk = (
         "import shutil\n"
@@ -225,7 +225,7 @@ def test_a_full_disk_is_named_with_the_file_and_the_space(tmp_path, archive):
         "prepare", "--archive", str(archive), "--out", str(out), prelude=full_disk, cwd=tmp_path
     )
     assert only_error_line(result) == (
-        f"trainact prepare: error: no space left on device writing {out} ({needed} MB needed, 0.3 MB free)"
+        f"trainact prepare: error: no space left on device writing {out} ({needed} needed, 0.3 MB free)"
     )
     assert list(out.parent.iterdir()) == []
 

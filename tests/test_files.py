@@ -16,9 +16,40 @@ from trainact.files import (
     file_digest,
     file_md5,
     make_folder,
+    no_space_error,
+    size_text,
     write_csv_atomic,
     write_text_atomic,
 )
+
+
+@pytest.mark.parametrize(
+    "size, text",
+    [
+        (184_000_000, "184 MB"),
+        (5_500_000, "5.5 MB"),
+        (300_000, "0.3 MB"),
+        (73_000, "73 kB"),
+        (999, "999 bytes"),
+        (0, "0 bytes"),
+    ],
+)
+def test_sizes_in_messages(size, text):
+    assert size_text(size) == text
+
+
+def test_a_full_disk_says_so_without_a_needed_size_of_nothing():
+    """A writer that failed halfway on a disk with nothing left: not '(more than 0 MB needed, 0 MB free)'."""
+    assert (
+        str(no_space_error("r/h.csv", None, 0))
+        == "no space left on device writing r/h.csv (the disk is full, 0 bytes free)"
+    )
+    assert str(no_space_error("r/h.csv", None, 73_000)) == (
+        "no space left on device writing r/h.csv (more than 73 kB needed, 73 kB free)"
+    )
+    assert str(no_space_error("r/m.pt", 5_500_000, 300_000)) == (
+        "no space left on device writing r/m.pt (5.5 MB needed, 0.3 MB free)"
+    )
 
 
 def test_a_failing_writer_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -118,7 +149,7 @@ def test_torchs_unexpected_pos_on_a_nearly_full_disk_reads_as_no_space(tmp_path,
     with pytest.raises(ResultWriteError) as caught:
         atomic_write(target, torch_save)
     assert str(caught.value) == (
-        f"no space left on device writing {target} (more than 0.073 MB needed, 0.073 MB free)"
+        f"no space left on device writing {target} (more than 73 kB needed, 73 kB free)"
     )
     assert "unexpected pos" in str(caught.value.__cause__)
     assert leftovers(target.parent) == []

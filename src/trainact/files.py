@@ -46,19 +46,24 @@ class ResultWriteError(OSError):
         return self.args[0]
 
 
-def megabytes(size: int) -> str:
-    """``size`` bytes in MB for a message: ``"0.073"``, ``"5.5"``, ``"180"``."""
-    return f"{size / 1e6:.0f}" if size >= 10e6 else f"{size / 1e6:.2g}"
+def size_text(size: int) -> str:
+    """``size`` bytes for a message: ``"180 MB"``, ``"5.5 MB"``, ``"0.3 MB"``, ``"73 kB"``, ``"0 bytes"``."""
+    if size >= 10e6:
+        return f"{size / 1e6:.0f} MB"
+    if size >= 100e3:
+        return f"{size / 1e6:.2g} MB"
+    return f"{size / 1e3:.2g} kB" if size >= 1000 else f"{size} bytes"
 
 
 def no_space_error(path: str | os.PathLike, needed: int | None, free: int) -> ResultWriteError:
     """The error for a result that does not fit: ``needed`` bytes against ``free``; ``needed``
     ``None`` when the writer failed before it was done, so only "more than is free" is known."""
-    need = f"{megabytes(needed)} MB" if needed is not None else f"more than {megabytes(free)} MB"
+    if needed is not None:
+        need = f"{size_text(needed)} needed"
+    else:  # a writer that failed halfway cannot say how much it needed
+        need = "the disk is full" if free < 1000 else f"more than {size_text(free)} needed"
     return ResultWriteError(
-        errno.ENOSPC,
-        f"no space left on device writing {path} ({need} needed, {megabytes(free)} MB free)",
-        path,
+        errno.ENOSPC, f"no space left on device writing {path} ({need}, {size_text(free)} free)", path
     )
 
 
