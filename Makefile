@@ -107,8 +107,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The test files run on TEST_WORKERS processes (pytest-xdist), a file's tests in one of them
+# (--dist loadfile: the module fixtures, such as the smoke workflow run, are made once). Much of
+# the suite waits on subprocesses (Snakemake, torch imports), so 2 workers on 2 cores took
+# 823 s where one took 1058 s. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test: $(STAMP) lint
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
