@@ -54,7 +54,6 @@ loss sum); the rerun continues the stage-epoch from there, to the same rows and 
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import math
 import os
@@ -337,16 +336,9 @@ class PretrainJob:
         received."""
         settings = self.settings
         totals = EpochTotals(train_set.device)
-        done, seconds_before = 0, 0.0
-        if resume_at is not None:
-            done, seconds_before = resume_at["step"], resume_at["seconds"]
-            totals.loss_sum.copy_(resume_at["loss_sum"])
-        started = time.perf_counter() - seconds_before
         shuffle_epoch = stage_index * settings.epochs_per_stage + epoch
         order = train_set.batch_indices(settings.batch_size, seed=settings.seed, epoch=shuffle_epoch)
-        for step, index in enumerate(itertools.islice(order, done, None), start=done):
-            if interrupt.requested() is not None:
-                raise interrupt.StopBeforeStep(step, totals, time.perf_counter() - started)
+        for index in interrupt.epoch_steps(order, totals, resume_at).remaining:
             images, _labels = train_set.gather(index)  # as train_set.batches(shuffle=True) gives them
             with torch.no_grad():  # the earlier stages are frozen
                 target = stage_input(self.model, stage_index, images)

@@ -40,11 +40,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +102,42 @@ class StopBeforeStep(Exception):
     def __init__(self, step: int, totals: Any, seconds: float) -> None:
         super().__init__(f"stopped before step {step + 1}")
         self.step, self.totals, self.seconds = step, totals, seconds
+
+
+#: The running sums of an epoch that a position records (training: both; pretraining: the loss).
+RUNNING_SUMS = ("loss_sum", "correct")
+
+
+@dataclass
+class EpochSteps:
+    """An epoch's steps still to run (:func:`epoch_steps`): ``done`` steps before them, the
+    epoch's ``started`` time (``time.perf_counter()``, its seconds before a resume counted in)."""
+
+    done: int
+    started: float
+    remaining: Iterator[Any]
+
+
+def epoch_steps(order: Iterable[T], totals: Any, resume_at: Mapping[str, Any] | None = None) -> EpochSteps:
+    """The batches of an epoch's ``order`` still to run, checked for a signal before each (the
+    safe point): the loop of training's and pretraining's epochs. ``resume_at``, the position a
+    checkpoint written inside the epoch recorded (``step``, ``seconds``, and running sums such as
+    ``loss_sum`` and ``correct``), skips the steps done and copies its sums into ``totals`` (the
+    epoch's running sums, on the device). Iterating raises :class:`StopBeforeStep` before a step
+    when a signal was received (:func:`requested`)."""
+    done, seconds = (resume_at["step"], resume_at["seconds"]) if resume_at is not None else (0, 0.0)
+    for name in RUNNING_SUMS:
+        if resume_at is not None and name in resume_at:
+            getattr(totals, name).copy_(resume_at[name])
+    started = time.perf_counter() - seconds
+
+    def remaining() -> Iterator[T]:
+        for step, item in enumerate(itertools.islice(order, done, None), start=done):
+            if requested() is not None:
+                raise StopBeforeStep(step, totals, time.perf_counter() - started)
+            yield item
+
+    return EpochSteps(done, started, remaining())
 
 
 class _State:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import itertools
 import logging
 import math
 import os
@@ -454,29 +453,21 @@ def train_epoch(
     run.model.train()
     stepper = stepper or make_stepper(run.model, nn.CrossEntropyLoss(), run.optimizer, train_set)
     totals = stepper.epoch_totals()  # on the device: no host synchronisation inside the loop
-    done, seconds_before = 0, 0.0
-    if resume_at is not None:
-        done, seconds_before = resume_at["step"], resume_at["seconds"]
-        totals.loss_sum.copy_(resume_at["loss_sum"])
-        totals.correct.copy_(resume_at["correct"])
-    started = time.perf_counter() - seconds_before
     order = train_set.batch_indices(settings.batch_size, seed=settings.seed, epoch=epoch)
+    steps = interrupt.epoch_steps(order, totals, resume_at)
     batches = tqdm(
-        itertools.islice(order, done, None),
-        initial=done,
+        steps.remaining,
+        initial=steps.done,
         total=train_set.num_batches(settings.batch_size),
         desc=f"epoch {epoch}",
         unit="batch",
         leave=False,
         disable=not progress,
     )
-    for step, index in enumerate(batches, start=done):
-        if interrupt.requested() is not None:
-            batches.close()
-            raise interrupt.StopBeforeStep(step, totals, time.perf_counter() - started)
+    for index in batches:
         stepper.step(index)
         yield
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - steps.started
     return {
         "lr": lr,
         "train_loss": totals.loss_sum.item() / len(train_set),
